@@ -1,0 +1,1 @@
+//! # nethuns-afpacket (placeholder: work in progress)

@@ -1,0 +1,1 @@
+//! # nethuns-afxdp (placeholder: work in progress)

@@ -1,0 +1,265 @@
+//! The channel API: a receiving thread moves batches of [`Token`]s to processing threads over
+//! a crossbeam channel; the processing side turns them back into [`Payload`]s with its clone of
+//! the context.
+//!
+//! A batch is a fixed array moved by value, so a bounded channel moves packets with no heap
+//! allocation per batch or per packet.
+//!
+//! ```
+//! use nethuns_core::{channel::{Batch, NethunsPopper, NethunsPusher}, pool::PoolContext, Context};
+//!
+//! let ctx = PoolContext::new(8, 64);
+//! let (tx, rx) = crossbeam_channel::bounded::<Batch<4>>(16);
+//! let mut pusher = NethunsPusher::new(tx, ctx.pool_id());
+//! let popper = NethunsPopper::new(rx, ctx.clone());
+//! for i in 0..6u8 {
+//!     pusher.push_token(ctx.alloc_token(&[i]).unwrap()).unwrap();
+//! }
+//! pusher.flush().unwrap();
+//! drop(pusher);
+//! let mut seen = vec![];
+//! while let Some(batch) = popper.pop() {
+//!     seen.extend(batch.into_iter().map(|p| p[0]));
+//! }
+//! assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+//! assert_eq!(ctx.free_buffers(), 8);
+//! ```
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::context::{Context, ForeignToken};
+use crate::error::{Error, Result};
+use crate::token::{Payload, Token};
+
+/// Up to `N` tokens, moved through a channel by value.
+#[derive(Debug)]
+pub struct Batch<const N: usize> {
+    tokens: [Option<Token>; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Batch<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Batch<N> {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch {
+            tokens: std::array::from_fn(|_| None),
+            len: 0,
+        }
+    }
+
+    /// Adds a token, or gives it back if the batch is full.
+    #[inline]
+    pub fn push(&mut self, token: Token) -> std::result::Result<(), Token> {
+        if self.len == N {
+            return Err(token);
+        }
+        self.tokens[self.len] = Some(token);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Number of tokens in the batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no token.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the batch holds `N` tokens.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == N
+    }
+
+    /// Takes the tokens out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Token> + '_ {
+        let n = std::mem::take(&mut self.len);
+        self.tokens[..n].iter_mut().filter_map(Option::take)
+    }
+}
+
+/// The two ends of a channel of batches, as `crossbeam_channel::bounded(n)` returns them.
+pub type BatchChannel<const N: usize> = (Sender<Batch<N>>, Receiver<Batch<N>>);
+
+/// The receiving thread's end: collects tokens into batches and sends full batches.
+#[derive(Debug)]
+pub struct NethunsPusher<const N: usize> {
+    tx: Sender<Batch<N>>,
+    cur: Batch<N>,
+    pool_id: u32,
+}
+
+impl<const N: usize> NethunsPusher<N> {
+    /// A pusher for tokens of the context whose pool id is `pool_id`.
+    pub fn new(tx: Sender<Batch<N>>, pool_id: u32) -> Self {
+        NethunsPusher {
+            tx,
+            cur: Batch::new(),
+            pool_id,
+        }
+    }
+
+    /// Sends a whole batch (blocking while the channel is full). Errors:
+    /// [`Error::ForeignToken`] if a token is of another pool (the batch is not sent; its tokens
+    /// are dropped and counted as leaked), [`Error::ChannelClosed`] if every popper is gone.
+    pub fn push(&mut self, batch: Batch<N>) -> Result<()> {
+        if let Some(t) = batch.tokens[..batch.len]
+            .iter()
+            .flatten()
+            .find(|t| t.pool_id() != self.pool_id)
+        {
+            return Err(Error::ForeignToken {
+                token_pool: t.pool_id(),
+                context_pool: self.pool_id,
+            });
+        }
+        self.tx.send(batch).map_err(|_| Error::ChannelClosed)
+    }
+
+    /// Adds one token to the current batch and sends the batch when it is full.
+    #[inline]
+    pub fn push_token(&mut self, token: Token) -> std::result::Result<(), ForeignToken> {
+        if token.pool_id() != self.pool_id {
+            return Err(ForeignToken {
+                context_pool: self.pool_id,
+                token,
+            });
+        }
+        if let Err(t) = self.cur.push(token) {
+            // Unreachable: the batch is sent as soon as it fills. Kept total.
+            let _ = self.send_current();
+            let _ = self.cur.push(t);
+        }
+        if self.cur.is_full() {
+            // A closed channel drops the tokens (counted as leaked): nobody is left to use them.
+            let _ = self.send_current();
+        }
+        Ok(())
+    }
+
+    /// Sends the partial batch, if any.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.cur.is_empty() {
+            return Ok(());
+        }
+        self.send_current()
+    }
+
+    fn send_current(&mut self) -> Result<()> {
+        let b = std::mem::take(&mut self.cur);
+        self.tx.send(b).map_err(|_| Error::ChannelClosed)
+    }
+}
+
+/// The processing thread's end: receives batches and turns their tokens into payloads of its
+/// context.
+#[derive(Debug)]
+pub struct NethunsPopper<Ctx: Context, const N: usize> {
+    rx: Receiver<Batch<N>>,
+    ctx: Ctx,
+    foreign: AtomicU64,
+}
+
+impl<Ctx: Context, const N: usize> NethunsPopper<Ctx, N> {
+    /// A popper turning tokens into payloads of `ctx`.
+    pub fn new(rx: Receiver<Batch<N>>, ctx: Ctx) -> Self {
+        NethunsPopper {
+            rx,
+            ctx,
+            foreign: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for the next batch; `None` once every pusher is gone and the channel is empty.
+    pub fn pop(&self) -> Option<PayloadBatch<'_, Ctx, N>> {
+        self.rx.recv().ok().map(|b| self.wrap(b))
+    }
+
+    /// The next batch if one is waiting.
+    pub fn try_pop(&self) -> Result<Option<PayloadBatch<'_, Ctx, N>>> {
+        match self.rx.try_recv() {
+            Ok(b) => Ok(Some(self.wrap(b))),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(Error::ChannelClosed),
+        }
+    }
+
+    /// The context payloads are made with.
+    pub fn context(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// How many tokens of another pool arrived (sent around the pusher) and were dropped.
+    pub fn foreign_tokens(&self) -> u64 {
+        self.foreign.load(Ordering::Relaxed)
+    }
+
+    fn wrap(&self, batch: Batch<N>) -> PayloadBatch<'_, Ctx, N> {
+        PayloadBatch {
+            batch,
+            pos: 0,
+            popper: self,
+        }
+    }
+}
+
+/// A received batch: iterate it to get payloads, in the order they were pushed. Tokens not
+/// iterated are released when the batch is dropped.
+pub struct PayloadBatch<'a, Ctx: Context, const N: usize> {
+    batch: Batch<N>,
+    pos: usize,
+    popper: &'a NethunsPopper<Ctx, N>,
+}
+
+impl<Ctx: Context, const N: usize> PayloadBatch<'_, Ctx, N> {
+    /// Number of packets not yet taken from the batch.
+    pub fn len(&self) -> usize {
+        self.batch.len - self.pos
+    }
+
+    /// Whether every packet has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a, Ctx: Context, const N: usize> Iterator for PayloadBatch<'a, Ctx, N> {
+    type Item = Payload<'a, Ctx>;
+
+    fn next(&mut self) -> Option<Payload<'a, Ctx>> {
+        while self.pos < self.batch.len {
+            let t = self.batch.tokens[self.pos].take();
+            self.pos += 1;
+            if let Some(t) = t {
+                match self.popper.ctx.try_packet(t) {
+                    Ok(p) => return Some(p),
+                    Err(f) => {
+                        self.popper.foreign.fetch_add(1, Ordering::Relaxed);
+                        drop(f);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<Ctx: Context, const N: usize> Drop for PayloadBatch<'_, Ctx, N> {
+    fn drop(&mut self) {
+        for p in self.by_ref() {
+            drop(p);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! # nethuns-core
+//!
+//! The contract every nethuns backend fulfils, with no engine linked in: the [`Socket`],
+//! [`Context`], [`Flags`] and [`Metadata`] traits; [`Payload`] (packet bytes borrowed from a
+//! context, released on drop) and [`Token`] (ownership of a buffer that crosses threads and is
+//! checked against the pool it came from); a lock-free [buffer pool](pool) for copy-based
+//! backends; the [channel API](channel); and [`Error`].
+//!
+//! Pick a backend crate (`nethuns-pcap`, `nethuns-afpacket`, `nethuns-afxdp`, `nethuns-dpdk`,
+//! `nethuns-netmap`) or the `nethuns` facade to do I/O; depend on this crate alone to write code
+//! generic over backends:
+//!
+//! ```
+//! use nethuns_core::{Error, Socket};
+//!
+//! /// Counts packets and bytes until `max` packets, with any backend.
+//! fn meter<S: Socket>(sock: &S, max: u64) -> nethuns_core::Result<(u64, u64)> {
+//!     let (mut pkts, mut bytes) = (0, 0);
+//!     while pkts < max {
+//!         match sock.recv() {
+//!             Ok((payload, _meta)) => {
+//!                 pkts += 1;
+//!                 bytes += payload.len() as u64;
+//!             } // payload dropped here: its buffer goes back to the socket
+//!             Err(Error::NoPacket) => std::hint::spin_loop(),
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//!     Ok((pkts, bytes))
+//! }
+//! ```
+//!
+//! ## How backend-specific parts fit
+//! - Errors: the engine's own error travels inside [`Error::Engine`] as a boxed source
+//!   (downcast with [`Error::engine_source`]); OS failures are [`Error::Os`] with the call and
+//!   the interface/queue in `context`.
+//! - Metadata: each backend's metadata struct is plain data defined here ([`metadata`]) and
+//!   re-exported by its crate as `Meta`, so [`MetadataType`] names every backend with no cfg.
+
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod context;
+pub mod error;
+pub mod metadata;
+pub mod pool;
+pub mod socket;
+pub mod token;
+
+pub use context::{next_pool_id, try_packet, BufferDesc, BufferRef, Context, ForeignToken};
+pub use error::{BoxError, Error, Result};
+pub use metadata::{Metadata, MetadataType};
+pub use socket::{Flags, Socket};
+pub use token::{leaked_tokens, Payload, Token};
+
+/// The spec's `api` module: the core traits and types in one place.
+pub mod api {
+    pub use crate::channel::{Batch, BatchChannel, NethunsPopper, NethunsPusher, PayloadBatch};
+    pub use crate::context::{BufferDesc, BufferRef, Context, ForeignToken};
+    pub use crate::metadata::{Metadata, MetadataType};
+    pub use crate::socket::{Flags, Socket};
+    pub use crate::token::{Payload, Token};
+}
+
+/// The spec's `errors` module.
+pub mod errors {
+    pub use crate::error::{BoxError, Error, Result};
+}
+
+pub use crossbeam_channel;

@@ -1,0 +1,366 @@
+//! A fixed-size buffer pool with a lock-free free list, and [`PoolContext`], the [`Context`]
+//! of the copy-based backends (pcap, and the TX side of others).
+//!
+//! The free list is a Treiber stack of buffer indices whose head carries a generation tag, so a
+//! pop racing with a pop-push of the same index cannot succeed on a stale `next` (no ABA).
+//! Get and put are one compare-and-swap each, from any thread: a payload may be released on
+//! another thread than the socket's.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::context::{next_pool_id, BufferDesc, Context};
+use crate::error::{Error, Result};
+use crate::token::{Payload, Token};
+
+const NIL: u32 = u32::MAX;
+const ALIGN: usize = 64;
+
+#[inline]
+fn pack(tag: u32, idx: u32) -> u64 {
+    ((tag as u64) << 32) | idx as u64
+}
+
+#[inline]
+fn unpack(v: u64) -> (u32, u32) {
+    ((v >> 32) as u32, v as u32)
+}
+
+/// `count` buffers of `buf_size` bytes each in one allocation, and the list of free ones.
+pub struct BufferPool {
+    mem: NonNull<u8>,
+    layout: Layout,
+    buf_size: usize,
+    count: u32,
+    head: AtomicU64,
+    next: Box<[AtomicU32]>,
+    free: AtomicU32,
+    #[cfg(debug_assertions)]
+    in_use: Box<[std::sync::atomic::AtomicBool]>,
+}
+
+// SAFETY: the memory is owned by the pool and only reached through indices handed out by the
+// free list, each to one owner at a time; all shared state is atomic.
+unsafe impl Send for BufferPool {}
+// SAFETY: as above: concurrent `get`/`put` only touch atomics, and a buffer's bytes are touched
+// only by the single owner of its index.
+unsafe impl Sync for BufferPool {}
+
+impl BufferPool {
+    /// A pool of `count` buffers of `buf_size` bytes, all free. Panics only if `count` is
+    /// `u32::MAX` or more or the allocation size overflows (broken configuration, checked by
+    /// callers that take user input through [`BufferPool::try_new`]).
+    pub fn new(count: usize, buf_size: usize) -> Self {
+        match Self::try_new(count, buf_size) {
+            Ok(p) => p,
+            Err(e) => panic!("BufferPool::new: {e}"),
+        }
+    }
+
+    /// A pool of `count` buffers of `buf_size` bytes, or an error naming the bad size.
+    pub fn try_new(count: usize, buf_size: usize) -> Result<Self> {
+        if count == 0 || count >= NIL as usize {
+            return Err(Error::flag(
+                "buffer_count",
+                format!("{count} buffers: must be between 1 and {}", NIL - 1),
+            ));
+        }
+        if buf_size == 0 {
+            return Err(Error::flag("buffer_size", "must be at least 1 byte"));
+        }
+        let total = count
+            .checked_mul(buf_size)
+            .ok_or_else(|| Error::flag("buffer_size", "buffer_count × buffer_size overflows"))?;
+        let layout = Layout::from_size_align(total, ALIGN)
+            .map_err(|e| Error::flag("buffer_size", e.to_string()))?;
+        // SAFETY: layout has non-zero size (count ≥ 1, buf_size ≥ 1).
+        let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(Error::NoMemory)?;
+        let next: Box<[AtomicU32]> = (0..count as u32)
+            .map(|i| AtomicU32::new(if i + 1 == count as u32 { NIL } else { i + 1 }))
+            .collect();
+        Ok(BufferPool {
+            mem,
+            layout,
+            buf_size,
+            count: count as u32,
+            head: AtomicU64::new(pack(0, 0)),
+            next,
+            free: AtomicU32::new(count as u32),
+            #[cfg(debug_assertions)]
+            in_use: (0..count)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        })
+    }
+
+    /// Takes a free buffer, or `None` if all are in use.
+    #[inline]
+    pub fn get(&self) -> Option<BufferDesc> {
+        let mut cur = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, idx) = unpack(cur);
+            if idx == NIL {
+                return None;
+            }
+            let next = self.next[idx as usize].load(Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                cur,
+                pack(tag.wrapping_add(1), next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.free.fetch_sub(1, Ordering::Relaxed);
+                    #[cfg(debug_assertions)]
+                    assert!(
+                        !self.in_use[idx as usize].swap(true, Ordering::Relaxed),
+                        "buffer {idx} handed out twice"
+                    );
+                    return Some(BufferDesc::new(idx as usize));
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Returns a buffer to the free list. `desc` must have come from [`BufferPool::get`] of this
+    /// pool and not been put back since.
+    #[inline]
+    pub fn put(&self, desc: BufferDesc) {
+        let idx = desc.get() as u32;
+        assert!(idx < self.count, "buffer {idx} is not of this pool");
+        #[cfg(debug_assertions)]
+        assert!(
+            self.in_use[idx as usize].swap(false, Ordering::Relaxed),
+            "buffer {idx} released twice"
+        );
+        let mut cur = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, head) = unpack(cur);
+            self.next[idx as usize].store(head, Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                cur,
+                pack(tag.wrapping_add(1), idx),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.free.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Number of buffers in the pool.
+    pub fn capacity(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Size of each buffer in bytes.
+    pub fn buffer_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// Number of free buffers right now (a snapshot when other threads are active).
+    pub fn free_count(&self) -> usize {
+        self.free.load(Ordering::Relaxed) as usize
+    }
+
+    /// Pointer to the whole of buffer `desc`.
+    ///
+    /// # Safety
+    /// `desc` must be a buffer of this pool owned by the caller; the caller must not create
+    /// overlapping mutable access to it.
+    #[inline]
+    pub unsafe fn buffer_ptr(&self, desc: BufferDesc, size: usize) -> *mut [u8] {
+        debug_assert!(desc.get() < self.count as usize && size <= self.buf_size);
+        let size = size.min(self.buf_size);
+        // SAFETY: desc < count, so the offset stays inside the allocation of count × buf_size.
+        let p = unsafe { self.mem.as_ptr().add(desc.get() * self.buf_size) };
+        std::ptr::slice_from_raw_parts_mut(p, size)
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        // SAFETY: allocated in try_new with this layout; no buffer outlives the pool because
+        // every payload borrows a context that holds an Arc of it.
+        unsafe { dealloc(self.mem.as_ptr(), self.layout) }
+    }
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("count", &self.count)
+            .field("buf_size", &self.buf_size)
+            .field("free", &self.free_count())
+            .finish()
+    }
+}
+
+/// A [`Context`] over a shared [`BufferPool`]: what a copy-based backend's payloads borrow.
+#[derive(Clone, Debug)]
+pub struct PoolContext {
+    pool: Arc<BufferPool>,
+    id: u32,
+}
+
+impl PoolContext {
+    /// A context with `count` buffers of `buf_size` bytes. Panics on a zero or oversized count;
+    /// [`PoolContext::try_new`] returns an error instead.
+    pub fn new(count: usize, buf_size: usize) -> Self {
+        PoolContext {
+            pool: Arc::new(BufferPool::new(count, buf_size)),
+            id: next_pool_id(),
+        }
+    }
+
+    /// A context with `count` buffers of `buf_size` bytes, or an error naming the bad field.
+    pub fn try_new(count: usize, buf_size: usize) -> Result<Self> {
+        Ok(PoolContext {
+            pool: Arc::new(BufferPool::try_new(count, buf_size)?),
+            id: next_pool_id(),
+        })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Number of free buffers right now.
+    pub fn free_buffers(&self) -> usize {
+        self.pool.free_count()
+    }
+
+    /// Size of each buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.pool.buffer_size()
+    }
+
+    /// Takes a buffer and lets `fill` write the packet into it (the whole buffer is offered);
+    /// `fill` returns the packet length. Errors: [`Error::NoMemory`] when the pool is empty.
+    /// A length larger than the buffer is clamped to it.
+    #[inline]
+    pub fn alloc_with(&self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<Token> {
+        let desc = self.pool.get().ok_or(Error::NoMemory)?;
+        // SAFETY: `desc` was just taken from the free list, so we own it exclusively.
+        let buf = unsafe { &mut *self.pool.buffer_ptr(desc, self.pool.buffer_size()) };
+        let len = fill(buf).min(buf.len());
+        // SAFETY: ownership of `desc` passes to the token; len ≤ capacity.
+        Ok(unsafe { Token::new(desc, len as u32, self.id) })
+    }
+
+    /// Copies `data` into a free buffer and returns its token. Errors:
+    /// [`Error::TooBigPacket`] if `data` is larger than a buffer, [`Error::NoMemory`] if none
+    /// is free.
+    #[inline]
+    pub fn alloc_token(&self, data: &[u8]) -> Result<Token> {
+        if data.len() > self.pool.buffer_size() {
+            return Err(Error::TooBigPacket(data.len()));
+        }
+        self.alloc_with(|buf| {
+            buf[..data.len()].copy_from_slice(data);
+            data.len()
+        })
+    }
+
+    /// Copies `data` into a free buffer and returns it as a payload of this context.
+    pub fn alloc_payload(&self, data: &[u8]) -> Result<Payload<'_, Self>> {
+        let t = self.alloc_token(data)?;
+        // SAFETY: the token was made by this context just now.
+        Ok(unsafe { Payload::from_token_unchecked(t, self) })
+    }
+}
+
+impl Context for PoolContext {
+    #[inline]
+    fn pool_id(&self) -> u32 {
+        self.id
+    }
+
+    #[inline]
+    unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
+        // SAFETY: forwarded contract: the caller owns `buf_idx` of this pool.
+        unsafe { self.pool.buffer_ptr(buf_idx, size) }
+    }
+
+    #[inline]
+    fn release(&self, buf_idx: BufferDesc) {
+        self.pool.put(buf_idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exhaustion_and_return() {
+        let ctx = PoolContext::new(3, 64);
+        let a = ctx.alloc_token(b"a").unwrap();
+        let b = ctx.alloc_token(b"bb").unwrap();
+        let c = ctx.alloc_token(b"ccc").unwrap();
+        assert!(matches!(ctx.alloc_token(b"d"), Err(Error::NoMemory)));
+        assert_eq!(&ctx.packet(b)[..], b"bb");
+        assert_eq!(ctx.free_buffers(), 1);
+        drop(ctx.packet(a));
+        drop(ctx.packet(c));
+        assert_eq!(ctx.free_buffers(), 3);
+    }
+
+    #[test]
+    fn too_big() {
+        let ctx = PoolContext::new(1, 8);
+        assert!(matches!(
+            ctx.alloc_token(&[0; 9]),
+            Err(Error::TooBigPacket(9))
+        ));
+        assert_eq!(ctx.free_buffers(), 1);
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        assert!(matches!(
+            PoolContext::try_new(0, 10),
+            Err(Error::InvalidFlag {
+                field: "buffer_count",
+                ..
+            })
+        ));
+        assert!(matches!(
+            PoolContext::try_new(10, 0),
+            Err(Error::InvalidFlag {
+                field: "buffer_size",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn concurrent_get_put_keeps_every_buffer() {
+        let ctx = PoolContext::new(64, 32);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let ctx = ctx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u32 {
+                        if let Ok(tok) = ctx.alloc_token(&i.to_le_bytes()) {
+                            let p = ctx.packet(tok);
+                            assert_eq!(&p[..], &i.to_le_bytes(), "thread {t}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(ctx.free_buffers(), 64);
+    }
+}

@@ -1,0 +1,1 @@
+//! # nethuns-dpdk-sys (placeholder)

@@ -1,0 +1,1 @@
+//! # nethuns-dpdk (placeholder: work in progress)

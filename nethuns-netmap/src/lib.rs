@@ -1,0 +1,1 @@
+//! # nethuns-netmap (placeholder: work in progress)

@@ -1,0 +1,1 @@
+//! # nethuns-pcap (placeholder: work in progress)

@@ -190,7 +190,11 @@ impl<Ctx: Context> Deref for Payload<'_, Ctx> {
     fn deref(&self) -> &[u8] {
         // SAFETY: the payload owns its buffer exclusively (Token::new's contract, checked pool
         // id), the length never exceeds the buffer's capacity, and the context outlives `'ctx`.
-        unsafe { &*self.ctx.unsafe_buffer(self.token.idx, self.token.len as usize) }
+        unsafe {
+            &*self
+                .ctx
+                .unsafe_buffer(self.token.idx, self.token.len as usize)
+        }
     }
 }
 
@@ -198,7 +202,11 @@ impl<Ctx: Context> DerefMut for Payload<'_, Ctx> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only access to the buffer.
-        unsafe { &mut *self.ctx.unsafe_buffer(self.token.idx, self.token.len as usize) }
+        unsafe {
+            &mut *self
+                .ctx
+                .unsafe_buffer(self.token.idx, self.token.len as usize)
+        }
     }
 }
 

@@ -1,1 +1,50 @@
-//! # nethuns-pcap (placeholder: work in progress)
+//! # nethuns-pcap
+//!
+//! The libpcap backend of nethuns: [`Sock`] captures and injects packets on a live interface,
+//! or replays a savefile (portspec `file:PATH`); [`Dumper`] writes savefiles. Pick it for
+//! portability (any interface libpcap opens, BPF filters in tcpdump syntax, savefiles) rather
+//! than speed: each received packet is copied once, into a buffer of the socket's pool.
+//!
+//! ```no_run
+//! use nethuns_pcap::{Error, PcapFlags, Sock, Socket};
+//!
+//! let flags = PcapFlags { filter: Some("udp port 53".into()), ..PcapFlags::default() };
+//! let socket = Sock::create("eth0", None, flags)?;
+//! let mut seen = 0;
+//! while seen < 10 {
+//!     match socket.recv() {
+//!         Ok((packet, meta)) => {
+//!             seen += 1;
+//!             println!("{} bytes of {} at {}s", packet.len(), meta.len, meta.timestamp.tv_sec);
+//!         }
+//!         Err(Error::NoPacket) => std::thread::yield_now(),
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! socket.send(&[0u8; 60])?;
+//! socket.flush();
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Errors from libpcap arrive as [`Error::Engine`] with engine `"pcap"` and the `pcap::Error`
+//! as source (`err.engine_source::<pcap::Error>()`). `queue` must be `None`: libpcap selects no
+//! queue.
+
+#![warn(missing_docs)]
+
+mod flags;
+mod savefile;
+mod sock;
+
+pub use flags::PcapFlags;
+pub use savefile::Dumper;
+pub use sock::{Sock, FILE_PREFIX, TX_BATCH};
+
+/// Metadata of a received packet: timestamp, original length, captured length.
+pub use nethuns_core::metadata::PcapMeta as Meta;
+pub use nethuns_core::pool::PoolContext;
+pub use nethuns_core::{
+    BufferDesc, Context, Error, Flags, Metadata, MetadataType, Payload, Result, Socket, Token,
+};
+/// The `pcap` crate, for its `Direction`, `Stat` and `Error` types.
+pub use pcap;

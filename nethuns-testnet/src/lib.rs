@@ -49,7 +49,9 @@ pub fn require(test: &str, what: &str, present: bool) -> bool {
         return true;
     }
     if required() {
-        panic!("{test}: needs {what}, which this machine lacks, and CI/NETHUNS_REQUIRE_NET demands it");
+        panic!(
+            "{test}: needs {what}, which this machine lacks, and CI/NETHUNS_REQUIRE_NET demands it"
+        );
     }
     eprintln!("SKIPPED {test}: needs {what} (set NETHUNS_REQUIRE_NET=1 to make this a failure)");
     false

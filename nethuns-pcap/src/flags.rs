@@ -1,0 +1,145 @@
+//! [`PcapFlags`]: the configuration of a pcap socket.
+
+use nethuns_core::{Error, Flags, Result};
+
+/// Configuration of a [`Sock`](crate::Sock), exactly the spec's fields.
+#[derive(Clone, Debug)]
+pub struct PcapFlags {
+    /// Maximum number of bytes to capture per packet. The capture is also limited to
+    /// `buffer_size`, the size of the buffer a packet is copied into.
+    pub snaplen: i32,
+
+    /// Enable promiscuous mode.
+    pub promiscuous: bool,
+
+    /// Read timeout in milliseconds (libpcap's buffer timeout; `recv` itself never blocks).
+    pub timeout_ms: i32,
+
+    /// Enable immediate delivery mode (deliver each packet as it arrives, no buffering).
+    pub immediate: bool,
+
+    /// BPF filter expression (tcpdump syntax).
+    pub filter: Option<String>,
+
+    /// Size of each buffer in the pool: the largest packet `recv` can hold (longer ones are
+    /// truncated, with `caplen < len`) and `send` accepts (longer ones are
+    /// [`Error::TooBigPacket`]).
+    pub buffer_size: usize,
+
+    /// Number of buffers to preallocate: how many received packets (payloads and tokens) can be
+    /// held at once before `recv` returns [`Error::NoMemory`].
+    pub buffer_count: usize,
+}
+
+impl Default for PcapFlags {
+    fn default() -> Self {
+        Self {
+            snaplen: 65535,
+            promiscuous: true,
+            timeout_ms: 1,
+            immediate: true,
+            filter: None,
+            buffer_size: 2048,
+            buffer_count: 32,
+        }
+    }
+}
+
+impl Flags for PcapFlags {}
+
+impl PcapFlags {
+    /// Checks every field before anything is opened.
+    pub fn validate(&self) -> Result<()> {
+        if self.snaplen <= 0 {
+            return Err(Error::flag(
+                "snaplen",
+                format!("{}: must be positive", self.snaplen),
+            ));
+        }
+        if self.timeout_ms < 0 {
+            return Err(Error::flag(
+                "timeout_ms",
+                format!("{}: must not be negative", self.timeout_ms),
+            ));
+        }
+        if self.buffer_size < 14 || self.buffer_size > (1 << 24) {
+            return Err(Error::flag(
+                "buffer_size",
+                format!(
+                    "{}: must hold an Ethernet header (≥ 14) and be at most 16 MiB",
+                    self.buffer_size
+                ),
+            ));
+        }
+        if self.buffer_count == 0 || self.buffer_count > (1 << 24) {
+            return Err(Error::flag(
+                "buffer_count",
+                format!("{}: must be between 1 and 2^24", self.buffer_count),
+            ));
+        }
+        if let Some(f) = &self.filter {
+            if f.contains('\0') {
+                return Err(Error::flag("filter", "contains a NUL byte"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The snaplen given to libpcap: `snaplen`, at most `buffer_size`.
+    pub(crate) fn effective_snaplen(&self) -> i32 {
+        self.snaplen
+            .min(self.buffer_size.min(i32::MAX as usize) as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(f: PcapFlags) -> &'static str {
+        match f.validate() {
+            Err(Error::InvalidFlag { field, .. }) => field,
+            other => panic!("expected InvalidFlag, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_valid() {
+        PcapFlags::default().validate().unwrap();
+        assert_eq!(PcapFlags::default().effective_snaplen(), 2048);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let d = PcapFlags::default;
+        assert_eq!(field(PcapFlags { snaplen: 0, ..d() }), "snaplen");
+        assert_eq!(
+            field(PcapFlags {
+                timeout_ms: -1,
+                ..d()
+            }),
+            "timeout_ms"
+        );
+        assert_eq!(
+            field(PcapFlags {
+                buffer_size: 4,
+                ..d()
+            }),
+            "buffer_size"
+        );
+        assert_eq!(
+            field(PcapFlags {
+                buffer_count: 0,
+                ..d()
+            }),
+            "buffer_count"
+        );
+        assert_eq!(
+            field(PcapFlags {
+                filter: Some("ip\0".into()),
+                ..d()
+            }),
+            "filter"
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! [`Sock`]: a nethuns socket over a libpcap handle (live interface or savefile).
+
+use std::cell::{Cell, RefCell};
+
+use nethuns_core::pool::PoolContext;
+use nethuns_core::{BufferDesc, Error, Result, Socket, Token};
+use pcap::{Active, Capture, Direction, Offline};
+
+use crate::flags::PcapFlags;
+use crate::Meta;
+
+/// How many frames `send` queues before it submits them by itself.
+pub const TX_BATCH: usize = 64;
+
+/// The prefix of a savefile portspec: `file:PATH` replays a `.pcap` file.
+pub const FILE_PREFIX: &str = "file:";
+
+enum Handle {
+    Live(Capture<Active>),
+    File(Capture<Offline>),
+}
+
+impl Handle {
+    #[inline]
+    fn next_packet(&mut self) -> std::result::Result<pcap::Packet<'_>, pcap::Error> {
+        match self {
+            Handle::Live(c) => c.next_packet(),
+            Handle::File(c) => c.next_packet(),
+        }
+    }
+}
+
+/// Frames queued by `send`, copied into one preallocated area, submitted by `flush`.
+struct TxQueue {
+    area: Box<[u8]>,
+    lens: [usize; TX_BATCH],
+    queued: usize,
+    slot: usize,
+}
+
+/// A socket over libpcap: live capture and injection on an interface, or replay of a savefile
+/// (portspec `file:PATH`).
+///
+/// Received packets are copied from libpcap's ring into a buffer of the socket's pool (the
+/// [`PoolContext`]), so a payload or token may be held as long as needed; `buffer_count`
+/// bounds how many are held at once. libpcap has no batch transmit on Linux: `flush` injects
+/// the queued frames one `pcap_inject` each, as a raw libpcap program would.
+pub struct Sock {
+    handle: RefCell<Handle>,
+    ctx: PoolContext,
+    /// A buffer taken from the pool for a receive that found nothing, kept for the next one.
+    spare: Cell<Option<BufferDesc>>,
+    tx: RefCell<TxQueue>,
+    portspec: String,
+    eof: Cell<bool>,
+    tx_errors: Cell<u64>,
+    last_tx_error: RefCell<Option<pcap::Error>>,
+}
+
+impl Sock {
+    fn pcap_err(&self, what: &str, e: pcap::Error) -> Error {
+        Error::engine("pcap", format!("{what} on {}", self.portspec), e)
+    }
+
+    /// The portspec this socket was created with.
+    pub fn portspec(&self) -> &str {
+        &self.portspec
+    }
+
+    /// Whether a savefile socket has read its last packet (always false for live sockets).
+    pub fn at_eof(&self) -> bool {
+        self.eof.get()
+    }
+
+    /// Restricts live capture to one direction (libpcap's `pcap_setdirection`). The default
+    /// is libpcap's: both directions. A forwarder wants [`Direction::In`], or it sees what it
+    /// sends.
+    pub fn set_direction(&self, dir: Direction) -> Result<()> {
+        match &mut *self.handle.borrow_mut() {
+            Handle::Live(c) => c.direction(dir).map_err(|e| {
+                Error::engine("pcap", format!("setdirection on {}", self.portspec), e)
+            }),
+            Handle::File(_) => Err(Error::Unsupported(format!(
+                "{}: a savefile has no direction",
+                self.portspec
+            ))),
+        }
+    }
+
+    /// libpcap's counters: received, dropped by the kernel, dropped by the interface.
+    pub fn stats(&self) -> Result<pcap::Stat> {
+        match &mut *self.handle.borrow_mut() {
+            Handle::Live(c) => c
+                .stats()
+                .map_err(|e| Error::engine("pcap", format!("stats on {}", self.portspec), e)),
+            Handle::File(_) => Err(Error::Unsupported(format!(
+                "{}: a savefile has no statistics",
+                self.portspec
+            ))),
+        }
+    }
+
+    /// How many frames `flush` failed to inject since the socket was created.
+    pub fn tx_errors(&self) -> u64 {
+        self.tx_errors.get()
+    }
+
+    /// Like [`Socket::flush`], but reports the first injection error of this flush.
+    pub fn try_flush(&self) -> Result<()> {
+        let before = self.tx_errors.get();
+        self.flush();
+        if self.tx_errors.get() == before {
+            return Ok(());
+        }
+        match self.last_tx_error.borrow_mut().take() {
+            Some(e) => Err(self.pcap_err("inject", e)),
+            None => Err(Error::Unknown),
+        }
+    }
+
+    fn open_live(dev: &str, flags: &PcapFlags) -> Result<Capture<Active>> {
+        let ctx = |what: &str| format!("{what} {dev}");
+        let cap = Capture::from_device(dev)
+            .map_err(|e| Error::engine("pcap", ctx("looking up device"), e))?
+            .promisc(flags.promiscuous)
+            .snaplen(flags.effective_snaplen())
+            .timeout(flags.timeout_ms)
+            .immediate_mode(flags.immediate)
+            .open()
+            .map_err(|e| Error::engine("pcap", ctx("opening"), e))?;
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| Error::engine("pcap", ctx("setting non-blocking mode on"), e))?;
+        if let Some(f) = &flags.filter {
+            cap.filter(f, true).map_err(|e| {
+                Error::engine("pcap", format!("compiling filter {f:?} on {dev}"), e)
+            })?;
+        }
+        Ok(cap)
+    }
+
+    fn open_file(path: &str, flags: &PcapFlags) -> Result<Capture<Offline>> {
+        let mut cap = Capture::from_file(path)
+            .map_err(|e| Error::engine("pcap", format!("opening savefile {path}"), e))?;
+        if let Some(f) = &flags.filter {
+            cap.filter(f, true).map_err(|e| {
+                Error::engine("pcap", format!("compiling filter {f:?} for {path}"), e)
+            })?;
+        }
+        Ok(cap)
+    }
+}
+
+impl Socket for Sock {
+    type Context = PoolContext;
+    type Metadata = Meta;
+    type Flags = PcapFlags;
+
+    fn create(portspec: &str, queue: Option<usize>, flags: PcapFlags) -> Result<Self> {
+        flags.validate()?;
+        if let Some(q) = queue {
+            return Err(Error::Unsupported(format!(
+                "{portspec}: libpcap has no queue selection (queue {q} requested); pass None"
+            )));
+        }
+        let handle = if let Some(path) = portspec.strip_prefix(FILE_PREFIX) {
+            if path.is_empty() {
+                return Err(Error::portspec(portspec, "file: needs a path"));
+            }
+            Handle::File(Self::open_file(path, &flags)?)
+        } else {
+            if portspec.is_empty() || portspec.len() >= libc::IFNAMSIZ || portspec.contains('\0') {
+                return Err(Error::portspec(
+                    portspec,
+                    "expected an interface name (1 to 15 bytes) or file:PATH",
+                ));
+            }
+            Handle::Live(Self::open_live(portspec, &flags)?)
+        };
+        let ctx = PoolContext::try_new(flags.buffer_count, flags.buffer_size)?;
+        let tx = TxQueue {
+            area: vec![0u8; TX_BATCH * flags.buffer_size].into_boxed_slice(),
+            lens: [0; TX_BATCH],
+            queued: 0,
+            slot: flags.buffer_size,
+        };
+        Ok(Sock {
+            handle: RefCell::new(handle),
+            ctx,
+            spare: Cell::new(None),
+            tx: RefCell::new(tx),
+            portspec: portspec.to_owned(),
+            eof: Cell::new(false),
+            tx_errors: Cell::new(0),
+            last_tx_error: RefCell::new(None),
+        })
+    }
+
+    #[inline]
+    fn recv_token(&self) -> Result<(Token, Meta)> {
+        // Take the buffer first, so a full pool is reported before a packet is consumed.
+        let desc = match self.spare.take() {
+            Some(d) => d,
+            None => self.ctx.pool().get().ok_or(Error::NoMemory)?,
+        };
+        let mut handle = self.handle.borrow_mut();
+        match handle.next_packet() {
+            Ok(pkt) => {
+                let n = pkt.data.len().min(self.ctx.buffer_size());
+                // SAFETY: `desc` was taken from the pool above and is owned by this call.
+                let buf = unsafe { &mut *self.ctx.pool().buffer_ptr(desc, n) };
+                buf.copy_from_slice(&pkt.data[..n]);
+                let meta = Meta {
+                    timestamp: pkt.header.ts,
+                    len: pkt.header.len,
+                    caplen: n as u32,
+                };
+                // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
+                let tok = unsafe {
+                    Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx))
+                };
+                Ok((tok, meta))
+            }
+            Err(e) => {
+                self.spare.set(Some(desc));
+                match e {
+                    pcap::Error::TimeoutExpired => Err(Error::NoPacket),
+                    pcap::Error::NoMorePackets => {
+                        self.eof.set(true);
+                        Err(Error::NoPacket)
+                    }
+                    e => Err(self.pcap_err("receive", e)),
+                }
+            }
+        }
+    }
+
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        let mut tx = self.tx.borrow_mut();
+        if packet.len() > tx.slot {
+            return Err(Error::TooBigPacket(packet.len()));
+        }
+        if matches!(&*self.handle.borrow(), Handle::File(_)) {
+            return Err(Error::Unsupported(format!(
+                "{}: a savefile socket cannot send",
+                self.portspec
+            )));
+        }
+        if tx.queued == TX_BATCH {
+            drop(tx);
+            self.flush();
+            tx = self.tx.borrow_mut();
+        }
+        let i = tx.queued;
+        let off = i * tx.slot;
+        tx.area[off..off + packet.len()].copy_from_slice(packet);
+        tx.lens[i] = packet.len();
+        tx.queued += 1;
+        Ok(())
+    }
+
+    fn flush(&self) {
+        let mut tx = self.tx.borrow_mut();
+        let mut handle = self.handle.borrow_mut();
+        let Handle::Live(cap) = &mut *handle else {
+            tx.queued = 0;
+            return;
+        };
+        for i in 0..tx.queued {
+            let off = i * tx.slot;
+            if let Err(e) = cap.sendpacket(&tx.area[off..off + tx.lens[i]]) {
+                self.tx_errors.set(self.tx_errors.get() + 1);
+                *self.last_tx_error.borrow_mut() = Some(e);
+            }
+        }
+        tx.queued = 0;
+    }
+
+    #[inline]
+    fn context(&self) -> &PoolContext {
+        &self.ctx
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        self.flush();
+        if let Some(d) = self.spare.take() {
+            self.ctx.pool().put(d);
+        }
+    }
+}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("portspec", &self.portspec)
+            .field("pool", self.ctx.pool())
+            .finish()
+    }
+}

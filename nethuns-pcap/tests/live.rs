@@ -1,0 +1,212 @@
+//! The pcap backend against real libpcap on a veth pair between two network namespaces.
+
+use std::time::{Duration, Instant};
+
+use nethuns_pcap::{Context, Error, Meta, PcapFlags, Sock, Socket};
+use nethuns_testnet::{frames, NetPair};
+
+const SIZES: [usize; 4] = [60, 64, 512, 1514];
+
+fn open(pair: &NetPair, side_a: bool, flags: PcapFlags) -> Sock {
+    let dev = if side_a { &pair.veth_a } else { &pair.veth_b };
+    let f = move || Sock::create(dev, None, flags).expect("open pcap socket");
+    if side_a {
+        pair.in_a(f)
+    } else {
+        pair.in_b(f)
+    }
+}
+
+/// Receives `n` test frames (other traffic ignored) within 5 s; returns bytes and metadata.
+fn recv_n(sock: &Sock, n: usize) -> Vec<(Vec<u8>, Meta)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {} of {n} frames",
+            out.len()
+        );
+        match sock.recv() {
+            Ok((p, meta)) if frames::is_test_frame(&p) => out.push((p.to_vec(), meta)),
+            Ok(_) => {}
+            Err(Error::NoPacket) => std::thread::sleep(Duration::from_micros(200)),
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    out
+}
+
+fn send_all(sock: &Sock, seqs: impl Iterator<Item = (u32, usize)>) {
+    for (seq, len) in seqs {
+        sock.send(&frames::frame(seq, len)).unwrap();
+    }
+    sock.try_flush().unwrap();
+}
+
+fn schedule(n: u32) -> impl Iterator<Item = (u32, usize)> {
+    (0..n).map(|i| (i, SIZES[i as usize % SIZES.len()]))
+}
+
+fn exact(from: &Sock, to: &Sock) {
+    const N: u32 = 200;
+    send_all(from, schedule(N));
+    let got = recv_n(to, N as usize);
+    for ((seq, len), (bytes, meta)) in schedule(N).zip(&got) {
+        frames::check(bytes, seq, len).unwrap();
+        assert_eq!(meta.len as usize, len, "frame {seq}");
+        assert_eq!(meta.caplen as usize, len, "frame {seq}");
+        assert!(meta.timestamp.tv_sec > 0);
+    }
+    assert_eq!(
+        to.context().free_buffers(),
+        PcapFlags::default().buffer_count
+    );
+}
+
+#[test]
+fn exact_delivery_both_ways() {
+    let Some(pair) = NetPair::for_test("pcap_exact") else {
+        return;
+    };
+    let a = open(&pair, true, PcapFlags::default());
+    let b = open(&pair, false, PcapFlags::default());
+    exact(&a, &b);
+    exact(&b, &a);
+}
+
+#[test]
+fn snaplen_truncates_and_meta_says_so() {
+    let Some(pair) = NetPair::for_test("pcap_snaplen") else {
+        return;
+    };
+    let a = open(&pair, true, PcapFlags::default());
+    let b = open(
+        &pair,
+        false,
+        PcapFlags {
+            snaplen: 100,
+            ..PcapFlags::default()
+        },
+    );
+    send_all(&a, [(1, 512)].into_iter());
+    let got = recv_n(&b, 1);
+    let (bytes, meta) = &got[0];
+    assert_eq!((meta.caplen, meta.len), (100, 512));
+    assert_eq!(bytes[..], frames::frame(1, 512)[..100]);
+}
+
+#[test]
+fn filter_drops_what_it_should() {
+    let Some(pair) = NetPair::for_test("pcap_filter") else {
+        return;
+    };
+    let a = open(&pair, true, PcapFlags::default());
+    // Keep test frames with an even sequence number (low byte of the 4-byte seq at 14..18).
+    let b = open(
+        &pair,
+        false,
+        PcapFlags {
+            filter: Some("ether proto 0x88b5 and ether[17] & 1 = 0".into()),
+            ..PcapFlags::default()
+        },
+    );
+    send_all(&a, (0..40).map(|i| (i, 64)));
+    let got = recv_n(&b, 20);
+    let seqs: Vec<u32> = got
+        .iter()
+        .map(|(b, _)| frames::seq_of(b).unwrap())
+        .collect();
+    assert_eq!(seqs, (0..40).step_by(2).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        matches!(b.recv(), Err(Error::NoPacket)),
+        "odd frames must be filtered"
+    );
+}
+
+#[test]
+fn bad_filter_is_a_pcap_error() {
+    let Some(pair) = NetPair::for_test("pcap_badfilter") else {
+        return;
+    };
+    let dev = pair.veth_a.clone();
+    let err = pair
+        .in_a(move || {
+            Sock::create(
+                &dev,
+                None,
+                PcapFlags {
+                    filter: Some("ether proto nonsense((".into()),
+                    ..PcapFlags::default()
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(
+        err.engine_source::<nethuns_pcap::pcap::Error>().is_some(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nonsense"), "{err}");
+}
+
+#[test]
+fn exhausted_pool_is_no_memory_and_loses_nothing() {
+    let Some(pair) = NetPair::for_test("pcap_nomem") else {
+        return;
+    };
+    let a = open(&pair, true, PcapFlags::default());
+    let b = open(
+        &pair,
+        false,
+        PcapFlags {
+            buffer_count: 4,
+            filter: Some("ether proto 0x88b5".into()),
+            ..PcapFlags::default()
+        },
+    );
+    send_all(&a, (0..6).map(|i| (i, 64)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut held = Vec::new();
+    while held.len() < 4 {
+        assert!(Instant::now() < deadline);
+        match b.recv_token() {
+            Ok((t, _)) => held.push(t),
+            Err(Error::NoPacket) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(matches!(b.recv_token(), Err(Error::NoMemory)));
+    // Release one: the next frame (seq 4) was not lost.
+    let first = held.remove(0);
+    assert_eq!(frames::seq_of(&b.context().packet(first)), Some(0));
+    let got = recv_n(&b, 2);
+    assert_eq!(frames::seq_of(&got[0].0), Some(4));
+    assert_eq!(frames::seq_of(&got[1].0), Some(5));
+    for t in held {
+        drop(t.consume(b.context()));
+    }
+    assert_eq!(b.context().free_buffers(), 4);
+}
+
+#[test]
+fn too_big_packet_and_bad_arguments() {
+    let Some(pair) = NetPair::for_test("pcap_toobig") else {
+        return;
+    };
+    let a = open(
+        &pair,
+        true,
+        PcapFlags {
+            buffer_size: 256,
+            ..PcapFlags::default()
+        },
+    );
+    assert!(matches!(a.send(&[0; 257]), Err(Error::TooBigPacket(257))));
+    a.send(&[0; 256]).unwrap();
+    let dev = pair.veth_a.clone();
+    let err = pair
+        .in_a(move || Sock::create(&dev, Some(1), PcapFlags::default()))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}

@@ -29,7 +29,7 @@
 //! ```
 
 pub use nethuns_core::{api, errors};
-pub use nethuns_core::{channel, metadata, pool};
+pub use nethuns_core::{channel, crossbeam_channel, metadata, pool};
 
 /// libpcap backend.
 #[cfg(feature = "pcap")]

@@ -1,1 +1,57 @@
-fn main() {}
+//! `cargo xtask`: everything that is not a library.
+//!
+//! - `cargo xtask test` — installs the system packages the backends need (apt, as root), then
+//!   runs the whole test suite with the privileged network tests required to run.
+//! - `cargo xtask lint` — `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
+//! - `cargo xtask demo` — two namespaces joined by a veth pair, `pkt-gen` in one and `meter` in
+//!   the other for every backend compiled in; a table of achieved rates.
+//! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
+//! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
+
+mod demo;
+mod deps;
+mod util;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  test [--allow-skip] [--no-install] [-- <cargo test args>]
+                  install what the backends need, then run every test this machine can run,
+                  including the root-only network tests (fails if they cannot run, unless
+                  --allow-skip)
+  lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  demo [--seconds S] [--size BYTES]
+                  pkt-gen -> meter across a veth pair for every backend compiled in
+  bench [--quick] benchmarks against the raw engines (table + SVG in results/)
+  test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{HELP}");
+        return ExitCode::FAILURE;
+    };
+    let rest = &args[1..];
+    let r = match cmd.as_str() {
+        "test" => util::test(rest),
+        "lint" => util::lint(),
+        "demo" => demo::run(rest),
+        "test-hw" => Err("the lab entry point is not wired yet".into()),
+        "-h" | "--help" | "help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n{HELP}")),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

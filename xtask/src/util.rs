@@ -1,0 +1,118 @@
+//! `test` and `lint`, and process helpers.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a shell command line, inheriting stdio.
+pub fn sh(line: &str) -> Result<(), String> {
+    let st = Command::new("sh")
+        .args(["-c", line])
+        .status()
+        .map_err(|e| format!("{line}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{line}: {st}"))
+    }
+}
+
+/// `cargo ARGS` in the workspace root, inheriting stdio.
+pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cargo {}: {e}", args.join(" ")))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed: {st}", args.join(" ")))
+    }
+}
+
+/// Checks that this machine can make network namespaces and veth pairs.
+fn check_netns() -> Result<(), String> {
+    let pair = nethuns_testnet::NetPair::new("xtaskprobe", Default::default())
+        .map_err(|e| format!("cannot create network namespaces and veth pairs: {e}"))?;
+    drop(pair);
+    Ok(())
+}
+
+/// `cargo xtask test`.
+pub fn test(args: &[String]) -> Result<(), String> {
+    let allow_skip = args.iter().any(|a| a == "--allow-skip");
+    let install = !args.iter().any(|a| a == "--no-install");
+    let passthrough: Vec<&str> = args
+        .iter()
+        .skip_while(|a| *a != "--")
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    crate::deps::ensure(install)?;
+    let mut envs = vec![];
+    if nethuns_testnet::is_root() {
+        check_netns()?;
+        envs.push(("NETHUNS_REQUIRE_NET", "1"));
+    } else if allow_skip {
+        eprintln!("xtask test: not root: the network tests will print SKIPPED and not run");
+    } else {
+        return Err(
+            "the network tests need root (network namespaces, raw sockets, XDP); \
+             run as root, or pass --allow-skip to run only what needs no privilege"
+                .into(),
+        );
+    }
+    nethuns_testnet::cleanup_stale();
+    let before = nethuns_testnet::our_namespaces();
+    let mut cargs = vec![
+        "test",
+        "--workspace",
+        "--all-features",
+        "--all-targets",
+        "--no-fail-fast",
+    ];
+    if !passthrough.is_empty() {
+        cargs.push("--");
+        cargs.extend(passthrough.iter().copied());
+    }
+    let r = cargo(&cargs, &envs);
+    // Doc tests are not part of --all-targets.
+    let d = cargo(&["test", "--workspace", "--all-features", "--doc"], &envs);
+    let left: Vec<String> = nethuns_testnet::our_namespaces()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    r?;
+    d?;
+    if !left.is_empty() {
+        return Err(format!("tests left network namespaces behind: {left:?}"));
+    }
+    Ok(())
+}
+
+/// `cargo xtask lint`.
+pub fn lint() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-features",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )
+}

@@ -96,9 +96,7 @@ pub fn json_num(line: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
     let i = line.find(&pat)? + pat.len();
     let rest = &line[i..];
-    let end = rest
-        .find([',', '}'])
-        .unwrap_or(rest.len());
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().ok()
 }
 

@@ -1,0 +1,358 @@
+//! The mapped rings and [`AfPacketContext`]: who owns which RX block, counted per block.
+//!
+//! A block the kernel handed over (`TP_STATUS_USER`) is *opened* by the socket, which sets the
+//! block's count to `num_pkts + 1`: one reference per packet it will hand out, plus its own.
+//! Every payload or token names one packet, so it carries one reference; dropping the payload
+//! (on any thread) takes one away, and the socket drops its own once it has handed out the
+//! last packet. Whoever takes the count to zero gives the block back to the kernel by storing
+//! `TP_STATUS_KERNEL` in it. That is one compare-and-swap per release, no lock.
+//!
+//! Releasing is ordered so that the socket, walking the ring in order, never mistakes a block
+//! it still holds from the previous lap for a fresh one: the last releaser, being the only
+//! holder, first stores `TP_STATUS_KERNEL` and only then the zero count (release); the socket
+//! reads the count (acquire) before the status.
+
+use std::mem::offset_of;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use nethuns_core::{next_pool_id, BufferDesc, Context};
+
+use crate::geometry::RxGeometry;
+use crate::sys::Mmap;
+
+/// Offset of `block_status` in a block (`tpacket_block_desc.hdr.bh1.block_status`).
+const BLOCK_STATUS: usize = offset_of!(libc::tpacket_block_desc, hdr);
+/// Offset of `num_pkts` in a block.
+const NUM_PKTS: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, num_pkts);
+/// Offset of `offset_to_first_pkt` in a block.
+const FIRST_PKT: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt);
+
+/// A reference count on its own cache line: counts are released from several threads.
+#[repr(align(64))]
+struct BlockRefs(AtomicU32);
+
+/// Memory and bookkeeping shared by a socket and every clone of its context.
+pub(crate) struct Shared {
+    // Field order is drop order: unmap before closing the socket.
+    map: Mmap,
+    rx: RxGeometry,
+    refs: Box<[BlockRefs]>,
+    fd: Option<OwnedFd>,
+}
+
+/// A block the socket opened: where its first packet is and how many it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OpenBlock {
+    pub(crate) first: u32,
+    pub(crate) num_pkts: u32,
+}
+
+impl Shared {
+    /// Bookkeeping over `map`, whose first bytes are the RX ring of layout `rx`.
+    pub(crate) fn new(map: Mmap, rx: RxGeometry, fd: Option<OwnedFd>) -> Self {
+        assert!(map.len() >= rx.bytes(), "mapping smaller than the RX ring");
+        Shared {
+            map,
+            rx,
+            refs: (0..rx.block_count)
+                .map(|_| BlockRefs(AtomicU32::new(0)))
+                .collect(),
+            fd,
+        }
+    }
+
+    /// The socket (none for the kernel-less test ring).
+    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
+        self.fd.as_ref()
+    }
+
+    /// The socket's descriptor (-1 for the kernel-less test ring).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// Start of the mapping.
+    #[inline]
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.map.base()
+    }
+
+    /// Layout of the RX ring.
+    #[inline]
+    pub(crate) fn rx(&self) -> &RxGeometry {
+        &self.rx
+    }
+
+    /// A 32-bit word of block `block` at `offset`, shared with the kernel.
+    #[inline]
+    fn block_word(&self, block: u32, offset: usize) -> &AtomicU32 {
+        debug_assert!(block < self.rx.block_count);
+        // SAFETY: block < block_count, so the word lies inside the RX ring of the mapping,
+        // which lives as long as self; block headers are 8-byte aligned (blocks are page
+        // aligned, the offsets are of u32 fields of a repr(C) struct), and the kernel writes the
+        // word concurrently, hence the atomic view.
+        unsafe { &*(self.base().add(self.rx.block_offset(block) + offset) as *const AtomicU32) }
+    }
+
+    /// Opens block `block` if the kernel has handed it over and no payload of the previous
+    /// lap still holds it; takes `num_pkts + 1` references.
+    #[inline]
+    pub(crate) fn try_open(&self, block: u32) -> Option<OpenBlock> {
+        let refs = &self.refs[block as usize].0;
+        if refs.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        // Acquire pairs with the kernel's write barrier before it sets TP_STATUS_USER: the
+        // packets are complete once we see the status.
+        let status = self.block_word(block, BLOCK_STATUS).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        let num_pkts = self.block_word(block, NUM_PKTS).load(Ordering::Relaxed);
+        let first = self.block_word(block, FIRST_PKT).load(Ordering::Relaxed);
+        // Nobody else touches a zero count: the socket is the only one that opens blocks.
+        refs.store(num_pkts + 1, Ordering::Relaxed);
+        Some(OpenBlock { first, num_pkts })
+    }
+
+    /// Drops `n` references to `block`; the last one gives the block back to the kernel.
+    #[inline]
+    pub(crate) fn release(&self, block: u32, n: u32) {
+        let refs = &self.refs[block as usize].0;
+        let mut cur = refs.load(Ordering::Acquire);
+        loop {
+            assert!(cur >= n, "block {block}: releasing {n} of {cur} references");
+            if cur == n {
+                // We hold every remaining reference, so nobody else can change the count:
+                // hand the block to the kernel, then publish the zero (see the module docs).
+                self.block_word(block, BLOCK_STATUS)
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+                refs.store(0, Ordering::Release);
+                return;
+            }
+            match refs.compare_exchange_weak(cur, cur - n, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Number of RX blocks held by the socket or by payloads/tokens right now.
+    pub(crate) fn blocks_in_use(&self) -> usize {
+        self.refs
+            .iter()
+            .filter(|r| r.0.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+}
+
+/// The [`Context`] of an AF_PACKET socket: the mapped RX ring, shared by every clone.
+///
+/// A [`BufferDesc`] is the byte offset of a packet's first byte from the start of the mapping,
+/// so its block is `offset / block_size`. Payloads point straight into the ring (no copy); the
+/// block stays out of the kernel's reach until every payload and token from it was released.
+/// A token dropped unconsumed therefore pins its block for the life of the context: the ring
+/// has one block fewer, and when all are pinned nothing more is received.
+#[derive(Clone)]
+pub struct AfPacketContext {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+impl AfPacketContext {
+    pub(crate) fn new(shared: Shared) -> Self {
+        AfPacketContext {
+            shared: Arc::new(shared),
+            id: next_pool_id(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Number of RX blocks currently held by the socket or by payloads/tokens (the rest belong
+    /// to the kernel).
+    pub fn blocks_in_use(&self) -> usize {
+        self.shared.blocks_in_use()
+    }
+
+    /// Number of RX blocks of the ring.
+    pub fn block_count(&self) -> usize {
+        self.shared.rx.block_count as usize
+    }
+}
+
+impl std::fmt::Debug for AfPacketContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketContext")
+            .field("pool_id", &self.id)
+            .field("rx", &self.shared.rx)
+            .field("blocks_in_use", &self.blocks_in_use())
+            .finish()
+    }
+}
+
+impl Context for AfPacketContext {
+    #[inline]
+    fn pool_id(&self) -> u32 {
+        self.id
+    }
+
+    #[inline]
+    unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
+        debug_assert!(buf_idx.get() + size <= self.shared.rx.bytes());
+        // SAFETY: the caller owns buf_idx, a packet of this ring, whose `size` bytes lie in
+        // its block (the kernel wrote them there), so the range is inside the mapping.
+        let p = unsafe { self.shared.base().add(buf_idx.get()) };
+        std::ptr::slice_from_raw_parts_mut(p, size)
+    }
+
+    #[inline]
+    fn release(&self, buf_idx: BufferDesc) {
+        let rx = &self.shared.rx;
+        assert!(
+            buf_idx.get() < rx.bytes(),
+            "buffer {} is not in this RX ring",
+            buf_idx.get()
+        );
+        self.shared.release(rx.block_of(buf_idx.get()), 1);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use nethuns_core::Token;
+
+    /// A ring of `blocks` blocks of 4096 bytes over anonymous memory, kernel-less.
+    pub(crate) fn test_ring(blocks: u32) -> AfPacketContext {
+        let rx = RxGeometry {
+            block_size: 4096,
+            block_count: blocks,
+            frame_size: 2048,
+        };
+        AfPacketContext::new(Shared::new(Mmap::anonymous(rx.bytes()), rx, None))
+    }
+
+    /// Plays the kernel: block `b` now holds `n` packets and belongs to user space.
+    pub(crate) fn kernel_fill(ctx: &AfPacketContext, b: u32, n: u32) {
+        let s = ctx.shared();
+        s.block_word(b, NUM_PKTS).store(n, Ordering::Relaxed);
+        s.block_word(b, FIRST_PKT).store(48, Ordering::Relaxed);
+        s.block_word(b, BLOCK_STATUS)
+            .store(libc::TP_STATUS_USER, Ordering::Release);
+    }
+
+    fn status(ctx: &AfPacketContext, b: u32) -> u32 {
+        ctx.shared()
+            .block_word(b, BLOCK_STATUS)
+            .load(Ordering::Acquire)
+    }
+
+    fn token(ctx: &AfPacketContext, b: u32, off: usize) -> Token {
+        // SAFETY: test tokens name distinct packets of an opened block.
+        unsafe { Token::new(BufferDesc::new(b as usize * 4096 + off), 10, ctx.pool_id()) }
+    }
+
+    #[test]
+    fn layout_offsets() {
+        assert_eq!(BLOCK_STATUS, 8);
+        assert_eq!(NUM_PKTS, 12);
+        assert_eq!(FIRST_PKT, 16);
+    }
+
+    #[test]
+    fn block_returns_after_last_release() {
+        let ctx = test_ring(2);
+        let s = ctx.shared();
+        assert!(s.try_open(0).is_none(), "kernel's block must not open");
+        kernel_fill(&ctx, 0, 3);
+        let open = s.try_open(0).unwrap();
+        assert_eq!(
+            open,
+            OpenBlock {
+                first: 48,
+                num_pkts: 3
+            }
+        );
+        let toks: Vec<_> = (0..3).map(|i| token(&ctx, 0, 100 + i * 100)).collect();
+        s.release(0, 1); // the socket handed out everything
+        assert_eq!(ctx.blocks_in_use(), 1);
+        let mut it = toks.into_iter();
+        drop(ctx.packet(it.next().unwrap()));
+        drop(ctx.packet(it.next().unwrap()));
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER);
+        assert!(s.try_open(0).is_none(), "a held block must not reopen");
+        drop(ctx.packet(it.next().unwrap()));
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
+        assert_eq!(ctx.blocks_in_use(), 0);
+    }
+
+    #[test]
+    fn stale_user_status_with_held_block_is_not_reopened() {
+        // The kernel never rewrites a held block, so a USER status on a block with references
+        // is the previous lap's: the socket must wait.
+        let ctx = test_ring(1);
+        kernel_fill(&ctx, 0, 1);
+        ctx.shared().try_open(0).unwrap();
+        let t = token(&ctx, 0, 64);
+        ctx.shared().release(0, 1);
+        assert!(ctx.shared().try_open(0).is_none());
+        drop(ctx.packet(t));
+        assert!(ctx.shared().try_open(0).is_none(), "kernel's again");
+        kernel_fill(&ctx, 0, 2);
+        assert!(ctx.shared().try_open(0).is_some());
+    }
+
+    #[test]
+    fn releases_from_many_threads() {
+        let ctx = test_ring(4);
+        for round in 0..200u32 {
+            let b = round % 4;
+            kernel_fill(&ctx, b, 64);
+            ctx.shared().try_open(b).unwrap();
+            let toks: Vec<_> = (0..64).map(|i| token(&ctx, b, 64 + i * 60)).collect();
+            let mut chunks: Vec<Vec<Token>> = vec![vec![], vec![], vec![], vec![]];
+            for (i, t) in toks.into_iter().enumerate() {
+                chunks[i % 4].push(t);
+            }
+            std::thread::scope(|sc| {
+                for chunk in chunks {
+                    let c = ctx.clone();
+                    sc.spawn(move || {
+                        for t in chunk {
+                            drop(c.packet(t));
+                        }
+                    });
+                }
+                ctx.shared().release(b, 1);
+            });
+            assert_eq!(status(&ctx, b), libc::TP_STATUS_KERNEL, "round {round}");
+            assert_eq!(ctx.blocks_in_use(), 0);
+        }
+    }
+
+    #[test]
+    fn bulk_release_of_unhanded_packets() {
+        let ctx = test_ring(1);
+        kernel_fill(&ctx, 0, 5);
+        ctx.shared().try_open(0).unwrap();
+        let t = token(&ctx, 0, 64);
+        // The socket goes away having handed out one of five: four + its own go at once.
+        ctx.shared().release(0, 5);
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER);
+        drop(ctx.packet(t));
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
+    }
+
+    #[test]
+    #[should_panic(expected = "not in this RX ring")]
+    fn foreign_offset_panics() {
+        let ctx = test_ring(1);
+        ctx.release(BufferDesc::new(1 << 20));
+    }
+}

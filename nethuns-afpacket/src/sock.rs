@@ -1,0 +1,351 @@
+//! [`Sock`]: an AF_PACKET socket with a TPACKET_v3 RX ring and a TX ring, and its setup.
+
+use std::cell::Cell;
+use std::os::fd::OwnedFd;
+
+use nethuns_core::metadata::AfPacketMeta;
+use nethuns_core::{Error, Result, Socket, Token};
+
+use crate::flags::{AfPacketFlags, Fanout};
+use crate::geometry::Geometry;
+use crate::link::LinkWatch;
+use crate::ring::{AfPacketContext, Shared};
+use crate::rx::RxCursor;
+use crate::sys::{self, Mmap};
+use crate::tx::TxRing;
+
+/// An AF_PACKET socket bound to one interface: receives from a TPACKET_v3 ring without copying,
+/// sends through a TX ring.
+///
+/// `recv` is non-blocking and makes no syscall while packets are in the ring. Payloads point
+/// into the ring; a block of the ring goes back to the kernel when every payload and token from
+/// it is released, so hold packets briefly (or copy them) to keep the ring flowing.
+pub struct Sock {
+    ctx: AfPacketContext,
+    ifname: String,
+    ifindex: i32,
+    queue: Option<usize>,
+    fanout: Option<Fanout>,
+    rx: Cell<RxCursor>,
+    tx: Option<TxRing>,
+    link: LinkWatch,
+}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("interface", &self.ifname)
+            .field("ifindex", &self.ifindex)
+            .field("queue", &self.queue)
+            .field("fanout", &self.fanout)
+            .field("context", &self.ctx)
+            .finish()
+    }
+}
+
+fn check_portspec(portspec: &str) -> Result<&str> {
+    let name = portspec.strip_prefix("afpacket:").unwrap_or(portspec);
+    if name.is_empty() {
+        return Err(Error::portspec(portspec, "empty interface name"));
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(Error::portspec(
+            portspec,
+            format!("interface names have at most {} bytes", libc::IFNAMSIZ - 1),
+        ));
+    }
+    if name
+        .bytes()
+        .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
+    {
+        return Err(Error::portspec(
+            portspec,
+            "an interface name has no NUL, '/' or whitespace",
+        ));
+    }
+    Ok(name)
+}
+
+fn int_opt(fd: &OwnedFd, name: libc::c_int, value: libc::c_int, what: &str) -> Result<()> {
+    sys::setsockopt(fd, libc::SOL_PACKET, name, &value, what)
+}
+
+impl Sock {
+    /// The interface name.
+    pub fn interface(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// The fanout member index given to `create` (`None`: not set).
+    pub fn queue(&self) -> Option<usize> {
+        self.queue
+    }
+
+    /// Largest frame `send` accepts (TX slot room, bounded by the interface MTU + 18), or 0
+    /// without a TX ring.
+    pub fn max_frame(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.max_frame())
+    }
+
+    /// Frames queued by `send` and not yet submitted by `flush`.
+    pub fn pending(&self) -> u32 {
+        self.tx.as_ref().map_or(0, |t| t.pending())
+    }
+
+    /// Failed TX submissions so far and the errno of the last one (`flush` cannot return an
+    /// error; frames of a failed submission stay queued and go with the next flush).
+    pub fn tx_errors(&self) -> (u64, Option<i32>) {
+        self.tx.as_ref().map_or((0, None), |t| t.errors())
+    }
+
+    /// Kernel statistics since the last call (`PACKET_STATISTICS`, which resets them):
+    /// packets received, packets dropped (ring full), times the ring was frozen.
+    pub fn stats(&self) -> Result<libc::tpacket_stats_v3> {
+        // SAFETY: plain data, all-zero valid.
+        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: st and len are valid for writes of their sizes.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.ctx.shared().raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats_v3).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(Error::last_os(format!(
+                "reading PACKET_STATISTICS on {}",
+                self.ifname
+            )));
+        }
+        Ok(st)
+    }
+
+    fn open(
+        name: &str,
+        geo: &Geometry,
+        flags: &AfPacketFlags,
+    ) -> Result<(OwnedFd, Mmap, i32, u32)> {
+        let ifindex = sys::if_index(name)?;
+        let fd = sys::packet_socket(name)?;
+        let on = |opt, what: &str| int_opt(&fd, opt, 1, &format!("{what} on {name}"));
+        int_opt(
+            &fd,
+            libc::PACKET_VERSION,
+            libc::tpacket_versions::TPACKET_V3 as libc::c_int,
+            &format!("selecting TPACKET_V3 on {name}"),
+        )?;
+        if geo.tx.is_some() {
+            // A malformed TX frame is skipped instead of stopping the ring.
+            on(libc::PACKET_LOSS, "PACKET_LOSS")?;
+        }
+        if flags.qdisc_bypass {
+            on(libc::PACKET_QDISC_BYPASS, "PACKET_QDISC_BYPASS")?;
+        }
+        if flags.ignore_outgoing {
+            on(libc::PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING")?;
+        }
+        let rx = libc::tpacket_req3 {
+            tp_block_size: geo.rx.block_size,
+            tp_block_nr: geo.rx.block_count,
+            tp_frame_size: geo.rx.frame_size,
+            tp_frame_nr: geo.rx.frame_count(),
+            tp_retire_blk_tov: flags.block_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: libc::TP_FT_REQ_FILL_RXHASH,
+        };
+        sys::setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &rx,
+            &format!(
+                "setting up the RX ring ({} blocks of {} bytes) on {name}",
+                geo.rx.block_count, geo.rx.block_size
+            ),
+        )?;
+        if let Some(tx) = geo.tx {
+            let req = libc::tpacket_req3 {
+                tp_block_size: tx.block_size,
+                tp_block_nr: tx.block_count,
+                tp_frame_size: tx.frame_size,
+                tp_frame_nr: tx.frame_count,
+                tp_retire_blk_tov: 0,
+                tp_sizeof_priv: 0,
+                tp_feature_req_word: 0,
+            };
+            sys::setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_TX_RING,
+                &req,
+                &format!(
+                    "setting up the TX ring ({} frames of {} bytes) on {name}",
+                    tx.frame_count, tx.frame_size
+                ),
+            )?;
+        }
+        let map = Mmap::rings(&fd, geo.map_bytes(), name)?;
+        if let Some(prog) = &geo.filter {
+            sys::attach_filter(&fd, prog, name)?;
+        }
+        if flags.promiscuous {
+            let mreq = libc::packet_mreq {
+                mr_ifindex: ifindex,
+                mr_type: libc::PACKET_MR_PROMISC as u16,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            sys::setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                &mreq,
+                &format!("entering promiscuous mode on {name}"),
+            )?;
+        }
+        use std::os::fd::AsRawFd;
+        sys::bind(fd.as_raw_fd(), ifindex, sys::ETH_P_ALL_BE)
+            .map_err(|e| Error::os(format!("binding the AF_PACKET socket to {name}"), e))?;
+        if let Some(f) = flags.fanout {
+            let arg = f.raw_arg() as libc::c_int;
+            int_opt(
+                &fd,
+                libc::PACKET_FANOUT,
+                arg,
+                &format!(
+                    "joining fanout group {} ({:?}) on {name} (a group's members must agree on mode and flags)",
+                    f.group, f.mode
+                ),
+            )?;
+        }
+        let mtu = sys::if_mtu(&fd, name)?;
+        Ok((fd, map, ifindex, mtu))
+    }
+}
+
+impl Socket for Sock {
+    type Context = AfPacketContext;
+    type Metadata = AfPacketMeta;
+    type Flags = AfPacketFlags;
+
+    #[inline]
+    fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
+        let shared = self.ctx.shared();
+        let mut cur = self.rx.get();
+        let pkt = cur.next(shared);
+        self.rx.set(cur);
+        match pkt {
+            Some(p) => {
+                // SAFETY: the cursor took one reference on the packet's block for this token,
+                // which alone names this packet; caplen lies inside the block.
+                let token = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
+                Ok((token, p.meta))
+            }
+            None => {
+                self.link
+                    .on_idle(shared.raw_fd(), &self.ifname, self.ifindex)?;
+                Err(Error::NoPacket)
+            }
+        }
+    }
+
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        match &self.tx {
+            Some(tx) => tx.send(self.ctx.shared(), packet),
+            None => Err(Error::Unsupported(format!(
+                "send on {}: the socket has no TX ring (tx_frame_count is 0)",
+                self.ifname
+            ))),
+        }
+    }
+
+    #[inline]
+    fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            tx.flush(self.ctx.shared());
+        }
+    }
+
+    /// Opens an AF_PACKET socket on interface `portspec` (optionally written `afpacket:IF`).
+    ///
+    /// `queue`: `None` captures all the interface's traffic (or this socket's share of it, with
+    /// `flags.fanout`). `Some(i)` declares the socket member `i` of the fanout group in
+    /// `flags.fanout`, which it then requires: AF_PACKET cannot bind to a NIC queue, and the
+    /// kernel numbers group members in the order they join, so open members `0, 1, …` in order
+    /// (with [`FanoutMode::QueueMapping`](crate::FanoutMode::QueueMapping), member `i` then
+    /// gets RX queue `i`).
+    ///
+    /// Flags are all checked first ([`Error::InvalidFlag`] naming the field); then a missing
+    /// interface is an [`Error::Os`] naming it; kernel refusals are [`Error::Os`] saying which
+    /// step failed.
+    fn create(portspec: &str, queue: Option<usize>, flags: AfPacketFlags) -> Result<Self> {
+        let geo = flags.validate()?;
+        let name = check_portspec(portspec)?;
+        if queue.is_some() && flags.fanout.is_none() {
+            return Err(Error::flag(
+                "fanout",
+                format!(
+                    "queue {queue:?} names a fanout group member, but no fanout group is set \
+                     (AF_PACKET cannot bind to a NIC queue; pass None)"
+                ),
+            ));
+        }
+        let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
+        let tx = geo.tx.map(|t| TxRing::new(t, geo.rx.bytes(), mtu));
+        let ctx = AfPacketContext::new(Shared::new(map, geo.rx, Some(fd)));
+        Ok(Sock {
+            ctx,
+            ifname: name.to_string(),
+            ifindex,
+            queue,
+            fanout: flags.fanout,
+            rx: Cell::new(RxCursor::default()),
+            tx,
+            link: LinkWatch::new(),
+        })
+    }
+
+    #[inline]
+    fn context(&self) -> &AfPacketContext {
+        &self.ctx
+    }
+}
+
+impl Sock {
+    #[inline]
+    fn ctx_pool_id(&self) -> u32 {
+        nethuns_core::Context::pool_id(&self.ctx)
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        if let Some(tx) = &self.tx {
+            tx.flush(self.ctx.shared());
+        }
+        let mut cur = self.rx.get();
+        cur.close(self.ctx.shared());
+        self.rx.set(cur);
+        // Payloads or context clones may keep the ring (and so the socket) alive after this:
+        // stop the kernel from filling it. Fanout members cannot unbind; they get a filter
+        // that drops everything instead.
+        let fd = self.ctx.shared().raw_fd();
+        if self.fanout.is_some() {
+            let drop_all = [crate::BpfInstruction::new(0x06, 0, 0, 0)];
+            if let Some(f) = self.ctx.shared().fd() {
+                let _ = sys::attach_filter(f, &drop_all, &self.ifname);
+            }
+        } else {
+            let _ = sys::bind(fd, self.ifindex, 0);
+        }
+    }
+}

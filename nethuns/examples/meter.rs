@@ -41,11 +41,18 @@ struct Args {
     /// No per-second lines.
     #[arg(long)]
     quiet: bool,
+    /// Pin the receiving thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
 }
 
 fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
+    common::pin(a.cpu)?;
     let sock = S::create(&a.iface, a.queue, flags).map_err(|e| e.to_string())?;
     let start = Instant::now();
+    let cpu0 = common::cpu_seconds();
+    // Allocations from the first packet on: steady state, after setup.
+    let mut allocs_at_first = 0u64;
     let limit = (a.duration > 0.0).then(|| start + Duration::from_secs_f64(a.duration));
     let idle = (a.idle > 0.0).then(|| Duration::from_secs_f64(a.idle));
     let (mut pkts, mut bytes) = (0u64, 0u64);
@@ -72,6 +79,7 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
         if pkts > tick_pkts || first.is_some() {
             if first.is_none() {
                 first = Some(now);
+                allocs_at_first = common::allocs();
             }
             if pkts > tick_pkts {
                 last = now;
@@ -96,13 +104,15 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
             break;
         }
     }
+    let steady_allocs = common::allocs().saturating_sub(allocs_at_first);
+    let cpu = common::cpu_seconds() - cpu0;
     let active = first
         .map(|f| last.saturating_duration_since(f))
         .unwrap_or_default();
     let (pps, bps) = rates(pkts, bytes, active);
     if a.json {
         println!(
-            "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1}}}",
+            "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"allocs\":{steady_allocs},\"cpu\":{cpu:.3}}}",
             active.as_secs_f64()
         );
     } else {

@@ -43,11 +43,17 @@ struct Args {
     /// Print the totals as one JSON line.
     #[arg(long)]
     json: bool,
+    /// Pin the sending thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
 }
 
 fn pkt_gen<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
+    common::pin(a.cpu)?;
     let sock = S::create(&a.iface, a.queue, flags).map_err(|e| e.to_string())?;
     let mut f = common::frame(0, a.size);
+    let cpu0 = common::cpu_seconds();
+    let allocs0 = common::allocs();
     let start = Instant::now();
     let limit = (a.duration > 0.0).then(|| start + Duration::from_secs_f64(a.duration));
     let batch = a.batch.max(1);
@@ -79,10 +85,12 @@ fn pkt_gen<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
     }
     sock.flush();
     let el = start.elapsed();
+    let steady_allocs = common::allocs() - allocs0;
+    let cpu = common::cpu_seconds() - cpu0;
     let (pps, bps) = rates(sent, sent * a.size as u64, el);
     if a.json {
         println!(
-            "{{\"packets\":{sent},\"bytes\":{},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"tx_full\":{full}}}",
+            "{{\"packets\":{sent},\"bytes\":{},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"tx_full\":{full},\"allocs\":{steady_allocs},\"cpu\":{cpu:.3}}}",
             sent * a.size as u64,
             el.as_secs_f64()
         );

@@ -1,0 +1,132 @@
+//! `raw-pcap`: the baseline for benchmarks: receive or transmit loops written directly against
+//! the `pcap` crate, without nethuns, printing the same JSON totals as `meter` / `pkt-gen`.
+//!
+//! `raw-pcap --mode rx --iface eth0 --duration 5 --json`
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use nethuns::pcap::pcap::{Capture, Error as PcapError};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Mode {
+    Rx,
+    Tx,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Raw libpcap receive/transmit loop (benchmark baseline)")]
+struct Args {
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long)]
+    iface: String,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Stop receiving after this many idle seconds once packets arrived.
+    #[arg(long, default_value_t = 1.0)]
+    idle: f64,
+    /// Frame size (tx).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long)]
+    cpu: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let a = Args::parse();
+    common::install_stop_handler();
+    if let Err(e) = run(&a) {
+        eprintln!("raw-pcap: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    common::pin(a.cpu)?;
+    // The same settings as nethuns' PcapFlags::default().
+    let mut cap = Capture::from_device(a.iface.as_str())
+        .and_then(|c| {
+            c.promisc(true)
+                .snaplen(2048)
+                .timeout(1)
+                .immediate_mode(true)
+                .open()
+        })
+        .and_then(|c| c.setnonblock())
+        .map_err(|e| format!("{}: {e}", a.iface))?;
+    let start = Instant::now();
+    let limit = start + Duration::from_secs_f64(a.duration);
+    let cpu0 = common::cpu_seconds();
+    let (mut pkts, mut bytes) = (0u64, 0u64);
+    let (mut first, mut last) = (None::<Instant>, start);
+    let mut allocs0 = common::allocs();
+    match a.mode {
+        Mode::Rx => loop {
+            match cap.next_packet() {
+                Ok(p) => {
+                    pkts += 1;
+                    bytes += p.data.len() as u64;
+                    if pkts % 4096 != 0 {
+                        continue;
+                    }
+                }
+                Err(PcapError::TimeoutExpired) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let now = Instant::now();
+            if pkts > 0 {
+                if first.is_none() {
+                    first = Some(now);
+                    allocs0 = common::allocs();
+                }
+                last = now;
+            }
+            if common::stopped()
+                || now >= limit
+                || (first.is_some() && now - last > Duration::from_secs_f64(a.idle))
+            {
+                break;
+            }
+        },
+        Mode::Tx => {
+            let mut f = common::frame(0, a.size);
+            first = Some(start);
+            loop {
+                common::set_seq(&mut f, pkts);
+                if cap.sendpacket(&f[..]).is_ok() {
+                    pkts += 1;
+                    bytes += f.len() as u64;
+                }
+                if pkts % 32 == 0 && (common::stopped() || Instant::now() >= limit) {
+                    break;
+                }
+            }
+            last = Instant::now();
+        }
+    }
+    let active = first
+        .map(|f| last.saturating_duration_since(f))
+        .unwrap_or_default();
+    let (pps, bps) = common::rates(pkts, bytes, active);
+    let allocs = common::allocs() - allocs0;
+    let cpu = common::cpu_seconds() - cpu0;
+    if a.json {
+        println!(
+            "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"allocs\":{allocs},\"cpu\":{cpu:.3}}}",
+            active.as_secs_f64()
+        );
+    } else {
+        println!(
+            "{pkts} packets in {:.3} s: {}",
+            active.as_secs_f64(),
+            common::fmt_rate(pps, bps)
+        );
+    }
+    Ok(())
+}

@@ -1,1 +1,135 @@
-//! # nethuns-afxdp (placeholder: work in progress)
+//! # nethuns-afxdp
+//!
+//! The AF_XDP backend of nethuns (`af_xdp::Sock` in the facade): a Linux XSK socket bound to
+//! one queue of one interface, whose UMEM is the [`Context`]. Received packets are handed out
+//! **in place** — a [`Payload`] is a view of the UMEM frame the kernel wrote, with no copy —
+//! and go back toward the fill ring when dropped, from any thread. Sent packets are copied into
+//! a free TX frame and queued; [`Socket::flush`] submits the batch.
+//!
+//! Pick it on Linux for the fastest packet I/O the kernel offers without leaving the kernel's
+//! drivers: native (DRV) mode on a NIC with an XDP driver, zero-copy where the driver supports
+//! it. Generic (SKB) mode works on every device (veth, tun, any NIC) at a lower rate. For a
+//! device without XDP, or for capture with filters, pick `nethuns-pcap` or `nethuns-afpacket`.
+//!
+//! ```no_run
+//! use nethuns_afxdp::{AfXdpFlags, Error, Socket, Sock, XDP_COPY, XDP_FLAGS_DRV_MODE};
+//!
+//! let flags = AfXdpFlags {
+//!     xdp_flags: XDP_FLAGS_DRV_MODE, // native mode; the default is generic (SKB) mode
+//!     bind_flags: XDP_COPY,
+//!     ..AfXdpFlags::default()
+//! };
+//! let socket = Sock::create("eth0", Some(0), flags)?;
+//! for _ in 0..1_000_000 {
+//!     match socket.recv() {
+//!         Ok((packet, meta)) => {
+//!             assert_eq!(packet.len(), meta.len as usize);
+//!             socket.send(&packet)?; // echo it back (copied into a TX frame)
+//!         } // `packet` dropped: its frame goes back toward the fill ring
+//!         Err(Error::NoPacket) => socket.flush(),
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! socket.flush();
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## How it maps onto AF_XDP
+//! - **UMEM = [`Context`]** ([`Umem`]): `num_frames` frames of `frame_size` bytes; `tx_size`
+//!   frames are TX frames, the others receive frames. A [`BufferDesc`] is a UMEM address (the
+//!   packet's first byte); its pool id is unique per UMEM. The UMEM lives as long as any clone,
+//!   so a [`Token`] can cross threads and become a payload there with a clone of the context
+//!   (the [channel API](nethuns_core::channel) works as with any backend).
+//! - **recv / recv_token** take a descriptor from the RX ring. Dropping the payload pushes its
+//!   frame on a lock-free stack (one compare-and-swap, any thread); the socket's thread moves the
+//!   whole stack to the fill ring in one batch when it finishes a batch of the RX ring
+//!   (at most every 64 packets). A token dropped unconsumed loses its frame until the UMEM goes
+//!   (counted by [`nethuns_core::leaked_tokens`]).
+//! - **send** copies into a free TX frame and queues the descriptor; every 64 packets, or on
+//!   **flush**, the batch is published and the kernel kicked with `sendto` when the TX ring says
+//!   it needs a wakeup (always in copy mode, where the kernel transmits only inside that call,
+//!   32 frames at a time). Completed frames return to the TX free list in batches. With every TX
+//!   frame in flight `send` returns [`Error::NoMemory`]; a packet longer than MTU + 14 bytes
+//!   gives [`Error::TooBigPacket`].
+//! - **create(portspec, queue, flags)**: `portspec` is an interface name of the calling
+//!   thread's network namespace; `queue` is the queue to bind, `None` meaning queue 0. The
+//!   flags are checked before anything touches the kernel (each bad field is an
+//!   [`Error::InvalidFlag`] naming it, see [`AfXdpFlags::validate`]); a bad name is an
+//!   [`Error::InvalidPortspec`]; a request the kernel refuses (missing interface, a queue the
+//!   device lacks, zero-copy on veth, no CAP_NET_ADMIN) is an [`Error::Os`] naming the
+//!   interface, the queue and the errno.
+//! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options. AF_XDP
+//!   descriptors carry **no timestamp**, so there is none.
+//!
+//! ## The steering program, and why this crate does not use xsk-rs/libxdp
+//! Frames reach the socket through a six-instruction XDP program (`bpf_redirect_map` on an
+//! XSKMAP indexed by the RX queue, falling back to `XDP_PASS`), loaded by this crate with the
+//! `bpf(2)` syscall and attached through a **bpf_link** when the first socket on an interface is
+//! created; it is detached when the process's last socket on that interface is dropped, and by
+//! the kernel when the process dies, even by SIGKILL, so a crash never leaves a program on the
+//! interface. Sockets of one process on one interface must use the same XDP mode.
+//!
+//! The design named `xsk-rs` 0.11 over the system libxdp. Its `libxdp-sys` dependency builds
+//! xdp-tools and a vendored libbpf from source inside the cargo registry (`make libxdp`, which
+//! needs `m4`, clang and a configure step, and fails here), and libxdp itself attaches its
+//! dispatcher through netlink, which outlives a killed process unless bpffs bookkeeping cleans
+//! it up. So this crate speaks the kernel's AF_XDP ABI directly (socket options, ring mmaps
+//! and index protocol as in libxdp's `xsk.h`; structs from the `libc` crate) and declares the
+//! three `bpf(2)` commands it needs. It links no library beyond libc, and needs no bpffs
+//! mount and no apt package.
+//!
+//! ## Modes and devices
+//! - `xdp_flags`: `XDP_FLAGS_SKB_MODE` (generic, the default), `XDP_FLAGS_DRV_MODE` (native),
+//!   or 0 (the kernel picks native when the driver has it).
+//! - `bind_flags`: `XDP_COPY`, `XDP_ZEROCOPY` (native mode and driver support needed), or 0
+//!   (the kernel tries zero-copy and falls back to copy). `XDP_USE_NEED_WAKEUP` is always set.
+//! - veth in native mode: veth runs a native program only on frames taken through its NAPI
+//!   path, which needs a sender without TSO; attaching a native program to a veth end makes the
+//!   kernel turn TSO off on its peer, so frames sent through the peer's stack (AF_PACKET,
+//!   AF_XDP copy-mode TX, IP) reach the program with nothing to configure (tested on Linux
+//!   6.x). An XDP program or GRO on the peer is needed only for frames that XDP *redirects*
+//!   into a veth, which this crate never does.
+//! - Every frame arriving on the bound queue goes to the socket (no filter); frames on queues
+//!   without a socket go to the kernel stack.
+//!
+//! Linux only: on other systems this crate is empty.
+
+#![warn(missing_docs)]
+
+#[cfg(target_os = "linux")]
+mod attach;
+#[cfg(target_os = "linux")]
+mod audit;
+#[cfg(target_os = "linux")]
+pub mod flags;
+#[cfg(target_os = "linux")]
+mod io;
+#[cfg(target_os = "linux")]
+mod netdev;
+#[cfg(target_os = "linux")]
+mod ring;
+#[cfg(target_os = "linux")]
+mod socket;
+#[cfg(target_os = "linux")]
+mod sys;
+#[cfg(target_os = "linux")]
+mod umem;
+
+#[cfg(target_os = "linux")]
+pub use audit::FrameAudit;
+#[cfg(target_os = "linux")]
+pub use flags::{
+    AfXdpFlags, XDP_COPY, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,
+    XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
+};
+#[cfg(target_os = "linux")]
+pub use socket::{Sock, XdpStatistics};
+#[cfg(target_os = "linux")]
+pub use umem::Umem;
+
+/// Metadata of a received frame: length, queue, descriptor options (no timestamp).
+pub use nethuns_core::metadata::AfXdpMeta as Meta;
+pub use nethuns_core::{
+    api, channel, errors, leaked_tokens, BufferDesc, Context, Error, Flags, Metadata, MetadataType,
+    Payload, Result, Socket, Token,
+};

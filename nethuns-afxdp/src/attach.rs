@@ -1,0 +1,151 @@
+//! The XDP program that steers a queue's frames to its socket, one per interface, shared by the
+//! process's sockets on that interface.
+//!
+//! The first socket on an interface creates an XSKMAP, loads the redirect program and attaches
+//! it through a **bpf_link**; the others add themselves to the map. The last one to go closes
+//! the link, which detaches the program. A bpf_link is owned by its file descriptor, not by
+//! the interface: when the process dies (even by SIGKILL) the kernel closes the descriptor and
+//! the program goes with it, so no stale program is ever left on the interface. (A program
+//! attached through netlink, as libxdp does, would stay until someone removes it.)
+
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+use nethuns_core::{Error, Result};
+
+use crate::flags::{mode_name, XDP_FLAGS_DRV_MODE};
+use crate::sys;
+
+/// Entries of the per-interface XSKMAP: queue ids above this cannot be used.
+pub(crate) const MAX_QUEUES: u32 = 1024;
+
+type Key = ((u64, u64), u32);
+
+struct Attachment {
+    key: Key,
+    mode: u32,
+    users: usize,
+    map: OwnedFd,
+    _prog: OwnedFd,
+    _link: OwnedFd,
+}
+
+static ATTACHED: Mutex<Vec<Attachment>> = Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<Attachment>> {
+    // A panic while holding the lock leaves the Vec consistent (every update is one push or
+    // remove); keep going.
+    ATTACHED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This socket's share of its interface's program. Dropping it removes the program when it
+/// was the last share.
+#[derive(Debug)]
+pub(crate) struct XdpShare {
+    key: Key,
+}
+
+impl Drop for XdpShare {
+    fn drop(&mut self) {
+        let mut reg = registry();
+        if let Some(i) = reg.iter().position(|a| a.key == self.key) {
+            reg[i].users -= 1;
+            if reg[i].users == 0 {
+                // Dropping the link fd detaches the program; then prog and map go.
+                reg.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Steers queue `queue` of interface `ifindex` (in the calling thread's namespace) to socket
+/// `xsk_fd`, attaching the program in `mode` if this is the interface's first socket.
+pub(crate) fn steer(
+    ifname: &str,
+    ifindex: u32,
+    netns: (u64, u64),
+    queue: u32,
+    mode: u32,
+    xsk_fd: i32,
+) -> Result<XdpShare> {
+    if queue >= MAX_QUEUES {
+        return Err(Error::Unsupported(format!(
+            "AF_XDP on {ifname} queue {queue}: queues above {} are not supported",
+            MAX_QUEUES - 1
+        )));
+    }
+    let key = (netns, ifindex);
+    let mut reg = registry();
+    let i = match reg.iter().position(|a| a.key == key) {
+        Some(i) => {
+            if reg[i].mode != mode {
+                return Err(Error::flag(
+                    "xdp_flags",
+                    format!(
+                        "{ifname} already has this process's XDP program in {}; a socket asking for {} cannot share it",
+                        mode_name(reg[i].mode),
+                        mode_name(mode)
+                    ),
+                ));
+            }
+            i
+        }
+        None => {
+            let ctx = |what: &str| format!("AF_XDP on {ifname} queue {queue}: {what}");
+            let map = sys::xskmap_create(MAX_QUEUES).map_err(|e| {
+                Error::os(ctx("creating the XSKMAP (needs CAP_BPF/CAP_NET_ADMIN)"), e)
+            })?;
+            let prog = sys::load_redirect_program(&map)
+                .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
+            let link = sys::xdp_link_create(&prog, ifindex, mode).map_err(|e| {
+                let hint = match e.raw_os_error() {
+                    Some(libc::EBUSY) | Some(libc::EEXIST) => {
+                        "; another XDP program is already attached to the interface (remove it with `ip link set dev IF xdp off`)"
+                    }
+                    Some(libc::EOPNOTSUPP) if mode == XDP_FLAGS_DRV_MODE => {
+                        "; the driver has no native XDP (use XDP_FLAGS_SKB_MODE)"
+                    }
+                    _ => "",
+                };
+                Error::os(
+                    ctx(&format!(
+                        "attaching the XDP program in {} through a bpf_link{hint}",
+                        mode_name(mode)
+                    )),
+                    e,
+                )
+            })?;
+            reg.push(Attachment {
+                key,
+                mode,
+                users: 0,
+                map,
+                _prog: prog,
+                _link: link,
+            });
+            reg.len() - 1
+        }
+    };
+    let share = {
+        reg[i].users += 1;
+        XdpShare { key }
+    };
+    if let Err(e) = sys::xskmap_set(&reg[i].map, queue, xsk_fd) {
+        drop(reg);
+        drop(share);
+        return Err(Error::os(
+            format!("AF_XDP on {ifname} queue {queue}: adding the socket to the XSKMAP"),
+            e,
+        ));
+    }
+    Ok(share)
+}
+
+/// Whether this process has an XDP program attached to `ifindex` of the calling thread's
+/// namespace, and in which mode (`XDP_FLAGS_*`).
+pub(crate) fn attached_mode(netns: (u64, u64), ifindex: u32) -> Option<u32> {
+    registry()
+        .iter()
+        .find(|a| a.key == (netns, ifindex))
+        .map(|a| a.mode)
+}

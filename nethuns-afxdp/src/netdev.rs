@@ -1,0 +1,125 @@
+//! What the socket needs to know about a network device: its name checked, its index, MTU and
+//! queue count, and the network namespace the calling thread is in.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nethuns_core::{Error, Result};
+
+/// Checks an interface name (the portspec) and makes it a C string.
+pub(crate) fn ifname(portspec: &str) -> Result<CString> {
+    let bad = |why: &str| Err(Error::portspec(portspec, why));
+    if portspec.is_empty() {
+        return bad("empty: expected an interface name such as \"eth0\"");
+    }
+    if portspec.len() >= libc::IFNAMSIZ {
+        return bad("longer than 15 bytes, the kernel's limit for interface names");
+    }
+    if portspec == "." || portspec == ".." {
+        return bad("not an interface name");
+    }
+    if let Some(c) = portspec
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return bad(&format!(
+            "{c:?} cannot appear in an interface name (AF_XDP takes a plain name such as \"eth0\")"
+        ));
+    }
+    CString::new(portspec).or_else(|_| bad("contains NUL"))
+}
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub(crate) fn ifindex(name: &CString, queue: u32) -> Result<u32> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if idx == 0 {
+        return Err(Error::os(
+            format!(
+                "AF_XDP on {} queue {queue}: no such interface in this network namespace",
+                name.to_string_lossy()
+            ),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(idx)
+}
+
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq_for(name: &CString) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    req
+}
+
+/// The MTU of interface `name`.
+pub(crate) fn mtu(name: &CString) -> io::Result<u32> {
+    let s = ioctl_socket()?;
+    let mut req = ifreq_for(name);
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_mtu of a valid ifreq.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful SIOCGIFMTU the union holds ifru_mtu.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// `struct ethtool_channels`.
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// The number of RX queues of `name` (rx + combined channels), if the driver reports it.
+pub(crate) fn rx_queues(name: &CString) -> Option<u32> {
+    let s = ioctl_socket().ok()?;
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    let mut req = ifreq_for(name);
+    req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes a struct ethtool_channels through
+    // ifru_data, which points to `ch`, alive for the call.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+    if rc < 0 {
+        return None;
+    }
+    Some(ch.rx_count.max(ch.combined_count))
+}
+
+/// Identifies the network namespace of the calling thread (device and inode of its nsfs file).
+pub(crate) fn netns_id() -> (u64, u64) {
+    match std::fs::metadata("/proc/thread-self/ns/net") {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        }
+        Err(_) => (0, 0),
+    }
+}

@@ -1,0 +1,375 @@
+//! [`Sock`]: creating an AF_XDP socket (UMEM registration, rings, bind, steering program).
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nethuns_core::{Error, Result};
+
+use crate::attach::{self, XdpShare};
+use crate::flags::{mode_name, AfXdpFlags, Layout, XDP_ZEROCOPY};
+use crate::netdev;
+use crate::ring::{Ring, XdpDesc};
+use crate::umem::Umem;
+
+/// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
+///
+/// Create it with [`Socket::create`](nethuns_core::Socket::create): `portspec` is the interface
+/// name, `queue` the queue to bind (`None` = queue 0). `Sock` is `Send` but not `Sync`: one
+/// thread drives its rings; payloads and tokens it hands out may be dropped anywhere.
+pub struct Sock {
+    pub(crate) umem: Umem,
+    pub(crate) fill: Ring<u64>,
+    pub(crate) comp: Ring<u64>,
+    pub(crate) rx: Ring<XdpDesc>,
+    pub(crate) tx: Ring<XdpDesc>,
+    /// TX frames not in use (UMEM addresses of frame starts).
+    pub(crate) tx_free: RefCell<Vec<u64>>,
+    /// Released RX frames that did not fit in the fill ring (never, with the sizes `Layout`
+    /// gives; kept so that no frame can be lost).
+    pub(crate) rx_spare: RefCell<Vec<u64>>,
+    /// Descriptors pushed on the TX ring but not yet published.
+    pub(crate) tx_pending: Cell<u32>,
+    /// RX frames handed out as payloads/tokens since creation.
+    pub(crate) handed_out: Cell<u64>,
+    /// Released RX frames moved back to the fill ring since creation.
+    pub(crate) recycled: Cell<u64>,
+    pub(crate) layout: Layout,
+    pub(crate) max_tx_len: usize,
+    pub(crate) queue: u32,
+    pub(crate) ifname: String,
+    pub(crate) zero_copy: bool,
+    pub(crate) fd: OwnedFd,
+    /// Declared last: the steering program goes after the socket is closed.
+    pub(crate) _share: XdpShare,
+}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("interface", &self.ifname)
+            .field("queue", &self.queue)
+            .field("mode", &mode_name(self.layout.xdp_mode))
+            .field("zero_copy", &self.zero_copy)
+            .field("umem", &self.umem)
+            .finish()
+    }
+}
+
+fn setsockopt<T>(fd: &OwnedFd, opt: i32, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to a live T and its size is passed; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn getsockopt<T: Default>(fd: &OwnedFd, opt: i32) -> io::Result<T> {
+    let mut v = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is a live, writable T and `len` its size; the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (&mut v as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
+/// `struct xdp_mmap_offsets` with a `Default` for `getsockopt`.
+#[repr(transparent)]
+struct Offsets(libc::xdp_mmap_offsets);
+
+impl Default for Offsets {
+    fn default() -> Self {
+        // SAFETY: plain integers; all-zero is valid.
+        Offsets(unsafe { std::mem::zeroed() })
+    }
+}
+
+/// The socket's counters from `XDP_STATISTICS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than an invalid descriptor (e.g. RX ring full).
+    pub rx_dropped: u64,
+    /// Invalid descriptors found on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors found on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Times the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the TX ring was empty when the kernel looked.
+    pub tx_ring_empty_descs: u64,
+}
+
+#[derive(Default)]
+#[repr(transparent)]
+struct Options(u32);
+
+impl Sock {
+    pub(crate) fn open(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {
+        // Everything that needs no kernel first.
+        let layout = flags.layout()?;
+        let name = netdev::ifname(portspec)?;
+        let queue = match queue {
+            None => 0,
+            Some(q) => u32::try_from(q).map_err(|_| {
+                Error::Unsupported(format!("AF_XDP on {portspec}: queue {q} is out of range"))
+            })?,
+        };
+        let ifindex = netdev::ifindex(&name, queue)?;
+        let ctx = |what: &str| format!("AF_XDP on {portspec} queue {queue}: {what}");
+        let mtu = netdev::mtu(&name).map_err(|e| Error::os(ctx("reading the MTU"), e))?;
+        flags.check_mtu(portspec, mtu)?;
+        if let Some(mode) = attach::attached_mode(netdev::netns_id(), ifindex) {
+            if mode != layout.xdp_mode {
+                return Err(Error::flag(
+                    "xdp_flags",
+                    format!(
+                        "{portspec} already has this process's XDP program in {}; a socket asking for {} cannot share it",
+                        mode_name(mode),
+                        mode_name(layout.xdp_mode)
+                    ),
+                ));
+            }
+        }
+
+        let umem = Umem::new(layout.num_frames, layout.frame_size)?;
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            let hint = match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => {
+                    "creating the socket (needs CAP_NET_ADMIN, e.g. run as root)"
+                }
+                Some(libc::EAFNOSUPPORT) => "creating the socket (kernel without AF_XDP)",
+                _ => "creating the socket",
+            };
+            return Err(Error::os(ctx(hint), e));
+        }
+        // SAFETY: raw is a new descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let (area, len) = umem.area();
+        let reg = libc::xdp_umem_reg {
+            addr: area as u64,
+            len: len as u64,
+            chunk_size: layout.frame_size,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(|e| {
+            Error::os(
+                ctx(&format!(
+                    "registering a UMEM of {} bytes (locked memory limit? see `ulimit -l`)",
+                    len
+                )),
+                e,
+            )
+        })?;
+        for (opt, size, name) in [
+            (libc::XDP_UMEM_FILL_RING, layout.fill_size, "fill"),
+            (
+                libc::XDP_UMEM_COMPLETION_RING,
+                layout.comp_size,
+                "completion",
+            ),
+            (libc::XDP_RX_RING, layout.rx_size, "RX"),
+            (libc::XDP_TX_RING, layout.tx_size, "TX"),
+        ] {
+            setsockopt(&fd, opt, &size)
+                .map_err(|e| Error::os(ctx(&format!("sizing the {name} ring to {size}")), e))?;
+        }
+        let off: Offsets = getsockopt(&fd, libc::XDP_MMAP_OFFSETS)
+            .map_err(|e| Error::os(ctx("reading the ring offsets"), e))?;
+        let off = off.0;
+        let map_err = |name: &str| {
+            let c = ctx(&format!("mapping the {name} ring"));
+            move |e| Error::os(c, e)
+        };
+        let fill = Ring::<u64>::map(
+            &fd,
+            &off.fr,
+            layout.fill_size,
+            libc::XDP_UMEM_PGOFF_FILL_RING as i64,
+        )
+        .map_err(map_err("fill"))?;
+        let comp = Ring::<u64>::map(
+            &fd,
+            &off.cr,
+            layout.comp_size,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64,
+        )
+        .map_err(map_err("completion"))?;
+        let rx = Ring::<XdpDesc>::map(&fd, &off.rx, layout.rx_size, libc::XDP_PGOFF_RX_RING)
+            .map_err(map_err("RX"))?;
+        let tx = Ring::<XdpDesc>::map(&fd, &off.tx, layout.tx_size, libc::XDP_PGOFF_TX_RING)
+            .map_err(map_err("TX"))?;
+
+        // Every receive frame goes to the fill ring (it holds them all).
+        debug_assert!(fill.prod_free(layout.rx_frames) >= layout.rx_frames);
+        for f in 0..layout.rx_frames {
+            fill.push(umem.addr_of(f));
+        }
+        fill.submit();
+
+        bind(&fd, &name, ifindex, queue, &layout, portspec)?;
+        let opts: Options = getsockopt(&fd, libc::XDP_OPTIONS)
+            .map_err(|e| Error::os(ctx("reading the socket options"), e))?;
+        let zero_copy = opts.0 & libc::XDP_OPTIONS_ZEROCOPY != 0;
+
+        let share = attach::steer(
+            portspec,
+            ifindex,
+            netdev::netns_id(),
+            queue,
+            layout.xdp_mode,
+            fd.as_raw_fd(),
+        )?;
+
+        let tx_free = (layout.rx_frames..layout.num_frames)
+            .rev()
+            .map(|f| umem.addr_of(f))
+            .collect();
+        Ok(Sock {
+            fill,
+            comp,
+            rx,
+            tx,
+            tx_free: RefCell::new(tx_free),
+            rx_spare: RefCell::new(Vec::with_capacity(layout.rx_frames as usize)),
+            tx_pending: Cell::new(0),
+            handed_out: Cell::new(0),
+            recycled: Cell::new(0),
+            max_tx_len: (mtu as usize + 14).min(layout.frame_size as usize),
+            layout,
+            queue,
+            ifname: portspec.to_owned(),
+            zero_copy,
+            umem,
+            fd,
+            _share: share,
+        })
+    }
+
+    /// The interface this socket is bound to.
+    pub fn interface(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The queue this socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Whether the kernel bound the socket in zero-copy mode.
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// The XDP mode bits the steering program was attached with (`XDP_FLAGS_SKB_MODE`,
+    /// `XDP_FLAGS_DRV_MODE`, or 0 for the kernel's choice).
+    pub fn xdp_mode(&self) -> u32 {
+        self.layout.xdp_mode
+    }
+
+    /// The UMEM (this socket's [`Context`](nethuns_core::Context)).
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// The kernel's counters for this socket (`XDP_STATISTICS`).
+    pub fn statistics(&self) -> Result<XdpStatistics> {
+        getsockopt(&self.fd, libc::XDP_STATISTICS).map_err(|e| {
+            Error::os(
+                format!(
+                    "AF_XDP on {} queue {}: reading statistics",
+                    self.ifname, self.queue
+                ),
+                e,
+            )
+        })
+    }
+}
+
+fn bind(
+    fd: &OwnedFd,
+    name: &CString,
+    ifindex: u32,
+    queue: u32,
+    layout: &Layout,
+    portspec: &str,
+) -> Result<()> {
+    let sa = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: layout.bind_flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_xdp).cast(),
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    let queues = netdev::rx_queues(name);
+    let hint = match (e.raw_os_error(), queues) {
+        (Some(libc::EINVAL), Some(n)) if queue >= n => {
+            format!(
+                ": the device has {n} queue{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        (Some(libc::EOPNOTSUPP), _) | (Some(libc::EINVAL), _)
+            if layout.bind_flags & XDP_ZEROCOPY != 0 =>
+        {
+            ": the driver does not support zero-copy AF_XDP (veth never does); use XDP_COPY"
+                .to_owned()
+        }
+        (Some(libc::EBUSY), _) => {
+            ": another AF_XDP socket is already bound to this queue".to_owned()
+        }
+        (Some(libc::ENETDOWN), _) => ": the interface is down".to_owned(),
+        _ => String::new(),
+    };
+    let copy = if layout.bind_flags & XDP_ZEROCOPY != 0 {
+        "zero-copy "
+    } else {
+        ""
+    };
+    Err(Error::os(
+        format!("AF_XDP {copy}bind on {portspec} queue {queue}{hint}"),
+        e,
+    ))
+}

@@ -1,0 +1,192 @@
+//! The `bpf(2)` calls this crate needs, declared by hand (no libbpf): create an XSKMAP, load
+//! the six-instruction redirect program, attach it with a bpf_link, update the map.
+//!
+//! Every call goes through one `bpf_attr` image (`union bpf_attr` is 144 bytes in the UAPI; the
+//! kernel accepts a shorter prefix and requires unused bytes to be zero). Offsets are the
+//! UAPI's, checked by the layout tests below against `linux/bpf.h` values.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const BPF_MAP_CREATE: i32 = 0;
+const BPF_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_PROG_LOAD: i32 = 5;
+const BPF_LINK_CREATE: i32 = 28;
+
+const BPF_MAP_TYPE_XSKMAP: u32 = 17;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_XDP: u32 = 37;
+const BPF_FUNC_REDIRECT_MAP: i32 = 51;
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+const XDP_PASS: i32 = 2;
+/// `offsetof(struct xdp_md, rx_queue_index)`.
+const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
+
+/// The `bpf_attr` image: 144 zeroed bytes, 8-byte aligned.
+#[repr(C, align(8))]
+struct Attr([u8; 144]);
+
+impl Attr {
+    fn new() -> Self {
+        Attr([0; 144])
+    }
+    fn u32_at(&mut self, off: usize, v: u32) -> &mut Self {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn u64_at(&mut self, off: usize, v: u64) -> &mut Self {
+        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn bytes_at(&mut self, off: usize, b: &[u8]) -> &mut Self {
+        self.0[off..off + b.len()].copy_from_slice(b);
+        self
+    }
+}
+
+fn bpf(cmd: i32, attr: &mut Attr) -> io::Result<i64> {
+    // SAFETY: `attr` is a live, writable 144-byte buffer, the size passed is its size, and the
+    // pointers stored inside it (instructions, license, log, key, value) point to memory that
+    // outlives this call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.0.as_mut_ptr(),
+            std::mem::size_of::<Attr>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn fd_from(rc: i64) -> OwnedFd {
+    // SAFETY: a successful BPF_MAP_CREATE / BPF_PROG_LOAD / BPF_LINK_CREATE returns a new file
+    // descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(rc as i32) }
+}
+
+/// Creates an XSKMAP (`u32` queue index -> socket fd) of `max_entries` entries.
+pub(crate) fn xskmap_create(max_entries: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32_at(0, BPF_MAP_TYPE_XSKMAP)
+        .u32_at(4, 4)
+        .u32_at(8, 4)
+        .u32_at(12, max_entries)
+        .bytes_at(28, b"nethuns_xsks");
+    bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+}
+
+/// Sets `map[key] = value_fd` in an XSKMAP.
+pub(crate) fn xskmap_set(map: &OwnedFd, key: u32, value_fd: i32) -> io::Result<()> {
+    let k = key;
+    let v = value_fd as u32;
+    let mut a = Attr::new();
+    a.u32_at(0, map.as_raw_fd() as u32)
+        .u64_at(8, &k as *const u32 as u64)
+        .u64_at(16, &v as *const u32 as u64)
+        .u64_at(24, 0);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+}
+
+/// One eBPF instruction (`struct bpf_insn`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | (dst & 0xf),
+        off,
+        imm,
+    }
+}
+
+/// The redirect program: every frame arriving on queue `q` goes to the socket at `xsks[q]`, or
+/// to the kernel stack (`XDP_PASS`) when no socket is there.
+///
+/// ```text
+/// r2 = *(u32 *)(r1 + offsetof(xdp_md, rx_queue_index))
+/// r1 = map_fd ll
+/// r3 = XDP_PASS
+/// call bpf_redirect_map
+/// exit
+/// ```
+pub(crate) fn redirect_program(map_fd: i32) -> [Insn; 6] {
+    [
+        insn(0x61, 2, 1, XDP_MD_RX_QUEUE_INDEX, 0), // BPF_LDX | BPF_W | BPF_MEM
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // BPF_LD | BPF_DW | BPF_IMM
+        insn(0, 0, 0, 0, 0),
+        insn(0xb7, 3, 0, 0, XDP_PASS), // BPF_ALU64 | BPF_MOV | BPF_K
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP), // BPF_JMP | BPF_CALL
+        insn(0x95, 0, 0, 0, 0),        // BPF_JMP | BPF_EXIT
+    ]
+}
+
+/// Loads the redirect program for `map`. On failure the verifier's log is appended to the
+/// error message.
+pub(crate) fn load_redirect_program(map: &OwnedFd) -> io::Result<OwnedFd> {
+    let insns = redirect_program(map.as_raw_fd());
+    let license = b"Dual BSD/GPL\0";
+    let mut log = vec![0u8; 4096];
+    let mut a = Attr::new();
+    a.u32_at(0, BPF_PROG_TYPE_XDP)
+        .u32_at(4, insns.len() as u32)
+        .u64_at(8, insns.as_ptr() as u64)
+        .u64_at(16, license.as_ptr() as u64)
+        .u32_at(24, 1)
+        .u32_at(28, log.len() as u32)
+        .u64_at(32, log.as_mut_ptr() as u64)
+        .bytes_at(48, b"nethuns_xsk")
+        .u32_at(68, BPF_XDP);
+    match bpf(BPF_PROG_LOAD, &mut a) {
+        Ok(rc) => Ok(fd_from(rc)),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            Err(io::Error::new(
+                e.kind(),
+                format!("{e}; verifier log: {}", text.trim()),
+            ))
+        }
+    }
+}
+
+/// Attaches `prog` to interface `ifindex` as XDP through a bpf_link (`flags`: the mode bits).
+/// The program stays attached exactly as long as the returned descriptor is open: closing it,
+/// or the death of the process, detaches it.
+pub(crate) fn xdp_link_create(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32_at(0, prog.as_raw_fd() as u32)
+        .u32_at(4, ifindex)
+        .u32_at(8, BPF_XDP)
+        .u32_at(12, flags);
+    bpf(BPF_LINK_CREATE, &mut a).map(fd_from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_uapi() {
+        assert_eq!(std::mem::size_of::<Insn>(), 8);
+        assert_eq!(std::mem::size_of::<Attr>(), 144);
+        assert_eq!(std::mem::align_of::<Attr>(), 8);
+        let p = redirect_program(7);
+        // ld_imm64 with the map fd in src_reg = BPF_PSEUDO_MAP_FD, dst r1
+        assert_eq!(p[1].regs, 0x11);
+        assert_eq!(p[1].imm, 7);
+        // ldx: dst r2, src r1
+        assert_eq!(p[0].regs, 0x12);
+    }
+}

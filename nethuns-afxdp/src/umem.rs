@@ -1,0 +1,285 @@
+//! [`Umem`]: the packet memory registered with the kernel, and the [`Context`] of this backend.
+//!
+//! A [`BufferDesc`] is a UMEM address: the byte offset of a packet's first byte in the UMEM
+//! (frame base + the headroom the kernel left). Its frame is `addr / frame_size`.
+//!
+//! Dropping a payload may happen on any thread. The frame goes onto a lock-free stack
+//! (one compare-and-swap); the socket's thread takes the whole stack with one swap when it
+//! refills the fill ring, in batches. Because frames leave the stack only through that
+//! take-all, a push racing with it cannot see a stale `next` (no ABA), and no tag is needed.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nethuns_core::{next_pool_id, BufferDesc, Context, Error, Result};
+
+const NIL: u32 = u32::MAX;
+
+/// The UMEM of one socket: `num_frames` frames of `frame_size` bytes in one anonymous mapping.
+/// Cheap to clone (an `Arc`); clones share the memory and the pool id. The memory lives as
+/// long as any clone, so payloads stay readable after their socket is gone.
+#[derive(Clone)]
+pub struct Umem {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    area: *mut u8,
+    len: usize,
+    frame_shift: u32,
+    num_frames: u32,
+    pool_id: u32,
+    /// Head of the stack of released frames (frame index, NIL when empty).
+    head: AtomicU32,
+    /// `next[frame]`: the frame below it on the stack.
+    next: Box<[AtomicU32]>,
+    /// Frames released since creation (monotonic).
+    released: AtomicU64,
+    /// Debug builds: which frames are out with a payload or token (catches double release).
+    #[cfg(debug_assertions)]
+    out: Box<[std::sync::atomic::AtomicBool]>,
+}
+
+// SAFETY: the mapping is owned by Inner and only reached through frame addresses, each owned by
+// one party at a time (kernel ring, socket, or one payload/token); shared state is atomic.
+unsafe impl Send for Inner {}
+// SAFETY: as above; `release` and the stack use atomics only.
+unsafe impl Sync for Inner {}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // SAFETY: area/len are what mmap returned; no payload can outlive the last clone.
+        unsafe { libc::munmap(self.area.cast(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for Umem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Umem")
+            .field("pool_id", &self.inner.pool_id)
+            .field("num_frames", &self.inner.num_frames)
+            .field("frame_size", &self.frame_size())
+            .finish()
+    }
+}
+
+impl Umem {
+    /// Maps `num_frames × frame_size` bytes (both powers of two, checked by the flags).
+    pub(crate) fn new(num_frames: u32, frame_size: u32) -> Result<Self> {
+        let len = num_frames as usize * frame_size as usize;
+        // SAFETY: anonymous private mapping, no fd; result checked.
+        let area = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if area == libc::MAP_FAILED {
+            return Err(Error::last_os(format!(
+                "AF_XDP: mapping a UMEM of {num_frames} frames of {frame_size} bytes"
+            )));
+        }
+        Ok(Umem {
+            inner: Arc::new(Inner {
+                area: area.cast(),
+                len,
+                frame_shift: frame_size.trailing_zeros(),
+                num_frames,
+                pool_id: next_pool_id(),
+                head: AtomicU32::new(NIL),
+                next: (0..num_frames).map(|_| AtomicU32::new(NIL)).collect(),
+                released: AtomicU64::new(0),
+                #[cfg(debug_assertions)]
+                out: (0..num_frames)
+                    .map(|_| std::sync::atomic::AtomicBool::new(false))
+                    .collect(),
+            }),
+        })
+    }
+
+    /// Base address of the UMEM (for `XDP_UMEM_REG`).
+    pub(crate) fn area(&self) -> (*mut u8, usize) {
+        (self.inner.area, self.inner.len)
+    }
+
+    /// Bytes per frame.
+    pub fn frame_size(&self) -> u32 {
+        1 << self.inner.frame_shift
+    }
+
+    /// Number of frames.
+    pub fn num_frames(&self) -> u32 {
+        self.inner.num_frames
+    }
+
+    /// Frames released by payloads since the UMEM was made.
+    pub fn released(&self) -> u64 {
+        self.inner.released.load(Ordering::Relaxed)
+    }
+
+    /// The frame index of a UMEM address.
+    #[inline]
+    pub(crate) fn frame_of(&self, addr: u64) -> u32 {
+        (addr >> self.inner.frame_shift) as u32
+    }
+
+    /// The UMEM address of a frame's first byte.
+    #[inline]
+    pub(crate) fn addr_of(&self, frame: u32) -> u64 {
+        (frame as u64) << self.inner.frame_shift
+    }
+
+    /// Marks a frame as handed to a payload/token (debug builds check it was not already).
+    #[inline]
+    pub(crate) fn mark_out(&self, frame: u32) {
+        #[cfg(debug_assertions)]
+        assert!(
+            !self.inner.out[frame as usize].swap(true, Ordering::Relaxed),
+            "AF_XDP frame {frame} handed out twice"
+        );
+        let _ = frame;
+    }
+
+    /// Copies `data` into frame memory at `addr` (a TX frame the socket owns).
+    #[inline]
+    pub(crate) fn write(&self, addr: u64, data: &[u8]) {
+        debug_assert!(addr as usize + data.len() <= self.inner.len);
+        // SAFETY: addr + len lies within the mapping (checked by the caller against frame
+        // size), and TX frames on the socket's free list are owned by the socket alone.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.inner.area.add(addr as usize),
+                data.len(),
+            )
+        }
+    }
+
+    /// Takes every released frame at once; iterate the returned chain with
+    /// [`Umem::chain_next`]. Only the socket's thread calls this.
+    #[inline]
+    pub(crate) fn take_released(&self) -> u32 {
+        if self.inner.head.load(Ordering::Relaxed) == NIL {
+            return NIL;
+        }
+        self.inner.head.swap(NIL, Ordering::Acquire)
+    }
+
+    /// The frame after `frame` in a chain from [`Umem::take_released`], or `None`.
+    #[inline]
+    pub(crate) fn chain_next(&self, frame: u32) -> Option<u32> {
+        let n = self.inner.next[frame as usize].load(Ordering::Relaxed);
+        (n != NIL).then_some(n)
+    }
+
+    /// Frames on the released stack now (walks it; call from the socket's thread only).
+    pub(crate) fn released_frames(&self) -> Vec<u32> {
+        let mut v = Vec::new();
+        let mut f = self.inner.head.load(Ordering::Acquire);
+        while f != NIL {
+            v.push(f);
+            f = self.inner.next[f as usize].load(Ordering::Relaxed);
+        }
+        v
+    }
+
+    pub(crate) fn is_nil(frame: u32) -> bool {
+        frame == NIL
+    }
+}
+
+impl Context for Umem {
+    #[inline]
+    fn pool_id(&self) -> u32 {
+        self.inner.pool_id
+    }
+
+    #[inline]
+    unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
+        let addr = buf_idx.get();
+        debug_assert!(addr + size <= self.inner.len, "UMEM address out of range");
+        // SAFETY: (caller's contract) the buffer is owned by the caller and addr + size lies
+        // within its frame, hence within the mapping.
+        std::ptr::slice_from_raw_parts_mut(unsafe { self.inner.area.add(addr) }, size)
+    }
+
+    #[inline]
+    fn release(&self, buf_idx: BufferDesc) {
+        let frame = self.frame_of(buf_idx.get() as u64);
+        if frame >= self.inner.num_frames {
+            debug_assert!(
+                false,
+                "release of UMEM address {} out of range",
+                buf_idx.get()
+            );
+            return;
+        }
+        #[cfg(debug_assertions)]
+        assert!(
+            self.inner.out[frame as usize].swap(false, Ordering::Relaxed),
+            "AF_XDP frame {frame} released twice"
+        );
+        let inner = &*self.inner;
+        let mut head = inner.head.load(Ordering::Relaxed);
+        loop {
+            inner.next[frame as usize].store(head, Ordering::Relaxed);
+            match inner.head.compare_exchange_weak(
+                head,
+                frame,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        inner.released.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nethuns_core::Token;
+
+    #[test]
+    fn release_from_many_threads_then_take_all() {
+        let u = Umem::new(1024, 2048).unwrap();
+        for f in 0..1024 {
+            u.mark_out(f);
+        }
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let u = u.clone();
+                s.spawn(move || {
+                    for f in (t..1024).step_by(4) {
+                        // SAFETY (test): frame f is out and owned by this thread.
+                        let tok = unsafe {
+                            Token::new(BufferDesc::new((f as usize) << 11 | 256), 60, u.pool_id())
+                        };
+                        drop(tok.consume(&u));
+                    }
+                });
+            }
+        });
+        assert_eq!(u.released(), 1024);
+        let mut seen = vec![false; 1024];
+        let mut f = u.take_released();
+        let mut n = 0;
+        while !Umem::is_nil(f) {
+            assert!(!seen[f as usize], "frame {f} twice");
+            seen[f as usize] = true;
+            n += 1;
+            match u.chain_next(f) {
+                Some(x) => f = x,
+                None => break,
+            }
+        }
+        assert_eq!(n, 1024);
+        assert!(Umem::is_nil(u.take_released()));
+    }
+}

@@ -1,1 +1,88 @@
-//! # nethuns-dpdk (placeholder: work in progress)
+//! # nethuns-dpdk
+//!
+//! The DPDK backend of nethuns: [`Sock`] drives one queue of a DPDK port through the poll-mode
+//! driver, with the socket's mbuf mempool as its [`Context`] ([`DpdkContext`]) and the mbufs
+//! themselves as buffers — `recv` hands out the received mbuf's data in place, no copy, and
+//! dropping the [`Payload`] frees the mbuf.
+//!
+//! Pick it for NICs bound to DPDK (vfio-pci, with hugepages) at the highest packet rates, or to
+//! run nethuns code over DPDK's virtual devices: `net_ring` (in-process loopback), `net_null`
+//! (infinite source / sink), `net_af_packet` / `net_af_xdp` (a kernel interface), `net_tap`.
+//!
+//! ```no_run
+//! use nethuns_dpdk::{DpdkFlags, Error, Socket, Sock};
+//!
+//! // The EAL starts at the first socket: without hugepages or PCI by default
+//! // (set NETHUNS_DPDK_EAL_ARGS or use `Eal` for a real NIC).
+//! let sock = Sock::create("net_ring0", Some(0), DpdkFlags::default())?;
+//! sock.send(&[0u8; 64])?;
+//! sock.flush();
+//! match sock.recv() {
+//!     Ok((payload, meta)) => println!("{} bytes on port {}", payload.len(), meta.port),
+//!     Err(Error::NoPacket) => {}
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## Portspecs
+//! - `0000:01:00.0` (or `01:00.0`), optionally `,DRIVER_ARGS`: a PCI NIC; needs EAL arguments
+//!   without `--no-pci` (e.g. `NETHUNS_DPDK_EAL_ARGS="-l 2 -a 0000:01:00.0"`) and hugepages.
+//! - `net_ring0`, `net_null0,size=128`, `net_af_packet0,iface=veth0`,
+//!   `net_af_xdp0,iface=veth0`, `net_tap0`: virtual devices, hot-plugged at `create` and
+//!   removed when the socket drops. AF_PACKET/AF_XDP devices bind to the interface of the
+//!   calling thread's network namespace.
+//!
+//! The queue (`None` = 0) must be below the port's queue count. A port belongs to one socket.
+//!
+//! ## The EAL
+//! One per process, initialised at the first `create` from [`Eal`] / `NETHUNS_DPDK_EAL_ARGS` /
+//! defaults, never torn down; see [`eal`](crate::eal) for the rules. A Debian/Ubuntu shared DPDK
+//! loads its drivers at EAL start from its driver directory (package `dpdk`).
+//!
+//! ## Errors
+//! DPDK failures are [`Error::Engine`] with engine `"dpdk"`, what was done to which port/queue,
+//! and a [`DpdkError`] (code + `rte_strerror`) as source. Bad flags are
+//! [`Error::InvalidFlag`] naming the field; bad portspecs or queues [`Error::InvalidPortspec`].
+//! An exhausted mempool is [`Error::NoMemory`] (from `send`, and from `recv` when no mbuf is
+//! left to receive into).
+//!
+//! ## Threads
+//! `Sock` is `Send`, not `Sync`. Payloads/tokens may be dropped or consumed on any thread with
+//! a clone of the context: `rte_pktmbuf_free` is thread-safe; threads that are not EAL lcores
+//! bypass the per-lcore mempool cache.
+//!
+//! ## Build and run needs
+//! `libdpdk-dev` (pkg-config `libdpdk`), `clang`/`libclang-dev` for bindgen, and at run time
+//! the DPDK drivers (`dpdk` / `librte-net-*` packages). No hugepages are needed with the
+//! default EAL arguments; root (or CAP_NET_RAW/CAP_BPF) for AF_PACKET/AF_XDP devices.
+
+#![warn(missing_docs)]
+
+pub mod eal;
+mod error;
+mod flags;
+mod mempool;
+mod port;
+mod portspec;
+mod sock;
+
+pub use eal::{Eal, EAL_ARGS_ENV};
+pub use error::DpdkError;
+pub use flags::{DpdkFlags, BURST, HEADROOM, MEMPOOL_CACHE_MAX, MIN_MBUFS};
+pub use mempool::DpdkContext;
+pub use port::{PortInfo, PortStats};
+pub use portspec::{PortKind, PortSpec};
+pub use sock::Sock;
+
+pub use nethuns_core::{
+    api, channel, errors, BufferDesc, BufferRef, Context, Error, Flags, Metadata, MetadataType,
+    Payload, Result, Socket, Token,
+};
+
+/// Metadata of a received packet: length, port, queue, and RSS hash / VLAN TCI / timestamp
+/// where the driver's `ol_flags` say it provided them.
+pub type Meta = nethuns_core::metadata::DpdkMeta;
+
+/// The DPDK version this crate was built against.
+pub const DPDK_VERSION: &str = dpdk_sys::DPDK_VERSION;

@@ -1,1 +1,31 @@
-//! # nethuns-dpdk-sys (placeholder)
+//! # nethuns-dpdk-sys
+//!
+//! Raw FFI to the system DPDK for `nethuns-dpdk`: bindings generated at build time by bindgen
+//! over the headers `pkg-config libdpdk` points to (only the items nethuns uses), plus a small C
+//! shim (`nh_*` functions) that gives DPDK's static-inline fast-path functions
+//! (`rte_eth_rx_burst`, `rte_pktmbuf_alloc`, `rte_errno` …) an address Rust can call.
+//!
+//! Everything here is `unsafe` and documented by DPDK itself; use `nethuns-dpdk` for a safe API.
+//!
+//! Build needs: DPDK ≥ 21.11 development files (`apt-get install libdpdk-dev`), pkg-config, a C
+//! compiler and libclang (`apt-get install clang libclang-dev`). At run time a shared DPDK loads
+//! its poll-mode drivers from its driver directory (`dpdk` package on Debian), so PMDs are not
+//! linked here. Without libdpdk this crate fails with one compile error naming the package.
+
+#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
+#![allow(missing_docs, clippy::all, rustdoc::all)]
+#![allow(unnecessary_transmutes)]
+
+#[cfg(nethuns_no_dpdk)]
+compile_error!(
+    "nethuns-dpdk-sys: DPDK (pkg-config `libdpdk` >= 21.11) was not found at build time. \
+     Install it with `apt-get install libdpdk-dev dpdk` (Debian/Ubuntu) or `dnf install dpdk-devel` \
+     (Fedora), or point PKG_CONFIG_PATH at a DPDK build's lib/pkgconfig, then rebuild."
+);
+
+#[cfg(not(nethuns_no_dpdk))]
+include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+/// The DPDK version the bindings were generated from (pkg-config's `libdpdk` version).
+#[cfg(not(nethuns_no_dpdk))]
+pub const DPDK_VERSION: &str = env!("NETHUNS_DPDK_VERSION");

@@ -1,0 +1,431 @@
+//! An ethdev port owned by one socket: probed (hot-plugged) from its portspec, configured with
+//! the socket's queue and mempool, started; stopped, closed and removed on drop.
+//!
+//! One socket per port: DPDK configures all queues of a port at once, before start, so a port
+//! is not shared between sockets. Queues below the socket's queue are set up with deferred start
+//! (configured, never started) so the driver accepts the queue index.
+
+use std::ffi::{CStr, CString};
+use std::sync::Mutex;
+
+use dpdk_sys::nh_dev_info;
+use nethuns_core::{Error, Result};
+
+use crate::error;
+use crate::flags::{DpdkFlags, HEADROOM};
+use crate::mempool::DpdkContext;
+use crate::portspec::{PortKind, PortSpec};
+
+/// Device names owned by a live socket.
+static IN_USE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+const OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
+const OFFLOAD_TIMESTAMP: u64 = 1 << 14;
+const OFFLOAD_RSS_HASH: u64 = 1 << 19;
+/// RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (the usual flow hash).
+const RSS_IP_TCP_UDP: u64 = (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 14)
+    | (1 << 16)
+    | (1 << 15)
+    | (1 << 18)
+    | (1 << 19)
+    | (1 << 20);
+
+/// Port counters (`rte_eth_stats`) plus what this socket dropped itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received by the port.
+    pub ipackets: u64,
+    /// Packets transmitted by the port.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes transmitted.
+    pub obytes: u64,
+    /// Packets the NIC dropped because its RX queue was full.
+    pub imissed: u64,
+    /// Erroneous received packets.
+    pub ierrors: u64,
+    /// Failed transmissions.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+    /// Frames this socket queued with `send` that the driver did not take, freed by `flush`.
+    pub tx_dropped: u64,
+}
+
+/// Facts about a port, from `rte_eth_dev_info_get`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// DPDK port id.
+    pub port_id: u16,
+    /// Device (and port) name.
+    pub name: String,
+    /// Driver name (`net_ring`, `net_af_packet`, `mlx5_pci` …).
+    pub driver: String,
+    /// Bus name (`vdev`, `pci`).
+    pub bus: String,
+    /// RX queues the driver offers.
+    pub max_rx_queues: u16,
+    /// TX queues the driver offers.
+    pub max_tx_queues: u16,
+    /// The port's MTU.
+    pub mtu: u16,
+    /// The port's MAC address.
+    pub mac: [u8; 6],
+}
+
+pub(crate) struct Port {
+    pub(crate) id: u16,
+    pub(crate) queue: u16,
+    pub(crate) info: PortInfo,
+    /// (dynfield offset, flag mask) of the RX timestamp, if the driver delivers one.
+    pub(crate) timestamp: Option<(i32, u64)>,
+    spec: PortSpec,
+    /// Whether this socket hot-plugged the device (else it existed, e.g. from EAL arguments).
+    probed: bool,
+    configured: bool,
+    started: bool,
+    _reservation: Reservation,
+}
+
+/// Reserves a device name for one socket; released when the port is dropped.
+struct Reservation(String);
+
+impl Reservation {
+    fn take(spec: &PortSpec, full: &str) -> Result<Self> {
+        let mut v = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        if v.contains(&spec.name) {
+            return Err(error::engine(
+                format!(
+                    "opening {full:?}: device {} is already used by another nethuns socket \
+                     (one socket per DPDK port)",
+                    spec.name
+                ),
+                libc::EBUSY,
+            ));
+        }
+        v.push(spec.name.clone());
+        Ok(Reservation(spec.name.clone()))
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut v = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|n| *n != self.0);
+    }
+}
+
+fn c_str(buf: &[std::os::raw::c_char]) -> String {
+    // SAFETY: the shim writes NUL-terminated strings into these fixed arrays (snprintf), and a
+    // zeroed array is the empty string.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Reads the facts of port `id`.
+pub(crate) fn port_info(id: u16, name: &str) -> Result<PortInfo> {
+    let mut dev = nh_dev_info::default();
+    // SAFETY: dev is a valid out-pointer; an invalid id is reported as -ENODEV.
+    let rc = unsafe { dpdk_sys::nh_eth_dev_info(id, &mut dev) };
+    if rc != 0 {
+        return Err(error::engine(
+            format!("reading device info of port {id} ({name})"),
+            rc,
+        ));
+    }
+    let mut mtu = 0u16;
+    // SAFETY: valid port, valid out-pointer.
+    if unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) } != 0 {
+        mtu = 1500;
+    }
+    let mut mac = dpdk_sys::rte_ether_addr::default();
+    // SAFETY: valid port, valid out-pointer.
+    unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut mac) };
+    Ok(PortInfo {
+        port_id: id,
+        name: name.to_owned(),
+        driver: c_str(&dev.driver_name),
+        bus: c_str(&dev.bus_name),
+        max_rx_queues: dev.max_rx_queues,
+        max_tx_queues: dev.max_tx_queues,
+        mtu,
+        mac: mac.addr_bytes,
+    })
+}
+
+/// The RX timestamp dynamic field and flag, if registered (by a driver offering timestamps).
+fn timestamp_field() -> Option<(i32, u64)> {
+    let field = dpdk_sys::RTE_MBUF_DYNFIELD_TIMESTAMP_NAME.as_ptr().cast();
+    let flag = dpdk_sys::RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME.as_ptr().cast();
+    // SAFETY: NUL-terminated constant names; NULL params means "just look up".
+    let (off, bit) = unsafe {
+        (
+            dpdk_sys::rte_mbuf_dynfield_lookup(field, std::ptr::null_mut()),
+            dpdk_sys::rte_mbuf_dynflag_lookup(flag, std::ptr::null_mut()),
+        )
+    };
+    (off >= 0 && (0..64).contains(&bit)).then(|| (off, 1u64 << bit))
+}
+
+impl Port {
+    /// Probes the device of `full` (hot-plug; an already present device is reused) and
+    /// reserves it for this socket.
+    fn open(full: &str, queue: Option<usize>) -> Result<Port> {
+        let spec = PortSpec::parse(full)?;
+        let q = queue.unwrap_or(0);
+        let q16 = u16::try_from(q)
+            .map_err(|_| Error::portspec(full, format!("queue {q} out of range")))?;
+        let reservation = Reservation::take(&spec, full)?;
+        let devargs = CString::new(spec.devargs())
+            .map_err(|_| Error::portspec(full, "contains a NUL byte"))?;
+        // SAFETY: devargs is a valid C string; EAL is initialised (Sock::create ensured it).
+        let rc = unsafe { dpdk_sys::rte_dev_probe(devargs.as_ptr()) };
+        let probed = match rc {
+            0 => true,
+            rc if rc == -libc::EEXIST => false,
+            rc => {
+                let hint = match spec.kind {
+                    PortKind::Pci => {
+                        " (is the NIC bound to vfio-pci, and EAL started without --no-pci? \
+                         see NETHUNS_DPDK_EAL_ARGS)"
+                    }
+                    PortKind::Vdev => {
+                        " (unknown driver, bad driver arguments, or the interface does not \
+                         exist in this network namespace)"
+                    }
+                };
+                return Err(error::engine(
+                    format!("probing device {:?}{hint}", spec.devargs()),
+                    rc,
+                ));
+            }
+        };
+        let cname = CString::new(spec.name.as_str()).expect("checked above");
+        let mut id = 0u16;
+        // SAFETY: cname is a valid C string; id is a valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        let info = if rc == 0 {
+            port_info(id, &spec.name)
+        } else {
+            Err(error::engine(
+                format!("device {} was probed but has no ethdev port", spec.name),
+                rc,
+            ))
+        };
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                if probed {
+                    remove_device(&spec);
+                }
+                return Err(e);
+            }
+        };
+        let port = Port {
+            id,
+            queue: q16,
+            info,
+            timestamp: None,
+            spec,
+            probed,
+            configured: false,
+            started: false,
+            _reservation: reservation,
+        };
+        let info = &port.info;
+        if q >= usize::from(info.max_rx_queues) || q >= usize::from(info.max_tx_queues) {
+            return Err(Error::portspec(
+                full,
+                format!(
+                    "queue {q} out of range: port {id} ({}) has {} RX / {} TX queues",
+                    info.driver, info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        Ok(port)
+    }
+
+    /// Opens, configures and starts the port of `full` with one RX/TX queue pair in use
+    /// (`queue`), receiving into the mempool `make_ctx` creates on the port's NUMA node.
+    pub(crate) fn setup(
+        full: &str,
+        queue: Option<usize>,
+        flags: &DpdkFlags,
+        make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
+    ) -> Result<(Port, DpdkContext)> {
+        let mut port = Self::open(full, queue)?;
+        let what = format!("port {} ({}) queue {}", port.id, port.spec.name, port.queue);
+        let need = usize::from(port.info.mtu) + 18;
+        if flags.max_frame() < need {
+            return Err(Error::flag(
+                "mbuf_default_buf_size",
+                format!(
+                    "{} holds frames of {} B, but {what} has MTU {} (frames up to {need} B with a \
+                     VLAN tag): use at least {}",
+                    flags.mbuf_default_buf_size,
+                    flags.max_frame(),
+                    port.info.mtu,
+                    need + usize::from(HEADROOM)
+                ),
+            ));
+        }
+        // SAFETY: plain query of a valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port.id) };
+        let socket = if socket < 0 {
+            dpdk_sys::SOCKET_ID_ANY
+        } else {
+            socket
+        };
+        let ctx = make_ctx(socket, &what)?;
+        match port.configure(flags, &ctx, socket, &what) {
+            Ok(()) => Ok((port, ctx)),
+            Err(e) => {
+                // The port's queues may reference the mempool: release them first.
+                drop(port);
+                drop(ctx);
+                Err(e)
+            }
+        }
+    }
+
+    fn configure(
+        &mut self,
+        flags: &DpdkFlags,
+        ctx: &DpdkContext,
+        socket: i32,
+        what: &str,
+    ) -> Result<()> {
+        let (id, q) = (self.id, self.queue);
+        let mut dev = nh_dev_info::default();
+        // SAFETY: id is a valid port; dev is a valid out-pointer.
+        let rc = unsafe { dpdk_sys::nh_eth_dev_info(id, &mut dev) };
+        if rc != 0 {
+            return Err(error::engine(format!("reading device info of {what}"), rc));
+        }
+        let nq = q + 1;
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        let rss = dev.flow_type_rss_offloads & RSS_IP_TCP_UDP;
+        if nq > 1 && rss != 0 {
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss;
+        }
+        let mut offloads = 0;
+        if nq > 1 && rss != 0 && dev.rx_offload_capa & OFFLOAD_RSS_HASH != 0 {
+            offloads |= OFFLOAD_RSS_HASH;
+        }
+        if flags.rx_timestamp && dev.rx_offload_capa & OFFLOAD_TIMESTAMP != 0 {
+            offloads |= OFFLOAD_TIMESTAMP;
+        }
+        if flags.vlan_strip && dev.rx_offload_capa & OFFLOAD_VLAN_STRIP != 0 {
+            offloads |= OFFLOAD_VLAN_STRIP;
+        }
+        conf.rxmode.offloads = offloads;
+        self.configured = true;
+        // SAFETY: valid port, conf fully initialised (zeroed + fields set).
+        let rc = unsafe { dpdk_sys::rte_eth_dev_configure(id, nq, nq, &conf) };
+        if rc != 0 {
+            return Err(error::engine(
+                format!("configuring {what} ({nq} queues)"),
+                rc,
+            ));
+        }
+        let (mut nb_rx, mut nb_tx) = (flags.rx_ring_size, flags.tx_ring_size);
+        // SAFETY: valid port and out-pointers.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
+        if rc != 0 {
+            return Err(error::engine(format!("adjusting ring sizes of {what}"), rc));
+        }
+        for i in 0..nq {
+            let deferred = i32::from(i != q);
+            // SAFETY: valid port configured with nq queues, i < nq, live mempool.
+            let rc =
+                unsafe { dpdk_sys::nh_rx_queue_setup(id, i, nb_rx, socket, ctx.raw(), deferred) };
+            if rc != 0 {
+                return Err(error::engine(
+                    format!("setting up RX queue {i} ({nb_rx} descriptors) of {what}"),
+                    rc,
+                ));
+            }
+            // SAFETY: as above.
+            let rc = unsafe { dpdk_sys::nh_tx_queue_setup(id, i, nb_tx, socket, deferred) };
+            if rc != 0 {
+                return Err(error::engine(
+                    format!("setting up TX queue {i} ({nb_tx} descriptors) of {what}"),
+                    rc,
+                ));
+            }
+        }
+        if flags.promiscuous {
+            // Not every driver can (ENOTSUP): ignored.
+            // SAFETY: valid port.
+            let _ = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+        }
+        // SAFETY: valid, configured port with all queues set up.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };
+        if rc != 0 {
+            return Err(error::engine(format!("starting {what}"), rc));
+        }
+        self.started = true;
+        if offloads & OFFLOAD_TIMESTAMP != 0 {
+            self.timestamp = timestamp_field();
+        }
+        Ok(())
+    }
+
+    /// The port's counters.
+    pub(crate) fn stats(&self) -> Result<PortStats> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port, valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        if rc != 0 {
+            return Err(error::engine(
+                format!("reading stats of port {} ({})", self.id, self.spec.name),
+                rc,
+            ));
+        }
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+            tx_dropped: 0,
+        })
+    }
+}
+
+fn remove_device(spec: &PortSpec) {
+    let (Ok(bus), Ok(name)) = (CString::new(spec.bus()), CString::new(spec.name.as_str())) else {
+        return;
+    };
+    // SAFETY: valid C strings; removing a device whose port is closed (or never configured).
+    unsafe { dpdk_sys::rte_eal_hotplug_remove(bus.as_ptr(), name.as_ptr()) };
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.started {
+            // SAFETY: valid started port; nothing polls it any more (the socket is going).
+            unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+        }
+        if self.configured || self.probed {
+            // Close releases the queues (and the mbufs they hold) while the mempool still
+            // lives; then the device is removed so a later socket can probe it afresh.
+            // SAFETY: valid stopped port.
+            unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+            remove_device(&self.spec);
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! [`Sock`]: one RX/TX queue pair of a DPDK port as a nethuns [`Socket`].
+//!
+//! RX: `rte_eth_rx_burst` refills a local array of up to [`BURST`] mbufs, handed out one by one
+//! as tokens naming the mbuf (no copy). TX: `send` takes an mbuf from a local stash (refilled
+//! with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues it; a full burst or
+//! `flush` submits with `rte_eth_tx_burst`, and frees what the driver did not take.
+
+use std::cell::{Cell, RefCell};
+
+use dpdk_sys::rte_mbuf;
+use nethuns_core::{BufferDesc, Context, Error, Result, Socket, Token};
+
+use crate::eal;
+use crate::flags::{DpdkFlags, BURST};
+use crate::mempool::DpdkContext;
+use crate::port::{Port, PortInfo, PortStats};
+use crate::Meta;
+
+/// How many times `flush` offers the rest of a burst to a driver that took only part of it.
+const TX_RETRIES: usize = 8;
+
+const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
+const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
+const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
+
+struct RxBurst {
+    bufs: [*mut rte_mbuf; BURST],
+    head: usize,
+    len: usize,
+}
+
+struct TxBurst {
+    /// Filled mbufs waiting for `rte_eth_tx_burst`.
+    bufs: [*mut rte_mbuf; BURST],
+    len: usize,
+    /// Pre-allocated empty mbufs for the next sends.
+    stash: [*mut rte_mbuf; BURST],
+    stash_len: usize,
+}
+
+/// A DPDK socket: one queue (RX and TX) of a port that it owns, and a mempool as its
+/// [`Context`].
+///
+/// Created with [`Socket::create`] from a portspec: a PCI address (`0000:01:00.0`) or a virtual
+/// device (`net_ring0`, `net_null0`, `net_af_packet0,iface=veth0`, `net_af_xdp0,iface=veth0`,
+/// `net_tap0`), which is hot-plugged and removed again when the socket is dropped. The EAL is
+/// initialised at the first socket (see [`Eal`](crate::Eal)). A device in a network namespace
+/// (AF_PACKET/AF_XDP vdevs) must be created from a thread inside that namespace.
+///
+/// `Send` but not `Sync`: one thread at a time drives the queue; payloads and tokens may travel
+/// to other threads with a clone of the context.
+pub struct Sock {
+    // Field order matters: the port (whose queues reference the mempool) is dropped before the
+    // context (the mempool).
+    port: Port,
+    ctx: DpdkContext,
+    pool_id: u32,
+    max_frame: usize,
+    rx: RefCell<RxBurst>,
+    tx: RefCell<TxBurst>,
+    tx_dropped: Cell<u64>,
+    rx_multiseg_dropped: Cell<u64>,
+}
+
+// SAFETY: the raw mbuf pointers in the burst arrays are owned by this socket (not shared);
+// DPDK's port queue may be polled from any thread as long as one thread at a time does, which
+// `!Sync` (RefCell) guarantees.
+unsafe impl Send for Sock {}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("port", &self.port.info)
+            .field("queue", &self.port.queue)
+            .field("context", &self.ctx)
+            .finish()
+    }
+}
+
+impl Sock {
+    /// The DPDK port id.
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+
+    /// The queue this socket receives from and sends on.
+    pub fn queue(&self) -> u16 {
+        self.port.queue
+    }
+
+    /// Facts about the port (name, driver, queues, MTU, MAC).
+    pub fn port_info(&self) -> &PortInfo {
+        &self.port.info
+    }
+
+    /// The largest frame `send` accepts (the mbuf data room minus headroom).
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Whether received packets carry a timestamp (the driver offers one and
+    /// [`DpdkFlags::rx_timestamp`] asked for it).
+    pub fn has_rx_timestamp(&self) -> bool {
+        self.port.timestamp.is_some()
+    }
+
+    /// The port's counters, with the frames this socket dropped itself in `tx_dropped`.
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = self.port.stats()?;
+        s.tx_dropped = self.tx_dropped.get();
+        Ok(s)
+    }
+
+    /// Received multi-segment packets this socket dropped (nethuns hands out single-segment
+    /// mbufs only; RX scatter is not enabled, so drivers should not produce them).
+    pub fn rx_multiseg_dropped(&self) -> u64 {
+        self.rx_multiseg_dropped.get()
+    }
+
+    /// Frames queued by `send` and not yet submitted.
+    pub fn pending(&self) -> usize {
+        self.tx.borrow().len
+    }
+
+    /// Refills the RX burst; returns how many mbufs arrived.
+    #[inline]
+    fn refill(&self, rx: &mut RxBurst) -> Result<usize> {
+        // SAFETY: the port is started with this RX queue; bufs has room for BURST pointers,
+        // and this socket (!Sync, borrow held) is the only poller of the queue.
+        let mut n = usize::from(unsafe {
+            dpdk_sys::nh_rx_burst(
+                self.port.id,
+                self.port.queue,
+                rx.bufs.as_mut_ptr(),
+                BURST as u16,
+            )
+        });
+        if n == 0 {
+            // Empty: tell "nothing arrived" from "no mbuf to receive into". Some drivers
+            // (net_null) allocate a whole burst at once and give nothing when fewer are free.
+            let avail = self.ctx.available_here() as usize;
+            if avail == 0 {
+                return Err(Error::NoMemory);
+            }
+            if avail < BURST {
+                // SAFETY: as above, with avail < BURST pointers of room.
+                n = usize::from(unsafe {
+                    dpdk_sys::nh_rx_burst(
+                        self.port.id,
+                        self.port.queue,
+                        rx.bufs.as_mut_ptr(),
+                        avail as u16,
+                    )
+                });
+            }
+            if n == 0 {
+                return Err(Error::NoPacket);
+            }
+        }
+        rx.head = 0;
+        rx.len = n;
+        Ok(n)
+    }
+
+    fn meta_of(&self, m: *mut rte_mbuf) -> Meta {
+        // SAFETY: m is a received mbuf this socket owns; reading its header fields.
+        let (pkt_len, flags, vlan, rss) = unsafe {
+            let r = &*m;
+            (
+                r.pkt_len,
+                r.ol_flags,
+                r.vlan_tci,
+                r.__bindgen_anon_2.hash.rss,
+            )
+        };
+        let timestamp = self.port.timestamp.and_then(|(off, mask)| {
+            // SAFETY: the dynfield offset was registered by the driver for every mbuf.
+            (flags & mask != 0).then(|| unsafe { dpdk_sys::nh_mbuf_dynfield_u64(m, off) })
+        });
+        Meta {
+            len: pkt_len,
+            port: self.port.id,
+            queue: self.port.queue,
+            rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(rss),
+            vlan_tci: (flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED)
+                == (F_RX_VLAN | F_RX_VLAN_STRIPPED))
+                .then_some(vlan),
+            timestamp,
+        }
+    }
+
+    /// Submits the pending TX burst; frees what the driver would not take.
+    fn flush_tx(&self, tx: &mut TxBurst) {
+        let mut sent = 0usize;
+        for _ in 0..TX_RETRIES {
+            if sent == tx.len {
+                break;
+            }
+            // SAFETY: bufs[sent..len] are filled mbufs owned by this socket; the driver takes
+            // ownership of the first `n` it returns; this socket is the queue's only user.
+            let n = unsafe {
+                dpdk_sys::nh_tx_burst(
+                    self.port.id,
+                    self.port.queue,
+                    tx.bufs.as_mut_ptr().add(sent),
+                    (tx.len - sent) as u16,
+                )
+            };
+            sent += usize::from(n);
+        }
+        if sent < tx.len {
+            let rest = tx.len - sent;
+            // SAFETY: bufs[sent..len] are still ours (not taken by the driver): free them.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.bufs.as_mut_ptr().add(sent), rest as u32) };
+            self.tx_dropped.set(self.tx_dropped.get() + rest as u64);
+        }
+        tx.len = 0;
+    }
+
+    /// One empty mbuf for `send`, from the stash (refilled in bulk) or the pool.
+    #[inline]
+    fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
+        if tx.stash_len == 0 {
+            // SAFETY: stash has room for BURST pointers; the pool is alive.
+            let rc = unsafe {
+                dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
+            };
+            if rc == 0 {
+                tx.stash_len = BURST;
+            } else {
+                // Nearly exhausted: one at a time; submitting what is pending lets the
+                // driver give completed mbufs back.
+                // SAFETY: the pool is alive.
+                let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+                if m.is_null() && tx.len > 0 {
+                    self.flush_tx(tx);
+                    // SAFETY: as above.
+                    m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+                }
+                return if m.is_null() {
+                    Err(Error::NoMemory)
+                } else {
+                    Ok(m)
+                };
+            }
+        }
+        tx.stash_len -= 1;
+        Ok(tx.stash[tx.stash_len])
+    }
+}
+
+impl Socket for Sock {
+    type Context = DpdkContext;
+    type Metadata = Meta;
+    type Flags = DpdkFlags;
+
+    fn create(portspec: &str, queue: Option<usize>, flags: DpdkFlags) -> Result<Self> {
+        flags.validate()?;
+        eal::ensure()?;
+        let (port, ctx) = Port::setup(portspec, queue, &flags, |socket, what| {
+            DpdkContext::create(&flags, socket, what)
+        })?;
+        Ok(Sock {
+            pool_id: ctx.pool_id(),
+            max_frame: flags.max_frame(),
+            port,
+            ctx,
+            rx: RefCell::new(RxBurst {
+                bufs: [std::ptr::null_mut(); BURST],
+                head: 0,
+                len: 0,
+            }),
+            tx: RefCell::new(TxBurst {
+                bufs: [std::ptr::null_mut(); BURST],
+                len: 0,
+                stash: [std::ptr::null_mut(); BURST],
+                stash_len: 0,
+            }),
+            tx_dropped: Cell::new(0),
+            rx_multiseg_dropped: Cell::new(0),
+        })
+    }
+
+    #[inline]
+    fn recv_token(&self) -> Result<(Token, Meta)> {
+        let mut rx = self.rx.borrow_mut();
+        loop {
+            if rx.head == rx.len {
+                self.refill(&mut rx)?;
+            }
+            let m = rx.bufs[rx.head];
+            rx.head += 1;
+            // SAFETY: m is a valid mbuf just received; reading header fields.
+            let (nb_segs, data_len) = unsafe { ((*m).nb_segs, (*m).data_len) };
+            if nb_segs != 1 {
+                // SAFETY: m is ours and not handed out: free the whole chain.
+                unsafe { dpdk_sys::nh_pktmbuf_free(m) };
+                self.rx_multiseg_dropped
+                    .set(self.rx_multiseg_dropped.get() + 1);
+                continue;
+            }
+            let meta = self.meta_of(m);
+            // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
+            // token; it is no longer in the RX array's live range [head, len).
+            let token = unsafe {
+                Token::new(
+                    BufferDesc::new(m as usize),
+                    u32::from(data_len),
+                    self.pool_id,
+                )
+            };
+            return Ok((token, meta));
+        }
+    }
+
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        if packet.len() > self.max_frame {
+            return Err(Error::TooBigPacket(packet.len()));
+        }
+        let mut tx = self.tx.borrow_mut();
+        let m = self.take_mbuf(&mut tx)?;
+        // SAFETY: m is a freshly allocated, reset mbuf with a data room of at least
+        // max_frame bytes after the headroom, so append(len) succeeds and returns a pointer to
+        // `len` writable bytes; nothing else references m.
+        unsafe {
+            let dst = dpdk_sys::nh_pktmbuf_append(m, packet.len() as u16);
+            debug_assert!(!dst.is_null());
+            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst.cast::<u8>(), packet.len());
+        }
+        let i = tx.len;
+        tx.bufs[i] = m;
+        tx.len += 1;
+        if tx.len == BURST {
+            self.flush_tx(&mut tx);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) {
+        let mut tx = self.tx.borrow_mut();
+        if tx.len > 0 {
+            self.flush_tx(&mut tx);
+        }
+    }
+
+    #[inline]
+    fn context(&self) -> &DpdkContext {
+        &self.ctx
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        let tx = self.tx.get_mut();
+        if tx.len > 0 {
+            // Best effort: what the driver takes now goes out before the port stops.
+            let mut t = std::mem::replace(
+                tx,
+                TxBurst {
+                    bufs: [std::ptr::null_mut(); BURST],
+                    len: 0,
+                    stash: [std::ptr::null_mut(); BURST],
+                    stash_len: 0,
+                },
+            );
+            self.flush_tx(&mut t);
+            *self.tx.get_mut() = t;
+        }
+        let tx = self.tx.get_mut();
+        if tx.stash_len > 0 {
+            // SAFETY: the stash mbufs are ours and unused.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32) };
+            tx.stash_len = 0;
+        }
+        let rx = self.rx.get_mut();
+        if rx.head < rx.len {
+            // SAFETY: bufs[head..len] were received and never handed out: ours to free.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_free_bulk(
+                    rx.bufs.as_mut_ptr().add(rx.head),
+                    (rx.len - rx.head) as u32,
+                )
+            };
+            rx.head = rx.len;
+        }
+        // Then `port` (stop, close, remove) and `ctx` (mempool, once no clone is left) drop.
+    }
+}

@@ -1,1 +1,88 @@
-//! # nethuns-netmap (placeholder: work in progress)
+//! # nethuns-netmap
+//!
+//! The [netmap](https://github.com/luigirizzo/netmap) backend of nethuns: [`Sock`] maps a netmap
+//! port's rings and buffers into the process and implements [`Socket`] over them, with no copy
+//! on receive and one copy into the TX slot on send.
+//!
+//! **Pick it** on Linux with the netmap module loaded (or FreeBSD, where netmap is in the
+//! kernel) when you want netmap's native or emulated adapters, its VALE software switches
+//! (`vale0:port`) or its host-stack rings (`netmap:eth0^`). It builds anywhere: the netmap ABI
+//! is declared in [`sys`], no netmap headers or library needed. Without `/dev/netmap`,
+//! [`Socket::create`] returns [`Error::Unsupported`] saying the module is not loaded.
+//!
+//! ```no_run
+//! use nethuns_netmap::{Error, NetmapFlags, Sock, Socket};
+//!
+//! // Ring pair 0 of eth0, room to hold up to 4096 received packets at once.
+//! let sock = Sock::create("netmap:eth0", Some(0), NetmapFlags { extra_buf: 4096 })?;
+//! for _ in 0..1_000_000 {
+//!     match sock.recv() {
+//!         Ok((packet, meta)) => {
+//!             println!("{} bytes on ring {}", packet.len(), meta.ring);
+//!             sock.send(&packet)?; // echo it back
+//!         } // `packet` dropped: its buffer returns to the extra-buffer pool
+//!         Err(Error::NoPacket) => {
+//!             sock.flush();
+//!             sock.wait_readable(std::time::Duration::from_millis(10))?;
+//!         }
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! sock.flush();
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## Portspecs
+//! `netmap:IF` (all hardware rings, or ring pair `queue` if given), `netmap:IF-N` (ring pair N),
+//! `netmap:IF^` / `netmap:IF^N` (host-stack rings), `netmap:IF*` (hardware and host rings),
+//! `valeSW:PORT[-N]` (a VALE switch port, created on demand). See [`portspec`].
+//!
+//! ## Buffers
+//! Packets live in netmap buffers inside the shared region. `recv` swaps the packet's buffer
+//! out of its RX slot for a free *extra buffer* (`NS_BUF_CHANGED`) and hands the packet's
+//! buffer to the caller as a [`Payload`] or [`Token`]; the ring never waits on the user, and a
+//! held packet survives any number of later syncs. Dropping the payload (on any thread) puts
+//! the buffer back in the lock-free extra-buffer pool. [`NetmapFlags::extra_buf`] sizes that
+//! pool: when all are held, `recv` returns [`Error::NoMemory`] and the packet stays in the ring.
+//! A packet spanning several slots (`NS_MOREFRAG`) is skipped with [`Error::TooBigPacket`].
+//!
+//! ## Platforms
+//! [`Sock`] exists on Linux and FreeBSD. The ring logic is tested everywhere against a
+//! simulated netmap region; the real-device tests are `#[ignore]` lab tests run by
+//! `cargo xtask test-hw --iface IF` / `--vale PORT` (env `NETHUNS_HW_IFACE`, `NETHUNS_HW_VALE`).
+
+#![warn(missing_docs)]
+
+mod context;
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+mod dev;
+mod engine;
+mod extra;
+mod flags;
+pub mod portspec;
+mod region;
+mod ring;
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+mod sock;
+pub mod sys;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod sim_tests;
+
+pub use context::NetmapContext;
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+pub use dev::{netmap_available, NETMAP_DEVICE};
+pub use flags::NetmapFlags;
+pub use portspec::{PortKind, PortSpec, Rings};
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+pub use sock::Sock;
+
+/// The metadata `recv` reports: the ring's timestamp at the last sync, the length, the ring.
+pub use nethuns_core::metadata::NetmapMeta as Meta;
+pub use nethuns_core::metadata::TimeVal;
+pub use nethuns_core::{
+    api, errors, BufferDesc, Context, Error, Flags, Metadata, MetadataType, Payload, Result,
+    Socket, Token,
+};

@@ -1,0 +1,227 @@
+//! One netmap ring seen from user space, and the receive/transmit steps on it. No syscalls:
+//! the kernel's part (the sync) happens elsewhere, between calls.
+//!
+//! Ownership, in netmap's terms: on an RX ring the user owns slots `[head, tail)` (received
+//! packets); on a TX ring the user owns slots `[head, tail)` (free slots to fill). The user
+//! moves `head` (and `cur` with it); the kernel moves `tail` during a sync. The kernel writes
+//! ring memory only inside the sync ioctl issued by this thread, so plain volatile accesses
+//! suffice; a fence orders them around each sync.
+//!
+//! Receive swaps buffers instead of lending slots: the packet's buffer goes to the caller and
+//! the slot gets a free extra buffer (`NS_BUF_CHANGED`), so `head` moves on at once and the ring
+//! never waits for a payload to be dropped.
+
+use std::ptr::{addr_of, addr_of_mut, NonNull};
+
+use crate::extra::{BufMem, ExtraPool};
+use crate::sys::{self, netmap_ring, nm_ring_next, NS_BUF_CHANGED, NS_MOREFRAG};
+
+/// A ring of a mapped netmap region.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ring {
+    ptr: NonNull<netmap_ring>,
+    num_slots: u32,
+    /// The ring's position in the interface's TX or RX ring list.
+    pub(crate) index: u32,
+}
+
+impl Ring {
+    /// Wraps the ring at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` points to a valid ring header followed by `num_slots` slots in a region that stays
+    /// mapped while the `Ring` is used; `head` is below `num_slots`; only the thread using this
+    /// value writes `head`/`cur`/slots, and the kernel touches them only during syncs issued
+    /// by that thread.
+    pub(crate) unsafe fn new(ptr: NonNull<netmap_ring>, index: u32) -> Ring {
+        let num_slots = addr_of!((*ptr.as_ptr()).num_slots).read_volatile();
+        Ring {
+            ptr,
+            num_slots,
+            index,
+        }
+    }
+
+    #[inline]
+    fn raw(&self) -> *mut netmap_ring {
+        self.ptr.as_ptr()
+    }
+
+    /// `head`: the first slot the user owns.
+    #[inline]
+    pub(crate) fn head(&self) -> u32 {
+        // SAFETY: `new`'s contract: the header is mapped.
+        unsafe { addr_of!((*self.raw()).head).read_volatile() }
+    }
+
+    /// `tail`: the first slot the kernel owns.
+    #[inline]
+    pub(crate) fn tail(&self) -> u32 {
+        // SAFETY: as in `head`.
+        unsafe { addr_of!((*self.raw()).tail).read_volatile() }
+    }
+
+    /// Moves `head` and `cur` to `i`, giving the slots before it to the kernel.
+    #[inline]
+    fn advance(&self, i: u32) {
+        debug_assert!(i < self.num_slots);
+        // SAFETY: as in `head`; only this thread writes `head`/`cur`.
+        unsafe {
+            addr_of_mut!((*self.raw()).head).write_volatile(i);
+            addr_of_mut!((*self.raw()).cur).write_volatile(i);
+        }
+    }
+
+    /// The time of the last sync (`ts`).
+    #[inline]
+    pub(crate) fn ts(&self) -> libc::timeval {
+        // SAFETY: as in `head`.
+        unsafe { addr_of!((*self.raw()).ts).read_volatile() }
+    }
+
+    /// Slot `i`.
+    ///
+    /// # Safety
+    /// `i < num_slots`.
+    #[inline]
+    unsafe fn slot(&self, i: u32) -> *mut sys::netmap_slot {
+        debug_assert!(i < self.num_slots);
+        sys::ring_slot(self.raw(), i)
+    }
+}
+
+/// What one receive step found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rx {
+    /// No complete packet in the user's part of the ring.
+    Empty,
+    /// A packet: its buffer now belongs to the caller.
+    Packet {
+        /// The netmap buffer index.
+        buf: u32,
+        /// Length in bytes.
+        len: u32,
+    },
+    /// A packet is waiting but no extra buffer is free: nothing was taken, the packet stays.
+    NoExtra,
+    /// A packet spanning several slots (`NS_MOREFRAG`) was skipped: its buffers stay in the
+    /// ring. `len` is its total length.
+    Fragmented {
+        /// Total length of the skipped packet.
+        len: usize,
+    },
+    /// Slot `slot` named an invalid buffer or length; it was skipped.
+    Corrupt {
+        /// The slot.
+        slot: u32,
+        /// Its buffer index.
+        buf: u32,
+        /// Its length.
+        len: u32,
+    },
+}
+
+/// Takes the packet at `head` of an RX ring, swapping an extra buffer into its slot.
+pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
+    let head = ring.head();
+    let tail = ring.tail();
+    if sys::nm_ring_empty(head, tail) {
+        return Rx::Empty;
+    }
+    let n = ring.num_slots;
+    // SAFETY: `head` is below `num_slots` (we only ever set it with `nm_ring_next`).
+    let slot = unsafe { ring.slot(head) };
+    // SAFETY: the slot is in the user's part of the ring and mapped.
+    let (buf, len, flags) = unsafe {
+        (
+            addr_of!((*slot).buf_idx).read_volatile(),
+            addr_of!((*slot).len).read_volatile() as u32,
+            addr_of!((*slot).flags).read_volatile(),
+        )
+    };
+    if flags & NS_MOREFRAG != 0 {
+        // Walk to the last fragment; skip the whole packet only once it is complete.
+        let (mut i, mut total) = (head, len as usize);
+        loop {
+            i = nm_ring_next(n, i);
+            if i == tail {
+                return Rx::Empty;
+            }
+            // SAFETY: `i` is below `num_slots` and in the user's part of the ring.
+            let (l, f) = unsafe {
+                let s = ring.slot(i);
+                (
+                    addr_of!((*s).len).read_volatile() as usize,
+                    addr_of!((*s).flags).read_volatile(),
+                )
+            };
+            total += l;
+            if f & NS_MOREFRAG == 0 {
+                ring.advance(nm_ring_next(n, i));
+                return Rx::Fragmented { len: total };
+            }
+        }
+    }
+    let mem = pool.mem();
+    if !mem.valid(buf) || len > mem.buf_size() {
+        ring.advance(nm_ring_next(n, head));
+        return Rx::Corrupt {
+            slot: head,
+            buf,
+            len,
+        };
+    }
+    let Some(extra) = pool.pop() else {
+        return Rx::NoExtra;
+    };
+    // SAFETY: the slot is ours until `head` moves past it; the extra buffer was free.
+    unsafe {
+        addr_of_mut!((*slot).buf_idx).write_volatile(extra);
+        addr_of_mut!((*slot).flags).write_volatile(NS_BUF_CHANGED);
+    }
+    ring.advance(nm_ring_next(n, head));
+    Rx::Packet { buf, len }
+}
+
+/// Whether a TX step queued the packet.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Tx {
+    /// Copied into the slot at the old `head`.
+    Queued,
+    /// No free slot until the kernel completes transmissions (a TX sync).
+    Full,
+}
+
+/// Copies `data` into the slot at `head` of a TX ring and moves `head` on. The caller checked
+/// `data.len() <= mem.buf_size()`.
+pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
+    let head = ring.head();
+    if sys::nm_ring_empty(head, ring.tail()) {
+        return Tx::Full;
+    }
+    debug_assert!(data.len() <= mem.buf_size() as usize && data.len() <= u16::MAX as usize);
+    // SAFETY: `head` is below `num_slots`; the slot is in the user's part of the ring.
+    let slot = unsafe { ring.slot(head) };
+    // SAFETY: as above.
+    let buf = unsafe { addr_of!((*slot).buf_idx).read_volatile() };
+    if !mem.valid(buf) {
+        // A slot the kernel left without a usable buffer: never write through it.
+        return Tx::Full;
+    }
+    // SAFETY: the slot's buffer belongs to the user side until `head` passes it, and `data`
+    // fits in it (checked by the caller).
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), mem.buf(buf), data.len());
+        addr_of_mut!((*slot).len).write_volatile(data.len() as u16);
+        addr_of_mut!((*slot).flags).write_volatile(0);
+    }
+    ring.advance(nm_ring_next(ring.num_slots, head));
+    Tx::Queued
+}
+
+/// How many slots of a TX ring hold packets not yet completed by the kernel.
+pub(crate) fn tx_pending(ring: &Ring) -> u32 {
+    // The user owns [head, tail); the kernel holds the rest but one.
+    let free = sys::nm_ring_space(ring.num_slots, ring.head(), ring.tail());
+    ring.num_slots - 1 - free.min(ring.num_slots - 1)
+}

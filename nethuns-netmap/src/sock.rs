@@ -1,0 +1,122 @@
+//! [`Sock`]: a netmap port bound to one ring pair (or all of them) as a nethuns [`Socket`].
+
+use std::time::Duration;
+
+use nethuns_core::metadata::NetmapMeta;
+use nethuns_core::{Result, Socket, Token};
+
+use crate::context::NetmapContext;
+use crate::dev::{self, DevPort};
+use crate::engine::Engine;
+use crate::flags::NetmapFlags;
+use crate::portspec::PortSpec;
+
+/// A netmap socket: the rings of one netmap port (interface or VALE port) in this process's
+/// memory.
+///
+/// * `recv`/`recv_token` take the next packet from the bound RX rings, swapping its buffer for a
+///   free extra buffer so the ring moves on at once; with every RX ring empty they issue one
+///   `NIOCRXSYNC` and look again, then return `Error::NoPacket`.
+/// * `send` copies into the next free TX slot (a `NIOCTXSYNC` first if every bound TX ring is
+///   full; `Error::NoMemory` if still full); `flush` issues `NIOCTXSYNC`.
+///
+/// The socket is `Send` but not `Sync`: one thread drives the rings. Payloads and tokens can be
+/// released on any thread through the [`NetmapContext`].
+pub struct Sock {
+    engine: Engine<DevPort>,
+    spec: PortSpec,
+}
+
+// SAFETY: the rings and the region are reached through raw pointers into a mapping owned by the
+// context (Send + Sync); the kernel touches them only during syncs issued through this socket,
+// which is used by one thread at a time (it is !Sync through the engine's `Cell`s).
+unsafe impl Send for Sock {}
+
+impl Sock {
+    /// The parsed portspec the socket is bound to (with the queue applied).
+    pub fn portspec(&self) -> &PortSpec {
+        &self.spec
+    }
+
+    /// Number of RX rings bound.
+    pub fn rx_rings(&self) -> usize {
+        self.engine.rx_rings()
+    }
+
+    /// Number of TX rings bound.
+    pub fn tx_rings(&self) -> usize {
+        self.engine.tx_rings()
+    }
+
+    /// Waits with `poll(2)` until packets are ready or `timeout` passes; `Ok(true)` if ready.
+    pub fn wait_readable(&self, timeout: Duration) -> Result<bool> {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        self.engine.wait_rx(ms)
+    }
+
+    /// `flush` that reports a failed `NIOCTXSYNC`.
+    pub fn try_flush(&self) -> Result<()> {
+        self.engine.tx_sync()
+    }
+
+    /// TX slots queued or not yet completed by the kernel (as of the last sync).
+    pub fn tx_pending(&self) -> u32 {
+        self.engine.tx_pending()
+    }
+}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sock")
+            .field("port", &self.engine.label())
+            .field("rx_rings", &self.rx_rings())
+            .field("tx_rings", &self.tx_rings())
+            .field("context", self.engine.context())
+            .finish()
+    }
+}
+
+impl Socket for Sock {
+    type Context = NetmapContext;
+    type Metadata = NetmapMeta;
+    type Flags = NetmapFlags;
+
+    #[inline]
+    fn recv_token(&self) -> Result<(Token, NetmapMeta)> {
+        self.engine.recv_token()
+    }
+
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        self.engine.send(packet)
+    }
+
+    fn flush(&self) {
+        // `try_flush` reports the error; a failed sync leaves the slots queued for the next.
+        let _ = self.engine.tx_sync();
+    }
+
+    fn create(portspec: &str, queue: Option<usize>, flags: NetmapFlags) -> Result<Self> {
+        flags.validate()?;
+        let spec = PortSpec::parse(portspec)?.with_queue(portspec, queue)?;
+        let (port, attached) = dev::open(&spec, flags.extra_buf)?;
+        Ok(Sock {
+            engine: Engine::new(port, attached, spec.to_string()),
+            spec,
+        })
+    }
+
+    #[inline]
+    fn context(&self) -> &NetmapContext {
+        self.engine.context()
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        // Send what is queued: closing the port discards unsynced TX slots.
+        if self.engine.tx_pending() > 0 {
+            let _ = self.engine.tx_sync();
+        }
+    }
+}

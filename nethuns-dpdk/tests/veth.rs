@@ -106,7 +106,7 @@ fn raw_recv_n(fd: &OwnedFd, n: usize) -> Vec<Vec<u8>> {
             continue; // timeout tick
         }
         let f = &buf[..r as usize];
-        if sll.sll_pkttype != libc::PACKET_OUTGOING as u8 && frames::is_test_frame(f) {
+        if sll.sll_pkttype != libc::PACKET_OUTGOING && frames::is_test_frame(f) {
             got.push(f.to_vec());
         }
     }

@@ -51,10 +51,8 @@
 //!   exceeds [`Sock::max_frame`]; [`Error::NoMemory`] if every slot is still queued or in
 //!   flight after submitting the queued ones); `flush` submits all queued slots with one
 //!   `sendto`. The TX ring was chosen over `sendmmsg`: same one syscall per batch, but no
-//!   per-batch `mmsghdr`/`iovec` set-up and no copy from user memory into the skb. On this
-//!   machine's veth pair it measured about 1.5 Mpps for 64-byte frames against about 1.3 Mpps
-//!   for `sendmmsg` (batches of 64, qdisc bypass off); set [`AfPacketFlags::qdisc_bypass`] to
-//!   go straight to the driver.
+//!   per-batch `mmsghdr`/`iovec` set-up and no copy from user memory into the skb (see
+//!   `tx.rs`). Set [`AfPacketFlags::qdisc_bypass`] to go straight to the driver.
 //! - **`queue`** in [`Socket::create`]: `None` for all traffic (or this socket's fanout share);
 //!   `Some(i)` declares fanout member `i` and requires [`AfPacketFlags::fanout`].
 //! - **Metadata** ([`Meta`]): nanosecond timestamp, original and captured length, VLAN

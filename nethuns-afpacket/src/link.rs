@@ -51,6 +51,12 @@ impl LinkWatch {
         self.check(fd, ifname, ifindex)
     }
 
+    /// Records that the interface was seen down elsewhere (a failed transmission consumed the
+    /// socket error that `poll` would have reported).
+    pub(crate) fn mark_down(&self) {
+        self.down.set(true);
+    }
+
     /// Looks for a pending socket error now.
     pub(crate) fn check(&self, fd: i32, ifname: &str, ifindex: i32) -> Result<()> {
         match sys::pending_error(fd) {

@@ -250,6 +250,9 @@ impl Socket for Sock {
                 Ok((token, p.meta))
             }
             None => {
+                if self.tx.as_ref().is_some_and(|t| t.take_saw_down()) {
+                    self.link.mark_down();
+                }
                 self.link
                     .on_idle(shared.raw_fd(), &self.ifname, self.ifindex)?;
                 Err(Error::NoPacket)

@@ -5,8 +5,6 @@
 //! Why a TX ring rather than `sendmmsg`: both cost one syscall per batch, but the ring needs no
 //! `mmsghdr`/`iovec` array per batch, the kernel builds each skb straight from the ring page
 //! (no copy from user memory), and a batch is as large as the ring, not as `UIO_MAXIOV`.
-//! Measured on this machine's veth pair (one namespace to the other, 64-byte frames, batches of
-//! 64), see the crate docs for the numbers.
 
 use std::cell::Cell;
 use std::mem::offset_of;
@@ -37,6 +35,7 @@ pub(crate) struct TxRing {
     pending: Cell<u32>,
     errors: Cell<u64>,
     last_error: Cell<Option<i32>>,
+    saw_down: Cell<bool>,
 }
 
 impl TxRing {
@@ -51,6 +50,7 @@ impl TxRing {
             pending: Cell::new(0),
             errors: Cell::new(0),
             last_error: Cell::new(None),
+            saw_down: Cell::new(false),
         }
     }
 
@@ -134,21 +134,38 @@ impl TxRing {
     }
 
     /// Submits the queued frames with one `sendto`. Frames the kernel could not take now
-    /// (`EAGAIN`, `ENOBUFS`) stay queued for the next flush; other errors are counted.
+    /// (`EAGAIN`, `ENOBUFS`, interface down) stay queued for the next flush; failures are
+    /// counted.
     pub(crate) fn flush(&self, s: &Shared) {
         if self.pending.get() == 0 {
             return;
         }
-        match sys::kick_tx(s.raw_fd()) {
+        let mut r = sys::kick_tx(s.raw_fd());
+        if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ENETDOWN)) {
+            // A socket error left by an earlier link-down event is reported (and cleared) by
+            // the first send after it, even when the link is up again: try once more. The
+            // receive side must still learn of it.
+            self.saw_down.set(true);
+            r = sys::kick_tx(s.raw_fd());
+        }
+        match r {
             Ok(_) => self.pending.set(0),
             Err(e) => {
                 let code = e.raw_os_error();
+                if matches!(code, Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)) {
+                    self.saw_down.set(true);
+                }
                 if !matches!(code, Some(libc::EAGAIN) | Some(libc::ENOBUFS)) {
                     self.errors.set(self.errors.get() + 1);
                     self.last_error.set(code);
                 }
             }
         }
+    }
+
+    /// Whether a submission failed because the interface was down since the last call.
+    pub(crate) fn take_saw_down(&self) -> bool {
+        self.saw_down.replace(false)
     }
 
     /// Frames queued by `send` and not yet submitted.

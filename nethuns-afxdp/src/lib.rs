@@ -127,6 +127,7 @@ pub use socket::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 
+pub use nethuns_core::crossbeam_channel;
 /// Metadata of a received frame: length, queue, descriptor options (no timestamp).
 pub use nethuns_core::metadata::AfXdpMeta as Meta;
 pub use nethuns_core::{

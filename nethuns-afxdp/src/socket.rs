@@ -163,7 +163,7 @@ impl Sock {
             let e = io::Error::last_os_error();
             let hint = match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => {
-                    "creating the socket (needs CAP_NET_ADMIN, e.g. run as root)"
+                    "creating the socket (needs CAP_NET_RAW, and CAP_NET_ADMIN + CAP_BPF to attach the program: run as root)"
                 }
                 Some(libc::EAFNOSUPPORT) => "creating the socket (kernel without AF_XDP)",
                 _ => "creating the socket",

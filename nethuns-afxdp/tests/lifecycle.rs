@@ -1,0 +1,141 @@
+//! The steering program's life: attached on create, detached when the last socket on the
+//! interface goes, and gone when the process is killed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nethuns_afxdp::{AfXdpFlags, Sock, Socket as _};
+use nethuns_testnet::{frames, NetPair, PairOptions};
+
+const CHILD_ENV: &str = "NETHUNS_AFXDP_CRASH_CHILD";
+
+#[test]
+fn program_detached_when_last_socket_dropped() {
+    let Some(pair) = NetPair::for_test_with(
+        "lastsock",
+        PairOptions {
+            queues: 2,
+            mtu: 1500,
+        },
+    ) else {
+        return;
+    };
+    assert!(!xdp_attached(&pair, true));
+    let s0 = pair
+        .in_a(|| Sock::create(&pair.veth_a, Some(0), AfXdpFlags::default()))
+        .unwrap();
+    let s1 = pair
+        .in_a(|| Sock::create(&pair.veth_a, Some(1), AfXdpFlags::default()))
+        .unwrap();
+    assert!(xdp_attached(&pair, true), "{}", link_details(&pair, true));
+    drop(s0);
+    assert!(xdp_attached(&pair, true), "still one socket");
+    drop(s1);
+    assert!(!xdp_attached(&pair, true), "{}", link_details(&pair, true));
+    // And a new socket attaches again.
+    let _s = pair
+        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
+        .unwrap();
+    assert!(xdp_attached(&pair, true));
+}
+
+/// Not a test by itself: the body of the child process that `killed_process_leaves_no_program`
+/// starts (this test binary re-executed with `CHILD_ENV` set). Opens a socket and waits.
+#[test]
+fn crash_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (ns, ifname) = spec.split_once(' ').unwrap();
+    let sock = nethuns_testnet::in_netns(ns, || Sock::create(ifname, None, AfXdpFlags::default()))
+        .unwrap();
+    println!("READY");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    drop(sock);
+}
+
+#[test]
+fn killed_process_leaves_no_program() {
+    let Some(pair) = NetPair::for_test("crash") else {
+        return;
+    };
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{} {}", pair.ns_a, pair.veth_a))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("READY") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(20));
+    if ready.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("child never opened its socket");
+    }
+    assert!(xdp_attached(&pair, true), "{}", link_details(&pair, true));
+    // SIGKILL: no destructor runs in the child.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while xdp_attached(&pair, true) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!xdp_attached(&pair, true), "{}", link_details(&pair, true));
+    // Traffic reaches the kernel stack again: an AF_PACKET socket on a sees b's frames.
+    let raw_a = pair.in_a(|| RawSock::open(&pair.veth_a));
+    let raw_b = pair.in_b(|| RawSock::open(&pair.veth_b));
+    for seq in 0..20 {
+        raw_b.send(&frames::frame(seq, 64));
+    }
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got < 20 && Instant::now() < deadline {
+        if let Some(f) = raw_a.recv() {
+            if frames::seq_of(&f) == Some(got) {
+                got += 1;
+            }
+        }
+    }
+    assert_eq!(got, 20, "frames reach the stack after the crash");
+}
+
+/// After a socket is dropped, frames go to the stack again (no program black-holes them).
+#[test]
+fn traffic_reaches_stack_after_drop() {
+    let Some(pair) = NetPair::for_test("afterdrop") else {
+        return;
+    };
+    let s = pair
+        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
+        .unwrap();
+    let raw_b = pair.in_b(|| RawSock::open(&pair.veth_b));
+    raw_b.send(&frames::frame(0, 64));
+    let got = recv_count(&s, 1, Duration::from_secs(2), |seq, b, _| {
+        frames::check(b, seq, 64).unwrap()
+    });
+    assert_eq!(got, 1, "the socket receives while open");
+    drop(s);
+    let raw_a = pair.in_a(|| RawSock::open(&pair.veth_a));
+    raw_b.send(&frames::frame(1, 64));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        seen = raw_a.recv().is_some_and(|f| frames::seq_of(&f) == Some(1));
+    }
+    assert!(seen, "frame reached the stack");
+}

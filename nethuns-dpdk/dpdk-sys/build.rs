@@ -29,7 +29,7 @@ fn main() {
         Ok(lib) => lib,
         Err(e) => {
             let first = e.to_string();
-            let first = first.lines().next().unwrap_or("").to_owned();
+            let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
             println!("cargo:warning=nethuns-dpdk-sys: DPDK >= {MIN_VERSION} not found with pkg-config (libdpdk): {first}");
             println!("cargo:warning=nethuns-dpdk-sys: {INSTALL_HINT}");
             println!("cargo:rustc-cfg=nethuns_no_dpdk");

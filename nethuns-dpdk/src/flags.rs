@@ -48,8 +48,8 @@ pub struct DpdkFlags {
     /// Ask the driver for RX timestamps where it offers them (reported in
     /// [`Meta::timestamp`](crate::Meta)).
     pub rx_timestamp: bool,
-    /// Ask the driver to strip VLAN tags where it can (the TCI is then in
-    /// [`Meta::vlan_tci`](crate::Meta)).
+    /// Ask the driver to strip VLAN tags from the data where it can. Either way the TCI is in
+    /// [`Meta::vlan_tci`](crate::Meta) where the driver reports it (`RTE_MBUF_F_RX_VLAN`).
     pub vlan_strip: bool,
 }
 

@@ -20,7 +20,6 @@ use crate::Meta;
 const TX_RETRIES: usize = 8;
 
 const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
-const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
 const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
 
 struct RxBurst {
@@ -182,9 +181,9 @@ impl Sock {
             port: self.port.id,
             queue: self.port.queue,
             rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(rss),
-            vlan_tci: (flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED)
-                == (F_RX_VLAN | F_RX_VLAN_STRIPPED))
-                .then_some(vlan),
+            // RX_VLAN: vlan_tci is valid (the tag is also still in the data unless
+            // RX_VLAN_STRIPPED says the driver removed it, i.e. `vlan_strip`).
+            vlan_tci: (flags & F_RX_VLAN != 0).then_some(vlan),
             timestamp,
         }
     }

@@ -7,7 +7,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nethuns_dpdk::{DpdkFlags, Eal, Error, Sock, Socket};
+use nethuns_dpdk::{DpdkFlags, Eal, Error, Meta, Sock, Socket};
 use nethuns_testnet::{frames, NetPair};
 
 const N: u32 = 200;
@@ -115,6 +115,14 @@ fn raw_recv_n(fd: &OwnedFd, n: usize) -> Vec<Vec<u8>> {
 
 /// Receives `n` test frames on the DPDK socket (bounded in time), skipping other traffic.
 fn dpdk_recv_n(sock: &Sock, n: usize) -> Vec<Vec<u8>> {
+    dpdk_recv_meta(sock, n)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect()
+}
+
+/// As `dpdk_recv_n`, with each frame's metadata.
+fn dpdk_recv_meta(sock: &Sock, n: usize) -> Vec<(Vec<u8>, Meta)> {
     let end = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
     while got.len() < n && Instant::now() < end {
@@ -122,8 +130,12 @@ fn dpdk_recv_n(sock: &Sock, n: usize) -> Vec<Vec<u8>> {
             Ok((p, meta)) => {
                 assert_eq!(meta.len as usize, p.len());
                 assert_eq!(meta.port, sock.port_id());
-                if frames::is_test_frame(&p) {
-                    got.push(p.to_vec());
+                assert_eq!(meta.queue, 0);
+                if sock.has_rx_timestamp() {
+                    assert!(meta.timestamp.is_some(), "{meta:?}");
+                }
+                if frames::is_test_frame(&p) || p.get(12..14) == Some(&[0x81, 0x00]) {
+                    got.push((p.to_vec(), meta));
                 }
             }
             Err(Error::NoPacket) => std::thread::sleep(Duration::from_micros(50)),
@@ -175,6 +187,35 @@ fn both_directions(pair: &NetPair, spec: &str, what: &str) {
     assert!(st.opackets >= u64::from(N), "{what}: {st:?}");
 }
 
+/// A VLAN-tagged test frame: the receiving kernel moves the tag out of the data, and the
+/// af_packet driver reports it in the mbuf (RX_VLAN | RX_VLAN_STRIPPED), so in the metadata.
+fn vlan_metadata(pair: &NetPair, strip: bool) {
+    let spec = format!("net_af_packet2,iface={}", pair.veth_a);
+    let flags = DpdkFlags {
+        vlan_strip: strip,
+        ..DpdkFlags::default()
+    };
+    let sock = pair.in_a(move || Sock::create(&spec, None, flags)).unwrap();
+    let peer = pair.in_b(|| raw_socket(&pair.veth_b));
+    let inner = frames::frame(3, 100);
+    let mut tagged = inner[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]); // TPID, PCP 0 / VID 42
+    tagged.extend_from_slice(&inner[12..]);
+    raw_send(&peer, &tagged);
+    let got = dpdk_recv_meta(&sock, 1);
+    assert_eq!(got.len(), 1, "tagged frame not received (strip={strip})");
+    let (data, meta) = &got[0];
+    assert_eq!(meta.vlan_tci, Some(42), "strip={strip}: {meta:?}");
+    if strip {
+        frames::check(data, 3, 100).unwrap();
+    } else {
+        assert_eq!(
+            data, &tagged,
+            "the driver puts the tag back without vlan_strip"
+        );
+    }
+}
+
 #[test]
 fn dpdk_over_veth() {
     let Some(pair) = NetPair::for_test("dpdk_over_veth") else {
@@ -193,6 +234,9 @@ fn dpdk_over_veth() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("net_af_packet1"), "{e}");
+
+    vlan_metadata(&pair, true);
+    vlan_metadata(&pair, false);
 
     both_directions(
         &pair,

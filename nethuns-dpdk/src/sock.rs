@@ -19,6 +19,9 @@ use crate::Meta;
 /// How many times `flush` offers the rest of a burst to a driver that took only part of it.
 const TX_RETRIES: usize = 8;
 
+/// Most bursts `Sock::drop` reads to empty the RX queue before the port stops.
+const DRAIN_BURSTS: usize = 256;
+
 const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
 const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
 
@@ -383,6 +386,27 @@ impl Drop for Sock {
             };
             rx.head = rx.len;
         }
+        // Drain the RX queue: mbufs of this pool may still wait there (a net_ring loops TX back
+        // to RX, and keeps its rings after the port is closed). Bounded: net_null never ends.
+        let rx = self.rx.get_mut();
+        for _ in 0..DRAIN_BURSTS {
+            // SAFETY: the port is still started; bufs has room for BURST pointers.
+            let n = unsafe {
+                dpdk_sys::nh_rx_burst(
+                    self.port.id,
+                    self.port.queue,
+                    rx.bufs.as_mut_ptr(),
+                    BURST as u16,
+                )
+            };
+            if n == 0 {
+                break;
+            }
+            // SAFETY: the n mbufs were just received and are ours.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(rx.bufs.as_mut_ptr(), u32::from(n)) };
+        }
+        rx.head = 0;
+        rx.len = 0;
         // Then `port` (stop, close, remove) and `ctx` (mempool, once no clone is left) drop.
     }
 }

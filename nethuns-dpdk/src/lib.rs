@@ -75,6 +75,7 @@ pub use port::{PortInfo, PortStats};
 pub use portspec::{PortKind, PortSpec};
 pub use sock::Sock;
 
+pub use nethuns_core::crossbeam_channel;
 pub use nethuns_core::{
     api, channel, errors, BufferDesc, BufferRef, Context, Error, Flags, Metadata, MetadataType,
     Payload, Result, Socket, Token,

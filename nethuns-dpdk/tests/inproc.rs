@@ -161,6 +161,62 @@ fn ring_loopback() {
     assert!(matches!(again.recv(), Err(Error::NoPacket)));
 }
 
+fn second_queue_and_channel() {
+    // net_ring loops each queue back to itself: queue 3 of a 16-queue port.
+    let sock = Sock::create("net_ring5", Some(3), DpdkFlags::default()).unwrap();
+    assert_eq!(sock.queue(), 3);
+    for i in 0..40u32 {
+        sock.send(&frames::frame(i, 80)).unwrap();
+    }
+    sock.flush();
+    let end = deadline();
+    let mut n = 0;
+    while n < 40 {
+        assert!(Instant::now() < end);
+        match sock.recv() {
+            Ok((p, meta)) => {
+                assert_eq!(meta.queue, 3);
+                frames::check(&p, n, 80).unwrap();
+                n += 1;
+            }
+            Err(Error::NoPacket) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    drop(sock);
+
+    // The channel API: tokens in batches to a processing thread.
+    let (sock, mut pusher, popper) = Sock::create_with_channel::<8>(
+        "net_null2,size=96",
+        None,
+        DpdkFlags::default(),
+        nethuns_dpdk::crossbeam_channel::bounded(64),
+    )
+    .unwrap();
+    let consumer = std::thread::spawn(move || {
+        let mut count = 0;
+        while let Some(batch) = popper.pop() {
+            for p in batch {
+                assert_eq!(p.len(), 96);
+                count += 1;
+            }
+        }
+        count
+    });
+    let mut pushed = 0;
+    let end = deadline();
+    while pushed < 1000 {
+        assert!(Instant::now() < end, "{pushed} of 1000 pushed");
+        if let Ok((t, _)) = sock.recv_token() {
+            pusher.push_token(t).unwrap();
+            pushed += 1;
+        }
+    }
+    pusher.flush().unwrap();
+    drop(pusher);
+    assert_eq!(consumer.join().unwrap(), 1000);
+}
+
 fn null_exact_counts() {
     let sock = Sock::create("net_null0,size=128", None, DpdkFlags::default()).unwrap();
     // net_null delivers zero-filled packets of `size` bytes forever.
@@ -325,6 +381,7 @@ fn dpdk_in_process() {
     Eal::new().init().expect("EAL with the default arguments");
     eal_once();
     ring_loopback();
+    second_queue_and_channel();
     null_exact_counts();
     exhausted_mempool();
     bad_inputs();

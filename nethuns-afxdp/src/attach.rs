@@ -27,7 +27,16 @@ struct Attachment {
     users: usize,
     map: OwnedFd,
     _prog: OwnedFd,
-    _link: OwnedFd,
+    link: OwnedFd,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // Detach synchronously, so the interface is clean when the last socket's drop returns;
+        // closing the fd (below, or by the kernel when the process dies) would also detach it,
+        // from a kernel work queue. An error (interface already gone) leaves nothing to do.
+        let _ = sys::link_detach(&self.link);
+    }
 }
 
 static ATTACHED: Mutex<Vec<Attachment>> = Mutex::new(Vec::new());
@@ -121,7 +130,7 @@ pub(crate) fn steer(
                 users: 0,
                 map,
                 _prog: prog,
-                _link: link,
+                link,
             });
             reg.len() - 1
         }

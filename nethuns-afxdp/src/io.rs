@@ -91,10 +91,13 @@ impl Sock {
             self.tx.submit();
             self.tx_pending.set(0);
         }
+        // Copy mode transmits only inside sendto() (up to 32 frames a call), whatever the flag
+        // says: call until the ring is drained. Zero-copy drivers transmit on their own: one
+        // wakeup, and only when the ring asks for it.
+        let max_kicks = if self.zero_copy { 1 } else { MAX_KICKS };
         let mut kicks = 0;
-        while !self.tx.prod_drained() && kicks < MAX_KICKS {
-            // Copy mode transmits only inside sendto(), and says so with the flag.
-            if !self.tx.needs_wakeup() && self.zero_copy {
+        while !self.tx.prod_drained() && kicks < max_kicks {
+            if self.zero_copy && !self.tx.needs_wakeup() {
                 break;
             }
             kicks += 1;

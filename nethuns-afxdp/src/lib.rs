@@ -92,7 +92,8 @@
 //! - Every frame arriving on the bound queue goes to the socket (no filter); frames on queues
 //!   without a socket go to the kernel stack.
 //!
-//! Linux only: on other systems this crate is empty.
+//! Linux only: on other systems this crate contains only the core re-exports and [`Meta`]
+//! (no `Sock`), so that a workspace using it still builds there.
 
 #![warn(missing_docs)]
 

@@ -187,16 +187,21 @@ impl<T: Copy> Ring<T> {
 
     // ---- consumer side (RX, completion) ----
 
-    /// Entries available to read, up to `max`, refreshing the producer index when none are
-    /// known.
+    /// Entries available to read. When the current window is used up, looks at the kernel's
+    /// producer index again and opens a new window of at most `max` entries, so the caller
+    /// comes back to this refresh (and to whatever it does at batch boundaries) at least every
+    /// `max` entries.
     #[inline]
     pub(crate) fn cons_avail(&self, max: u32) -> u32 {
-        let mut n = self.cached_prod.get().wrapping_sub(self.cached_cons.get());
-        if n == 0 {
-            self.cached_prod.set(self.prod().load(Ordering::Acquire));
-            n = self.cached_prod.get().wrapping_sub(self.cached_cons.get());
+        let cons = self.cached_cons.get();
+        let n = self.cached_prod.get().wrapping_sub(cons);
+        if n != 0 {
+            return n;
         }
-        n.min(max)
+        let avail = self.prod().load(Ordering::Acquire).wrapping_sub(cons);
+        let take = avail.min(max);
+        self.cached_prod.set(cons.wrapping_add(take));
+        take
     }
 
     /// Reads the next entry (caller checked `cons_avail`); the slot is not yet given back.

@@ -12,6 +12,7 @@ const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_LINK_CREATE: i32 = 28;
+const BPF_LINK_DETACH: i32 = 34;
 
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -171,6 +172,14 @@ pub(crate) fn xdp_link_create(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::R
         .u32_at(8, BPF_XDP)
         .u32_at(12, flags);
     bpf(BPF_LINK_CREATE, &mut a).map(fd_from)
+}
+
+/// Detaches a bpf_link's program now (closing the last link descriptor also detaches it, but
+/// the kernel does that later, from a work queue).
+pub(crate) fn link_detach(link: &OwnedFd) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32_at(0, link.as_raw_fd() as u32);
+    bpf(BPF_LINK_DETACH, &mut a).map(|_| ())
 }
 
 #[cfg(test)]

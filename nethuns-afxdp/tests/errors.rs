@@ -1,4 +1,5 @@
 //! Bad flags, bad portspecs and requests the kernel refuses: each a clear error, never a panic.
+#![cfg(target_os = "linux")]
 
 mod common;
 

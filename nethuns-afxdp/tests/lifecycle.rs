@@ -1,5 +1,6 @@
 //! The steering program's life: attached on create, detached when the last socket on the
 //! interface goes, and gone when the process is killed.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! One socket per queue on a multi-queue veth, each in its own thread, and the channel API
 //! carrying this backend's tokens to another thread.
+#![cfg(target_os = "linux")]
 
 mod common;
 

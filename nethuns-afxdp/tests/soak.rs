@@ -3,6 +3,7 @@
 //! `NETHUNS_AFXDP_SOAK_PACKETS`). Payloads are released on another thread than the socket's
 //! (through the channel API), the sender's TX frames cycle through the completion ring, and at
 //! the end every frame of both UMEMs is found in exactly one place.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Real traffic between two namespaces over a veth pair, AF_XDP on both ends.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -8,7 +8,7 @@
 //! 1. an explicit [`Eal`] builder, `Eal::new().args([..]).init()`, called before any socket;
 //! 2. the environment variable [`EAL_ARGS_ENV`] (`NETHUNS_DPDK_EAL_ARGS`), whitespace-separated;
 //! 3. [`Eal::default_args`]: what works on an ordinary machine without hugepages or NICs bound
-//!    to DPDK — `--no-huge --no-pci --no-shconf -m 256 --no-telemetry`, a per-process
+//!    to DPDK — `--no-huge --no-pci --no-shconf -m 128 --no-telemetry`, a per-process
 //!    `--file-prefix`, one lcore allowed on the CPUs the calling thread may use, and warnings
 //!    only in the log.
 //!
@@ -107,7 +107,7 @@ impl Eal {
         &self.args
     }
 
-    /// The default arguments: no hugepages, no PCI scan, no shared files, 256 MB, one lcore
+    /// The default arguments: no hugepages, no PCI scan, no shared files, 128 MB, one lcore
     /// (lcore 0) allowed on every CPU the calling thread may run on (so the caller is not
     /// pinned to one CPU), a per-process file prefix, warnings only.
     pub fn default_args() -> Vec<String> {
@@ -117,7 +117,7 @@ impl Eal {
             "--no-shconf".into(),
             "--no-telemetry".into(),
             "-m".into(),
-            "256".into(),
+            "128".into(),
             format!("--file-prefix=nethuns-{}", std::process::id()),
             format!("--lcores=0@({})", allowed_cpus()),
             "--log-level=*:warning".into(),

@@ -352,3 +352,30 @@ impl Drop for Sock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn thread_bounds() {
+        send::<Sock>();
+        send_sync::<AfPacketContext>();
+    }
+
+    #[test]
+    fn portspecs() {
+        assert_eq!(check_portspec("eth0").unwrap(), "eth0");
+        assert_eq!(check_portspec("afpacket:eth0").unwrap(), "eth0");
+        assert_eq!(check_portspec("a23456789012345").unwrap().len(), 15);
+        for bad in ["", "afpacket:", "a234567890123456", "a/b", "a b", "a\0"] {
+            assert!(
+                matches!(check_portspec(bad), Err(Error::InvalidPortspec { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -2,9 +2,8 @@
 //! `TP_STATUS_SEND_REQUEST`; `flush` asks the kernel, with one `sendto`, to transmit every
 //! marked slot. The kernel marks a slot `TP_STATUS_AVAILABLE` again once the frame is gone.
 //!
-//! Why a TX ring rather than `sendmmsg`: both cost one syscall per batch, but the ring needs no
-//! `mmsghdr`/`iovec` array per batch, the kernel builds each skb straight from the ring page
-//! (no copy from user memory), and a batch is as large as the ring, not as `UIO_MAXIOV`.
+//! Why a TX ring rather than `sendmmsg` (measured: equal within noise on veth; the ring avoids
+//! the copy into the skb and the per-batch header set-up): see the crate docs.
 
 use std::cell::Cell;
 use std::mem::offset_of;

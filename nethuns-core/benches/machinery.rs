@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nethuns_core::channel::{Batch, NethunsPopper, NethunsPusher};
 use nethuns_core::pool::PoolContext;
 use nethuns_core::{Context, Payload};
@@ -27,17 +27,15 @@ fn pool(c: &mut Criterion) {
             black_box(p[0]);
         })
     });
-    g.bench_function("token round trip (into_token + packet)", |b| {
-        b.iter_batched(
-            || ctx.alloc_payload(&frame).unwrap().into_token(),
-            |t| {
-                let p = ctx.packet(t);
-                let t = p.into_token();
-                drop(ctx.packet(black_box(t)));
-            },
-            BatchSize::SmallInput,
-        )
+    let mut tok = Some(ctx.alloc_token(&frame).unwrap());
+    g.bench_function("token round trip (packet + into_token)", |b| {
+        b.iter(|| {
+            let p = ctx.packet(tok.take().unwrap());
+            black_box(p[0]);
+            tok = Some(p.into_token());
+        })
     });
+    drop(ctx.packet(tok.take().unwrap()));
     g.finish();
 }
 

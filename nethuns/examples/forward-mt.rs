@@ -65,6 +65,12 @@ fn forward_mt<S: Socket + 'static>(flags: S::Flags, a: &Args) -> Result<(), Stri
                 Err(Error::NoPacket) => {
                     let _ = pusher.flush();
                 }
+                // Every buffer is in the channel or being sent: hand over what we hold and
+                // let the transmitting thread catch up.
+                Err(Error::NoMemory) => {
+                    let _ = pusher.flush();
+                    std::thread::yield_now();
+                }
                 Err(e) => return Err(format!("recv on {input}: {e}")),
             }
             if common::stopped() || limit.is_some_and(|l| Instant::now() >= l) {

@@ -60,6 +60,9 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
     let mut tick = start + Duration::from_secs(1);
     let (mut tick_pkts, mut tick_bytes) = (0u64, 0u64);
     let mut since_check = 0u32;
+    let mut pkts_at_check = 0u64;
+    // Counts at the first check that saw packets: the rate is measured from there.
+    let mut base = (0u64, 0u64);
     loop {
         match sock.recv() {
             Ok((payload, _meta)) => {
@@ -76,14 +79,14 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
         // Bookkeeping every 4096 packets or when the ring is empty: not per packet.
         since_check = 0;
         let now = Instant::now();
-        if pkts > tick_pkts || first.is_some() {
+        if pkts > pkts_at_check {
             if first.is_none() {
                 first = Some(now);
+                base = (pkts, bytes);
                 allocs_at_first = common::allocs();
             }
-            if pkts > tick_pkts {
-                last = now;
-            }
+            last = now;
+            pkts_at_check = pkts;
         }
         if now >= tick {
             if !a.quiet {
@@ -109,7 +112,7 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
     let active = first
         .map(|f| last.saturating_duration_since(f))
         .unwrap_or_default();
-    let (pps, bps) = rates(pkts, bytes, active);
+    let (pps, bps) = rates(pkts - base.0, bytes - base.1, active);
     if a.json {
         println!(
             "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"allocs\":{steady_allocs},\"cpu\":{cpu:.3}}}",

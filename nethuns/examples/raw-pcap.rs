@@ -66,6 +66,9 @@ fn run(a: &Args) -> Result<(), String> {
     let (mut pkts, mut bytes) = (0u64, 0u64);
     let (mut first, mut last) = (None::<Instant>, start);
     let mut allocs0 = common::allocs();
+    let mut pkts_at_check = 0u64;
+    // Counts at the first check that saw packets: the rate is measured from there.
+    let mut base = (0u64, 0u64);
     match a.mode {
         Mode::Rx => loop {
             match cap.next_packet() {
@@ -80,12 +83,14 @@ fn run(a: &Args) -> Result<(), String> {
                 Err(e) => return Err(e.to_string()),
             }
             let now = Instant::now();
-            if pkts > 0 {
+            if pkts > pkts_at_check {
                 if first.is_none() {
                     first = Some(now);
+                    base = (pkts, bytes);
                     allocs0 = common::allocs();
                 }
                 last = now;
+                pkts_at_check = pkts;
             }
             if common::stopped()
                 || now >= limit
@@ -113,7 +118,7 @@ fn run(a: &Args) -> Result<(), String> {
     let active = first
         .map(|f| last.saturating_duration_since(f))
         .unwrap_or_default();
-    let (pps, bps) = common::rates(pkts, bytes, active);
+    let (pps, bps) = common::rates(pkts - base.0, bytes - base.1, active);
     let allocs = common::allocs() - allocs0;
     let cpu = common::cpu_seconds() - cpu0;
     if a.json {

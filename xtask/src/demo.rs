@@ -18,7 +18,7 @@ pub struct DemoBackend {
 }
 
 /// Backends whose crates the tools can drive yet.
-const WIRED: &[&str] = &["pcap"];
+pub const WIRED: &[&str] = &["pcap"];
 
 /// Every backend of the workspace.
 pub fn backends() -> Vec<DemoBackend> {

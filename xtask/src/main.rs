@@ -8,6 +8,7 @@
 //! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
 
+mod bench;
 mod demo;
 mod deps;
 mod util;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         "test" => util::test(rest),
         "lint" => util::lint(),
         "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
         "test-hw" => Err("the lab entry point is not wired yet".into()),
         "-h" | "--help" | "help" => {
             print!("{HELP}");

@@ -1,0 +1,744 @@
+//! `cargo xtask bench`: nethuns against the raw engines, same traffic, same run.
+//!
+//! Two namespaces joined by a veth pair; the generator pinned to CPU 0 in one, the receiver
+//! pinned to CPU 1 in the other. For each backend and frame size, the nethuns tool and the raw
+//! loop are run alternately, several times; the report gives medians, spread, the ratio, CPU
+//! use and heap allocations per packet in steady state. Also: forwarding between two veth
+//! pairs (single thread vs the channel API), and criterion micro-benchmarks of the core.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nethuns_testnet::NetPair;
+
+use crate::demo::{json_num, portspec};
+use crate::util;
+
+/// Benchmark settings.
+struct Cfg {
+    seconds: f64,
+    reps: usize,
+    sizes: Vec<usize>,
+}
+
+/// One run's totals, parsed from a tool's JSON line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pps: f64,
+    bps: f64,
+    cpu: f64,
+    allocs: f64,
+    pkts: f64,
+}
+
+impl Sample {
+    fn parse(line: &str) -> Option<Sample> {
+        Some(Sample {
+            pps: json_num(line, "pps")?,
+            bps: json_num(line, "bps").unwrap_or(0.0),
+            cpu: json_num(line, "cpu").unwrap_or(0.0),
+            allocs: json_num(line, "allocs").unwrap_or(0.0),
+            pkts: json_num(line, "packets").unwrap_or(0.0),
+        })
+    }
+}
+
+/// Median, minimum and maximum.
+fn stats(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    };
+    (m, s[0], s[s.len() - 1])
+}
+
+/// A comparison: nethuns against a baseline.
+pub struct Row {
+    backend: String,
+    test: &'static str,
+    size: usize,
+    ours: Vec<Sample>,
+    base: Vec<Sample>,
+    base_name: String,
+    error: Option<String>,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        let o = stats(&self.ours.iter().map(|s| s.pps).collect::<Vec<_>>()).0;
+        let b = stats(&self.base.iter().map(|s| s.pps).collect::<Vec<_>>()).0;
+        if b > 0.0 {
+            o / b
+        } else {
+            0.0
+        }
+    }
+}
+
+/// How to run the raw engine's loop for a backend: (rx args, tx args) for an example binary.
+fn raw_tool(backend: &str) -> Option<&'static str> {
+    match backend {
+        "pcap" => Some("raw-pcap"),
+        _ => None,
+    }
+}
+
+fn ns_cmd(ns: &str, tool: &Path, args: &[String]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(tool).args(args);
+    c
+}
+
+fn finish(c: std::process::Child, what: &str) -> Result<Sample, String> {
+    let out = c.wait_with_output().map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.lines()
+        .rev()
+        .find_map(Sample::parse)
+        .ok_or_else(|| format!("{what} printed no totals: {s}"))
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+struct Bench<'a> {
+    tools: PathBuf,
+    pair: &'a NetPair,
+    cfg: Cfg,
+    generator: &'static str,
+}
+
+impl Bench<'_> {
+    /// Receiver `rx` (already built args) in ns_b on CPU 1, against the generator in ns_a.
+    fn rx_once(&self, tool: &str, args: Vec<String>, size: usize) -> Result<Sample, String> {
+        let rx = ns_cmd(&self.pair.ns_b, &self.tools.join(tool), &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        std::thread::sleep(Duration::from_millis(500));
+        let gen = ns_cmd(
+            &self.pair.ns_a,
+            &self.tools.join("pkt-gen"),
+            &strs(&[
+                "--backend",
+                self.generator,
+                "--iface",
+                &portspec(self.generator, &self.pair.veth_a),
+                "--count",
+                "0",
+                "--duration",
+                &self.cfg.seconds.to_string(),
+                "--size",
+                &size.to_string(),
+                "--cpu",
+                "0",
+                "--json",
+            ]),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("pkt-gen: {e}"))?;
+        finish(gen, "generator")?;
+        finish(rx, tool)
+    }
+
+    /// Transmitter in ns_a on CPU 0; nobody listens (the peer's stack drops the frames).
+    fn tx_once(&self, tool: &str, args: Vec<String>) -> Result<Sample, String> {
+        let tx = ns_cmd(&self.pair.ns_a, &self.tools.join(tool), &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        finish(tx, tool)
+    }
+
+    fn rx_row(&self, backend: &str, size: usize) -> Row {
+        let raw = raw_tool(backend);
+        let mut row = Row {
+            backend: backend.into(),
+            test: "rx",
+            size,
+            ours: vec![],
+            base: vec![],
+            base_name: raw.unwrap_or("-").into(),
+            error: None,
+        };
+        let secs = (self.cfg.seconds + 3.0).to_string();
+        let dev = portspec(backend, &self.pair.veth_b);
+        for _ in 0..self.cfg.reps {
+            let ours = self.rx_once(
+                "meter",
+                strs(&[
+                    "--backend",
+                    backend,
+                    "--iface",
+                    &dev,
+                    "--duration",
+                    &secs,
+                    "--idle",
+                    "1",
+                    "--cpu",
+                    "1",
+                    "--json",
+                    "--quiet",
+                ]),
+                size,
+            );
+            match ours {
+                Ok(s) => row.ours.push(s),
+                Err(e) => {
+                    row.error = Some(e);
+                    return row;
+                }
+            }
+            if let Some(raw) = raw {
+                match self.rx_once(
+                    raw,
+                    strs(&[
+                        "--mode",
+                        "rx",
+                        "--iface",
+                        &dev,
+                        "--duration",
+                        &secs,
+                        "--idle",
+                        "1",
+                        "--cpu",
+                        "1",
+                        "--json",
+                    ]),
+                    size,
+                ) {
+                    Ok(s) => row.base.push(s),
+                    Err(e) => row.error = Some(e),
+                }
+            }
+        }
+        row
+    }
+
+    fn tx_row(&self, backend: &str, size: usize) -> Row {
+        let raw = raw_tool(backend);
+        let mut row = Row {
+            backend: backend.into(),
+            test: "tx",
+            size,
+            ours: vec![],
+            base: vec![],
+            base_name: raw.unwrap_or("-").into(),
+            error: None,
+        };
+        let secs = self.cfg.seconds.to_string();
+        let dev = portspec(backend, &self.pair.veth_a);
+        let sz = size.to_string();
+        for _ in 0..self.cfg.reps {
+            match self.tx_once(
+                "pkt-gen",
+                strs(&[
+                    "--backend",
+                    backend,
+                    "--iface",
+                    &dev,
+                    "--count",
+                    "0",
+                    "--duration",
+                    &secs,
+                    "--size",
+                    &sz,
+                    "--cpu",
+                    "0",
+                    "--json",
+                ]),
+            ) {
+                Ok(s) => row.ours.push(s),
+                Err(e) => {
+                    row.error = Some(e);
+                    return row;
+                }
+            }
+            if let Some(raw) = raw {
+                match self.tx_once(
+                    raw,
+                    strs(&[
+                        "--mode",
+                        "tx",
+                        "--iface",
+                        &dev,
+                        "--duration",
+                        &secs,
+                        "--size",
+                        &sz,
+                        "--cpu",
+                        "0",
+                        "--json",
+                    ]),
+                ) {
+                    Ok(s) => row.base.push(s),
+                    Err(e) => row.error = Some(e),
+                }
+            }
+        }
+        row
+    }
+}
+
+/// Forwarding between two veth pairs: generator (ns a1) → forwarder (ns b1, between the two
+/// pairs) → meter (ns b2); `forward` (one thread) against `forward-mt` (channel API).
+fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<Row> {
+    let mut rows = vec![];
+    let setup = || -> Result<(NetPair, NetPair), String> {
+        let p1 = NetPair::new("benchfwd1", Default::default())?;
+        let p2 = NetPair::new("benchfwd2", Default::default())?;
+        // Move p2's a end next to p1's b end: the forwarder sees both.
+        p2.ip_a(&["link", "set", "dev", &p2.veth_a, "netns", &p1.ns_b])?;
+        p1.ip_b(&["link", "set", "dev", &p2.veth_a, "up"])?;
+        Ok((p1, p2))
+    };
+    let (p1, p2) = match setup() {
+        Ok(p) => p,
+        Err(e) => {
+            rows.push(Row {
+                backend: backend.into(),
+                test: "fwd",
+                size: 64,
+                ours: vec![],
+                base: vec![],
+                base_name: "forward".into(),
+                error: Some(e),
+            });
+            return rows;
+        }
+    };
+    for &size in &cfg.sizes {
+        let mut row = Row {
+            backend: backend.into(),
+            test: "fwd (channel vs 1 thread)",
+            size,
+            ours: vec![],
+            base: vec![],
+            base_name: "forward".into(),
+            error: None,
+        };
+        for _ in 0..cfg.reps {
+            for (tool, into_ours) in [("forward-mt", true), ("forward", false)] {
+                let r = (|| -> Result<Sample, String> {
+                    let sink = ns_cmd(
+                        &p2.ns_b,
+                        &tools.join("meter"),
+                        &strs(&[
+                            "--backend",
+                            backend,
+                            "--iface",
+                            &portspec(backend, &p2.veth_b),
+                            "--duration",
+                            &(cfg.seconds + 4.0).to_string(),
+                            "--idle",
+                            "1",
+                            "--json",
+                            "--quiet",
+                        ]),
+                    )
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                    let fwd = ns_cmd(
+                        &p1.ns_b,
+                        &tools.join(tool),
+                        &strs(&[
+                            "--backend",
+                            backend,
+                            "--in",
+                            &portspec(backend, &p1.veth_b),
+                            "--out",
+                            &portspec(backend, &p2.veth_a),
+                            "--duration",
+                            &(cfg.seconds + 2.0).to_string(),
+                            "--json",
+                        ]),
+                    )
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                    std::thread::sleep(Duration::from_millis(500));
+                    let gen = ns_cmd(
+                        &p1.ns_a,
+                        &tools.join("pkt-gen"),
+                        &strs(&[
+                            "--backend",
+                            generator,
+                            "--iface",
+                            &portspec(generator, &p1.veth_a),
+                            "--count",
+                            "0",
+                            "--duration",
+                            &cfg.seconds.to_string(),
+                            "--size",
+                            &size.to_string(),
+                            "--cpu",
+                            "0",
+                            "--json",
+                        ]),
+                    )
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                    finish(gen, "generator")?;
+                    finish(fwd, tool)?;
+                    finish(sink, "meter (sink)")
+                })();
+                match (r, into_ours) {
+                    (Ok(s), true) => row.ours.push(s),
+                    (Ok(s), false) => row.base.push(s),
+                    (Err(e), _) => row.error = Some(e),
+                }
+            }
+        }
+        rows.push(row);
+    }
+    drop((p1, p2));
+    rows
+}
+
+/// Criterion micro-benchmarks of core, as (name, ns per iteration).
+fn micro(quick: bool) -> Result<Vec<(String, f64)>, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (warm, meas) = if quick { ("0.5", "1") } else { ("1", "3") };
+    let out = Command::new(cargo)
+        .args([
+            "bench",
+            "-p",
+            "nethuns-core",
+            "--bench",
+            "machinery",
+            "--",
+            "--warm-up-time",
+            warm,
+            "--measurement-time",
+            meas,
+            "--output-format",
+            "bencher",
+        ])
+        .current_dir(util::root())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo bench: {e}"))?;
+    if !out.status.success() {
+        return Err("cargo bench -p nethuns-core failed".into());
+    }
+    // bencher format: "test NAME ... bench:   12 ns/iter (+/- 1)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix("test ")?;
+            let (name, rest) = l.split_once(" ... bench:")?;
+            let ns: f64 = rest
+                .split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse()
+                .ok()?;
+            Some((name.trim().to_string(), ns))
+        })
+        .collect())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{n} × {cpu}, Linux {kernel}")
+}
+
+fn fmt_mpps(v: &[Sample]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let (m, lo, hi) = stats(&v.iter().map(|s| s.pps).collect::<Vec<_>>());
+    format!("{:.3} ({:.3}–{:.3})", m / 1e6, lo / 1e6, hi / 1e6)
+}
+
+fn per_pkt_allocs(v: &[Sample]) -> String {
+    let (a, p): (f64, f64) = v
+        .iter()
+        .fold((0.0, 0.0), |(a, p), s| (a + s.allocs, p + s.pkts));
+    if p == 0.0 {
+        "-".into()
+    } else {
+        format!("{:.4}", a / p)
+    }
+}
+
+fn cpu_str(v: &[Sample]) -> String {
+    stats(&v.iter().map(|s| s.cpu).collect::<Vec<_>>())
+        .0
+        .to_string()
+}
+
+/// Renders the report as Markdown.
+fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Machine: {}. {} repetitions of {} s each, alternating; median (min–max).\n",
+        machine(),
+        cfg.reps,
+        cfg.seconds
+    );
+    let _ = writeln!(md, "| backend | test | frame | nethuns Mpps | baseline | baseline Mpps | ratio | Gbit/s | CPU s | allocs/pkt |");
+    let _ = writeln!(md, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|");
+    let mut below = vec![];
+    for r in rows {
+        if let Some(e) = &r.error {
+            if r.ours.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | failed: {} | | | | | | |",
+                    r.backend,
+                    r.test,
+                    r.size,
+                    e.replace('|', "/")
+                );
+                continue;
+            }
+        }
+        let ratio = r.ratio();
+        let gbps = stats(&r.ours.iter().map(|s| s.bps).collect::<Vec<_>>()).0 / 1e9;
+        let ratio_s = if r.base.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{ratio:.3}")
+        };
+        if !r.base.is_empty() && ratio < 0.97 && !r.test.starts_with("fwd") {
+            below.push(format!(
+                "{} {} {} B ({ratio:.3})",
+                r.backend, r.test, r.size
+            ));
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+            r.backend,
+            r.test,
+            r.size,
+            fmt_mpps(&r.ours),
+            r.base_name,
+            fmt_mpps(&r.base),
+            ratio_s,
+            gbps,
+            cpu_str(&r.ours),
+            per_pkt_allocs(&r.ours)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nTarget: nethuns ≥ 0.97 × the raw engine; 0 allocations per packet."
+    );
+    if below.is_empty() {
+        let _ = writeln!(md, "Below target: none.");
+    } else {
+        let _ = writeln!(md, "Below target: {}.", below.join(", "));
+    }
+    if !micro.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nCore machinery (criterion):\n\n| benchmark | ns/iter |\n|---|---:|"
+        );
+        for (n, ns) in micro {
+            let _ = writeln!(md, "| {n} | {ns} |");
+        }
+    }
+    md
+}
+
+/// Draws nethuns vs baseline Mpps per row as grouped bars.
+fn plot(rows: &[Row], path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let rows: Vec<&Row> = rows.iter().filter(|r| !r.ours.is_empty()).collect();
+    let med = |v: &[Sample]| stats(&v.iter().map(|s| s.pps / 1e6).collect::<Vec<_>>()).0;
+    let ymax = rows
+        .iter()
+        .map(|r| med(&r.ours).max(med(&r.base)))
+        .fold(0.1, f64::max)
+        * 1.15;
+    let w = 160 + 90 * rows.len().max(1) as u32;
+    let root = SVGBackend::new(path, (w, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("nethuns vs raw engine (Mpps, median)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(70)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..rows.len().max(1) as f64, 0f64..ymax)
+        .map_err(|e| e.to_string())?;
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}B",
+                r.backend,
+                r.test.split(' ').next().unwrap_or(""),
+                r.size
+            )
+        })
+        .collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(rows.len().max(1) * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (x - 0.5).round();
+            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("Mpps")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let ours = rows.iter().enumerate().map(|(i, r)| {
+        Rectangle::new(
+            [(i as f64 + 0.1, 0.0), (i as f64 + 0.48, med(&r.ours))],
+            BLUE.filled(),
+        )
+    });
+    chart
+        .draw_series(ours)
+        .map_err(|e| e.to_string())?
+        .label("nethuns")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLUE.filled()));
+    let base = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.base.is_empty())
+        .map(|(i, r)| {
+            Rectangle::new(
+                [(i as f64 + 0.52, 0.0), (i as f64 + 0.9, med(&r.base))],
+                RED.mix(0.6).filled(),
+            )
+        });
+    chart
+        .draw_series(base)
+        .map_err(|e| e.to_string())?
+        .label("baseline (raw engine / single thread)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RED.mix(0.6).filled()));
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Replaces the README's results section (between markers) with `md`.
+fn update_readme(md: &str) -> Result<(), String> {
+    let path = util::root().join("README.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+    let body = format!("{start}\n{md}\n![benchmark plot](results/bench.svg)\n{end}");
+    let new = match (text.find(start), text.find(end)) {
+        (Some(s), Some(e)) if e > s => format!("{}{}{}", &text[..s], body, &text[e + end.len()..]),
+        _ => format!("{text}\n## Benchmark results\n\n{body}\n"),
+    };
+    std::fs::write(&path, new).map_err(|e| e.to_string())
+}
+
+/// `cargo xtask bench`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let cfg = Cfg {
+        seconds: if quick { 1.0 } else { 2.0 },
+        reps: if quick { 1 } else { 3 },
+        sizes: vec![64, 1500],
+    };
+    crate::deps::ensure(true)?;
+    if !nethuns_testnet::is_root() {
+        return Err("the benchmarks create network namespaces: run as root".into());
+    }
+    let backends: Vec<&'static str> = crate::demo::backends()
+        .into_iter()
+        .filter(|b| b.unavailable.is_none())
+        .map(|b| b.name)
+        .collect();
+    let features: Vec<&str> = crate::demo::backends()
+        .iter()
+        .filter(|b| crate::demo::WIRED.contains(&b.name))
+        .map(|b| b.feature)
+        .collect();
+    let tools = crate::demo::build_tools(&features.join(","))?;
+    let micro = micro(quick).unwrap_or_else(|e| {
+        eprintln!("bench: micro-benchmarks failed: {e}");
+        vec![]
+    });
+    let generator = if backends.contains(&"af-packet") {
+        "af-packet"
+    } else {
+        "pcap"
+    };
+    nethuns_testnet::cleanup_stale();
+    let pair = NetPair::new("bench", Default::default())?;
+    let bench = Bench {
+        tools: tools.clone(),
+        pair: &pair,
+        cfg,
+        generator,
+    };
+    let mut rows = vec![];
+    for b in &backends {
+        for &size in &bench.cfg.sizes {
+            eprintln!("bench: {b} rx {size} B");
+            rows.push(bench.rx_row(b, size));
+            eprintln!("bench: {b} tx {size} B");
+            rows.push(bench.tx_row(b, size));
+        }
+    }
+    let cfg = bench.cfg;
+    drop(pair);
+    for b in &backends {
+        eprintln!("bench: {b} forwarding");
+        rows.extend(forward_rows(&tools, &cfg, b, generator));
+    }
+    let md = report(&rows, &micro, &cfg);
+    let dir = util::root().join("results");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("bench.md"), &md).map_err(|e| e.to_string())?;
+    plot(&rows, &dir.join("bench.svg"))?;
+    update_readme(&md)?;
+    println!("{md}");
+    println!("written: results/bench.md, results/bench.svg, README.md (results section)");
+    Ok(())
+}

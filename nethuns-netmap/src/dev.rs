@@ -147,6 +147,7 @@ pub(crate) fn open(spec: &PortSpec, extra: u32) -> Result<(DevPort, Attached)> {
             }
             Some(libc::EBUSY) => "the rings are already bound exclusively",
             Some(libc::ENOMEM) => "netmap memory exhausted (reduce extra_buf)",
+            Some(libc::ENOTTY) => "/dev/netmap is not a netmap device",
             _ => "",
         };
         return Err(Error::os(

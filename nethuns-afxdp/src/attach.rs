@@ -108,13 +108,16 @@ pub(crate) fn steer(
                 .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
             let link = sys::xdp_link_create(&prog, ifindex, mode).map_err(|e| {
                 let hint = match e.raw_os_error() {
-                    Some(libc::EBUSY) | Some(libc::EEXIST) => {
-                        "; another XDP program is already attached to the interface (remove it with `ip link set dev IF xdp off`)"
-                    }
+                    Some(libc::EBUSY) | Some(libc::EEXIST) => format!(
+                        "; another XDP program is already attached to {ifname}: another process's \
+                         AF_XDP sockets (the sockets of one process own an interface), or a \
+                         program attached through netlink (`ip link set dev {ifname} xdp off` \
+                         removes that one)"
+                    ),
                     Some(libc::EOPNOTSUPP) if mode == XDP_FLAGS_DRV_MODE => {
-                        "; the driver has no native XDP (use XDP_FLAGS_SKB_MODE)"
+                        "; the driver has no native XDP (use XDP_FLAGS_SKB_MODE)".to_owned()
                     }
-                    _ => "",
+                    _ => String::new(),
                 };
                 Error::os(
                     ctx(&format!(

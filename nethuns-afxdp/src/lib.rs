@@ -67,7 +67,10 @@
 //! `bpf(2)` syscall and attached through a **bpf_link** when the first socket on an interface is
 //! created; it is detached when the process's last socket on that interface is dropped, and by
 //! the kernel when the process dies, even by SIGKILL, so a crash never leaves a program on the
-//! interface. Sockets of one process on one interface must use the same XDP mode.
+//! interface. Sockets of one process on one interface must use the same XDP mode, and one
+//! process at a time owns an interface's XDP slot (a second process gets a clear `EBUSY`
+//! error naming the interface; libxdp's multi-program dispatcher, which would lift this,
+//! needs bpffs and outlives crashes).
 //!
 //! The design named `xsk-rs` 0.11 over the system libxdp. Its `libxdp-sys` dependency builds
 //! xdp-tools and a vendored libbpf from source inside the cargo registry (`make libxdp`, which

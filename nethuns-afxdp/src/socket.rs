@@ -316,6 +316,9 @@ impl Sock {
     }
 }
 
+/// How long `create` waits for a queue that a just-closed socket is still releasing.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn bind(
     fd: &OwnedFd,
     name: &CString,
@@ -331,18 +334,27 @@ fn bind(
         sxdp_queue_id: queue,
         sxdp_shared_umem_fd: 0,
     };
-    // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_xdp).cast(),
-            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-        )
+    // A socket closed just before on the same queue frees the queue from a kernel work
+    // queue, a moment after close() returns: EBUSY is retried for up to BIND_BUSY_WAIT.
+    let start = std::time::Instant::now();
+    let e = loop {
+        // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EBUSY) || start.elapsed() >= BIND_BUSY_WAIT {
+            break e;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
     let queues = netdev::rx_queues(name);
     let hint = match (e.raw_os_error(), queues) {
         (Some(libc::EINVAL), Some(n)) if queue >= n => {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -51,9 +51,13 @@ fn crash_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (ns, ifname) = spec.split_once(' ').unwrap();
-    let sock = nethuns_testnet::in_netns(ns, || Sock::create(ifname, None, AfXdpFlags::default()))
-        .unwrap();
+    let mut parts = spec.split(' ');
+    let (ns, ifname) = (parts.next().unwrap(), parts.next().unwrap());
+    let queue: usize = parts.next().map_or(0, |q| q.parse().unwrap());
+    let sock = nethuns_testnet::in_netns(ns, || {
+        Sock::create(ifname, Some(queue), AfXdpFlags::default())
+    })
+    .unwrap();
     println!("READY");
     use std::io::Write;
     std::io::stdout().flush().unwrap();
@@ -61,14 +65,12 @@ fn crash_child() {
     drop(sock);
 }
 
-#[test]
-fn killed_process_leaves_no_program() {
-    let Some(pair) = NetPair::for_test("crash") else {
-        return;
-    };
+/// Starts this test binary as a child process holding a socket on `ns`/`ifname` queue `queue`;
+/// returns once the socket is open.
+fn spawn_child(ns: &str, ifname: &str, queue: u32) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{} {}", pair.ns_a, pair.veth_a))
+        .env(CHILD_ENV, format!("{ns} {ifname} {queue}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -82,12 +84,52 @@ fn killed_process_leaves_no_program() {
             }
         }
     });
-    let ready = rx.recv_timeout(Duration::from_secs(20));
-    if ready.is_err() {
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
         let _ = child.kill();
         let _ = child.wait();
         panic!("child never opened its socket");
     }
+    child
+}
+
+/// Another process's program on the interface: this process cannot attach its own (a bpf_link
+/// owns the interface's XDP slot), and says so.
+#[test]
+fn interface_held_by_another_process() {
+    let Some(pair) = NetPair::for_test_with(
+        "otherproc",
+        PairOptions {
+            queues: 2,
+            mtu: 1500,
+        },
+    ) else {
+        return;
+    };
+    let mut child = spawn_child(&pair.ns_a, &pair.veth_a, 0);
+    let r = pair.in_a(|| Sock::create(&pair.veth_a, Some(1), AfXdpFlags::default()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    match r {
+        Err(e @ nethuns_afxdp::Error::Os { .. }) => {
+            let msg = e.to_string();
+            eprintln!("error: {msg}");
+            assert!(
+                msg.contains(&pair.veth_a) && msg.contains("queue 1"),
+                "{msg}"
+            );
+            assert!(msg.contains("already attached"), "{msg}");
+        }
+        Err(e) => panic!("expected Os, got {e}"),
+        Ok(_) => panic!("two processes attached to one interface"),
+    }
+}
+
+#[test]
+fn killed_process_leaves_no_program() {
+    let Some(pair) = NetPair::for_test("crash") else {
+        return;
+    };
+    let mut child = spawn_child(&pair.ns_a, &pair.veth_a, 0);
     assert!(xdp_attached(&pair, true), "{}", link_details(&pair, true));
     // SIGKILL: no destructor runs in the child.
     child.kill().unwrap();

@@ -42,8 +42,9 @@
 //!   dropped unconsumed pins its block until the context goes (see
 //!   [`nethuns_core::leaked_tokens`]), and when every block is held the kernel drops new
 //!   packets. [`AfPacketContext::blocks_in_use`] shows how many are out.
-//! - `recv` never blocks and makes no syscall while there are packets; when the next block is
-//!   still the kernel's it returns [`Error::NoPacket`] at once. Only on that empty path, at most
+//! - `recv` never blocks and makes no syscall while there are packets (draining 100 000 frames
+//!   already in the ring, `recv` + drop, takes about 8 ns a packet here: `tests/rx_rate.rs`);
+//!   when the next block is still the kernel's it returns [`Error::NoPacket`] at once. Only on that empty path, at most
 //!   every [`CHECK_INTERVAL`], it polls the socket for an error, so an interface that goes
 //!   down gives [`Error::InterfaceDown`] and a deleted one an [`Error::Os`] (`ENODEV`) within
 //!   milliseconds instead of an endless `NoPacket`.

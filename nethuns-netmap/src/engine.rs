@@ -133,6 +133,14 @@ impl<P: Port> Engine<P> {
         r.map_err(|e| Error::os(format!("NIOCTXSYNC on {}", self.label), e))
     }
 
+    /// `flush`: a TX sync if anything is queued or in flight (no syscall otherwise).
+    pub(crate) fn flush(&self) -> Result<()> {
+        if self.tx_pending() == 0 {
+            return Ok(());
+        }
+        self.tx_sync()
+    }
+
     /// Copies `packet` into the next free TX slot of the current ring (moving to the next bound
     /// ring when it is full); syncs once if every ring is full.
     pub(crate) fn send(&self, packet: &[u8]) -> Result<()> {

@@ -169,6 +169,11 @@ pub(crate) unsafe fn attach(
     // The list now belongs to the pool; the context writes it back at teardown.
     std::ptr::addr_of_mut!((*nifp).ni_bufs_head).write_volatile(0);
     let ctx = NetmapContext::new(pool, nifp, owner);
+    // Ask for `ts` on every RX sync: it is the timestamp `recv` reports.
+    for (p, _) in &rx_ptrs {
+        let flags = std::ptr::addr_of_mut!((*p.as_ptr()).flags);
+        flags.write_volatile(flags.read_volatile() | sys::NR_TIMESTAMP);
+    }
     let ring = |&(p, i): &(NonNull<netmap_ring>, u32)| Ring::new(p, i);
     Ok(Attached {
         ctx,

@@ -72,6 +72,13 @@ impl Ring {
         }
     }
 
+    /// The ring's `NR_*` flags.
+    #[cfg(test)]
+    pub(crate) fn flags(&self) -> u32 {
+        // SAFETY: as in `head`.
+        unsafe { addr_of!((*self.raw()).flags).read_volatile() }
+    }
+
     /// The time of the last sync (`ts`).
     #[inline]
     pub(crate) fn ts(&self) -> libc::timeval {

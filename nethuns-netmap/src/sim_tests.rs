@@ -76,6 +76,7 @@ fn payload_content_is_the_slot_buffer() {
     let (t, meta) = e.recv_token().unwrap();
     assert_eq!((meta.len, meta.ring), (100, 0));
     assert_eq!(meta.timestamp.tv_sec, 1);
+    assert_ne!(e.rings().0[0].flags() & crate::sys::NR_TIMESTAMP, 0);
     let mut p = t.consume(e.context());
     frames::check(&p, 7, 100).unwrap();
     p[20] ^= 0xff; // writable in place
@@ -195,12 +196,23 @@ fn transmit_fills_slots_in_order_and_wraps() {
         }
     }
     e.tx_sync().unwrap();
-    let sent = &k.borrow().sent[0];
-    assert_eq!(sent.len(), 50);
-    for (seq, f) in sent.iter().enumerate() {
-        frames::check(f, seq as u32, 60 + seq).unwrap();
+    {
+        let kernel = k.borrow();
+        let sent = &kernel.sent[0];
+        assert_eq!(sent.len(), 50);
+        for (seq, f) in sent.iter().enumerate() {
+            frames::check(f, seq as u32, 60 + seq).unwrap();
+        }
     }
     assert_eq!(e.tx_pending(), 0);
+    // Nothing queued or in flight: flush makes no sync.
+    let syncs = k.borrow().tx_syncs;
+    e.flush().unwrap();
+    assert_eq!(k.borrow().tx_syncs, syncs);
+    e.send(&frames::frame(50, 64)).unwrap();
+    e.flush().unwrap();
+    assert_eq!(k.borrow().tx_syncs, syncs + 1);
+    assert_eq!(k.borrow().sent[0].len(), 51);
     assert_conserved(&e, &k.borrow(), &[]);
 }
 

@@ -18,7 +18,8 @@ use crate::portspec::PortSpec;
 ///   free extra buffer so the ring moves on at once; with every RX ring empty they issue one
 ///   `NIOCRXSYNC` and look again, then return `Error::NoPacket`.
 /// * `send` copies into the next free TX slot (a `NIOCTXSYNC` first if every bound TX ring is
-///   full; `Error::NoMemory` if still full); `flush` issues `NIOCTXSYNC`.
+///   full; `Error::NoMemory` if still full); `flush` issues `NIOCTXSYNC` when slots are queued
+///   or in flight, and nothing otherwise.
 ///
 /// The socket is `Send` but not `Sync`: one thread drives the rings. Payloads and tokens can be
 /// released on any thread through the [`NetmapContext`].
@@ -56,7 +57,7 @@ impl Sock {
 
     /// `flush` that reports a failed `NIOCTXSYNC`.
     pub fn try_flush(&self) -> Result<()> {
-        self.engine.tx_sync()
+        self.engine.flush()
     }
 
     /// TX slots queued or not yet completed by the kernel (as of the last sync).
@@ -93,7 +94,7 @@ impl Socket for Sock {
 
     fn flush(&self) {
         // `try_flush` reports the error; a failed sync leaves the slots queued for the next.
-        let _ = self.engine.tx_sync();
+        let _ = self.engine.flush();
     }
 
     fn create(portspec: &str, queue: Option<usize>, flags: NetmapFlags) -> Result<Self> {

@@ -44,7 +44,9 @@
 //!   packets. [`AfPacketContext::blocks_in_use`] shows how many are out.
 //! - `recv` never blocks and makes no syscall while there are packets (draining 100 000 frames
 //!   already in the ring, `recv` + drop, takes about 8 ns a packet here: `tests/rx_rate.rs`);
-//!   when the next block is still the kernel's it returns [`Error::NoPacket`] at once. Only on that empty path, at most
+//!   when the next block is still the kernel's it returns [`Error::NoPacket`] at once. To
+//!   sleep instead of spinning, `poll` the socket's descriptor (`Sock` is `AsRawFd`) for
+//!   `POLLIN`. Only on that empty path, at most
 //!   every [`CHECK_INTERVAL`], it polls the socket for an error, so an interface that goes
 //!   down gives [`Error::InterfaceDown`] and a deleted one an [`Error::Os`] (`ENODEV`) within
 //!   milliseconds instead of an endless `NoPacket`.

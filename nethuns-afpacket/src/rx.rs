@@ -48,8 +48,11 @@ impl RxCursor {
         let pkt = if hdr_off + HDR <= block_end {
             // SAFETY: the header lies inside the open block (checked just above), which the
             // kernel finished writing before it set TP_STATUS_USER (acquired in try_open) and
-            // does not touch while we hold it; the kernel aligns headers to 16 bytes.
-            let h = unsafe { std::ptr::read(s.base().add(hdr_off) as *const libc::tpacket3_hdr) };
+            // does not touch while we hold it. The kernel aligns headers to 16 bytes; the
+            // unaligned read costs nothing and stays sound whatever the offsets say.
+            let h = unsafe {
+                std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr)
+            };
             let data = hdr_off + h.tp_mac as usize;
             // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
             let caplen = (h.tp_snaplen as usize).min(block_end.saturating_sub(data)) as u32;

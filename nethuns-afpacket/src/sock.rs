@@ -330,6 +330,15 @@ impl Sock {
     }
 }
 
+/// The socket's descriptor, to wait for packets with `poll`/`epoll` (`POLLIN` when the kernel
+/// has handed over a block) instead of spinning on [`Error::NoPacket`]. Do not read from it or
+/// change its options.
+impl std::os::fd::AsRawFd for Sock {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.ctx.shared().raw_fd()
+    }
+}
+
 impl Drop for Sock {
     fn drop(&mut self) {
         if let Some(tx) = &self.tx {

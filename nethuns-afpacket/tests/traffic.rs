@@ -259,3 +259,37 @@ fn channel_api_moves_ring_packets_to_another_thread() {
     assert_eq!(seqs, (0..100).collect::<Vec<_>>());
     assert_eq!(in_use, 0);
 }
+
+#[test]
+fn poll_on_the_socket_wakes_when_a_block_is_ready() {
+    use std::os::fd::AsRawFd;
+    let Some(pair) = NetPair::for_test("afp_poll") else {
+        return;
+    };
+    let (rx_ns, rx_if) = (pair.ns_b.clone(), pair.veth_b.clone());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        in_netns(&rx_ns, move || {
+            let sock = Sock::create(&rx_if, None, common::flags()).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut p = libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut p, 1, 5000) };
+            assert_eq!(rc, 1, "poll timed out");
+            assert_ne!(p.revents & libc::POLLIN, 0);
+            let (buf, _) = sock.recv().expect("POLLIN but no packet");
+            frames::seq_of(&buf)
+        })
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    pair.in_a(|| {
+        let sock = Sock::create(&pair.veth_a, None, common::flags()).unwrap();
+        common::send_all(&sock, &[frames::frame(77, 60)], 1, Duration::from_secs(5));
+    });
+    assert_eq!(receiver.join().unwrap(), Some(77));
+}

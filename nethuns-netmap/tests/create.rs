@@ -1,6 +1,8 @@
 //! `Sock::create` on this machine: bad input is refused before any syscall, and without the
 //! netmap module the error says so (never a panic).
 
+#![cfg(any(target_os = "linux", target_os = "freebsd"))]
+
 use nethuns_netmap::{netmap_available, Error, NetmapFlags, Sock, Socket};
 
 #[test]

@@ -14,8 +14,9 @@
 //! Run by hand: `NETHUNS_HW_VALE=vale0 cargo test -p nethuns-netmap --release -- --ignored
 //! --test-threads=1 lab_`.
 
+#![cfg(any(target_os = "linux", target_os = "freebsd"))]
+
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use nethuns_netmap::{Error, NetmapFlags, Sock, Socket, Token};
@@ -188,213 +189,221 @@ fn lab_vale_held_tokens_survive_syncs_and_pool_limits() {
     assert_eq!(rest, vec![extra]);
 }
 
-// ---- real interface: host stack <-> host rings through AF_PACKET ----
+/// Real interface: host stack <-> host rings through `AF_PACKET` (Linux), hardware rings.
+#[cfg(target_os = "linux")]
+mod iface {
+    use super::*;
+    use std::ffi::CString;
 
-struct Raw {
-    fd: i32,
-}
-
-impl Raw {
-    fn open(iface: &str) -> Raw {
-        let name = CString::new(iface).unwrap();
-        // SAFETY: NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert!(ifindex != 0, "no interface {iface}");
-        let proto = frames::ETHERTYPE.to_be();
-        // SAFETY: plain socket creation.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: zeroed sockaddr_ll is valid; filled below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a valid sockaddr_ll of the size given.
-        let r = unsafe {
-            libc::bind(
-                fd,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert!(
-            r == 0,
-            "bind to {iface}: {}",
-            std::io::Error::last_os_error()
-        );
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 20_000,
-        };
-        // SAFETY: `tv` is a valid timeval for SO_RCVTIMEO.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        Raw { fd }
+    struct Raw {
+        fd: i32,
     }
 
-    fn send(&self, f: &[u8]) {
-        // SAFETY: `f` is a valid buffer of its length.
-        let r = unsafe { libc::send(self.fd, f.as_ptr().cast(), f.len(), 0) };
-        assert_eq!(r, f.len() as isize, "{}", std::io::Error::last_os_error());
-    }
-
-    /// Incoming test frames (not our own outgoing ones) until `want` or the deadline.
-    fn receive(&self, want: usize) -> Vec<u32> {
-        let end = Instant::now() + DEADLINE;
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 2048];
-        while got.len() < want && Instant::now() < end {
-            // SAFETY: zeroed sockaddr_ll is valid output storage.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: `buf` and `from` are valid for the sizes given.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    &mut from as *mut _ as *mut libc::sockaddr,
-                    &mut alen,
+    impl Raw {
+        fn open(iface: &str) -> Raw {
+            let name = CString::new(iface).unwrap();
+            // SAFETY: NUL-terminated name.
+            let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            assert!(ifindex != 0, "no interface {iface}");
+            let proto = frames::ETHERTYPE.to_be();
+            // SAFETY: plain socket creation.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: zeroed sockaddr_ll is valid; filled below.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: `sll` is a valid sockaddr_ll of the size given.
+            let r = unsafe {
+                libc::bind(
+                    fd,
+                    &sll as *const _ as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
                 )
             };
-            if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            let f = &buf[..n as usize];
-            if let Some(seq) = frames::seq_of(f) {
-                frames::check(f, seq, len_of(seq)).unwrap();
-                got.push(seq);
-            }
+            assert!(
+                r == 0,
+                "bind to {iface}: {}",
+                std::io::Error::last_os_error()
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 20_000,
+            };
+            // SAFETY: `tv` is a valid timeval for SO_RCVTIMEO.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    &tv as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::timeval>() as u32,
+                )
+            };
+            Raw { fd }
         }
-        got
+
+        fn send(&self, f: &[u8]) {
+            // SAFETY: `f` is a valid buffer of its length.
+            let r = unsafe { libc::send(self.fd, f.as_ptr().cast(), f.len(), 0) };
+            assert_eq!(r, f.len() as isize, "{}", std::io::Error::last_os_error());
+        }
+
+        /// Incoming test frames (not our own outgoing ones) until `want` or the deadline.
+        fn receive(&self, want: usize) -> Vec<u32> {
+            let end = Instant::now() + DEADLINE;
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 2048];
+            while got.len() < want && Instant::now() < end {
+                // SAFETY: zeroed sockaddr_ll is valid output storage.
+                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                // SAFETY: `buf` and `from` are valid for the sizes given.
+                let n = unsafe {
+                    libc::recvfrom(
+                        self.fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        &mut from as *mut _ as *mut libc::sockaddr,
+                        &mut alen,
+                    )
+                };
+                if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
+                    continue;
+                }
+                let f = &buf[..n as usize];
+                if let Some(seq) = frames::seq_of(f) {
+                    frames::check(f, seq, len_of(seq)).unwrap();
+                    got.push(seq);
+                }
+            }
+            got
+        }
     }
-}
 
-impl Drop for Raw {
-    fn drop(&mut self) {
-        // SAFETY: our descriptor.
-        unsafe { libc::close(self.fd) };
+    impl Drop for Raw {
+        fn drop(&mut self) {
+            // SAFETY: our descriptor.
+            unsafe { libc::close(self.fd) };
+        }
     }
-}
 
-const N_HOST: u32 = 500;
+    const N_HOST: u32 = 500;
 
-#[test]
-#[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
-fn lab_iface_host_stack_to_host_ring_exact() {
-    let Some(iface) = env(
-        "NETHUNS_HW_IFACE",
-        "lab_iface_host_stack_to_host_ring_exact",
-    ) else {
-        return;
-    };
-    let nm = Sock::create(&format!("netmap:{iface}^"), None, NetmapFlags::default()).unwrap();
-    let raw = Raw::open(&iface);
-    let h = std::thread::spawn(move || receive(&nm, N_HOST as usize, len_of));
-    std::thread::sleep(Duration::from_millis(50));
-    for seq in 0..N_HOST {
-        raw.send(&frames::frame(seq, len_of(seq)));
-    }
-    let got = h.join().unwrap();
-    assert_exact(&got, N_HOST, "host stack -> netmap host ring");
-}
-
-#[test]
-#[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
-fn lab_iface_host_ring_to_host_stack_exact() {
-    let Some(iface) = env(
-        "NETHUNS_HW_IFACE",
-        "lab_iface_host_ring_to_host_stack_exact",
-    ) else {
-        return;
-    };
-    let nm = Sock::create(&format!("netmap:{iface}^"), None, NetmapFlags::default()).unwrap();
-    let raw = Raw::open(&iface);
-    let got = std::thread::scope(|s| {
-        let h = s.spawn(|| raw.receive(N_HOST as usize));
+    #[test]
+    #[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
+    fn lab_iface_host_stack_to_host_ring_exact() {
+        let Some(iface) = env(
+            "NETHUNS_HW_IFACE",
+            "lab_iface_host_stack_to_host_ring_exact",
+        ) else {
+            return;
+        };
+        let nm = Sock::create(&format!("netmap:{iface}^"), None, NetmapFlags::default()).unwrap();
+        let raw = Raw::open(&iface);
+        let h = std::thread::spawn(move || receive(&nm, N_HOST as usize, len_of));
         std::thread::sleep(Duration::from_millis(50));
-        send_all(&nm, N_HOST);
-        h.join().unwrap()
-    });
-    assert_exact(&got, N_HOST, "netmap host ring -> host stack");
-}
-
-#[test]
-#[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
-fn lab_iface_hardware_rings_open_send_and_loopback() {
-    let Some(iface) = env("NETHUNS_HW_IFACE", "lab_iface_hardware_rings") else {
-        return;
-    };
-    let all = Sock::create(&format!("netmap:{iface}"), None, NetmapFlags::default()).unwrap();
-    let rings = all.rx_rings();
-    assert!(rings >= 1 && all.tx_rings() >= 1);
-    drop(all);
-    // Ring pair 0 by queue, and the last ring pair by suffix.
-    let q0 = Sock::create(&format!("netmap:{iface}"), Some(0), NetmapFlags::default()).unwrap();
-    assert_eq!((q0.rx_rings(), q0.tx_rings()), (1, 1));
-    let last = format!("netmap:{iface}-{}", rings - 1);
-    drop(Sock::create(&last, None, NetmapFlags::default()).unwrap());
-    let beyond = format!("netmap:{iface}-{}", rings + 64);
-    assert!(Sock::create(&beyond, None, NetmapFlags::default()).is_err());
-    // Frames leave through the hardware TX ring: the kernel completes every slot.
-    send_all(&q0, 256);
-    let end = Instant::now() + DEADLINE;
-    while q0.tx_pending() > 0 && Instant::now() < end {
-        q0.try_flush().unwrap();
-        std::thread::sleep(Duration::from_millis(1));
+        for seq in 0..N_HOST {
+            raw.send(&frames::frame(seq, len_of(seq)));
+        }
+        let got = h.join().unwrap();
+        assert_exact(&got, N_HOST, "host stack -> netmap host ring");
     }
-    assert_eq!(q0.tx_pending(), 0, "NIC did not complete transmissions");
-    drop(q0);
-    if std::env::var("NETHUNS_HW_LOOPBACK").is_ok_and(|v| v == "1") {
-        // One socket on all rings sends in chunks and drains what came back in between.
-        let nm = Sock::create(&format!("netmap:{iface}"), None, NetmapFlags::default()).unwrap();
-        let mut got = Vec::new();
-        let drain = |nm: &Sock, got: &mut Vec<u32>| loop {
-            match nm.recv() {
-                Ok((p, _)) => {
-                    if let Some(seq) = frames::seq_of(&p) {
-                        frames::check(&p, seq, len_of(seq)).unwrap();
-                        got.push(seq);
+
+    #[test]
+    #[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
+    fn lab_iface_host_ring_to_host_stack_exact() {
+        let Some(iface) = env(
+            "NETHUNS_HW_IFACE",
+            "lab_iface_host_ring_to_host_stack_exact",
+        ) else {
+            return;
+        };
+        let nm = Sock::create(&format!("netmap:{iface}^"), None, NetmapFlags::default()).unwrap();
+        let raw = Raw::open(&iface);
+        let got = std::thread::scope(|s| {
+            let h = s.spawn(|| raw.receive(N_HOST as usize));
+            std::thread::sleep(Duration::from_millis(50));
+            send_all(&nm, N_HOST);
+            h.join().unwrap()
+        });
+        assert_exact(&got, N_HOST, "netmap host ring -> host stack");
+    }
+
+    #[test]
+    #[ignore = "lab: needs the netmap module and a NIC (cargo xtask test-hw --iface IF)"]
+    fn lab_iface_hardware_rings_open_send_and_loopback() {
+        let Some(iface) = env("NETHUNS_HW_IFACE", "lab_iface_hardware_rings") else {
+            return;
+        };
+        let all = Sock::create(&format!("netmap:{iface}"), None, NetmapFlags::default()).unwrap();
+        let rings = all.rx_rings();
+        assert!(rings >= 1 && all.tx_rings() >= 1);
+        drop(all);
+        // Ring pair 0 by queue, and the last ring pair by suffix.
+        let q0 = Sock::create(&format!("netmap:{iface}"), Some(0), NetmapFlags::default()).unwrap();
+        assert_eq!((q0.rx_rings(), q0.tx_rings()), (1, 1));
+        let last = format!("netmap:{iface}-{}", rings - 1);
+        drop(Sock::create(&last, None, NetmapFlags::default()).unwrap());
+        let beyond = format!("netmap:{iface}-{}", rings + 64);
+        assert!(Sock::create(&beyond, None, NetmapFlags::default()).is_err());
+        // Frames leave through the hardware TX ring: the kernel completes every slot.
+        send_all(&q0, 256);
+        let end = Instant::now() + DEADLINE;
+        while q0.tx_pending() > 0 && Instant::now() < end {
+            q0.try_flush().unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(q0.tx_pending(), 0, "NIC did not complete transmissions");
+        drop(q0);
+        if std::env::var("NETHUNS_HW_LOOPBACK").is_ok_and(|v| v == "1") {
+            // One socket on all rings sends in chunks and drains what came back in between.
+            let nm =
+                Sock::create(&format!("netmap:{iface}"), None, NetmapFlags::default()).unwrap();
+            let mut got = Vec::new();
+            let drain = |nm: &Sock, got: &mut Vec<u32>| loop {
+                match nm.recv() {
+                    Ok((p, _)) => {
+                        if let Some(seq) = frames::seq_of(&p) {
+                            frames::check(&p, seq, len_of(seq)).unwrap();
+                            got.push(seq);
+                        }
+                    }
+                    Err(Error::NoPacket) => break,
+                    Err(e) => panic!("recv: {e}"),
+                }
+            };
+            for chunk in (0..N).collect::<Vec<_>>().chunks(64) {
+                for &seq in chunk {
+                    let f = frames::frame(seq, len_of(seq));
+                    let end = Instant::now() + DEADLINE;
+                    while let Err(e) = nm.send(&f) {
+                        assert!(matches!(e, Error::NoMemory) && Instant::now() < end, "{e}");
+                        nm.flush();
                     }
                 }
-                Err(Error::NoPacket) => break,
-                Err(e) => panic!("recv: {e}"),
+                nm.try_flush().unwrap();
+                drain(&nm, &mut got);
             }
-        };
-        for chunk in (0..N).collect::<Vec<_>>().chunks(64) {
-            for &seq in chunk {
-                let f = frames::frame(seq, len_of(seq));
-                let end = Instant::now() + DEADLINE;
-                while let Err(e) = nm.send(&f) {
-                    assert!(matches!(e, Error::NoMemory) && Instant::now() < end, "{e}");
-                    nm.flush();
-                }
+            let end = Instant::now() + DEADLINE;
+            while got.len() < N as usize && Instant::now() < end {
+                nm.wait_readable(Duration::from_millis(10)).unwrap();
+                drain(&nm, &mut got);
             }
-            nm.try_flush().unwrap();
-            drain(&nm, &mut got);
+            // Several RX rings may share the frames (RSS): compare as a set, exactly once each.
+            let set: BTreeSet<u32> = got.iter().copied().collect();
+            assert_eq!(set.len(), got.len(), "duplicated frames");
+            assert_eq!(set, (0..N).collect(), "loopback lost frames");
+        } else {
+            eprintln!(
+                "loopback part skipped: set NETHUNS_HW_LOOPBACK=1 when {iface} is looped back"
+            );
         }
-        let end = Instant::now() + DEADLINE;
-        while got.len() < N as usize && Instant::now() < end {
-            nm.wait_readable(Duration::from_millis(10)).unwrap();
-            drain(&nm, &mut got);
-        }
-        // Several RX rings may share the frames (RSS): compare as a set, exactly once each.
-        let set: BTreeSet<u32> = got.iter().copied().collect();
-        assert_eq!(set.len(), got.len(), "duplicated frames");
-        assert_eq!(set, (0..N).collect(), "loopback lost frames");
-    } else {
-        eprintln!("loopback part skipped: set NETHUNS_HW_LOOPBACK=1 when {iface} is looped back");
     }
 }

@@ -43,7 +43,11 @@ impl Drop for Shared {
 /// buffers. Cheap to clone (an `Arc`); clones share the pool and pool id.
 ///
 /// The region stays mapped (and the port registered) until the socket and every clone of its
-/// context are gone, so payloads and tokens stay valid after the socket is dropped.
+/// context are gone, so payloads and tokens stay valid after the socket is dropped. Then the
+/// free extra buffers are linked back into `ni_bufs_head` for the kernel to free at close. A
+/// [`Token`](nethuns_core::Token) dropped unconsumed is counted by
+/// [`leaked_tokens`](nethuns_core::leaked_tokens) and its buffer is lost: out of the pool for
+/// the context's life, and not handed back to netmap at close.
 #[derive(Clone)]
 pub struct NetmapContext {
     pub(crate) shared: Arc<Shared>,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use nethuns_testnet::NetPair;
 
-use crate::demo::{json_num, portspec};
+use crate::demo::{json_num, portspec, portspec_n};
 use crate::util;
 
 /// Benchmark settings.
@@ -368,7 +368,7 @@ fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<
                             "--in",
                             &portspec(backend, &p1.veth_b),
                             "--out",
-                            &portspec(backend, &p2.veth_a),
+                            &portspec_n(backend, &p2.veth_a, 1),
                             "--duration",
                             &(cfg.seconds + 2.0).to_string(),
                             "--json",

@@ -18,7 +18,7 @@ pub struct DemoBackend {
 }
 
 /// Backends whose crates the tools can drive yet.
-pub const WIRED: &[&str] = &["pcap"];
+pub const WIRED: &[&str] = &["pcap", "af-packet", "af-xdp", "dpdk", "netmap"];
 
 /// Every backend of the workspace.
 pub fn backends() -> Vec<DemoBackend> {
@@ -67,8 +67,13 @@ pub fn backends() -> Vec<DemoBackend> {
 
 /// The portspec of veth `dev` for backend `name` (DPDK reaches a veth through net_af_packet).
 pub fn portspec(name: &str, dev: &str) -> String {
+    portspec_n(name, dev, 0)
+}
+
+/// [`portspec`] for the `n`-th port of one process (DPDK virtual devices need distinct names).
+pub fn portspec_n(name: &str, dev: &str, n: usize) -> String {
     match name {
-        "dpdk" => format!("net_af_packet0,iface={dev}"),
+        "dpdk" => format!("net_af_packet{n},iface={dev}"),
         "netmap" => format!("netmap:{dev}"),
         _ => dev.to_string(),
     }

@@ -110,6 +110,14 @@ macro_rules! with_backend {
         match $backend {
             #[cfg(feature = "pcap")]
             Backend::Pcap => $f::<nethuns::pcap::Sock>(nethuns::pcap::PcapFlags { buffer_count: 1024, ..Default::default() } $(, $arg)*),
+            #[cfg(feature = "af-packet")]
+            Backend::AfPacket => $f::<nethuns::af_packet::Sock>(Default::default() $(, $arg)*),
+            #[cfg(feature = "af-xdp")]
+            Backend::AfXdp => $f::<nethuns::af_xdp::Sock>(Default::default() $(, $arg)*),
+            #[cfg(feature = "netmap")]
+            Backend::Netmap => $f::<nethuns::netmap::Sock>(Default::default() $(, $arg)*),
+            #[cfg(feature = "dpdk")]
+            Backend::Dpdk => $f::<nethuns::dpdk::Sock>(Default::default() $(, $arg)*),
             #[allow(unreachable_patterns)]
             other => Err(format!(
                 "backend {other:?} is not compiled in (compiled: {:?}); rebuild with its cargo feature",

@@ -11,6 +11,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod test_hw;
 mod util;
 
 use std::process::ExitCode;
@@ -42,7 +43,14 @@ fn main() -> ExitCode {
         "lint" => util::lint(),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
-        "test-hw" => Err("the lab entry point is not wired yet".into()),
+        "test-hw" => {
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                print!("{}", test_hw::HELP);
+                Ok(())
+            } else {
+                test_hw::run(rest)
+            }
+        }
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             Ok(())

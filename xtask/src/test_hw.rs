@@ -448,7 +448,7 @@ pub fn check_dpdk(h: &Host, pci: &str) -> Check {
 
 /// The backends a command line asks for, each with its prerequisite check.
 pub fn plan(h: &Host, a: &Args) -> Vec<(Backend, Check)> {
-    let wanted = |b: Backend| a.only.as_ref().map_or(true, |o| o.contains(&b));
+    let wanted = |b: Backend| a.only.as_ref().is_none_or(|o| o.contains(&b));
     let mut out = Vec::new();
     if (a.iface.is_some() || a.vale.is_some()) && wanted(Backend::Netmap) {
         out.push((

@@ -20,6 +20,8 @@ const RX_BATCH: u32 = 64;
 const TX_BATCH: u32 = 64;
 /// Upper bound of wakeup calls one flush makes (copy mode moves up to 32 frames per call).
 const MAX_KICKS: u32 = 4096;
+/// Shortest frame `send` accepts: an Ethernet header.
+const ETH_HLEN: usize = 14;
 
 impl Sock {
     /// Moves every released RX frame back to the fill ring, in one batch.
@@ -166,10 +168,15 @@ impl Socket for Sock {
         if packet.len() > self.max_tx_len {
             return Err(Error::TooBigPacket(packet.len()));
         }
-        if packet.is_empty() {
+        if packet.len() < ETH_HLEN {
             return Err(Error::Generic(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "AF_XDP send: empty packet",
+                format!(
+                    "AF_XDP send on {} queue {}: {} bytes is shorter than an Ethernet header",
+                    self.ifname,
+                    self.queue,
+                    packet.len()
+                ),
             )));
         }
         let addr = {

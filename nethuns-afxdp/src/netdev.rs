@@ -123,3 +123,24 @@ pub(crate) fn netns_id() -> (u64, u64) {
         Err(_) => (0, 0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ethtool_channels_layout() {
+        assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
+        assert_eq!(std::mem::offset_of!(EthtoolChannels, combined_count), 32);
+    }
+
+    #[test]
+    fn names() {
+        assert!(ifname("eth0").is_ok());
+        assert!(ifname("veth-a.10").is_ok());
+        for bad in ["", "a/b", "a b", "a:b", "0123456789abcdef", "..", "a\0"] {
+            let bad = bad.replace("\\0", "\0");
+            assert!(ifname(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -45,6 +45,20 @@ pub struct Sock {
     pub(crate) _share: XdpShare,
 }
 
+impl std::os::fd::AsRawFd for Sock {
+    /// The XSK socket, e.g. to `poll(2)` it for `POLLIN` (frames on the RX ring) instead of
+    /// spinning on `recv`.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsFd for Sock {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl std::fmt::Debug for Sock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sock")
@@ -384,4 +398,21 @@ fn bind(
         format!("AF_XDP {copy}bind on {portspec} queue {queue}{hint}"),
         e,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_uapi() {
+        // struct xdp_statistics: six __u64.
+        assert_eq!(std::mem::size_of::<XdpStatistics>(), 48);
+        assert_eq!(std::mem::offset_of!(XdpStatistics, tx_ring_empty_descs), 40);
+        // struct xdp_options: one __u32.
+        assert_eq!(std::mem::size_of::<Options>(), 4);
+        // struct xdp_umem_reg with flags and tx_metadata_len (the kernel takes 24 or more).
+        assert_eq!(std::mem::size_of::<libc::xdp_umem_reg>(), 32);
+        assert_eq!(std::mem::size_of::<libc::sockaddr_xdp>(), 16);
+    }
 }

@@ -25,6 +25,8 @@ fn oversize_and_empty_sends_are_refused() {
         other => panic!("expected TooBigPacket(1515), got {other:?}"),
     }
     assert!(a.send(&[]).is_err());
+    assert!(a.send(&[0u8; 13]).is_err());
+    a.send(&[0u8; 14]).unwrap();
     a.flush();
     let audit = a.audit_frames();
     assert!(audit.is_consistent(), "{audit:?}");

@@ -314,12 +314,13 @@ impl Port {
         let nq = q + 1;
         let mut conf = dpdk_sys::rte_eth_conf::default();
         let rss = dev.flow_type_rss_offloads & RSS_IP_TCP_UDP;
-        if nq > 1 && rss != 0 {
+        // RSS wherever the driver hashes (also with one queue: the hash is reported).
+        if rss != 0 {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
         let mut offloads = 0;
-        if nq > 1 && rss != 0 && dev.rx_offload_capa & OFFLOAD_RSS_HASH != 0 {
+        if rss != 0 && dev.rx_offload_capa & OFFLOAD_RSS_HASH != 0 {
             offloads |= OFFLOAD_RSS_HASH;
         }
         if flags.rx_timestamp && dev.rx_offload_capa & OFFLOAD_TIMESTAMP != 0 {

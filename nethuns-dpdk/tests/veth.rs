@@ -216,6 +216,28 @@ fn vlan_metadata(pair: &NetPair, strip: bool) {
     }
 }
 
+/// net_tap makes a kernel tap interface in the probing thread's namespace: DPDK sends into it,
+/// a raw socket on the tap reads; the raw socket writes, DPDK receives.
+fn tap(pair: &NetPair) {
+    let (sock, peer) = pair.in_a(|| {
+        let sock = Sock::create("net_tap0,iface=nhdtap0", None, DpdkFlags::default()).unwrap();
+        // The PMD brings the tap up at start; the raw socket binds in the same namespace.
+        (sock, raw_socket("nhdtap0"))
+    });
+    assert_eq!(sock.port_info().driver, "net_tap");
+    for i in 0..N {
+        sock.send(&frames::frame(i, size_of_frame(i))).unwrap();
+    }
+    sock.flush();
+    let got = raw_recv_n(&peer, N as usize);
+    check_all(&got, "net_tap send");
+    for i in 0..N {
+        raw_send(&peer, &frames::frame(i, size_of_frame(i)));
+    }
+    let got = dpdk_recv_n(&sock, N as usize);
+    check_all(&got, "net_tap receive");
+}
+
 #[test]
 fn dpdk_over_veth() {
     let Some(pair) = NetPair::for_test("dpdk_over_veth") else {
@@ -235,6 +257,7 @@ fn dpdk_over_veth() {
     .unwrap_err();
     assert!(e.to_string().contains("net_af_packet1"), "{e}");
 
+    tap(&pair);
     vlan_metadata(&pair, true);
     vlan_metadata(&pair, false);
 

@@ -20,6 +20,8 @@ const RX_BATCH: u32 = 64;
 const TX_BATCH: u32 = 64;
 /// Upper bound of wakeup calls one flush makes (copy mode moves up to 32 frames per call).
 const MAX_KICKS: u32 = 4096;
+/// Wakeup calls in a row after which a flush gives up when the kernel takes no frame.
+const MAX_STALLS: u32 = 8;
 /// Shortest frame `send` accepts: an Ethernet header.
 const ETH_HLEN: usize = 14;
 
@@ -98,11 +100,14 @@ impl Sock {
         // wakeup, and only when the ring asks for it.
         let max_kicks = if self.zero_copy { 1 } else { MAX_KICKS };
         let mut kicks = 0;
-        while !self.tx.prod_drained() && kicks < max_kicks {
+        let mut stalls = 0;
+        self.link_down.set(false);
+        while !self.tx.prod_drained() && kicks < max_kicks && stalls < MAX_STALLS {
             if self.zero_copy && !self.tx.needs_wakeup() {
                 break;
             }
             kicks += 1;
+            let before = self.tx.kernel_consumer();
             // SAFETY: sendto with a null buffer of length 0 on our socket is the documented
             // AF_XDP TX wakeup; no memory is read.
             let rc = unsafe {
@@ -115,20 +120,35 @@ impl Sock {
                     0,
                 )
             };
-            if rc < 0 {
-                match io::Error::last_os_error().raw_os_error() {
-                    // Budget used up (copy mode moves 32 frames a call) or the device queue is
-                    // busy: call again.
-                    Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::EINTR) => {}
-                    // No room in the device queue: completions must come first.
-                    Some(libc::ENOBUFS) => {
-                        self.reap();
-                        std::thread::yield_now();
-                    }
-                    // Device down, or a real error: stop, frames stay on the ring.
-                    _ => break,
-                }
+            let err = (rc < 0).then(|| io::Error::last_os_error().raw_os_error());
+            if self.tx.kernel_consumer() == before {
+                stalls += 1;
+            } else {
+                stalls = 0;
             }
+            match err {
+                None => {}
+                // Budget used up (copy mode moves 32 frames a call) or the device queue is
+                // busy: call again (while the kernel makes progress).
+                Some(Some(libc::EAGAIN | libc::EBUSY | libc::EINTR)) => {}
+                // No room in the device queue: completions must come first.
+                Some(Some(libc::ENOBUFS)) => {
+                    self.reap();
+                    std::thread::yield_now();
+                }
+                // The device is down or gone: frames stay on the ring until it is back.
+                Some(Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)) => {
+                    self.link_down.set(true);
+                    break;
+                }
+                // Anything else: stop; frames stay on the ring for the next flush.
+                Some(_) => break,
+            }
+        }
+        if stalls >= MAX_STALLS {
+            // The kernel took nothing for several calls: the carrier is off or the device
+            // queue stopped.
+            self.link_down.set(true);
         }
         self.reap();
     }
@@ -188,6 +208,9 @@ impl Socket for Sock {
                     self.submit_and_kick();
                     match self.tx_free.borrow_mut().pop() {
                         Some(a) => a,
+                        None if self.link_down.get() && !self.link_is_up() => {
+                            return Err(Error::InterfaceDown(self.ifname.clone()))
+                        }
                         None => return Err(Error::NoMemory),
                     }
                 }

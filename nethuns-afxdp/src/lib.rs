@@ -49,8 +49,11 @@
 //!   **flush**, the batch is published and the kernel kicked with `sendto` when the TX ring says
 //!   it needs a wakeup (always in copy mode, where the kernel transmits only inside that call,
 //!   32 frames at a time). Completed frames return to the TX free list in batches. With every TX
-//!   frame in flight `send` returns [`Error::NoMemory`]; a packet longer than MTU + 14 bytes
-//!   gives [`Error::TooBigPacket`].
+//!   frame in flight `send` returns [`Error::NoMemory`], or [`Error::InterfaceDown`] when the
+//!   kernel takes nothing because the interface is down or gone (queued frames stay on the TX
+//!   ring and leave once it is back); a packet longer than MTU + 14 bytes gives
+//!   [`Error::TooBigPacket`], one shorter than 14 bytes an [`Error::Generic`]. A `Sock` is
+//!   `AsRawFd`: `poll(2)` it for `POLLIN` to wait for frames instead of spinning.
 //! - **create(portspec, queue, flags)**: `portspec` is an interface name of the calling
 //!   thread's network namespace; `queue` is the queue to bind, `None` meaning queue 0. The
 //!   flags are checked before anything touches the kernel (each bad field is an

@@ -78,6 +78,31 @@ pub(crate) fn mtu(name: &CString) -> io::Result<u32> {
     Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
 }
 
+/// A socket for interface ioctls in the calling thread's network namespace. A socket stays in
+/// the namespace it was made in, so ioctls through it reach the same interfaces from any
+/// thread later.
+pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
+    ioctl_socket()
+}
+
+/// Whether interface `name` of `ctl`'s namespace is up and has a carrier
+/// (`IFF_UP | IFF_RUNNING`); false if it is gone.
+pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
+    let Ok(name) = CString::new(name) else {
+        return false;
+    };
+    let s = ctl;
+    let mut req = ifreq_for(&name);
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of a valid ifreq.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if rc < 0 {
+        return false;
+    }
+    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
+    flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+}
+
 /// `struct ethtool_channels`.
 #[repr(C)]
 #[derive(Default)]

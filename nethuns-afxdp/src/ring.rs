@@ -180,6 +180,11 @@ impl<T: Copy> Ring<T> {
         (0..prod.wrapping_sub(cons)).map(move |i| self.read(cons.wrapping_add(i)))
     }
 
+    /// The kernel's consumer index now.
+    pub(crate) fn kernel_consumer(&self) -> u32 {
+        self.cons().load(Ordering::Acquire)
+    }
+
     /// Whether the kernel has consumed everything we published.
     pub(crate) fn prod_drained(&self) -> bool {
         self.cons().load(Ordering::Acquire) == self.prod().load(Ordering::Relaxed)

@@ -33,6 +33,8 @@ pub struct Sock {
     pub(crate) tx_pending: Cell<u32>,
     /// RX frames handed out as payloads/tokens since creation.
     pub(crate) handed_out: Cell<u64>,
+    /// The last flush found the device down, gone, or taking no frame.
+    pub(crate) link_down: Cell<bool>,
     /// Released RX frames moved back to the fill ring since creation.
     pub(crate) recycled: Cell<u64>,
     pub(crate) layout: Layout,
@@ -41,6 +43,8 @@ pub struct Sock {
     pub(crate) ifname: String,
     pub(crate) zero_copy: bool,
     pub(crate) fd: OwnedFd,
+    /// An ioctl socket in the interface's namespace (link state checks from any thread).
+    pub(crate) ctl: OwnedFd,
     /// Declared last: the steering program goes after the socket is closed.
     pub(crate) _share: XdpShare,
 }
@@ -170,6 +174,8 @@ impl Sock {
             }
         }
 
+        let ctl =
+            netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
         let umem = Umem::new(layout.num_frames, layout.frame_size)?;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -278,6 +284,7 @@ impl Sock {
             rx_spare: RefCell::new(Vec::with_capacity(layout.rx_frames as usize)),
             tx_pending: Cell::new(0),
             handed_out: Cell::new(0),
+            link_down: Cell::new(false),
             recycled: Cell::new(0),
             max_tx_len: (mtu as usize + 14).min(layout.frame_size as usize),
             layout,
@@ -286,8 +293,15 @@ impl Sock {
             zero_copy,
             umem,
             fd,
+            ctl,
             _share: share,
         })
+    }
+
+    /// Whether the interface is up with a carrier (`IFF_UP` and `IFF_RUNNING`), asked of the
+    /// kernel (a syscall): used when transmission stalls, not per packet.
+    pub fn link_is_up(&self) -> bool {
+        netdev::is_running(&self.ctl, &self.ifname)
     }
 
     /// The interface this socket is bound to.

@@ -33,7 +33,7 @@ fn oversize_and_empty_sends_are_refused() {
 }
 
 /// With the link down the kernel cannot transmit: `send` fills every TX frame, then reports
-/// `NoMemory`; once the link is up again a flush sends everything and every frame is back.
+/// `InterfaceDown`; once the link is up again a flush sends everything and every frame is back.
 #[test]
 fn link_down_then_up_loses_no_frame() {
     let Some(pair) = NetPair::for_test("linkdown") else {
@@ -53,7 +53,8 @@ fn link_down_then_up_loses_no_frame() {
     for seq in 0..200 {
         match a.send(&frames::frame(seq, 64)) {
             Ok(()) => sent += 1,
-            Err(Error::NoMemory) => {
+            Err(Error::InterfaceDown(name)) => {
+                assert_eq!(name, pair.veth_a);
                 full = true;
                 break;
             }
@@ -99,6 +100,7 @@ fn interface_deleted_while_open() {
     // Sending queues; the flush cannot transmit but must return.
     let _ = a.send(&frames::frame(0, 64));
     a.flush();
+    assert!(!a.link_is_up());
     drop(a);
 }
 

@@ -37,7 +37,7 @@
 //!
 //! ## The EAL
 //! One per process, initialised at the first `create` from [`Eal`] / `NETHUNS_DPDK_EAL_ARGS` /
-//! defaults, never torn down; see [`eal`](crate::eal) for the rules. A Debian/Ubuntu shared DPDK
+//! defaults, never torn down; see [`eal`] for the rules. A Debian/Ubuntu shared DPDK
 //! loads its drivers at EAL start from its driver directory (package `dpdk`).
 //!
 //! ## Errors
@@ -53,9 +53,25 @@
 //! bypass the per-lcore mempool cache.
 //!
 //! ## Build and run needs
-//! `libdpdk-dev` (pkg-config `libdpdk`), `clang`/`libclang-dev` for bindgen, and at run time
-//! the DPDK drivers (`dpdk` / `librte-net-*` packages). No hugepages are needed with the
-//! default EAL arguments; root (or CAP_NET_RAW/CAP_BPF) for AF_PACKET/AF_XDP devices.
+//! - Build: `libdpdk-dev` (pkg-config `libdpdk` ≥ 21.11; Debian 12 ships 22.11), `pkg-config`,
+//!   a C compiler, and `clang`/`libclang-dev` for bindgen. Without libdpdk the build stops with
+//!   one error naming the package to install.
+//! - Run: the DPDK shared libraries and drivers (`librte-net-ring23`, `librte-net-null23`,
+//!   `librte-net-af-packet23`, `librte-net-af-xdp23`, `librte-net-tap23`,
+//!   `librte-mempool-ring23` …, all pulled in by `libdpdk-dev`). A shared DPDK build loads
+//!   every driver of its driver directory (`RTE_EAL_PMD_PATH`, on Debian
+//!   `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`) at EAL start, so drivers are not linked and
+//!   no `-d` argument is needed; with a DPDK built elsewhere add `-d DIR` to the EAL arguments.
+//! - No hugepages and no PCI device with the default EAL arguments; no root for `net_ring` /
+//!   `net_null`; root (or CAP_NET_RAW / CAP_BPF / CAP_NET_ADMIN) for AF_PACKET, AF_XDP and TAP
+//!   devices.
+//!
+//! ## Tests
+//! One EAL per process is a DPDK rule, so each file in `tests/` (its own process) holds one
+//! `#[test]` running its cases in sequence: `inproc` (net_ring / net_null: exact counts,
+//! tokens across threads, channel, exhausted mempool, bad portspecs and flags, EAL re-init),
+//! `veth` (net_af_packet, net_af_xdp, net_tap in network namespaces against a raw AF_PACKET
+//! peer; needs root, skips otherwise, fails under `CI`), `eal_env`, `eal_fail`.
 
 #![warn(missing_docs)]
 

@@ -50,16 +50,24 @@ fn exchange(tx: &Sock, rx: Sock) -> Sock {
 }
 
 fn both_directions(mode: u32, tag: &str) {
+    both_directions_with(flags(mode), tag);
+}
+
+fn both_directions_with(f: AfXdpFlags, tag: &str) {
     let Some(pair) = NetPair::for_test(tag) else {
         return;
     };
     let a = pair
-        .in_a(|| Sock::create(&pair.veth_a, None, flags(mode)))
+        .in_a(|| Sock::create(&pair.veth_a, None, f.clone()))
         .unwrap();
     let b = pair
-        .in_b(|| Sock::create(&pair.veth_b, Some(0), flags(mode)))
+        .in_b(|| Sock::create(&pair.veth_b, Some(0), f.clone()))
         .unwrap();
     assert!(xdp_attached(&pair, true) && xdp_attached(&pair, false));
+    assert!(
+        !a.is_zero_copy() && !b.is_zero_copy(),
+        "veth has no zero-copy"
+    );
     let b = exchange(&a, b);
     let a = exchange(&b, a);
     for s in [&a, &b] {
@@ -145,4 +153,29 @@ fn skb_mode_send_reaches_af_packet_peer() {
     let audit = a.audit_frames();
     assert!(audit.is_consistent(), "{audit:?}");
     assert_eq!(audit.tx_free, AfXdpFlags::default().tx_size);
+}
+
+/// `xdp_flags: 0` lets the kernel pick (native on veth); `bind_flags: 0` lets it try zero-copy
+/// and fall back to copy (veth has no zero-copy).
+#[test]
+fn kernel_chosen_mode_and_copy() {
+    let f = AfXdpFlags {
+        xdp_flags: 0,
+        bind_flags: 0,
+        ..AfXdpFlags::default()
+    };
+    both_directions_with(f, "automode");
+}
+
+/// 4096-byte frames and other ring sizes.
+#[test]
+fn skb_mode_4096_byte_frames() {
+    let f = AfXdpFlags {
+        frame_size: 4096,
+        num_frames: 2048,
+        tx_size: 256,
+        rx_size: 1024,
+        ..flags(XDP_FLAGS_SKB_MODE)
+    };
+    both_directions_with(f, "frame4096");
 }

@@ -19,6 +19,30 @@ use crate::portspec::{PortKind, PortSpec};
 /// Device names owned by a live socket.
 static IN_USE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// Serialises DPDK's control path (hot-plug, configure, queue setup, start, stop, close,
+/// remove), which DPDK does not make thread-safe; the data path is not affected.
+static CONTROL: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    static HOLDS_CONTROL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` holding the control-path lock (re-entrant within a thread).
+fn control<R>(f: impl FnOnce() -> R) -> R {
+    if HOLDS_CONTROL.with(|h| h.get()) {
+        return f();
+    }
+    struct Held<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            HOLDS_CONTROL.with(|h| h.set(false));
+        }
+    }
+    let _held = Held(CONTROL.lock().unwrap_or_else(|p| p.into_inner()));
+    HOLDS_CONTROL.with(|h| h.set(true));
+    f()
+}
+
 const OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
 const OFFLOAD_TIMESTAMP: u64 = 1 << 14;
 const OFFLOAD_RSS_HASH: u64 = 1 << 19;
@@ -262,6 +286,15 @@ impl Port {
         flags: &DpdkFlags,
         make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
     ) -> Result<(Port, DpdkContext)> {
+        control(|| Self::setup_locked(full, queue, flags, make_ctx))
+    }
+
+    fn setup_locked(
+        full: &str,
+        queue: Option<usize>,
+        flags: &DpdkFlags,
+        make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
+    ) -> Result<(Port, DpdkContext)> {
         let mut port = Self::open(full, queue)?;
         let what = format!("port {} ({}) queue {}", port.id, port.spec.name, port.queue);
         let need = usize::from(port.info.mtu) + 18;
@@ -417,6 +450,12 @@ fn remove_device(spec: &PortSpec) {
 
 impl Drop for Port {
     fn drop(&mut self) {
+        control(|| self.teardown());
+    }
+}
+
+impl Port {
+    fn teardown(&mut self) {
         if self.started {
             // SAFETY: valid started port; nothing polls it any more (the socket is going).
             unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };

@@ -232,6 +232,30 @@ fn null_exact_counts() {
     assert!(st.ipackets >= 1000, "{st:?}");
 }
 
+fn concurrent_sockets() {
+    // Sockets created, used and dropped from several threads at once.
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for round in 0..3 {
+                    let spec = format!("net_null{},size={}", 10 + i, 64 + i);
+                    let flags = DpdkFlags {
+                        num_mbufs: 1023,
+                        ..DpdkFlags::default()
+                    };
+                    let sock = Sock::create(&spec, None, flags)
+                        .unwrap_or_else(|e| panic!("{spec} round {round}: {e}"));
+                    let got = recv_n(&sock, 100);
+                    assert!(got.iter().all(|p| p.len() == 64 + i));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
 fn exhausted_mempool() {
     let flags = DpdkFlags {
         num_mbufs: 64,
@@ -384,5 +408,6 @@ fn dpdk_in_process() {
     second_queue_and_channel();
     null_exact_counts();
     exhausted_mempool();
+    concurrent_sockets();
     bad_inputs();
 }

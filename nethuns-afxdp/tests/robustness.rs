@@ -138,3 +138,32 @@ fn token_of_another_umem_is_refused() {
     let audit = a.audit_frames();
     assert!(audit.is_consistent() && audit.in_use == 0, "{audit:?}");
 }
+
+/// The socket can be polled: POLLIN once a frame is on the RX ring.
+#[test]
+fn poll_says_when_frames_wait() {
+    use std::os::fd::AsRawFd;
+    let Some(pair) = NetPair::for_test("pollin") else {
+        return;
+    };
+    let a = pair
+        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
+        .unwrap();
+    let poll = |ms: i32| {
+        let mut p = libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        rc == 1 && p.revents & libc::POLLIN != 0
+    };
+    assert!(!poll(20), "nothing sent yet");
+    let raw_b = pair.in_b(|| RawSock::open(&pair.veth_b));
+    raw_b.send(&frames::frame(7, 64));
+    assert!(poll(2000), "POLLIN after a frame arrived");
+    let (p, meta) = a.recv().unwrap();
+    frames::check(&p, 7, 64).unwrap();
+    assert_eq!((meta.len, meta.queue, meta.options), (64, 0, 0));
+}

@@ -140,7 +140,19 @@ impl Sock {
         if n == 0 {
             // Empty: tell "nothing arrived" from "no mbuf to receive into". Some drivers
             // (net_null) allocate a whole burst at once and give nothing when fewer are free.
-            let avail = self.ctx.available_here() as usize;
+            let mut avail = self.ctx.available_here() as usize;
+            if avail < BURST {
+                // Give the idle TX stash back first: receiving needs the mbufs more.
+                let mut tx = self.tx.borrow_mut();
+                if tx.stash_len > 0 {
+                    // SAFETY: the stash mbufs are allocated, unused and owned by this socket.
+                    unsafe {
+                        dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32)
+                    };
+                    tx.stash_len = 0;
+                    avail = self.ctx.available_here() as usize;
+                }
+            }
             if avail == 0 {
                 return Err(Error::NoMemory);
             }

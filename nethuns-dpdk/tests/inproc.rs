@@ -263,6 +263,9 @@ fn exhausted_mempool() {
         ..DpdkFlags::default()
     };
     let sock = Sock::create("net_null1", None, flags).unwrap();
+    // A send fills the socket's TX stash (one burst of mbufs); receiving takes them back.
+    sock.send(&frames::frame(0, 64)).unwrap();
+    sock.flush();
     let end = deadline();
     let mut held = Vec::new();
     let err = loop {

@@ -71,6 +71,21 @@ impl Default for DpdkFlags {
 impl Flags for DpdkFlags {}
 
 impl DpdkFlags {
+    /// The spec's three fields, the others at their defaults.
+    ///
+    /// ```
+    /// let flags = nethuns_dpdk::DpdkFlags::new(8192, 250, 2176);
+    /// assert_eq!(flags.rx_ring_size, 1024);
+    /// ```
+    pub fn new(num_mbufs: u32, mbuf_cache_size: u32, mbuf_default_buf_size: u16) -> Self {
+        DpdkFlags {
+            num_mbufs,
+            mbuf_cache_size,
+            mbuf_default_buf_size,
+            ..DpdkFlags::default()
+        }
+    }
+
     /// Checks the values DPDK would refuse (or that could not work), naming the field.
     pub fn validate(&self) -> Result<()> {
         if self.num_mbufs < MIN_MBUFS {

@@ -88,13 +88,33 @@ fn main() {
     for t in TYPES {
         b = b.allowlist_type(t);
     }
-    let bindings = match b.generate() {
-        Ok(b) => b,
-        Err(e) => panic!(
-            "nethuns-dpdk-sys: bindgen failed on DPDK {} headers: {e}; it needs libclang \
-             (`apt-get install libclang-dev clang`)",
-            lib.version
-        ),
+    // bindgen panics (rather than erring) when libclang cannot be loaded: catch that quietly
+    // and say which package is missing instead of a backtrace.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || b.generate()));
+    std::panic::set_hook(hook);
+    let bindings = match generated {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            eprintln!(
+                "nethuns-dpdk-sys: bindgen failed on DPDK {} headers: {e}",
+                lib.version
+            );
+            std::process::exit(1);
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("bindgen panicked");
+            eprintln!(
+                "nethuns-dpdk-sys: bindgen could not run: {msg}\n\
+                 it needs libclang: `apt-get install libclang-dev clang` (or set LIBCLANG_PATH)"
+            );
+            std::process::exit(1);
+        }
     };
     bindings
         .write_to_file(out.join("bindings.rs"))

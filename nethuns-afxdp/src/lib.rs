@@ -98,6 +98,19 @@
 //! - Every frame arriving on the bound queue goes to the socket (no filter); frames on queues
 //!   without a socket go to the kernel stack.
 //!
+//! ## Accounting and debugging
+//! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
+//! list, TX ring, completion ring) and counts those held by payloads/tokens; the tests use it
+//! to show that no frame is lost after 1 000 000 packets. [`Sock::statistics`] returns the
+//! kernel's `XDP_STATISTICS` counters. Debug builds also panic on a frame released twice.
+//!
+//! ## Tests
+//! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces
+//! over veth (nethuns-testnet): exact delivery of 60/64/512/1514-byte frames both ways in
+//! generic and native mode, multi-queue, the channel API, every error case, program detach on
+//! drop and after SIGKILL, and the 1M-packet accounting run (200 000 packets in debug builds;
+//! `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip, or fail under `CI`.
+//!
 //! Linux only: on other systems this crate contains only the core re-exports and [`Meta`]
 //! (no `Sock`), so that a workspace using it still builds there.
 

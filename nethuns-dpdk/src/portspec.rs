@@ -189,4 +189,30 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_round_trips(s in "\\PC{0,40}") {
+            if let Ok(p) = PortSpec::parse(&s) {
+                let again = PortSpec::parse(&p.devargs()).unwrap();
+                proptest::prop_assert_eq!(again, p);
+            }
+        }
+
+        #[test]
+        fn every_pci_address_parses(dom in 0u16.., bus in 0u8.., dev in 0u8..32, f in 0u8..8) {
+            let s = format!("{dom:04X}:{bus:02x}:{dev:02x}.{f}");
+            let p = PortSpec::parse(&s).unwrap();
+            proptest::prop_assert_eq!(p.kind, PortKind::Pci);
+            proptest::prop_assert_eq!(p.name, s.to_ascii_lowercase());
+        }
+
+        #[test]
+        fn vdev_with_args(drv in "[a-z][a-z0-9_]{0,12}", id in 0u8..100, args in "[a-z]{1,6}=[a-z0-9_]{1,8}") {
+            let s = format!("net_{drv}{id},{args}");
+            let p = PortSpec::parse(&s).unwrap();
+            proptest::prop_assert_eq!(p.kind, PortKind::Vdev);
+            proptest::prop_assert_eq!(p.devargs(), s);
+        }
+    }
 }

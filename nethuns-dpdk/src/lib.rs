@@ -71,7 +71,8 @@
 //! `#[test]` running its cases in sequence: `inproc` (net_ring / net_null: exact counts,
 //! tokens across threads, channel, exhausted mempool, bad portspecs and flags, EAL re-init),
 //! `veth` (net_af_packet, net_af_xdp, net_tap in network namespaces against a raw AF_PACKET
-//! peer; needs root, skips otherwise, fails under `CI`), `eal_env`, `eal_fail`.
+//! peer; needs root, skips otherwise, fails under `CI`), `netns_init` (EAL started from a
+//! namespace thread), `eal_env`, `eal_fail`.
 
 #![warn(missing_docs)]
 

@@ -63,6 +63,8 @@ pub fn test(args: &[String]) -> Result<(), String> {
     if nethuns_testnet::is_root() {
         check_netns()?;
         envs.push(("NETHUNS_REQUIRE_NET", "1"));
+        // The AF_XDP frame-accounting soak at its full size (1M packets; ~25 s in debug).
+        envs.push(("NETHUNS_AFXDP_SOAK_PACKETS", "1000000"));
     } else if allow_skip {
         eprintln!("xtask test: not root: the network tests will print SKIPPED and not run");
     } else {

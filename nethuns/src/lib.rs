@@ -28,6 +28,8 @@
 //! # Ok::<(), nethuns::errors::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub use nethuns_core::{api, errors};
 pub use nethuns_core::{channel, crossbeam_channel, metadata, pool};
 

@@ -12,7 +12,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("libpcap-dev", "the pcap backend"),
     ("tcpdump", "reading back savefiles in tests"),
     ("libxdp-dev", "the raw AF_XDP baseline of the benchmarks"),
-    ("libbpf-dev", "the raw AF_XDP baseline and the XDP-drop ceiling of the benchmarks"),
+    (
+        "libbpf-dev",
+        "the raw AF_XDP baseline and the XDP-drop ceiling of the benchmarks",
+    ),
     ("clang", "bindgen and BPF programs"),
     ("libclang-dev", "bindgen"),
     ("libdpdk-dev", "the DPDK backend"),

@@ -148,6 +148,7 @@ static int run_tx(const struct args *a)
 		die("--size: %ld bytes does not fit in a %u-byte TX slot (at most %zu)", a->size,
 		    FRAME_SIZE, (size_t)(FRAME_SIZE - TX_DATA_OFFSET));
 
+	check_size_fits_mtu(a->size, if_mtu(a->iface), a->iface);
 	int ifindex;
 	/* Protocol 0: a send-only socket, no receive hook (no copy of our own frames). */
 	int fd = open_socket(a->iface, 0, &ifindex);

@@ -247,6 +247,7 @@ static int run_tx(const struct args *a)
 {
 	if ((uint32_t)a->size > FRAME_SIZE)
 		die("--size: %ld bytes does not fit in a %u-byte UMEM frame", a->size, FRAME_SIZE);
+	check_size_fits_mtu(a->size, if_mtu(a->iface), a->iface);
 	struct xsk x;
 	xsk_open(&x, a->iface);
 	/* The TX frames (the last TX_SIZE of the UMEM), as a stack of free addresses. */

@@ -170,6 +170,34 @@ RAW_FN struct args parse_args(int argc, char **argv, int with_mode, int with_nat
 	return a;
 }
 
+/* The MTU of interface `iface` (SIOCGIFMTU), or dies naming it. */
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+RAW_FN int if_mtu(const char *iface)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	if (strlen(iface) >= sizeof ifr.ifr_name)
+		die("interface %s: name too long", iface);
+	strcpy(ifr.ifr_name, iface);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || ioctl(fd, SIOCGIFMTU, &ifr) < 0)
+		die("reading the MTU of %s: %s", iface, strerror(errno));
+	close(fd);
+	return ifr.ifr_mtu;
+}
+
+/* Refuses a TX frame size the interface would drop: more than MTU + an Ethernet header
+ * (the test frames are untagged). */
+RAW_FN void check_size_fits_mtu(long size, int mtu, const char *iface)
+{
+	if (size > (long)mtu + 14)
+		die("--size: %ld bytes is more than %s carries (MTU %d + 14-byte Ethernet header = %d)",
+		    size, iface, mtu, mtu + 14);
+}
+
 /* Set by SIGINT/SIGTERM: every loop checks it and stops, printing its totals. */
 static volatile sig_atomic_t stop_requested;
 

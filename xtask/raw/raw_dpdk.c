@@ -114,8 +114,9 @@ static uint16_t open_port(const char *spec)
 	if (rc == 0)
 		snprintf(probed_name, sizeof probed_name, "%s", name);
 	else if (rc != -EEXIST)
-		die("probing device %s: %s (unknown driver, bad driver arguments, or the interface "
-		    "does not exist in this network namespace)", spec, rte_strerror(-rc));
+		die("probing device %s failed (%d%s%s): unknown driver, bad driver arguments, or the "
+		    "interface does not exist in this network namespace", spec, rc,
+		    rc < -1 ? ": " : "", rc < -1 ? rte_strerror(-rc) : "");
 	uint16_t port;
 	rc = rte_eth_dev_get_port_by_name(name, &port);
 	if (rc)
@@ -252,6 +253,11 @@ int main(int argc, char **argv)
 		die("creating mempool of %u mbufs x %u B: %s (raise -m or lower the count)", NUM_MBUFS,
 		    (unsigned)RTE_MBUF_DEFAULT_BUF_SIZE, rte_strerror(rte_errno));
 	setup_port(port, mp, a.iface);
+	if (a.mode == MODE_TX) {
+		uint16_t mtu = 1500;
+		rte_eth_dev_get_mtu(port, &mtu);
+		check_size_fits_mtu(a.size, mtu, a.iface);
+	}
 	if (a.mode == MODE_RX)
 		run_rx(&a, port);
 	else

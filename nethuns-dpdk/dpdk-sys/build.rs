@@ -165,6 +165,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_stats_reset",
     "rte_eth_macaddr_get",
     "rte_eth_link_get_nowait",
+    "rte_eth_tx_done_cleanup",
     "nh_eth_dev_info",
     "rte_pktmbuf_pool_create",
     "rte_mempool_free",

@@ -72,7 +72,9 @@
 //! tokens across threads, channel, exhausted mempool, bad portspecs and flags, EAL re-init),
 //! `veth` (net_af_packet, net_af_xdp, net_tap in network namespaces against a raw AF_PACKET
 //! peer; needs root, skips otherwise, fails under `CI`), `netns_init` (EAL started from a
-//! namespace thread), `eal_env`, `eal_fail`.
+//! namespace thread), `eal_env`, `eal_fail`. `lab` holds the `#[ignore]`d lab tests on a real
+//! PCI NIC with hugepages, run by `cargo xtask test-hw --pci ADDR` (`NETHUNS_HW_PCI`, with
+//! `NETHUNS_HW_PEER=IF` or `NETHUNS_HW_LOOPBACK=1` for the delivery checks).
 
 #![warn(missing_docs)]
 
@@ -88,7 +90,7 @@ pub use eal::{Eal, EAL_ARGS_ENV};
 pub use error::DpdkError;
 pub use flags::{DpdkFlags, BURST, HEADROOM, MEMPOOL_CACHE_MAX, MIN_MBUFS};
 pub use mempool::DpdkContext;
-pub use port::{PortInfo, PortStats};
+pub use port::{LinkStatus, PortInfo, PortStats};
 pub use portspec::{PortKind, PortSpec};
 pub use sock::Sock;
 

@@ -84,6 +84,19 @@ pub struct PortStats {
     pub tx_dropped: u64,
 }
 
+/// A port's link, from `rte_eth_link_get_nowait`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The link is up.
+    pub up: bool,
+    /// Speed in Mbit/s (0 when down or unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+    /// Speed and duplex were autonegotiated.
+    pub autoneg: bool,
+}
+
 /// Facts about a port, from `rte_eth_dev_info_get`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortInfo {
@@ -111,6 +124,8 @@ pub(crate) struct Port {
     pub(crate) info: PortInfo,
     /// (dynfield offset, flag mask) of the RX timestamp, if the driver delivers one.
     pub(crate) timestamp: Option<(i32, u64)>,
+    /// Whether RSS is configured (the driver hashes IP/TCP/UDP flows).
+    pub(crate) rss: bool,
     spec: PortSpec,
     /// Whether this socket hot-plugged the device (else it existed, e.g. from EAL arguments).
     probed: bool,
@@ -259,6 +274,7 @@ impl Port {
             queue: q16,
             info,
             timestamp: None,
+            rss: false,
             spec,
             probed,
             configured: false,
@@ -398,6 +414,7 @@ impl Port {
                 ));
             }
         }
+        self.rss = rss != 0;
         if flags.promiscuous {
             // Not every driver can (ENOTSUP): ignored.
             // SAFETY: valid port.
@@ -413,6 +430,47 @@ impl Port {
             self.timestamp = timestamp_field();
         }
         Ok(())
+    }
+
+    /// The port's link status, without waiting for autonegotiation.
+    pub(crate) fn link(&self) -> Result<LinkStatus> {
+        let mut l = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port, valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
+        if rc != 0 {
+            return Err(error::engine(
+                format!("reading the link of port {} ({})", self.id, self.spec.name),
+                rc,
+            ));
+        }
+        Ok(LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: if l.link_speed == u32::MAX {
+                0
+            } else {
+                l.link_speed
+            },
+            full_duplex: l.link_duplex() != 0,
+            autoneg: l.link_autoneg() != 0,
+        })
+    }
+
+    /// Frees the mbufs of transmissions the driver has completed on this socket's TX queue;
+    /// returns how many.
+    pub(crate) fn tx_done_cleanup(&self) -> Result<u32> {
+        // SAFETY: valid started port and queue; the caller (the socket, !Sync) is the queue's
+        // only user. free_cnt 0 = every completed mbuf.
+        let rc = unsafe { dpdk_sys::rte_eth_tx_done_cleanup(self.id, self.queue, 0) };
+        if rc < 0 {
+            return Err(error::engine(
+                format!(
+                    "freeing completed transmissions of port {} ({}) queue {}",
+                    self.id, self.spec.name, self.queue
+                ),
+                rc,
+            ));
+        }
+        Ok(rc as u32)
     }
 
     /// The port's counters.

@@ -13,7 +13,7 @@ use nethuns_core::{BufferDesc, Context, Error, Result, Socket, Token};
 use crate::eal;
 use crate::flags::{DpdkFlags, BURST};
 use crate::mempool::DpdkContext;
-use crate::port::{Port, PortInfo, PortStats};
+use crate::port::{LinkStatus, Port, PortInfo, PortStats};
 use crate::Meta;
 
 /// How many times `flush` offers the rest of a burst to a driver that took only part of it.
@@ -104,6 +104,26 @@ impl Sock {
     /// [`DpdkFlags::rx_timestamp`] asked for it).
     pub fn has_rx_timestamp(&self) -> bool {
         self.port.timestamp.is_some()
+    }
+
+    /// Whether RSS is configured on the port: the driver hashes IPv4/IPv6 TCP/UDP flows, and
+    /// reports the hash in [`Meta::rss_hash`](crate::Meta) of such packets.
+    pub fn rss_enabled(&self) -> bool {
+        self.port.rss
+    }
+
+    /// The port's link (up, speed, duplex), as the driver knows it now (no waiting).
+    pub fn link(&self) -> Result<LinkStatus> {
+        self.port.link()
+    }
+
+    /// Submits pending frames, then asks the driver to free the mbufs of completed
+    /// transmissions still held by the TX ring (`rte_eth_tx_done_cleanup`); returns how many
+    /// it freed. Drivers otherwise free them lazily, when the ring fills. Not every driver
+    /// implements it: those report an [`Error::Engine`] with code `ENOTSUP`.
+    pub fn tx_done_cleanup(&self) -> Result<u32> {
+        self.flush();
+        self.port.tx_done_cleanup()
     }
 
     /// The port's counters, with the frames this socket dropped itself in `tx_dropped`.

@@ -47,6 +47,13 @@ fn recv_n(sock: &Sock, n: usize) -> Vec<Vec<u8>> {
 fn ring_loopback() {
     let sock = Sock::create("net_ring0", Some(0), DpdkFlags::default()).unwrap();
     assert_eq!(sock.port_info().driver, "net_ring");
+    assert!(sock.link().unwrap().up, "net_ring is up once started");
+    assert!(!sock.rss_enabled());
+    // net_ring frees at once (nothing to clean up) or does not implement it: ENOTSUP.
+    match sock.tx_done_cleanup() {
+        Ok(_) => {}
+        Err(e) => assert_eq!(dpdk_code(&e), Some(libc::ENOTSUP), "{e}"),
+    }
     assert!(matches!(sock.recv(), Err(Error::NoPacket)));
     // sizes cross the burst boundary: 100 frames = 3 full bursts + 4 pending for flush
     let sizes = |i: u32| [60usize, 64, 128, 512, 1514][i as usize % 5];

@@ -161,8 +161,10 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        if self.rx.cons_avail(RX_BATCH) == 0 {
-            // End of a batch: give RX slots back, recycle released frames, look again.
+        if self.rx.cons_window_done() {
+            // End of a batch: give RX slots back, recycle released frames, look again. (At
+            // every batch, not only when the ring is empty: under sustained traffic the
+            // kernel must see the slots and frames come back, or it drops on a full ring.)
             self.rx.release();
             self.refill();
             if self.rx.cons_avail(RX_BATCH) == 0 {

@@ -209,6 +209,13 @@ impl<T: Copy> Ring<T> {
         take
     }
 
+    /// Whether every entry of the current window was read (the next `cons_avail` looks at the
+    /// kernel's producer index again): the batch boundary where read slots are given back.
+    #[inline]
+    pub(crate) fn cons_window_done(&self) -> bool {
+        self.cached_prod.get() == self.cached_cons.get()
+    }
+
     /// Reads the next entry (caller checked `cons_avail`); the slot is not yet given back.
     #[inline]
     pub(crate) fn pop(&self) -> T {

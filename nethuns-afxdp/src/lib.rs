@@ -110,6 +110,9 @@
 //! generic and native mode, multi-queue, the channel API, every error case, program detach on
 //! drop and after SIGKILL, and the 1M-packet accounting run (200 000 packets in debug builds;
 //! `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip, or fail under `CI`.
+//! The `#[ignore]`d lab tests (`tests/lab.rs`, run by `cargo xtask test-hw --iface IF`) do the
+//! same checks in zero-copy native mode on a real NIC named by `NETHUNS_HW_IFACE`, with a peer
+//! interface (`NETHUNS_HW_PEER`) or a looped-back cable (`NETHUNS_HW_LOOPBACK=1`).
 //!
 //! Linux only: on other systems this crate contains only the core re-exports and [`Meta`]
 //! (no `Sock`), so that a workspace using it still builds there.

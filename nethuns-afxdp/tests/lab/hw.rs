@@ -31,16 +31,25 @@ pub fn tx_packets(iface: &str) -> u64 {
         .unwrap_or_else(|_| panic!("/sys/class/net/{iface}/statistics/tx_packets: {v:?}"))
 }
 
-/// The RX queues the NIC has (`/sys/class/net/IF/queues/rx-*`).
-pub fn rx_queues(iface: &str) -> u32 {
+fn queues(iface: &str, prefix: &str) -> u32 {
     let dir = format!("/sys/class/net/{iface}/queues");
     let n = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .count() as u32;
-    assert!(n >= 1, "{dir} lists no rx-* queue");
+    assert!(n >= 1, "{dir} lists no {prefix}* queue");
     n
+}
+
+/// The RX queues the NIC has (`/sys/class/net/IF/queues/rx-*`).
+pub fn rx_queues(iface: &str) -> u32 {
+    queues(iface, "rx-")
+}
+
+/// The TX queues the NIC has (`/sys/class/net/IF/queues/tx-*`).
+pub fn tx_queues(iface: &str) -> u32 {
+    queues(iface, "tx-")
 }
 
 /// `ip -d link show dev IF`, and whether it shows an XDP program.

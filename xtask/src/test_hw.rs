@@ -47,10 +47,13 @@ what runs, one cargo invocation per requested backend whose prerequisites are me
            (IF cabled back to itself or to a reflector)
   af-xdp   cargo test -p nethuns-afxdp --release -- --ignored --test-threads=1
            env NETHUNS_HW_IFACE=IF: the AF_XDP crate's #[ignore] lab tests read it and bind
-           with XDP_ZEROCOPY in native (driver) mode
+           with XDP_ZEROCOPY in native (driver) mode; NETHUNS_HW_PEER=IF2 (a kernel
+           interface cabled to IF) or NETHUNS_HW_LOOPBACK=1 enables the delivery tests
   dpdk     cargo test -p nethuns-dpdk --release -- --ignored --test-threads=1
            env NETHUNS_HW_PCI=ADDR: the DPDK crate's #[ignore] lab tests read it and start
-           the EAL on that device with hugepages
+           the EAL on that device with hugepages; NETHUNS_HW_PEER=IF2 (a kernel interface
+           cabled to the NIC) or NETHUNS_HW_LOOPBACK=1 enables the delivery, RSS and
+           exhaustion tests
   Each crate's #[ignore] tests are its lab tests; a lab test whose variable is unset skips
   with a printed reason. A crate with no #[ignore] test counts as a backend that could not run.
 
@@ -352,6 +355,16 @@ pub fn check_netmap(h: &Host, iface: Option<&str>, vale: Option<&str>) -> Check 
     c
 }
 
+/// Passes the peer settings of the delivery tests through: `NETHUNS_HW_PEER=IF2` (a kernel
+/// interface cabled to the device under test) and `NETHUNS_HW_LOOPBACK=1`.
+fn forward_peer_env(c: &mut Check) {
+    for var in ["NETHUNS_HW_PEER", "NETHUNS_HW_LOOPBACK"] {
+        if let Ok(v) = std::env::var(var) {
+            c.env.push((var, v));
+        }
+    }
+}
+
 /// Checks AF_XDP zero-copy's prerequisites.
 pub fn check_af_xdp(h: &Host, iface: &str) -> Check {
     let mut c = Check::default();
@@ -370,6 +383,7 @@ pub fn check_af_xdp(h: &Host, iface: &str) -> Check {
         None => {}
     }
     c.env.push(("NETHUNS_HW_IFACE", iface.to_string()));
+    forward_peer_env(&mut c);
     c
 }
 
@@ -443,6 +457,7 @@ pub fn check_dpdk(h: &Host, pci: &str) -> Check {
             .push("hugetlbfs: not mounted (`mount -t hugetlbfs nodev /dev/hugepages`)".into());
     }
     c.env.push(("NETHUNS_HW_PCI", pci.to_string()));
+    forward_peer_env(&mut c);
     c
 }
 

@@ -141,10 +141,6 @@ static void xsk_open(struct xsk *x, const char *iface)
 		.frame_headroom = 0,
 		.flags = 0,
 	};
-	int rc = xsk_umem__create(&x->umem, x->area, (uint64_t)NUM_FRAMES * FRAME_SIZE, &x->fill,
-				  &x->comp, &ucfg);
-	if (rc)
-		die("%s: creating the UMEM: %s", iface, strerror(-rc));
 	struct xsk_socket_config scfg = {
 		.rx_size = RX_SIZE,
 		.tx_size = TX_SIZE,
@@ -152,9 +148,31 @@ static void xsk_open(struct xsk *x, const char *iface)
 		.xdp_flags = XDP_FLAGS_SKB_MODE,
 		.bind_flags = XDP_USE_NEED_WAKEUP,
 	};
-	rc = xsk_socket__create(&x->sock, iface, QUEUE, x->umem, &x->rx, &x->tx, &scfg);
+	/*
+	 * The kernel releases the UMEM of a closed socket (and with it the queue) from a work
+	 * queue: right after another AF_XDP process on this queue exits, binding fails with
+	 * EBUSY for a few milliseconds. Retry for up to 2 s before giving up.
+	 */
+	int rc = 0;
+	for (int attempt = 0; attempt < 200 && !stop_requested; attempt++) {
+		rc = xsk_umem__create(&x->umem, x->area, (uint64_t)NUM_FRAMES * FRAME_SIZE,
+				      &x->fill, &x->comp, &ucfg);
+		if (rc)
+			die("%s: creating the UMEM: %s", iface, strerror(-rc));
+		rc = xsk_socket__create(&x->sock, iface, QUEUE, x->umem, &x->rx, &x->tx, &scfg);
+		if (rc != -EBUSY)
+			break;
+		x->sock = NULL;
+		xsk_umem__delete(x->umem);
+		x->umem = NULL;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	if (rc)
-		die("%s queue %u: creating the AF_XDP socket: %s", iface, QUEUE, strerror(-rc));
+		die("%s queue %u: creating the AF_XDP socket: %s%s", iface, QUEUE, strerror(-rc),
+		    rc == -EBUSY ? " (another AF_XDP socket is bound to this queue)" : "");
+	if (!x->sock)
+		die("%s queue %u: interrupted while creating the AF_XDP socket", iface, QUEUE);
 	x->fd = xsk_socket__fd(x->sock);
 	struct xdp_options xo;
 	socklen_t xl = sizeof xo;
@@ -200,9 +218,10 @@ static int run_rx(const struct args *a)
 		uint32_t n = xsk_ring_cons__peek(&x.rx, RX_BATCH, &rx_idx);
 		if (n > 0) {
 			uint32_t fill_idx;
-			/* The fill ring holds every receive frame: there is always room. */
-			while (xsk_ring_prod__reserve(&x.fill, n, &fill_idx) != n)
-				;
+			/* The fill ring has a slot for every receive frame, so there is always
+			 * room for the n frames just received. */
+			if (xsk_ring_prod__reserve(&x.fill, n, &fill_idx) != n)
+				die("%s: no room on the fill ring for %u frames", a->iface, n);
 			uint64_t bytes = 0;
 			for (uint32_t i = 0; i < n; i++) {
 				const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x.rx, rx_idx + i);

@@ -25,7 +25,7 @@ struct Cfg {
 
 /// One run's totals, parsed from a tool's JSON line.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Sample {
+struct Sample {
     pps: f64,
     bps: f64,
     cpu: f64,
@@ -61,7 +61,7 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
 }
 
 /// A comparison: nethuns against a baseline.
-pub struct Row {
+struct Row {
     backend: String,
     test: &'static str,
     size: usize,
@@ -69,9 +69,24 @@ pub struct Row {
     base: Vec<Sample>,
     base_name: String,
     error: Option<String>,
+    /// A perf report of the nethuns side, for rows below target.
+    profile: Option<PathBuf>,
 }
 
 impl Row {
+    fn new(backend: &str, test: &'static str, size: usize, base_name: &str) -> Row {
+        Row {
+            backend: backend.into(),
+            test,
+            size,
+            ours: vec![],
+            base: vec![],
+            base_name: base_name.into(),
+            error: None,
+            profile: None,
+        }
+    }
+
     fn ratio(&self) -> f64 {
         let o = stats(&self.ours.iter().map(|s| s.pps).collect::<Vec<_>>()).0;
         let b = stats(&self.base.iter().map(|s| s.pps).collect::<Vec<_>>()).0;
@@ -83,18 +98,27 @@ impl Row {
     }
 }
 
-/// How to run the raw engine's loop for a backend: (rx args, tx args) for an example binary.
-fn raw_tool(backend: &str) -> Option<&'static str> {
+/// The raw engine's loop for a backend: a program taking `--mode rx|tx --iface …` (the
+/// contract of `raw-pcap`, see xtask/raw/README.md).
+fn baseline(tools: &Path, raw: &Path, backend: &str) -> Option<(PathBuf, &'static str)> {
     match backend {
-        "pcap" => Some("raw-pcap"),
+        "pcap" => Some((tools.join("raw-pcap"), "libpcap (pcap crate)")),
+        "af-packet" => Some((raw.join("raw_afpacket"), "TPACKET_v3 (C)")),
+        "af-xdp" => Some((raw.join("raw_afxdp"), "libxdp xsk (C)")),
+        "dpdk" => Some((raw.join("raw_dpdk"), "DPDK ethdev (C)")),
         _ => None,
     }
 }
 
-fn ns_cmd(ns: &str, tool: &Path, args: &[String]) -> Command {
+fn ns_cmd(ns: &str, prog: &Path, args: &[String]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).arg(tool).args(args);
+    c.args(["netns", "exec", ns]).arg(prog).args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
+}
+
+fn spawn(mut c: Command, what: &str) -> Result<std::process::Child, String> {
+    c.spawn().map_err(|e| format!("{what}: {e}"))
 }
 
 fn finish(c: std::process::Child, what: &str) -> Result<Sample, String> {
@@ -116,21 +140,49 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// A program and its arguments; run under `perf record` when profiling.
+#[derive(Clone)]
+struct Prog {
+    path: PathBuf,
+    args: Vec<String>,
+}
+
+impl Prog {
+    fn new(path: PathBuf, args: Vec<String>) -> Self {
+        Prog { path, args }
+    }
+
+    fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The same program under `perf record -e cpu-clock -g -o data`.
+    fn profiled(&self, data: &Path) -> Prog {
+        let mut args = strs(&["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-o"]);
+        args.push(data.display().to_string());
+        args.push("--".into());
+        args.push(self.path.display().to_string());
+        args.extend(self.args.iter().cloned());
+        Prog::new(PathBuf::from("perf"), args)
+    }
+}
+
 struct Bench<'a> {
     tools: PathBuf,
+    raw: PathBuf,
     pair: &'a NetPair,
     cfg: Cfg,
     generator: &'static str,
 }
 
 impl Bench<'_> {
-    /// Receiver `rx` (already built args) in ns_b on CPU 1, against the generator in ns_a.
-    fn rx_once(&self, tool: &str, args: Vec<String>, size: usize) -> Result<Sample, String> {
-        let rx = ns_cmd(&self.pair.ns_b, &self.tools.join(tool), &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{tool}: {e}"))?;
+    /// Receiver `rx` in ns_b (pinned to CPU 1 by its arguments) against the generator in
+    /// ns_a on CPU 0.
+    fn rx_once(&self, rx: &Prog, size: usize) -> Result<Sample, String> {
+        let rxp = spawn(ns_cmd(&self.pair.ns_b, &rx.path, &rx.args), &rx.name())?;
         std::thread::sleep(Duration::from_millis(500));
         let gen = ns_cmd(
             &self.pair.ns_a,
@@ -150,82 +202,81 @@ impl Bench<'_> {
                 "0",
                 "--json",
             ]),
+        );
+        let g = finish(spawn(gen, "pkt-gen")?, "generator");
+        let r = finish(rxp, &rx.name());
+        g?;
+        r
+    }
+
+    /// Transmitter `tx` in ns_a; nobody listens (the peer's stack drops the frames).
+    fn tx_once(&self, tx: &Prog) -> Result<Sample, String> {
+        finish(
+            spawn(ns_cmd(&self.pair.ns_a, &tx.path, &tx.args), &tx.name())?,
+            &tx.name(),
         )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("pkt-gen: {e}"))?;
-        finish(gen, "generator")?;
-        finish(rx, tool)
     }
 
-    /// Transmitter in ns_a on CPU 0; nobody listens (the peer's stack drops the frames).
-    fn tx_once(&self, tool: &str, args: Vec<String>) -> Result<Sample, String> {
-        let tx = ns_cmd(&self.pair.ns_a, &self.tools.join(tool), &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{tool}: {e}"))?;
-        finish(tx, tool)
-    }
-
-    fn rx_row(&self, backend: &str, size: usize) -> Row {
-        let raw = raw_tool(backend);
-        let mut row = Row {
-            backend: backend.into(),
-            test: "rx",
-            size,
-            ours: vec![],
-            base: vec![],
-            base_name: raw.unwrap_or("-").into(),
-            error: None,
+    fn rx_args(&self, backend: &str, raw: bool) -> Vec<String> {
+        let mut a = if raw {
+            strs(&["--mode", "rx"])
+        } else {
+            strs(&["--backend", backend, "--quiet"])
         };
-        let secs = (self.cfg.seconds + 3.0).to_string();
-        let dev = portspec(backend, &self.pair.veth_b);
+        a.extend(strs(&[
+            "--iface",
+            &portspec(backend, &self.pair.veth_b),
+            "--duration",
+            &(self.cfg.seconds + 3.0).to_string(),
+            "--idle",
+            "1",
+            "--cpu",
+            "1",
+            "--json",
+        ]));
+        a
+    }
+
+    fn tx_args(&self, backend: &str, size: usize, raw: bool) -> Vec<String> {
+        let mut a = if raw {
+            strs(&["--mode", "tx"])
+        } else {
+            strs(&["--backend", backend, "--count", "0"])
+        };
+        a.extend(strs(&[
+            "--iface",
+            &portspec(backend, &self.pair.veth_a),
+            "--duration",
+            &self.cfg.seconds.to_string(),
+            "--size",
+            &size.to_string(),
+            "--cpu",
+            "0",
+            "--json",
+        ]));
+        a
+    }
+
+    /// nethuns against the raw loop, alternating, `reps` times.
+    fn row(&self, backend: &str, test: &'static str, size: usize) -> Row {
+        let base = baseline(&self.tools, &self.raw, backend);
+        let mut row = Row::new(
+            backend,
+            test,
+            size,
+            base.as_ref().map(|b| b.1).unwrap_or("-"),
+        );
+        let (ours, raw) = self.progs(backend, test, size);
         for _ in 0..self.cfg.reps {
-            let ours = self.rx_once(
-                "meter",
-                strs(&[
-                    "--backend",
-                    backend,
-                    "--iface",
-                    &dev,
-                    "--duration",
-                    &secs,
-                    "--idle",
-                    "1",
-                    "--cpu",
-                    "1",
-                    "--json",
-                    "--quiet",
-                ]),
-                size,
-            );
-            match ours {
+            match self.once(test, &ours, size) {
                 Ok(s) => row.ours.push(s),
                 Err(e) => {
                     row.error = Some(e);
                     return row;
                 }
             }
-            if let Some(raw) = raw {
-                match self.rx_once(
-                    raw,
-                    strs(&[
-                        "--mode",
-                        "rx",
-                        "--iface",
-                        &dev,
-                        "--duration",
-                        &secs,
-                        "--idle",
-                        "1",
-                        "--cpu",
-                        "1",
-                        "--json",
-                    ]),
-                    size,
-                ) {
+            if let Some(raw) = &raw {
+                match self.once(test, raw, size) {
                     Ok(s) => row.base.push(s),
                     Err(e) => row.error = Some(e),
                 }
@@ -234,68 +285,67 @@ impl Bench<'_> {
         row
     }
 
-    fn tx_row(&self, backend: &str, size: usize) -> Row {
-        let raw = raw_tool(backend);
-        let mut row = Row {
-            backend: backend.into(),
-            test: "tx",
-            size,
-            ours: vec![],
-            base: vec![],
-            base_name: raw.unwrap_or("-").into(),
-            error: None,
-        };
-        let secs = self.cfg.seconds.to_string();
-        let dev = portspec(backend, &self.pair.veth_a);
-        let sz = size.to_string();
-        for _ in 0..self.cfg.reps {
-            match self.tx_once(
-                "pkt-gen",
-                strs(&[
-                    "--backend",
-                    backend,
-                    "--iface",
-                    &dev,
-                    "--count",
-                    "0",
-                    "--duration",
-                    &secs,
-                    "--size",
-                    &sz,
-                    "--cpu",
-                    "0",
-                    "--json",
-                ]),
-            ) {
-                Ok(s) => row.ours.push(s),
-                Err(e) => {
-                    row.error = Some(e);
-                    return row;
-                }
-            }
-            if let Some(raw) = raw {
-                match self.tx_once(
-                    raw,
-                    strs(&[
-                        "--mode",
-                        "tx",
-                        "--iface",
-                        &dev,
-                        "--duration",
-                        &secs,
-                        "--size",
-                        &sz,
-                        "--cpu",
-                        "0",
-                        "--json",
-                    ]),
-                ) {
-                    Ok(s) => row.base.push(s),
-                    Err(e) => row.error = Some(e),
-                }
-            }
+    /// The nethuns tool and the raw loop for a test.
+    fn progs(&self, backend: &str, test: &str, size: usize) -> (Prog, Option<Prog>) {
+        let base = baseline(&self.tools, &self.raw, backend);
+        if test == "rx" {
+            (
+                Prog::new(self.tools.join("meter"), self.rx_args(backend, false)),
+                base.map(|(p, _)| Prog::new(p, self.rx_args(backend, true))),
+            )
+        } else {
+            (
+                Prog::new(
+                    self.tools.join("pkt-gen"),
+                    self.tx_args(backend, size, false),
+                ),
+                base.map(|(p, _)| Prog::new(p, self.tx_args(backend, size, true))),
+            )
         }
-        row
+    }
+
+    fn once(&self, test: &str, p: &Prog, size: usize) -> Result<Sample, String> {
+        if test == "rx" {
+            self.rx_once(p, size)
+        } else {
+            self.tx_once(p)
+        }
+    }
+
+    /// The receive ceiling: an XDP program on veth_b that counts and drops everything.
+    fn ceiling(&self, size: usize) -> Result<Vec<Sample>, String> {
+        let p = Prog::new(self.raw.join("xdp_drop"), self.rx_args("af-xdp", true));
+        (0..self.cfg.reps).map(|_| self.rx_once(&p, size)).collect()
+    }
+
+    /// Re-runs the nethuns side of a row under perf; writes the report next to the results.
+    fn profile(&self, row: &Row, dir: &Path) -> Result<PathBuf, String> {
+        let (ours, _) = self.progs(&row.backend, row.test, row.size);
+        let stem = format!("perf-{}-{}-{}", row.backend, row.test, row.size);
+        let data = std::env::temp_dir().join(format!("{stem}.data"));
+        self.once(row.test, &ours.profiled(&data), row.size)?;
+        let out = Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--percent-limit",
+                "1.5",
+                "-i",
+            ])
+            .arg(&data)
+            .output()
+            .map_err(|e| format!("perf report: {e}"))?;
+        let _ = std::fs::remove_file(&data);
+        let txt = dir.join(format!("{stem}.txt"));
+        let text: String = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(120)
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&txt, text).map_err(|e| e.to_string())?;
+        Ok(txt)
     }
 }
 
@@ -314,28 +364,19 @@ fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<
     let (p1, p2) = match setup() {
         Ok(p) => p,
         Err(e) => {
-            rows.push(Row {
-                backend: backend.into(),
-                test: "fwd",
-                size: 64,
-                ours: vec![],
-                base: vec![],
-                base_name: "forward".into(),
-                error: Some(e),
-            });
+            let mut row = Row::new(backend, "fwd", 64, "forward");
+            row.error = Some(e);
+            rows.push(row);
             return rows;
         }
     };
     for &size in &cfg.sizes {
-        let mut row = Row {
-            backend: backend.into(),
-            test: "fwd (channel vs 1 thread)",
+        let mut row = Row::new(
+            backend,
+            "fwd: channel vs 1 thread",
             size,
-            ours: vec![],
-            base: vec![],
-            base_name: "forward".into(),
-            error: None,
-        };
+            "forward (1 thread)",
+        );
         for _ in 0..cfg.reps {
             for (tool, into_ours) in [("forward-mt", true), ("forward", false)] {
                 let r = (|| -> Result<Sample, String> {
@@ -355,8 +396,6 @@ fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<
                             "--quiet",
                         ]),
                     )
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
                     .spawn()
                     .map_err(|e| e.to_string())?;
                     let fwd = ns_cmd(
@@ -374,8 +413,6 @@ fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<
                             "--json",
                         ]),
                     )
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
                     .spawn()
                     .map_err(|e| e.to_string())?;
                     std::thread::sleep(Duration::from_millis(500));
@@ -398,8 +435,6 @@ fn forward_rows(tools: &Path, cfg: &Cfg, backend: &str, generator: &str) -> Vec<
                             "--json",
                         ]),
                     )
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
                     .spawn()
                     .map_err(|e| e.to_string())?;
                     finish(gen, "generator")?;
@@ -507,6 +542,18 @@ fn cpu_str(v: &[Sample]) -> String {
         .to_string()
 }
 
+/// The ratio a test must reach, if it has a target.
+fn target(test: &str) -> Option<f64> {
+    match test {
+        "rx" | "tx" => Some(0.97),
+        CEILING => Some(0.8),
+        _ => None,
+    }
+}
+
+/// The name of the AF_XDP-against-ceiling rows.
+const CEILING: &str = "rx vs XDP-drop ceiling";
+
 /// Renders the report as Markdown.
 fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
     let mut md = String::new();
@@ -541,11 +588,20 @@ fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
         } else {
             format!("{ratio:.3}")
         };
-        if !r.base.is_empty() && ratio < 0.97 && !r.test.starts_with("fwd") {
-            below.push(format!(
-                "{} {} {} B ({ratio:.3})",
-                r.backend, r.test, r.size
-            ));
+        if let Some(t) = target(r.test) {
+            if !r.base.is_empty() && ratio < t {
+                let prof = match &r.profile {
+                    Some(p) => format!(
+                        ", profile: results/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    None => String::new(),
+                };
+                below.push(format!(
+                    "{} {} {} B ({ratio:.3} < {t}{prof})",
+                    r.backend, r.test, r.size
+                ));
+            }
         }
         let _ = writeln!(
             md,
@@ -564,7 +620,9 @@ fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
     }
     let _ = writeln!(
         md,
-        "\nTarget: nethuns ≥ 0.97 × the raw engine; 0 allocations per packet."
+        "\nTargets: nethuns ≥ 0.97 × the raw engine (rx, tx); AF_XDP receive ≥ 0.8 × the \
+         XDP-drop ceiling; 0 allocations per packet. Forwarding rows compare the channel API \
+         (two threads) with the single-thread forwarder, both nethuns; no target."
     );
     if below.is_empty() {
         let _ = writeln!(md, "Below target: none.");
@@ -709,10 +767,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         "pcap"
     };
+    let raw = util::root().join("target/raw");
+    let build = util::root().join("xtask/raw/build.sh");
+    util::sh(&format!("sh {} {} >&2", build.display(), raw.display()))?;
+    let dir = util::root().join("results");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     nethuns_testnet::cleanup_stale();
     let pair = NetPair::new("bench", Default::default())?;
     let bench = Bench {
         tools: tools.clone(),
+        raw,
         pair: &pair,
         cfg,
         generator,
@@ -720,10 +784,40 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut rows = vec![];
     for b in &backends {
         for &size in &bench.cfg.sizes {
-            eprintln!("bench: {b} rx {size} B");
-            rows.push(bench.rx_row(b, size));
-            eprintln!("bench: {b} tx {size} B");
-            rows.push(bench.tx_row(b, size));
+            for test in ["rx", "tx"] {
+                eprintln!("bench: {b} {test} {size} B");
+                rows.push(bench.row(b, test, size));
+            }
+            if *b == "af-xdp" {
+                eprintln!("bench: XDP-drop ceiling {size} B");
+                let mut row = Row::new(b, CEILING, size, "XDP drop (C)");
+                row.ours = rows
+                    .iter()
+                    .find(|r| r.backend == *b && r.test == "rx" && r.size == size)
+                    .map(|r| r.ours.clone())
+                    .unwrap_or_default();
+                match bench.ceiling(size) {
+                    Ok(v) => row.base = v,
+                    Err(e) => row.error = Some(e),
+                }
+                rows.push(row);
+            }
+        }
+    }
+    // Where a row misses its target, profile the nethuns side (perf, timer sampling).
+    let has_perf = Command::new("perf").arg("--version").output().is_ok();
+    for row in rows.iter_mut() {
+        let below = target(row.test)
+            .is_some_and(|t| row.test != CEILING && !row.base.is_empty() && row.ratio() < t);
+        if below && has_perf {
+            eprintln!(
+                "bench: profiling {} {} {} B",
+                row.backend, row.test, row.size
+            );
+            match bench.profile(row, &dir) {
+                Ok(p) => row.profile = Some(p),
+                Err(e) => eprintln!("bench: profile failed: {e}"),
+            }
         }
     }
     let cfg = bench.cfg;
@@ -733,8 +827,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         rows.extend(forward_rows(&tools, &cfg, b, generator));
     }
     let md = report(&rows, &micro, &cfg);
-    let dir = util::root().join("results");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("bench.md"), &md).map_err(|e| e.to_string())?;
     plot(&rows, &dir.join("bench.svg"))?;
     update_readme(&md)?;

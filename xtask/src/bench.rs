@@ -629,6 +629,24 @@ fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
     } else {
         let _ = writeln!(md, "Below target: {}.", below.join(", "));
     }
+    // AF_PACKET against libpcap, same traffic (both nethuns backends).
+    let med_rx = |b: &str, size: usize| {
+        rows.iter()
+            .find(|r| r.backend == b && r.test == "rx" && r.size == size)
+            .map(|r| stats(&r.ours.iter().map(|s| s.pps).collect::<Vec<_>>()).0)
+            .filter(|v| *v > 0.0)
+    };
+    for &size in &cfg.sizes {
+        if let (Some(a), Some(p)) = (med_rx("af-packet", size), med_rx("pcap", size)) {
+            let _ = writeln!(
+                md,
+                "AF_PACKET receive vs pcap receive, {size} B: {:.3} vs {:.3} Mpps ({:.2}×).",
+                a / 1e6,
+                p / 1e6,
+                a / p
+            );
+        }
+    }
     if !micro.is_empty() {
         let _ = writeln!(
             md,

@@ -161,6 +161,8 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_rx_queue_setup",
     "rte_eth_tx_queue_setup",
     "rte_eth_promiscuous_enable",
+    "rte_eth_promiscuous_disable",
+    "rte_eth_promiscuous_get",
     "rte_eth_stats_get",
     "rte_eth_stats_reset",
     "rte_eth_macaddr_get",

@@ -131,6 +131,13 @@ pub(crate) struct Port {
     probed: bool,
     configured: bool,
     started: bool,
+    /// Whether this socket switched promiscuous mode on (and so switches it off at teardown:
+    /// with net_af_packet the kernel interface would otherwise stay promiscuous).
+    promisc_set: bool,
+    /// The network namespace the port was opened in: drivers over kernel interfaces
+    /// (net_af_packet) apply control operations by interface name in the calling thread's
+    /// namespace, and the socket may be dropped on a thread of another one.
+    netns: Option<std::os::fd::OwnedFd>,
     _reservation: Reservation,
 }
 
@@ -279,6 +286,8 @@ impl Port {
             probed,
             configured: false,
             started: false,
+            promisc_set: false,
+            netns: current_netns(),
             _reservation: reservation,
         };
         let info = &port.info;
@@ -415,10 +424,11 @@ impl Port {
             }
         }
         self.rss = rss != 0;
-        if flags.promiscuous {
+        // SAFETY: valid port.
+        if flags.promiscuous && unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
             // Not every driver can (ENOTSUP): ignored.
             // SAFETY: valid port.
-            let _ = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+            self.promisc_set = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) } == 0;
         }
         // SAFETY: valid, configured port with all queues set up.
         let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };
@@ -506,6 +516,32 @@ fn remove_device(spec: &PortSpec) {
     unsafe { dpdk_sys::rte_eal_hotplug_remove(bus.as_ptr(), name.as_ptr()) };
 }
 
+/// The calling thread's network namespace, to come back to at teardown.
+fn current_netns() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a valid NUL-terminated path; the fd, if any, is owned by the OwnedFd.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/ns/net".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: fd is a freshly opened descriptor owned by nobody else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs `f` on a short-lived thread inside namespace `ns` (or here, if entering it fails).
+fn in_netns(ns: &std::os::fd::OwnedFd, f: impl FnOnce() -> i32 + Send) {
+    use std::os::fd::AsRawFd;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: ns is a namespace descriptor; setns changes only this thread.
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            f()
+        });
+    });
+}
+
 impl Drop for Port {
     fn drop(&mut self) {
         control(|| self.teardown());
@@ -514,6 +550,17 @@ impl Drop for Port {
 
 impl Port {
     fn teardown(&mut self) {
+        if self.promisc_set {
+            let id = self.id;
+            // SAFETY: valid port, promiscuous mode enabled by this socket.
+            let disable = move || unsafe { dpdk_sys::rte_eth_promiscuous_disable(id) };
+            match &self.netns {
+                Some(ns) => in_netns(ns, disable),
+                None => {
+                    disable();
+                }
+            }
+        }
         if self.started {
             // SAFETY: valid started port; nothing polls it any more (the socket is going).
             unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };

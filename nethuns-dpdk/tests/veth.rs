@@ -185,6 +185,14 @@ fn both_directions(pair: &NetPair, spec: &str, what: &str) {
     assert_eq!(st.tx_dropped, 0, "{what}: {st:?}");
     check_all(&got, &format!("{what} send"));
     assert!(st.opackets >= u64::from(N), "{what}: {st:?}");
+
+    // Promiscuous mode switched on by the socket is switched off when it goes.
+    drop(sock);
+    let link = pair.ip_a(&["-o", "link", "show", &pair.veth_a]).unwrap();
+    assert!(
+        !link.contains("PROMISC"),
+        "{what}: left promiscuous: {link}"
+    );
 }
 
 /// A VLAN-tagged test frame: the receiving kernel moves the tag out of the data, and the

@@ -559,7 +559,8 @@ fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Machine: {}. {} repetitions of {} s each, alternating; median (min–max).\n",
+        "Machine: {}. {} repetitions of {} s each, alternating; median (min–max). Generator \
+         pinned to CPU 0, receiver to CPU 1, the receiving veth's RPS steered to CPU 1.\n",
         machine(),
         cfg.reps,
         cfg.seconds
@@ -792,6 +793,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     nethuns_testnet::cleanup_stale();
     let pair = NetPair::new("bench", Default::default())?;
+    // On veth the receive work runs on the sender's CPU unless RPS moves it: steer it to the
+    // receiver's CPU, so a receive rate measures the receiver and not only the generator.
+    nethuns_testnet::run_in(
+        &pair.ns_b,
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "echo 2 > /sys/class/net/{}/queues/rx-0/rps_cpus",
+                pair.veth_b
+            ),
+        ],
+    )?;
     let bench = Bench {
         tools: tools.clone(),
         raw,

@@ -537,9 +537,10 @@ fn per_pkt_allocs(v: &[Sample]) -> String {
 }
 
 fn cpu_str(v: &[Sample]) -> String {
-    stats(&v.iter().map(|s| s.cpu).collect::<Vec<_>>())
-        .0
-        .to_string()
+    format!(
+        "{:.2}",
+        stats(&v.iter().map(|s| s.cpu).collect::<Vec<_>>()).0
+    )
 }
 
 /// The ratio a test must reach, if it has a target.

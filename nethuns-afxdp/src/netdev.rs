@@ -57,9 +57,14 @@ fn ioctl_socket() -> io::Result<OwnedFd> {
 }
 
 fn ifreq_for(name: &CString) -> libc::ifreq {
+    ifreq_from_bytes(name.as_bytes())
+}
+
+/// An ifreq naming `name` (at most IFNAMSIZ - 1 bytes, no NUL: the rest stays zero).
+fn ifreq_from_bytes(name: &[u8]) -> libc::ifreq {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
         *d = *s as libc::c_char;
     }
     req
@@ -88,11 +93,12 @@ pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
 /// Whether interface `name` of `ctl`'s namespace is up and has a carrier
 /// (`IFF_UP | IFF_RUNNING`); false if it is gone.
 pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
-    let Ok(name) = CString::new(name) else {
+    // No CString: this runs on the transmit slow path, which must not allocate.
+    if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
         return false;
-    };
+    }
     let s = ctl;
-    let mut req = ifreq_for(&name);
+    let mut req = ifreq_from_bytes(name.as_bytes());
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of a valid ifreq.
     let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
     if rc < 0 {

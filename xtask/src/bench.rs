@@ -687,7 +687,11 @@ fn plot(rows: &[Row], path: &Path) -> Result<(), String> {
             format!(
                 "{} {} {}B",
                 r.backend,
-                r.test.split(' ').next().unwrap_or(""),
+                if r.test == CEILING {
+                    "rx/ceil"
+                } else {
+                    r.test.split(' ').next().unwrap_or("")
+                },
                 r.size
             )
         })

@@ -796,6 +796,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     util::sh(&format!("sh {} {} >&2", build.display(), raw.display()))?;
     let dir = util::root().join("results");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // Profiles of an earlier run would be mistaken for this one's.
+    for e in std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("perf-") && name.ends_with(".txt") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     nethuns_testnet::cleanup_stale();
     let pair = NetPair::new("bench", Default::default())?;
     // On veth the receive work runs on the sender's CPU unless RPS moves it: steer it to the

@@ -52,3 +52,8 @@ pub use nethuns_netmap as netmap;
 /// DPDK backend.
 #[cfg(feature = "dpdk")]
 pub use nethuns_dpdk as dpdk;
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

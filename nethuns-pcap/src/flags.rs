@@ -62,11 +62,14 @@ impl PcapFlags {
                 format!("{}: must not be negative", self.timeout_ms),
             ));
         }
-        if self.buffer_size < 14 || self.buffer_size > (1 << 24) {
+        // libpcap captures at most 256 KiB of a packet (MAXIMUM_SNAPLEN); the transmit queue
+        // holds TX_BATCH buffers of this size.
+        if self.buffer_size < 14 || self.buffer_size > 262_144 {
             return Err(Error::flag(
                 "buffer_size",
                 format!(
-                    "{}: must hold an Ethernet header (≥ 14) and be at most 16 MiB",
+                    "{}: must hold an Ethernet header (≥ 14) and be at most 262144 (libpcap's \
+                     largest snaplen)",
                     self.buffer_size
                 ),
             ));

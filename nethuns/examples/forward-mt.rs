@@ -111,8 +111,5 @@ fn forward_mt<S: Socket + 'static>(flags: S::Flags, a: &Args) -> Result<(), Stri
 fn main() {
     let args = Args::parse();
     common::install_stop_handler();
-    if let Err(e) = with_backend!(args.backend, forward_mt(&args)) {
-        eprintln!("forward-mt: {e}");
-        std::process::exit(1);
-    }
+    common::exit_on_error("forward-mt", with_backend!(args.backend, forward_mt(&args)));
 }

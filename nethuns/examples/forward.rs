@@ -91,8 +91,5 @@ fn forward<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
 fn main() {
     let args = Args::parse();
     common::install_stop_handler();
-    if let Err(e) = with_backend!(args.backend, forward(&args)) {
-        eprintln!("forward: {e}");
-        std::process::exit(1);
-    }
+    common::exit_on_error("forward", with_backend!(args.backend, forward(&args)));
 }

@@ -131,8 +131,5 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
 fn main() {
     let args = Args::parse();
     common::install_stop_handler();
-    if let Err(e) = with_backend!(args.backend, meter(&args)) {
-        eprintln!("meter: {e}");
-        std::process::exit(1);
-    }
+    common::exit_on_error("meter", with_backend!(args.backend, meter(&args)));
 }

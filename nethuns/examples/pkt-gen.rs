@@ -108,8 +108,5 @@ fn pkt_gen<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
 fn main() {
     let args = Args::parse();
     common::install_stop_handler();
-    if let Err(e) = with_backend!(args.backend, pkt_gen(&args)) {
-        eprintln!("pkt-gen: {e}");
-        std::process::exit(1);
-    }
+    common::exit_on_error("pkt-gen", with_backend!(args.backend, pkt_gen(&args)));
 }

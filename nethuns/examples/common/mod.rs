@@ -143,6 +143,14 @@ pub fn install_stop_handler() {
     }
 }
 
+/// Ends the process with status 1 and `tool: error` on stderr if `r` is an error.
+pub fn exit_on_error(tool: &str, r: Result<(), String>) {
+    if let Err(e) = r {
+        eprintln!("{tool}: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Whether a stop was requested.
 pub fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)

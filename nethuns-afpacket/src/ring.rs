@@ -212,7 +212,8 @@ impl Context for AfPacketContext {
     }
 
     #[inline]
-    fn release(&self, buf_idx: BufferDesc) {
+    unsafe fn release(&self, buf_idx: BufferDesc) {
+        nethuns_core::ledger::released(self.id, buf_idx);
         let rx = &self.shared.rx;
         assert!(
             buf_idx.get() < rx.bytes(),
@@ -353,6 +354,7 @@ pub(crate) mod tests {
     #[should_panic(expected = "not in this RX ring")]
     fn foreign_offset_panics() {
         let ctx = test_ring(1);
-        ctx.release(BufferDesc::new(1 << 20));
+        // SAFETY: none: the test checks that an offset outside the ring is refused.
+        drop(ctx.packet(unsafe { Token::new(BufferDesc::new(1 << 20), 0, ctx.pool_id()) }));
     }
 }

@@ -179,6 +179,7 @@ impl Socket for Sock {
             len,
             queue: self.queue,
             options,
+            vlan: None,
         };
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.

@@ -208,7 +208,8 @@ impl Context for Umem {
     }
 
     #[inline]
-    fn release(&self, buf_idx: BufferDesc) {
+    unsafe fn release(&self, buf_idx: BufferDesc) {
+        nethuns_core::ledger::released(self.inner.pool_id, buf_idx);
         let frame = self.frame_of(buf_idx.get() as u64);
         if frame >= self.inner.num_frames {
             debug_assert!(

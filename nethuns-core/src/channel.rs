@@ -1,6 +1,7 @@
 //! The channel API: a receiving thread moves batches of [`Token`]s to processing threads over
-//! a crossbeam channel; the processing side turns them back into [`Payload`]s with its clone of
-//! the context.
+//! a bounded channel; the processing side turns them back into [`Payload`]s with its clone of
+//! the context. The channel is the caller's choice: `flume::bounded(n)` (the spec's) or
+//! `crossbeam_channel::bounded(n)` (see [`IntoBatchChannel`]).
 //!
 //! A batch is a fixed array moved by value, so a bounded channel moves packets with no heap
 //! allocation per batch or per packet.
@@ -25,7 +26,6 @@
 //! assert_eq!(ctx.free_buffers(), 8);
 //! ```
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::{Context, ForeignToken};
@@ -90,8 +90,120 @@ impl<const N: usize> Batch<N> {
     }
 }
 
-/// The two ends of a channel of batches, as `crossbeam_channel::bounded(n)` returns them.
-pub type BatchChannel<const N: usize> = (Sender<Batch<N>>, Receiver<Batch<N>>);
+/// The two ends of a crossbeam channel of batches, as `crossbeam_channel::bounded(n)` returns
+/// them.
+pub type BatchChannel<const N: usize> = (
+    crossbeam_channel::Sender<Batch<N>>,
+    crossbeam_channel::Receiver<Batch<N>>,
+);
+
+/// The two ends of a flume channel of batches, as `flume::bounded(n)` returns them.
+pub type FlumeBatchChannel<const N: usize> = (flume::Sender<Batch<N>>, flume::Receiver<Batch<N>>);
+
+/// The sending end of a channel of batches: flume's or crossbeam's.
+#[derive(Debug, Clone)]
+pub enum Sender<T> {
+    /// A flume sender.
+    Flume(flume::Sender<T>),
+    /// A crossbeam-channel sender.
+    Crossbeam(crossbeam_channel::Sender<T>),
+}
+
+/// The receiving end of a channel of batches: flume's or crossbeam's.
+#[derive(Debug, Clone)]
+pub enum Receiver<T> {
+    /// A flume receiver.
+    Flume(flume::Receiver<T>),
+    /// A crossbeam-channel receiver.
+    Crossbeam(crossbeam_channel::Receiver<T>),
+}
+
+impl<T> Sender<T> {
+    /// Sends, blocking while the channel is full; gives the value back if every receiver is
+    /// gone.
+    #[inline]
+    fn send(&self, v: T) -> std::result::Result<(), T> {
+        match self {
+            Sender::Flume(s) => s.send(v).map_err(|e| e.into_inner()),
+            Sender::Crossbeam(s) => s.send(v).map_err(|e| e.into_inner()),
+        }
+    }
+}
+
+enum TryRecv<T> {
+    Got(T),
+    Empty,
+    Closed,
+}
+
+impl<T> Receiver<T> {
+    #[inline]
+    fn recv(&self) -> Option<T> {
+        match self {
+            Receiver::Flume(r) => r.recv().ok(),
+            Receiver::Crossbeam(r) => r.recv().ok(),
+        }
+    }
+
+    #[inline]
+    fn try_recv(&self) -> TryRecv<T> {
+        match self {
+            Receiver::Flume(r) => match r.try_recv() {
+                Ok(v) => TryRecv::Got(v),
+                Err(flume::TryRecvError::Empty) => TryRecv::Empty,
+                Err(flume::TryRecvError::Disconnected) => TryRecv::Closed,
+            },
+            Receiver::Crossbeam(r) => match r.try_recv() {
+                Ok(v) => TryRecv::Got(v),
+                Err(crossbeam_channel::TryRecvError::Empty) => TryRecv::Empty,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => TryRecv::Closed,
+            },
+        }
+    }
+}
+
+impl<T> From<flume::Sender<T>> for Sender<T> {
+    fn from(s: flume::Sender<T>) -> Self {
+        Sender::Flume(s)
+    }
+}
+
+impl<T> From<crossbeam_channel::Sender<T>> for Sender<T> {
+    fn from(s: crossbeam_channel::Sender<T>) -> Self {
+        Sender::Crossbeam(s)
+    }
+}
+
+impl<T> From<flume::Receiver<T>> for Receiver<T> {
+    fn from(r: flume::Receiver<T>) -> Self {
+        Receiver::Flume(r)
+    }
+}
+
+impl<T> From<crossbeam_channel::Receiver<T>> for Receiver<T> {
+    fn from(r: crossbeam_channel::Receiver<T>) -> Self {
+        Receiver::Crossbeam(r)
+    }
+}
+
+/// A pair of channel ends that [`Socket::create_with_channel`](crate::Socket) accepts:
+/// `flume::bounded(n)` or `crossbeam_channel::bounded(n)`, with the batch type inferred.
+pub trait IntoBatchChannel<const N: usize> {
+    /// The two ends, as nethuns' [`Sender`] / [`Receiver`].
+    fn into_ends(self) -> (Sender<Batch<N>>, Receiver<Batch<N>>);
+}
+
+impl<const N: usize> IntoBatchChannel<N> for FlumeBatchChannel<N> {
+    fn into_ends(self) -> (Sender<Batch<N>>, Receiver<Batch<N>>) {
+        (self.0.into(), self.1.into())
+    }
+}
+
+impl<const N: usize> IntoBatchChannel<N> for BatchChannel<N> {
+    fn into_ends(self) -> (Sender<Batch<N>>, Receiver<Batch<N>>) {
+        (self.0.into(), self.1.into())
+    }
+}
 
 /// The receiving thread's end: collects tokens into batches and sends full batches.
 #[derive(Debug)]
@@ -102,10 +214,11 @@ pub struct NethunsPusher<const N: usize> {
 }
 
 impl<const N: usize> NethunsPusher<N> {
-    /// A pusher for tokens of the context whose pool id is `pool_id`.
-    pub fn new(tx: Sender<Batch<N>>, pool_id: u32) -> Self {
+    /// A pusher for tokens of the context whose pool id is `pool_id`, over a flume or
+    /// crossbeam sender.
+    pub fn new(tx: impl Into<Sender<Batch<N>>>, pool_id: u32) -> Self {
         NethunsPusher {
-            tx,
+            tx: tx.into(),
             cur: Batch::new(),
             pool_id,
         }
@@ -114,7 +227,7 @@ impl<const N: usize> NethunsPusher<N> {
     /// Sends a whole batch (blocking while the channel is full). Errors:
     /// [`Error::ForeignToken`] if a token is of another pool (the batch is not sent; its tokens
     /// are dropped and counted as leaked), [`Error::ChannelClosed`] if every popper is gone.
-    pub fn push(&mut self, batch: Batch<N>) -> Result<()> {
+    pub fn push(&self, batch: Batch<N>) -> Result<()> {
         if let Some(t) = batch.tokens[..batch.len]
             .iter()
             .flatten()
@@ -125,6 +238,8 @@ impl<const N: usize> NethunsPusher<N> {
                 context_pool: self.pool_id,
             });
         }
+        // A closed channel gives the batch back; dropping it drops the tokens (counted as
+        // leaked): nobody is left to use them.
         self.tx.send(batch).map_err(|_| Error::ChannelClosed)
     }
 
@@ -173,10 +288,10 @@ pub struct NethunsPopper<Ctx: Context, const N: usize> {
 }
 
 impl<Ctx: Context, const N: usize> NethunsPopper<Ctx, N> {
-    /// A popper turning tokens into payloads of `ctx`.
-    pub fn new(rx: Receiver<Batch<N>>, ctx: Ctx) -> Self {
+    /// A popper turning tokens into payloads of `ctx`, over a flume or crossbeam receiver.
+    pub fn new(rx: impl Into<Receiver<Batch<N>>>, ctx: Ctx) -> Self {
         NethunsPopper {
-            rx,
+            rx: rx.into(),
             ctx,
             foreign: AtomicU64::new(0),
         }
@@ -184,15 +299,15 @@ impl<Ctx: Context, const N: usize> NethunsPopper<Ctx, N> {
 
     /// Waits for the next batch; `None` once every pusher is gone and the channel is empty.
     pub fn pop(&self) -> Option<PayloadBatch<'_, Ctx, N>> {
-        self.rx.recv().ok().map(|b| self.wrap(b))
+        self.rx.recv().map(|b| self.wrap(b))
     }
 
     /// The next batch if one is waiting.
     pub fn try_pop(&self) -> Result<Option<PayloadBatch<'_, Ctx, N>>> {
         match self.rx.try_recv() {
-            Ok(b) => Ok(Some(self.wrap(b))),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(Error::ChannelClosed),
+            TryRecv::Got(b) => Ok(Some(self.wrap(b))),
+            TryRecv::Empty => Ok(None),
+            TryRecv::Closed => Err(Error::ChannelClosed),
         }
     }
 

@@ -88,9 +88,32 @@ pub trait Context: Sized + Clone + Send + 'static {
 
     /// Release a buffer back to the pool (to the fill ring, the mempool, the free list).
     ///
-    /// Called automatically when a [`Payload`] is dropped. `buf_idx` must be owned by the
-    /// caller and is not to be used afterwards.
-    fn release(&self, buf_idx: BufferDesc);
+    /// Called automatically when a [`Payload`] is dropped; code outside a backend never needs
+    /// to call it.
+    ///
+    /// **Deviation from the spec:** the spec declares `fn release(&self, buf_idx: BufferDesc)`
+    /// safe. A safe `release` lets safe code hand back a buffer that a live [`Payload`] still
+    /// points into, so the next receive or allocation makes a second owner of the same bytes
+    /// (the pool rewrites them under the first payload, DPDK frees an mbuf twice, AF_XDP's
+    /// free list turns into a cycle). Releasing is therefore `unsafe`: the misuse no longer
+    /// compiles without an `unsafe` block that states the caller's promise.
+    ///
+    /// ```compile_fail
+    /// # // Safe code cannot release a buffer that a payload still owns.
+    /// use nethuns_core::{pool::PoolContext, Context};
+    /// let ctx = PoolContext::new(2, 64);
+    /// let p1 = ctx.alloc_payload(b"AAAA").unwrap();
+    /// ctx.release(p1.buffer_desc()); // error[E0133]: call to unsafe function
+    /// ```
+    ///
+    /// In debug builds every backend checks the promise: releasing a buffer that is not
+    /// handed out panics, naming the buffer and the pool.
+    ///
+    /// # Safety
+    /// `buf_idx` must name a buffer of this context that the caller owns (it came from a
+    /// token or payload of this context and has not been released since), and nothing may use
+    /// the buffer afterwards: no payload, token or pointer to it may remain.
+    unsafe fn release(&self, buf_idx: BufferDesc);
 
     /// Convert a token into a [`Payload`].
     ///

@@ -1,9 +1,12 @@
 //! Errors shared by every backend.
 //!
 //! The spec's `Error` names two engine-specific variants, `Pcap(pcap::Error)` and
-//! `Netmap(netmap_rs::errors::Error)`. nethuns-core links no engine, so those become one variant,
-//! [`Error::Engine`], which keeps the engine's own error as its `source` together with what was
-//! being done and to what. Match on it and downcast when the engine's type matters:
+//! `Netmap(..)`. They are here behind this crate's `pcap` and `netmap` features (which the
+//! backend crates turn on): `Error::Pcap` holds the `pcap` crate's own error, and `?` on a
+//! `pcap` call converts into it; `Error::Netmap` holds a [`NetmapError`] (nethuns declares
+//! netmap's ABI itself, so there is no `netmap_rs` error type to carry). Beside them,
+//! [`Error::Engine`] keeps any engine's error as its `source` together with what was being
+//! done and to what. Match on it and downcast when the engine's type matters:
 //!
 //! ```
 //! use nethuns_core::Error;
@@ -35,9 +38,29 @@ pub enum Error {
     #[error("Can't allocate memory")]
     NoMemory,
 
-    /// Packet size exceeds buffer capacity.
+    /// Packet size exceeds buffer capacity, or the largest frame the link carries
+    /// ([`Capabilities::max_frame`](crate::socket::Capabilities)).
     #[error("Too big packet: {0}")]
     TooBigPacket(usize),
+
+    /// A frame shorter than an Ethernet header (14 bytes) was given to `send`.
+    #[error("Too small packet: {0} bytes, an Ethernet frame has at least 14")]
+    TooSmallPacket(usize),
+
+    /// The end of a savefile: every packet has been read; `recv` keeps returning this.
+    #[error("end of file: every packet of the savefile has been read")]
+    Eof,
+
+    /// Netmap-specific error (the netmap backend's own failures).
+    #[cfg(feature = "netmap")]
+    #[error("{0}")]
+    Netmap(#[from] NetmapError),
+
+    /// Pcap-specific error: libpcap's own error, as the `pcap` crate reports it (`?` on a
+    /// `pcap` call converts it).
+    #[cfg(feature = "pcap")]
+    #[error("{0}")]
+    Pcap(#[from] pcap::Error),
 
     /// Generic I/O error without more context.
     #[error("{0}")]
@@ -110,6 +133,18 @@ pub enum Error {
     Unknown,
 }
 
+/// An error of the netmap engine: what was being done, to which port, and the OS error.
+#[cfg(feature = "netmap")]
+#[derive(thiserror::Error, Debug)]
+#[error("netmap: {context}: {source}")]
+pub struct NetmapError {
+    /// What was being done and to what, e.g. `"NIOCREGIF on netmap:eth0"`.
+    pub context: String,
+    /// The OS error, with its errno.
+    #[source]
+    pub source: io::Error,
+}
+
 /// `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -171,6 +206,8 @@ impl Error {
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::Generic(source) => source.raw_os_error(),
+            #[cfg(feature = "netmap")]
+            Error::Netmap(e) => e.source.raw_os_error(),
             _ => None,
         }
     }

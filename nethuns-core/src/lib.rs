@@ -42,6 +42,8 @@
 pub mod channel;
 pub mod context;
 pub mod error;
+pub mod frame;
+pub mod ledger;
 pub mod metadata;
 pub mod pool;
 pub mod socket;
@@ -50,21 +52,41 @@ pub mod token;
 pub use context::{next_pool_id, try_packet, BufferDesc, BufferRef, Context, ForeignToken};
 pub use error::{BoxError, Error, Result};
 pub use metadata::{Metadata, MetadataType};
-pub use socket::{Flags, Socket};
+pub use socket::{check_frame_len, Capabilities, Flags, Socket, Stats};
 pub use token::{leaked_tokens, Payload, Token};
 
 /// The spec's `api` module: the core traits and types in one place.
 pub mod api {
-    pub use crate::channel::{Batch, BatchChannel, NethunsPopper, NethunsPusher, PayloadBatch};
+    pub use crate::channel::{
+        Batch, BatchChannel, IntoBatchChannel, NethunsPopper, NethunsPusher, PayloadBatch,
+    };
     pub use crate::context::{BufferDesc, BufferRef, Context, ForeignToken};
     pub use crate::metadata::{Metadata, MetadataType};
-    pub use crate::socket::{Flags, Socket};
+    pub use crate::socket::{Capabilities, Flags, Socket, Stats};
     pub use crate::token::{Payload, Token};
 }
 
 /// The spec's `errors` module.
 pub mod errors {
+    #[cfg(feature = "netmap")]
+    pub use crate::error::NetmapError;
     pub use crate::error::{BoxError, Error, Result};
 }
 
 pub use crossbeam_channel;
+pub use flume;
+
+/// Everything a backend crate re-exports, so that a user who depends on that crate alone has
+/// the whole API: `pub use nethuns_core::reexports::*;` in each backend's `lib.rs`.
+pub mod reexports {
+    pub use crate::api;
+    pub use crate::channel;
+    pub use crate::errors;
+    pub use crate::frame;
+    pub use crate::metadata;
+    pub use crate::{crossbeam_channel, flume};
+    pub use crate::{
+        leaked_tokens, BufferDesc, BufferRef, Capabilities, Context, Error, Flags, ForeignToken,
+        Metadata, MetadataType, Payload, Result, Socket, Stats, Token,
+    };
+}

@@ -9,9 +9,51 @@
 pub type TimeVal = libc::timeval;
 
 /// Trait for packet metadata.
+///
+/// Beside the spec's `into_enum`, every backend's metadata answers the same accessors the
+/// same way, so generic code never needs to match on the backend:
+///
+/// ```
+/// use nethuns_core::Metadata;
+///
+/// fn describe<M: Metadata>(m: &M) -> String {
+///     format!(
+///         "{} of {} bytes, vlan {:?}, at {:?} ns",
+///         m.caplen(),
+///         m.len(),
+///         m.vlan(),
+///         m.timestamp()
+///     )
+/// }
+/// # let m = nethuns_core::metadata::PcapMeta {
+/// #     timestamp: libc::timeval { tv_sec: 1, tv_usec: 2 }, len: 60, caplen: 60, vlan: None };
+/// # assert_eq!(describe(&m), "60 of 60 bytes, vlan None, at Some(1000002000) ns");
+/// ```
+#[allow(clippy::len_without_is_empty)]
 pub trait Metadata: Send {
     /// The metadata as the backend-independent enum.
     fn into_enum(self) -> MetadataType;
+
+    /// The frame's length on the wire (before any truncation), VLAN tags included.
+    fn len(&self) -> u32;
+
+    /// How many bytes the payload holds (≤ `len()`; smaller when a snaplen truncated it).
+    fn caplen(&self) -> u32;
+
+    /// Arrival time in nanoseconds since the Unix epoch, or `None` where the engine does not
+    /// stamp packets (AF_XDP, DPDK without a PTP-synchronised clock).
+    fn timestamp(&self) -> Option<u64>;
+
+    /// The TCI of the frame's outermost VLAN tag, `None` if untagged. The tag is in the
+    /// payload too (payload = wire frame on every backend), whether or not the engine also
+    /// reported it out of band.
+    fn vlan(&self) -> Option<u16>;
+
+    /// The receive hash the kernel or the NIC computed, where there is one.
+    fn rx_hash(&self) -> Option<u32>;
+
+    /// The queue (or netmap ring) the packet came from, where the socket is bound to one.
+    fn queue(&self) -> Option<usize>;
 }
 
 /// Metadata of any backend.
@@ -39,6 +81,8 @@ pub struct PcapMeta {
     pub len: u32,
     /// Captured length (≤ `len`; smaller when snaplen truncated the packet).
     pub caplen: u32,
+    /// The outermost VLAN tag's TCI, read from the frame.
+    pub vlan: Option<u16>,
 }
 
 /// Metadata of the netmap backend (`nethuns_netmap::Meta`).
@@ -50,6 +94,8 @@ pub struct NetmapMeta {
     pub len: u32,
     /// The ring the packet came from.
     pub ring: u32,
+    /// The outermost VLAN tag's TCI, read from the frame.
+    pub vlan: Option<u16>,
 }
 
 /// Metadata of the AF_XDP backend (`nethuns_afxdp::Meta`). AF_XDP descriptors carry no
@@ -62,6 +108,8 @@ pub struct AfXdpMeta {
     pub queue: u32,
     /// Descriptor options (`XDP_PKT_CONTD` …).
     pub options: u32,
+    /// The outermost VLAN tag's TCI, read from the frame.
+    pub vlan: Option<u16>,
 }
 
 /// Metadata of the DPDK backend (`nethuns_dpdk::Meta`).
@@ -75,7 +123,8 @@ pub struct DpdkMeta {
     pub queue: u16,
     /// RSS hash, where the PMD computed one.
     pub rss_hash: Option<u32>,
-    /// VLAN TCI, where the PMD stripped one.
+    /// The outermost VLAN tag's TCI: the one the PMD stripped (and nethuns put back into the
+    /// frame), or the one read from the frame.
     pub vlan_tci: Option<u16>,
     /// Hardware timestamp, where the PMD provides one.
     pub timestamp: Option<u64>,
@@ -97,7 +146,8 @@ pub struct AfPacketMeta {
     pub vlan_tci: u16,
     /// VLAN TPID (valid when `vlan_valid`).
     pub vlan_tpid: u16,
-    /// Whether the kernel stripped a VLAN tag into `vlan_tci`/`vlan_tpid`.
+    /// Whether the frame's outermost VLAN tag is in `vlan_tci`/`vlan_tpid` (the kernel
+    /// stripped it; nethuns puts it back into the payload unless the socket was asked not to).
     pub vlan_valid: bool,
     /// RX hash computed by the kernel (0 if none).
     pub rxhash: u32,
@@ -105,16 +155,161 @@ pub struct AfPacketMeta {
     pub status: u32,
 }
 
-macro_rules! into_enum {
-    ($($ty:ident => $var:ident),*) => {$(
-        impl Metadata for $ty {
-            #[inline]
-            fn into_enum(self) -> MetadataType {
-                MetadataType::$var(self)
-            }
-        }
-    )*};
+impl Metadata for PcapMeta {
+    #[inline]
+    fn into_enum(self) -> MetadataType {
+        MetadataType::Pcap(self)
+    }
+    #[inline]
+    fn len(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn caplen(&self) -> u32 {
+        self.caplen
+    }
+    #[inline]
+    fn timestamp(&self) -> Option<u64> {
+        crate::frame::timeval_ns(self.timestamp)
+    }
+    #[inline]
+    fn vlan(&self) -> Option<u16> {
+        self.vlan
+    }
+    #[inline]
+    fn rx_hash(&self) -> Option<u32> {
+        None
+    }
+    #[inline]
+    fn queue(&self) -> Option<usize> {
+        None
+    }
 }
 
-into_enum!(PcapMeta => Pcap, NetmapMeta => Netmap, AfXdpMeta => AfXdp, DpdkMeta => Dpdk,
-    AfPacketMeta => AfPacket);
+impl Metadata for NetmapMeta {
+    #[inline]
+    fn into_enum(self) -> MetadataType {
+        MetadataType::Netmap(self)
+    }
+    #[inline]
+    fn len(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn caplen(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn timestamp(&self) -> Option<u64> {
+        crate::frame::timeval_ns(self.timestamp)
+    }
+    #[inline]
+    fn vlan(&self) -> Option<u16> {
+        self.vlan
+    }
+    #[inline]
+    fn rx_hash(&self) -> Option<u32> {
+        None
+    }
+    #[inline]
+    fn queue(&self) -> Option<usize> {
+        Some(self.ring as usize)
+    }
+}
+
+impl Metadata for AfXdpMeta {
+    #[inline]
+    fn into_enum(self) -> MetadataType {
+        MetadataType::AfXdp(self)
+    }
+    #[inline]
+    fn len(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn caplen(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn timestamp(&self) -> Option<u64> {
+        None
+    }
+    #[inline]
+    fn vlan(&self) -> Option<u16> {
+        self.vlan
+    }
+    #[inline]
+    fn rx_hash(&self) -> Option<u32> {
+        None
+    }
+    #[inline]
+    fn queue(&self) -> Option<usize> {
+        Some(self.queue as usize)
+    }
+}
+
+impl Metadata for DpdkMeta {
+    #[inline]
+    fn into_enum(self) -> MetadataType {
+        MetadataType::Dpdk(self)
+    }
+    #[inline]
+    fn len(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn caplen(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn timestamp(&self) -> Option<u64> {
+        // DPDK's mbuf timestamp counts in the NIC's clock, not since the epoch.
+        None
+    }
+    #[inline]
+    fn vlan(&self) -> Option<u16> {
+        self.vlan_tci
+    }
+    #[inline]
+    fn rx_hash(&self) -> Option<u32> {
+        self.rss_hash
+    }
+    #[inline]
+    fn queue(&self) -> Option<usize> {
+        Some(self.queue as usize)
+    }
+}
+
+impl Metadata for AfPacketMeta {
+    #[inline]
+    fn into_enum(self) -> MetadataType {
+        MetadataType::AfPacket(self)
+    }
+    #[inline]
+    fn len(&self) -> u32 {
+        self.len
+    }
+    #[inline]
+    fn caplen(&self) -> u32 {
+        self.caplen
+    }
+    #[inline]
+    fn timestamp(&self) -> Option<u64> {
+        if self.sec == 0 && self.nsec == 0 {
+            return None;
+        }
+        Some(self.sec as u64 * 1_000_000_000 + self.nsec as u64)
+    }
+    #[inline]
+    fn vlan(&self) -> Option<u16> {
+        self.vlan_valid.then_some(self.vlan_tci)
+    }
+    #[inline]
+    fn rx_hash(&self) -> Option<u32> {
+        (self.rxhash != 0).then_some(self.rxhash)
+    }
+    #[inline]
+    fn queue(&self) -> Option<usize> {
+        None
+    }
+}

@@ -96,6 +96,10 @@ impl BufferPool {
     }
 
     /// Takes a free buffer, or `None` if all are in use.
+    ///
+    /// Safe: taking a buffer makes the caller its only owner. Its bytes are reached only
+    /// through the `unsafe` [`BufferPool::buffer_ptr`], and it goes back only through the
+    /// `unsafe` [`BufferPool::put`] (a buffer taken and never put back is lost, not shared).
     #[inline]
     pub fn get(&self) -> Option<BufferDesc> {
         let mut cur = self.head.load(Ordering::Acquire);
@@ -125,16 +129,29 @@ impl BufferPool {
         }
     }
 
-    /// Returns a buffer to the free list. `desc` must have come from [`BufferPool::get`] of this
-    /// pool and not been put back since.
+    /// Returns a buffer to the free list.
+    ///
+    /// Debug builds panic on a buffer put back twice, naming it.
+    ///
+    /// ```compile_fail
+    /// # // Safe code cannot put back a buffer that a payload still owns.
+    /// use nethuns_core::pool::PoolContext;
+    /// let ctx = PoolContext::new(2, 64);
+    /// let p1 = ctx.alloc_payload(b"AAAA").unwrap();
+    /// ctx.pool().put(p1.buffer_desc()); // error[E0133]: call to unsafe function
+    /// ```
+    ///
+    /// # Safety
+    /// `desc` must have come from [`BufferPool::get`] of this pool, not been put back since,
+    /// and no token, payload or pointer may use it afterwards.
     #[inline]
-    pub fn put(&self, desc: BufferDesc) {
+    pub unsafe fn put(&self, desc: BufferDesc) {
         let idx = desc.get() as u32;
         assert!(idx < self.count, "buffer {idx} is not of this pool");
         #[cfg(debug_assertions)]
         assert!(
             self.in_use[idx as usize].swap(false, Ordering::Relaxed),
-            "buffer {idx} released twice"
+            "buffer {idx} released twice (or never handed out)"
         );
         let mut cur = self.head.load(Ordering::Relaxed);
         loop {
@@ -291,8 +308,10 @@ impl Context for PoolContext {
     }
 
     #[inline]
-    fn release(&self, buf_idx: BufferDesc) {
-        self.pool.put(buf_idx)
+    unsafe fn release(&self, buf_idx: BufferDesc) {
+        crate::ledger::released(self.id, buf_idx);
+        // SAFETY: forwarded contract: the caller owns `buf_idx` of this pool and gives it up.
+        unsafe { self.pool.put(buf_idx) }
     }
 }
 

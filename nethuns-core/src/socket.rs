@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::channel::{BatchChannel, NethunsPopper, NethunsPusher};
+use crate::channel::{IntoBatchChannel, NethunsPopper, NethunsPusher};
 use crate::context::Context;
 use crate::error::Result;
 use crate::metadata::Metadata;
@@ -10,6 +10,67 @@ use crate::token::{Payload, Token};
 
 /// Marker trait for backend-specific configuration.
 pub trait Flags: Clone + Debug {}
+
+/// What a socket counted, the same fields on every backend ([`Socket::stats`]).
+///
+/// `received` and `sent` are counted by nethuns itself and always known. The others come from
+/// the engine and are `None` where it cannot know them (a savefile drops nothing; AF_XDP in
+/// copy mode cannot see frames the driver dropped before XDP). Each backend also keeps the
+/// engine's own numbers as an inherent `native_stats()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets handed out by `recv` / `recv_token` since the socket was created.
+    pub received: u64,
+    /// Frames that reached the engine for this socket but were dropped before `recv` could
+    /// hand them out: ring full, no free buffer, kernel or driver drop.
+    pub dropped: Option<u64>,
+    /// Frames the socket's filter rejected, where the engine counts them.
+    pub filtered: Option<u64>,
+    /// Frames handed to the engine for transmission (`send` and `flush`) and not refused.
+    pub sent: u64,
+    /// Frames the engine refused or failed to transmit.
+    pub send_errors: u64,
+}
+
+/// What a socket can do, answered the same way by every backend ([`Socket::capabilities`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The largest frame `send` accepts, Ethernet header (and a VLAN tag, if any) included,
+    /// FCS excluded. A larger frame gets [`Error::TooBigPacket`](crate::Error).
+    pub max_frame: usize,
+    /// The smallest frame `send` accepts ([`frame::ETH_HLEN`](crate::frame::ETH_HLEN)); a
+    /// smaller one gets [`Error::TooSmallPacket`](crate::Error).
+    pub min_frame: usize,
+    /// Whether [`Metadata::timestamp`] answers `Some` for received packets.
+    pub timestamps: bool,
+    /// Whether received payloads point into the engine's memory (no copy on receive).
+    pub zero_copy: bool,
+    /// A file descriptor to `poll(2)` for readability, where the engine has one.
+    pub pollable_fd: Option<std::os::fd::RawFd>,
+    /// Whether the socket can take a tcpdump-style filter expression.
+    pub filters: bool,
+}
+
+impl Capabilities {
+    /// Checks `len` against `min_frame` and `max_frame`: the one size rule of `send`.
+    #[inline]
+    pub fn check_frame(&self, len: usize) -> Result<()> {
+        check_frame_len(len, self.min_frame, self.max_frame)
+    }
+}
+
+/// The size rule of `send` on every backend: [`Error::TooSmallPacket`](crate::Error) under
+/// `min`, [`Error::TooBigPacket`](crate::Error) over `max`.
+#[inline]
+pub fn check_frame_len(len: usize, min: usize, max: usize) -> Result<()> {
+    if len < min {
+        Err(crate::Error::TooSmallPacket(len))
+    } else if len > max {
+        Err(crate::Error::TooBigPacket(len))
+    } else {
+        Ok(())
+    }
+}
 
 /// The primary trait for all network I/O operations: one socket bound to one interface
 /// (or one queue of it, or one savefile, or one virtual device).
@@ -47,8 +108,34 @@ pub trait Socket: Send + Sized {
     /// Send a packet. The bytes are copied into the transmit side and queued.
     fn send(&self, packet: &[u8]) -> Result<()>;
 
-    /// Flush pending transmissions: submit what `send` queued and kick the engine.
+    /// Flush pending transmissions: submit what `send` queued and kick the engine. Errors
+    /// are counted in [`Stats::send_errors`]; [`Socket::try_flush`] reports them.
     fn flush(&self);
+
+    /// Like [`Socket::flush`], but reports the first error of this flush: the engine refused
+    /// a frame, the interface went away.
+    fn try_flush(&self) -> Result<()> {
+        self.flush();
+        Ok(())
+    }
+
+    /// What the socket counted: received, dropped, filtered, sent, send errors. The same
+    /// fields on every backend; `None` where the engine cannot know.
+    fn stats(&self) -> Result<Stats> {
+        Err(crate::Error::Unsupported("stats".into()))
+    }
+
+    /// What the socket can do: largest frame, timestamps, zero-copy, a pollable fd, filters.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: usize::MAX,
+            min_frame: crate::frame::ETH_HLEN,
+            timestamps: false,
+            zero_copy: false,
+            pollable_fd: None,
+            filters: false,
+        }
+    }
 
     /// Create a new socket bound to the specified interface.
     ///
@@ -64,8 +151,11 @@ pub trait Socket: Send + Sized {
     /// Create a socket together with a pusher/popper pair over `channel`, for a receiving
     /// thread that hands batches of `BATCH` tokens to a processing thread.
     ///
+    /// `channel` is a bounded channel of [`Batch`](crate::channel::Batch)es, as
+    /// `flume::bounded(n)` (the spec's) or `crossbeam_channel::bounded(n)` return it.
+    ///
     /// ```no_run
-    /// # use nethuns_core::{Socket, channel::{BatchChannel, NethunsPusher, NethunsPopper}};
+    /// # use nethuns_core::{Socket, channel::{NethunsPusher, NethunsPopper}};
     /// # fn demo<S: Socket + 'static>(flags: S::Flags) -> nethuns_core::Result<()> {
     /// let (socket, mut pusher, popper) =
     ///     S::create_with_channel::<32>("eth0", None, flags, crossbeam_channel::bounded(1024))?;
@@ -90,7 +180,7 @@ pub trait Socket: Send + Sized {
         portspec: &str,
         queue: Option<usize>,
         flags: Self::Flags,
-        channel: BatchChannel<BATCH>,
+        channel: impl IntoBatchChannel<BATCH>,
     ) -> Result<(
         Self,
         NethunsPusher<BATCH>,
@@ -98,7 +188,7 @@ pub trait Socket: Send + Sized {
     )> {
         let sock = Self::create(portspec, queue, flags)?;
         let ctx = sock.context().clone();
-        let (tx, rx) = channel;
+        let (tx, rx) = channel.into_ends();
         let pusher = NethunsPusher::new(tx, ctx.pool_id());
         let popper = NethunsPopper::new(rx, ctx);
         Ok((sock, pusher, popper))

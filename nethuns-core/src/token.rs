@@ -42,6 +42,7 @@ impl Token {
     /// and `len` does not exceed the buffer's capacity.
     #[inline]
     pub unsafe fn new(idx: BufferDesc, len: u32, pool: u32) -> Self {
+        crate::ledger::minted(pool, idx);
         Token {
             idx,
             len,
@@ -96,6 +97,7 @@ impl Token {
     #[inline]
     pub fn into_raw(self) -> (BufferDesc, u32, u32) {
         let t = ManuallyDrop::new(self);
+        crate::ledger::forget(t.buffer_pool, t.idx);
         (t.idx, t.len, t.buffer_pool)
     }
 }
@@ -230,6 +232,9 @@ impl<Ctx: Context> Drop for Payload<'_, Ctx> {
     #[inline]
     fn drop(&mut self) {
         // The token is not dropped (ManuallyDrop): releasing is how its ownership ends.
-        self.ctx.release(self.token.idx);
+        // SAFETY: the payload owns its buffer (Token::new's contract, pool id checked when it
+        // was made), and nothing uses the buffer after this: the payload is being dropped and
+        // its token is never taken out again.
+        unsafe { self.ctx.release(self.token.idx) };
     }
 }

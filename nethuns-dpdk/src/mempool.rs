@@ -142,7 +142,8 @@ impl Context for DpdkContext {
     }
 
     #[inline]
-    fn release(&self, buf_idx: BufferDesc) {
+    unsafe fn release(&self, buf_idx: BufferDesc) {
+        nethuns_core::ledger::released(self.pool_id, buf_idx);
         // SAFETY: the caller owns this mbuf of our pool and gives it up (trait contract);
         // rte_pktmbuf_free returns it to its pool, thread-safely.
         unsafe { dpdk_sys::nh_pktmbuf_free(buf_idx.get() as *mut rte_mbuf) }

@@ -128,7 +128,8 @@ impl Context for NetmapContext {
     }
 
     #[inline]
-    fn release(&self, buf_idx: BufferDesc) {
+    unsafe fn release(&self, buf_idx: BufferDesc) {
+        nethuns_core::ledger::released(self.pool_id(), buf_idx);
         self.shared.pool.push(buf_idx.get() as u32);
     }
 }

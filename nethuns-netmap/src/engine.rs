@@ -85,6 +85,7 @@ impl<P: Port> Engine<P> {
                             timestamp: ring.ts(),
                             len,
                             ring: ring.index,
+                            vlan: None,
                         };
                         // SAFETY: `buf` was just swapped out of the slot: no slot, pool entry
                         // or other token names it; `len` was checked against the buffer size.

@@ -214,6 +214,7 @@ impl Socket for Sock {
                     timestamp: pkt.header.ts,
                     len: pkt.header.len,
                     caplen: n as u32,
+                    vlan: nethuns_core::frame::outer_vlan(buf),
                 };
                 // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
                 let tok = unsafe {
@@ -286,7 +287,9 @@ impl Drop for Sock {
     fn drop(&mut self) {
         self.flush();
         if let Some(d) = self.spare.take() {
-            self.ctx.pool().put(d);
+            // SAFETY: the spare buffer was taken from the pool by `recv_token` and never
+            // handed out; the socket is going away, so nothing uses it after this.
+            unsafe { self.ctx.pool().put(d) };
         }
     }
 }

@@ -21,6 +21,7 @@ fn write_file(path: &std::path::Path, n: u32) {
             },
             len: f.len() as u32,
             caplen: f.len() as u32,
+            vlan: None,
         };
         d.write(&f, &meta);
     }

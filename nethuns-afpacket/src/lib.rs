@@ -58,7 +58,8 @@
 //!   [`Metadata::vlan`] its outer TCI. [`AfPacketFlags::strip_vlan`] keeps the kernel's form.
 //! - **Send**: `send` copies the frame into the next free TX slot ([`Error::TooSmallPacket`]
 //!   under 14 bytes; [`Error::TooBigPacket`] over [`Sock::max_frame`], the MTU + 14, or over
-//!   [`Sock::max_tagged_frame`] for a VLAN-tagged frame; [`Error::NoMemory`] if every slot
+//!   [`Sock::max_tagged_frame`] (MTU + 18) for an 802.1Q-tagged frame (the kernel allows the
+//!   extra tag for TPID 0x8100 only, and discards longer 0x88A8/0x9100 frames silently); [`Error::NoMemory`] if every slot
 //!   is still queued or in flight after submitting the queued ones); `flush` submits all
 //!   queued slots with one `sendto` ([`Socket::try_flush`] says if that failed). Why a TX
 //!   ring rather than `sendmmsg`: see the measurement below.

@@ -113,14 +113,17 @@ impl Sock {
     }
 
     /// Largest untagged frame `send` accepts: the interface MTU + 14 (bounded by the TX slot's
-    /// room), or 0 without a TX ring. A frame whose outer EtherType is 0x8100, 0x88A8 or 0x9100
-    /// may be 4 bytes longer ([`Sock::max_tagged_frame`]).
+    /// room), or 0 without a TX ring. A frame whose outer EtherType is 0x8100 may be 4 bytes
+    /// longer ([`Sock::max_tagged_frame`]).
     pub fn max_frame(&self) -> usize {
         self.tx.as_ref().map_or(0, |t| t.max_frame())
     }
 
-    /// Largest VLAN-tagged frame `send` accepts: the interface MTU + 18 (bounded by the TX
-    /// slot's room), or 0 without a TX ring.
+    /// Largest 802.1Q-tagged frame (outer EtherType 0x8100) `send` accepts: the interface
+    /// MTU + 18 (bounded by the TX slot's room), or 0 without a TX ring. Under a 0x88A8 or
+    /// 0x9100 outer tag the limit stays [`Sock::max_frame`]: the kernel's AF_PACKET transmit
+    /// path allows the extra 4 bytes for 802.1Q only and silently discards longer frames, so
+    /// `send` refuses them with [`Error::TooBigPacket`].
     pub fn max_tagged_frame(&self) -> usize {
         self.tx.as_ref().map_or(0, |t| t.max_tagged_frame())
     }
@@ -367,7 +370,7 @@ impl Socket for Sock {
         })
     }
 
-    /// `max_frame` is the interface MTU + 14 (a tagged frame may be 4 bytes longer), as read
+    /// `max_frame` is the interface MTU + 14 (an 802.1Q-tagged frame may be 4 bytes longer), as read
     /// at `create`, bounded by the TX slot (0 without a TX ring); nanosecond timestamps;
     /// zero-copy receive; the socket's descriptor polls for `POLLIN`; tcpdump expressions with
     /// feature `pcap` (classic BPF programs always).

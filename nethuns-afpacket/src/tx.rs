@@ -31,7 +31,7 @@ pub(crate) struct TxRing {
     start: usize,
     /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
     max_untagged: usize,
-    /// Largest frame accepted whose outer EtherType is a VLAN TPID: 4 bytes more.
+    /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
     max_tagged: usize,
     /// The slot `send` fills next.
     next: Cell<u32>,
@@ -44,20 +44,20 @@ pub(crate) struct TxRing {
     saw_down: Cell<bool>,
 }
 
-/// Whether `frame`'s outer EtherType is a VLAN TPID (802.1Q, 802.1ad, the old QinQ 0x9100).
+/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
+///
+/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
+/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
+/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
 #[inline]
-fn is_tagged(frame: &[u8]) -> bool {
-    frame.len() >= ETH_HLEN
-        && matches!(
-            u16::from_be_bytes([frame[12], frame[13]]),
-            0x8100 | 0x88A8 | 0x9100
-        )
+fn extra_tag_allowed(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
 }
 
 impl TxRing {
     pub(crate) fn new(geo: TxGeometry, start: usize, mtu: u32) -> Self {
-        // What the kernel transmits: MTU + Ethernet header, + one VLAN tag for a tagged frame
-        // (larger ones it silently discards, so `send` refuses them).
+        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
+        // frame (larger ones it silently discards, so `send` refuses them).
         let room = geo.max_frame();
         let max_untagged = room.min(mtu as usize + ETH_HLEN);
         let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
@@ -80,7 +80,7 @@ impl TxRing {
         self.max_untagged
     }
 
-    /// Largest frame `send` accepts whose outer EtherType is a VLAN TPID.
+    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
     pub(crate) fn max_tagged_frame(&self) -> usize {
         self.max_tagged
     }
@@ -92,7 +92,7 @@ impl TxRing {
         if len < ETH_HLEN {
             return Err(Error::TooSmallPacket(len));
         }
-        if len > self.max_untagged && (len > self.max_tagged || !is_tagged(data)) {
+        if len > self.max_untagged && (len > self.max_tagged || !extra_tag_allowed(data)) {
             return Err(Error::TooBigPacket(len));
         }
         Ok(())

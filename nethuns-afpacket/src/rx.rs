@@ -314,7 +314,12 @@ mod tests {
         kernel_write_pkts(
             &ctx,
             0,
-            &[plain.clone(), with_tpid.clone(), no_tpid.clone(), prio_only.clone()],
+            &[
+                plain.clone(),
+                with_tpid.clone(),
+                no_tpid.clone(),
+                prio_only.clone(),
+            ],
         );
         let mut c = RxCursor::new(false);
         let (b, m) = take(&ctx, &mut c);
@@ -344,7 +349,10 @@ mod tests {
         let mut c = RxCursor::new(true);
         let (b, m) = take(&ctx, &mut c);
         assert_eq!(b, p.data);
-        assert_eq!((m.vlan(), m.vlan_tpid, m.caplen, m.len), (Some(0x123), 0x8100, 60, 61));
+        assert_eq!(
+            (m.vlan(), m.vlan_tpid, m.caplen, m.len),
+            (Some(0x123), 0x8100, 60, 61)
+        );
     }
 
     #[test]

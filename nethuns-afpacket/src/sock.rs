@@ -3,8 +3,8 @@
 use std::cell::Cell;
 use std::os::fd::OwnedFd;
 
-use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::frame::ETH_HLEN;
+use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::{Capabilities, Error, Result, Socket, Stats, Token};
 
 use crate::flags::{AfPacketFlags, Fanout};

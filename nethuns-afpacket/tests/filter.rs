@@ -232,12 +232,18 @@ fn tcpdump_expressions_select_what_tcpdump_selects() {
         let Some((got, tcpdump)) = received_with(&format!("afp_bpf_vlan{i}"), expr, &sent) else {
             return;
         };
-        assert_eq!(got, tcpdump, "{expr:?}: AF_PACKET vs a live libpcap capture");
+        assert_eq!(
+            got, tcpdump,
+            "{expr:?}: AF_PACKET vs a live libpcap capture"
+        );
         let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
         let prog = dead.compile(expr, true).unwrap();
         let offline: Vec<usize> = (0..sent.len()).filter(|&i| prog.filter(&sent[i])).collect();
         if as_on_the_wire {
-            assert_eq!(got, offline, "{expr:?}: vs libpcap's filter on the wire frames");
+            assert_eq!(
+                got, offline,
+                "{expr:?}: vs libpcap's filter on the wire frames"
+            );
         } else {
             // The frames the live capture adds: single-tagged ones.
             assert!(offline.iter().all(|i| got.contains(i)), "{expr:?}");

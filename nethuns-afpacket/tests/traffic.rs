@@ -161,44 +161,6 @@ fn timestamps_are_monotonic_enough_and_tokens_cross_threads() {
 }
 
 #[test]
-fn vlan_tag_is_reported_in_meta() {
-    let Some(pair) = NetPair::for_test("afp_vlan") else {
-        return;
-    };
-    let (rx_ns, rx_if) = (pair.ns_b.clone(), pair.veth_b.clone());
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let receiver = std::thread::spawn(move || {
-        in_netns(&rx_ns, move || {
-            let sock = Sock::create(&rx_if, None, common::flags()).unwrap();
-            ready_tx.send(()).unwrap();
-            common::recv_test_frames(&sock, 10, Duration::from_secs(10))
-        })
-    });
-    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    // 802.1Q tag, PCP 5, VID 0x123, inserted after the MAC addresses.
-    let tagged: Vec<Vec<u8>> = (0..10)
-        .map(|i| {
-            let f = frames::frame(i, 100);
-            [&f[..12], &[0x81, 0x00, 0xa1, 0x23], &f[12..]].concat()
-        })
-        .collect();
-    pair.in_a(|| {
-        let sock = Sock::create(&pair.veth_a, None, common::flags()).unwrap();
-        common::send_all(&sock, &tagged, 16, Duration::from_secs(5));
-    });
-    let got = receiver.join().unwrap();
-    assert_eq!(got.len(), 10);
-    for (i, (buf, meta)) in got.iter().enumerate() {
-        // The kernel strips the tag on receive and reports it in the header.
-        frames::check(buf, i as u32, 100).unwrap();
-        assert!(meta.vlan_valid, "frame {i}: status {:#x}", meta.status);
-        assert_eq!(meta.vlan_tci, 0xa123);
-        assert_eq!(meta.vlan_tpid, 0x8100);
-        assert_eq!(meta.len, 100);
-    }
-}
-
-#[test]
 fn channel_api_moves_ring_packets_to_another_thread() {
     let Some(pair) = NetPair::for_test("afp_channel") else {
         return;

@@ -25,7 +25,12 @@ fn tagged(seq: u32, len: usize, tags: &[(u16, u16)]) -> Vec<u8> {
 /// The sequence number of a test frame under any number of VLAN tags.
 fn seq_under_tags(buf: &[u8]) -> Option<u32> {
     let mut at = 12;
-    while buf.len() >= at + 4 && matches!(u16::from_be_bytes([buf[at], buf[at + 1]]), 0x8100 | 0x88a8 | 0x9100) {
+    while buf.len() >= at + 4
+        && matches!(
+            u16::from_be_bytes([buf[at], buf[at + 1]]),
+            0x8100 | 0x88a8 | 0x9100
+        )
+    {
         at += 4;
     }
     let inner = [&buf[..12], buf.get(at..)?].concat();
@@ -106,7 +111,10 @@ fn tagged_frames_arrive_as_on_the_wire() {
     let Some(got) = transfer("afp_vlan_wire", common::flags(), sent.clone()) else {
         return;
     };
-    let seqs: Vec<_> = got.iter().map(|(b, _)| seq_under_tags(b).unwrap()).collect();
+    let seqs: Vec<_> = got
+        .iter()
+        .map(|(b, _)| seq_under_tags(b).unwrap())
+        .collect();
     assert_eq!(got.len(), sent.len(), "received {seqs:?}");
     for ((buf, meta), want) in got.iter().zip(&sent) {
         let seq = seq_under_tags(buf).unwrap();

@@ -370,8 +370,8 @@ impl Socket for Sock {
         })
     }
 
-    /// `max_frame` is the interface MTU + 14 (an 802.1Q-tagged frame may be 4 bytes longer), as read
-    /// at `create`, bounded by the TX slot (0 without a TX ring); nanosecond timestamps;
+    /// `max_frame` is the interface MTU + 14 (an 802.1Q-tagged frame may be 4 bytes longer),
+    /// as read at `create`, bounded by the TX slot (0 without a TX ring); nanosecond timestamps;
     /// zero-copy receive; the socket's descriptor polls for `POLLIN`; tcpdump expressions with
     /// feature `pcap` (classic BPF programs always).
     fn capabilities(&self) -> Capabilities {
@@ -400,8 +400,6 @@ impl Socket for Sock {
     fn create(portspec: &str, queue: Option<usize>, flags: AfPacketFlags) -> Result<Self> {
         let geo = flags.validate()?;
         let name = check_portspec(portspec)?;
-        #[cfg(feature = "pcap")]
-        let geo = live_filter(geo, &flags, name)?;
         if queue.is_some() && flags.fanout.is_none() {
             return Err(Error::flag(
                 "fanout",
@@ -411,6 +409,8 @@ impl Socket for Sock {
                 ),
             ));
         }
+        #[cfg(feature = "pcap")]
+        let geo = live_filter(geo, &flags, name)?;
         let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
         let tx = geo.tx.map(|t| TxRing::new(t, geo.rx.bytes(), mtu));
         let ctx = AfPacketContext::new(Shared::new(map, geo.rx, Some(fd)));

@@ -101,6 +101,7 @@ pub const CASES: &[&str] = &[
     "filter",
     "savefile_eof",
     "stats",
+    "double_release",
 ];
 
 /// Runs case `name` on backend `B`, prints its line, and panics if it failed. Returns the
@@ -123,6 +124,7 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
                 "link_down_up" => link_down_up::<B>(&pair),
                 "filter" => filter::<B>(&pair),
                 "stats" => stats::<B>(&pair),
+                "double_release" => double_release::<B>(&pair),
                 other => Err(format!("no case named {other:?}")),
             })
         }
@@ -172,7 +174,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats);
+            filter savefile_eof stats double_release);
     };
 }
 
@@ -972,6 +974,58 @@ fn stats<B: Backend>(pair: &NetPair) -> CaseResult {
                 ));
             }
             finish::<B>(&sock)
+        })
+    })
+}
+
+/// In debug builds, releasing a buffer twice (possible only through `unsafe`) panics naming
+/// the buffer, before the engine's free list, fill ring or mempool is touched.
+fn double_release<B: Backend>(pair: &NetPair) -> CaseResult {
+    if !cfg!(debug_assertions) {
+        return Ok(Verdict::NotApplicable(
+            "the double-release check is a debug-build check".into(),
+        ));
+    }
+    with_peer(pair, |peer| {
+        pair.in_a(|| {
+            let sock = open::<B>(&pair.veth_a, B::flags())?;
+            peer.send(&frames::frame(1, 64))
+                .map_err(|e| format!("peer send: {e}"))?;
+            let deadline = Instant::now() + WAIT;
+            let (p, _) = loop {
+                match sock.recv() {
+                    Ok(r) => break r,
+                    Err(Error::NoPacket) if Instant::now() < deadline => std::thread::yield_now(),
+                    Err(e) => return Err(format!("recv: {e}")),
+                }
+            };
+            let desc = p.buffer_desc();
+            // SAFETY: none — this is the misuse under test. The buffer is released once here
+            // and a second time when `p` drops; the check must panic at the second release,
+            // before the engine sees it.
+            unsafe { nethuns_core::Context::release(sock.context(), desc) };
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p)));
+            std::panic::set_hook(hook);
+            match r {
+                Ok(()) => Err("a double release did not panic".into()),
+                Err(e) => {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    if msg.contains("released twice") && msg.contains(&format!("{:#x}", desc.get()))
+                    {
+                        Ok(Verdict::Pass)
+                    } else {
+                        Err(format!(
+                            "the double-release panic does not name the buffer: {msg:?}"
+                        ))
+                    }
+                }
+            }
         })
     })
 }

@@ -129,6 +129,7 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
             })
         }
     }?;
+    log(B::NAME, name, &r);
     match r {
         Ok(Verdict::Pass) => {
             println!("conformance: {} {name}: pass", B::NAME);
@@ -143,6 +144,78 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
             panic!("conformance: {} {name}: {e}", B::NAME);
         }
     }
+}
+
+/// The environment variable naming a file to which every case appends one line,
+/// `BACKEND<TAB>CASE<TAB>pass|n/a: reason|FAIL: what`; `cargo xtask test` sets it and prints
+/// the case × backend table from it.
+pub const LOG_ENV: &str = "NETHUNS_CONFORMANCE_LOG";
+
+fn log(backend: &str, case: &str, r: &CaseResult) {
+    let Some(path) = std::env::var_os(LOG_ENV) else {
+        return;
+    };
+    let verdict = match r {
+        Ok(Verdict::Pass) => "pass".to_string(),
+        Ok(Verdict::NotApplicable(why)) => format!("n/a: {why}"),
+        Err(e) => format!("FAIL: {e}"),
+    };
+    let line = format!(
+        "{backend}\t{case}\t{}\n",
+        verdict.replace(['\n', '\t'], " ")
+    );
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The case × backend table of a log written under [`LOG_ENV`], as Markdown: one row per
+/// case, one column per backend, `pass`, `n/a` or `FAIL`; the reasons of `n/a` and `FAIL`
+/// follow the table.
+pub fn table(log: &str) -> String {
+    let mut backends: Vec<&str> = vec![];
+    let mut cells = std::collections::BTreeMap::new();
+    for l in log.lines() {
+        let mut it = l.splitn(3, '\t');
+        let (Some(b), Some(c), Some(v)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if !backends.contains(&b) {
+            backends.push(b);
+        }
+        cells.insert((c, b), v);
+    }
+    let mut out = format!(
+        "| case | {} |\n|---|{}\n",
+        backends.join(" | "),
+        "---|".repeat(backends.len())
+    );
+    let mut notes = vec![];
+    for case in CASES {
+        let row: Vec<String> = backends
+            .iter()
+            .map(|b| match cells.get(&(*case, *b)) {
+                None => "—".to_string(),
+                Some(v) if *v == "pass" => "pass".to_string(),
+                Some(v) => {
+                    notes.push(format!("- {b} {case}: {v}"));
+                    v.split(':').next().unwrap_or(v).to_string()
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {case} | {} |\n", row.join(" | ")));
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes.join("\n"));
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs every case on `B` in this one test (for engines initialised once per process),

@@ -733,8 +733,28 @@ fn link_deleted<B: Backend>(pair: &NetPair) -> CaseResult {
                 Err(e) => return Err(format!("recv before the deletion: {e}")),
             }
         }
+        let fd = sock.capabilities().pollable_fd;
         pair.ip_a(&["link", "del", &pair.veth_a])?;
         let t0 = Instant::now();
+        if let Some(fd) = fd {
+            // A thread waiting in poll(2) on the socket wakes up: it does not sleep its
+            // whole timeout on a dead interface.
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: p is a valid pollfd for one entry; fd stays open (the socket lives).
+            let rc = unsafe { libc::poll(&mut p, 1, 1000) };
+            let waited = t0.elapsed();
+            if rc <= 0 || waited > Duration::from_millis(100) {
+                return Err(format!(
+                    "poll on the socket's fd after the deletion: rc {rc}, revents {:#x}, after \
+                     {waited:?} (want a wake-up within 100 ms)",
+                    p.revents
+                ));
+            }
+        }
         loop {
             match sock.recv() {
                 Ok(_) | Err(Error::NoPacket) => {}

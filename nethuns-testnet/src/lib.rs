@@ -27,7 +27,9 @@ use std::ffi::CString;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod conformance;
 pub mod frames;
+pub mod peer;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

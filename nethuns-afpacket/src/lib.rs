@@ -55,8 +55,9 @@
 //!   returns [`Error::NoMemory`] until they are released.
 //! - **VLAN**: the kernel takes the outer 802.1Q/802.1ad tag out of a received frame and
 //!   into the packet header; `recv` puts it back (into the header room in front of the
-//!   frame, as libpcap does), so the payload is the frame as on the wire and
-//!   [`Metadata::vlan`] its outer TCI. [`AfPacketFlags::strip_vlan`] keeps the kernel's form.
+//!   frame, as libpcap does), so the payload is the frame as on the wire, `len`/`caplen`
+//!   count the tag, and [`Metadata::vlan`] is its outer TCI (also for a 0x9100 tag, which the
+//!   kernel leaves in the frame). [`AfPacketFlags::strip_vlan`] keeps the kernel's form.
 //! - **Send**: `send` copies the frame into the next free TX slot ([`Error::TooSmallPacket`]
 //!   under 14 bytes; [`Error::TooBigPacket`] over [`Sock::max_frame`], the MTU + 14, or over
 //!   [`Sock::max_tagged_frame`] (MTU + 18) for an 802.1Q-tagged frame (the kernel allows the

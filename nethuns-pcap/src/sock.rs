@@ -299,15 +299,10 @@ impl Socket for Sock {
             )));
         }
         let mut tx = self.tx.borrow_mut();
-        let tag = if nethuns_core::frame::outer_vlan(packet).is_some() {
-            nethuns_core::frame::VLAN_HLEN
-        } else {
-            0
-        };
         nethuns_core::check_frame_len(
             packet.len(),
             nethuns_core::frame::ETH_HLEN,
-            (self.max_frame + tag).min(tx.slot),
+            nethuns_core::frame::send_limit(packet, self.max_frame).min(tx.slot),
         )?;
         if tx.queued == TX_BATCH {
             drop(tx);

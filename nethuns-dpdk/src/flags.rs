@@ -1,4 +1,7 @@
-//! [`DpdkFlags`]: mempool and port configuration, validated before anything is allocated.
+//! [`DpdkFlags`] (the spec's three mempool fields) and [`DpdkOptions`] (the port's other
+//! settings), each validated before anything is allocated.
+
+use std::sync::Mutex;
 
 use nethuns_core::{Error, Flags, Result};
 
@@ -17,40 +20,32 @@ pub const MIN_MBUFS: u32 = 2 * BURST as u32;
 /// Smallest frame an mbuf must hold beyond its headroom (a minimum Ethernet frame, no FCS).
 pub const MIN_FRAME: u16 = 60;
 
-/// Configuration of a DPDK socket: its mempool (the [`Context`](nethuns_core::Context)) and its
-/// port. The first three fields are the spec's; the rest have defaults that suit virtual
-/// devices and ordinary NICs.
+/// The mempool of a DPDK socket (its [`Context`](nethuns_core::Context)): the spec's struct,
+/// field for field. The port's other settings (ring sizes, offloads, promiscuous mode) are
+/// [`DpdkOptions`].
 ///
 /// ```
 /// use nethuns_dpdk::DpdkFlags;
-/// let flags = DpdkFlags { num_mbufs: 4096, ..DpdkFlags::default() };
+/// let flags = DpdkFlags {
+///     num_mbufs: 8192,
+///     mbuf_cache_size: 250,
+///     mbuf_default_buf_size: 2176,
+/// };
 /// assert!(flags.validate().is_ok());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DpdkFlags {
-    /// Number of mbufs in the socket's mempool (every buffer the socket receives into, holds in
-    /// payloads/tokens, posts to the NIC's RX ring, or sends from). At least [`MIN_MBUFS`].
+    /// Number of mbufs in the mempool: every buffer the socket receives into, holds in
+    /// payloads/tokens, posts to the NIC's RX ring, or sends from. At least [`MIN_MBUFS`].
     /// DPDK is most memory-efficient with 2^n − 1.
     pub num_mbufs: u32,
-    /// Per-lcore mempool cache size: ≤ [`MEMPOOL_CACHE_MAX`] and ≤ `num_mbufs / 1.5`; 0 disables
+    /// Per-core mbuf cache size: ≤ [`MEMPOOL_CACHE_MAX`] and ≤ `num_mbufs / 1.5`; 0 disables
     /// the cache. Only EAL threads (lcores) use it.
     pub mbuf_cache_size: u32,
-    /// Data room of each mbuf, headroom ([`HEADROOM`], 128) included: the largest frame is
-    /// `mbuf_default_buf_size - 128`, and it must hold the port's MTU plus an Ethernet header
-    /// and a VLAN tag. DPDK's default is 2176.
+    /// Default buffer size for mbufs: the data room, headroom ([`HEADROOM`], 128) included.
+    /// The largest frame is `mbuf_default_buf_size - 128`, and it must hold the port's MTU plus
+    /// an Ethernet header and a VLAN tag. DPDK's default is 2176.
     pub mbuf_default_buf_size: u16,
-    /// RX descriptors of the queue (adjusted to the driver's limits).
-    pub rx_ring_size: u16,
-    /// TX descriptors of the queue (adjusted to the driver's limits).
-    pub tx_ring_size: u16,
-    /// Put the port in promiscuous mode (ignored where the driver cannot).
-    pub promiscuous: bool,
-    /// Ask the driver for RX timestamps where it offers them (reported in
-    /// [`Meta::timestamp`](crate::Meta)).
-    pub rx_timestamp: bool,
-    /// Ask the driver to strip VLAN tags from the data where it can. Either way the TCI is in
-    /// [`Meta::vlan_tci`](crate::Meta) where the driver reports it (`RTE_MBUF_F_RX_VLAN`).
-    pub vlan_strip: bool,
 }
 
 impl Default for DpdkFlags {
@@ -59,11 +54,6 @@ impl Default for DpdkFlags {
             num_mbufs: 8191,
             mbuf_cache_size: 250,
             mbuf_default_buf_size: dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
-            rx_ring_size: 1024,
-            tx_ring_size: 1024,
-            promiscuous: true,
-            rx_timestamp: true,
-            vlan_strip: false,
         }
     }
 }
@@ -71,21 +61,6 @@ impl Default for DpdkFlags {
 impl Flags for DpdkFlags {}
 
 impl DpdkFlags {
-    /// The spec's three fields, the others at their defaults.
-    ///
-    /// ```
-    /// let flags = nethuns_dpdk::DpdkFlags::new(8192, 250, 2176);
-    /// assert_eq!(flags.rx_ring_size, 1024);
-    /// ```
-    pub fn new(num_mbufs: u32, mbuf_cache_size: u32, mbuf_default_buf_size: u16) -> Self {
-        DpdkFlags {
-            num_mbufs,
-            mbuf_cache_size,
-            mbuf_default_buf_size,
-            ..DpdkFlags::default()
-        }
-    }
-
     /// Checks the values DPDK would refuse (or that could not work), naming the field.
     pub fn validate(&self) -> Result<()> {
         if self.num_mbufs < MIN_MBUFS {
@@ -123,6 +98,66 @@ impl DpdkFlags {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The largest frame one mbuf holds (`mbuf_default_buf_size` minus the headroom).
+    pub fn max_frame(&self) -> usize {
+        usize::from(self.mbuf_default_buf_size.saturating_sub(HEADROOM))
+    }
+}
+
+/// The process-wide options [`Socket::create`](nethuns_core::Socket::create) uses; `None` =
+/// [`DpdkOptions::default`].
+static PROCESS_OPTIONS: Mutex<Option<DpdkOptions>> = Mutex::new(None);
+
+/// The port settings of a DPDK socket beyond its mempool ([`DpdkFlags`]): ring sizes,
+/// offloads, promiscuous mode.
+///
+/// Given per socket with [`Sock::create_with_options`](crate::Sock::create_with_options), or
+/// for every later [`Socket::create`](nethuns_core::Socket::create) of the process with
+/// [`DpdkOptions::set_process_default`] (for generic code that only passes flags).
+///
+/// ```
+/// use nethuns_dpdk::DpdkOptions;
+/// let opts = DpdkOptions { rx_ring_size: 256, ..DpdkOptions::default() };
+/// assert!(opts.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkOptions {
+    /// RX descriptors of the queue, adjusted to the driver's limits and to the mempool: at
+    /// most half of `num_mbufs` (rounded down to a power of two), since drivers that post
+    /// mbufs to the RX ring at start (NICs, net_af_xdp) fill all of it.
+    pub rx_ring_size: u16,
+    /// TX descriptors of the queue (adjusted to the driver's limits).
+    pub tx_ring_size: u16,
+    /// Put the port in promiscuous mode (ignored where the driver cannot).
+    pub promiscuous: bool,
+    /// Ask the driver for RX timestamps where it offers them (the NIC clock's value in
+    /// [`Meta::timestamp`](crate::Meta); [`Metadata::timestamp`](nethuns_core::Metadata)
+    /// stays `None`, not being time since the epoch).
+    pub rx_timestamp: bool,
+    /// Leave VLAN tags out of the received data where the driver strips them (the TCI is then
+    /// only in [`Meta::vlan_tci`](crate::Meta)). Off by default: a tag the driver stripped is
+    /// put back, so the payload equals the wire frame.
+    pub vlan_strip: bool,
+}
+
+impl Default for DpdkOptions {
+    fn default() -> Self {
+        DpdkOptions {
+            rx_ring_size: 1024,
+            tx_ring_size: 1024,
+            promiscuous: true,
+            rx_timestamp: true,
+            vlan_strip: false,
+        }
+    }
+}
+
+impl DpdkOptions {
+    /// Checks the values that could not work, naming the field.
+    pub fn validate(&self) -> Result<()> {
         if self.rx_ring_size == 0 {
             return Err(Error::flag("rx_ring_size", "must be at least 1"));
         }
@@ -132,9 +167,23 @@ impl DpdkFlags {
         Ok(())
     }
 
-    /// The largest frame one mbuf holds (`mbuf_default_buf_size` minus the headroom).
-    pub fn max_frame(&self) -> usize {
-        usize::from(self.mbuf_default_buf_size.saturating_sub(HEADROOM))
+    /// Makes `opts` the options of every later [`Socket::create`](nethuns_core::Socket::create)
+    /// in this process (sockets already open keep theirs); `None` restores the defaults.
+    pub fn set_process_default(opts: Option<DpdkOptions>) -> Result<()> {
+        if let Some(o) = &opts {
+            o.validate()?;
+        }
+        *PROCESS_OPTIONS.lock().unwrap_or_else(|p| p.into_inner()) = opts;
+        Ok(())
+    }
+
+    /// The options [`Socket::create`](nethuns_core::Socket::create) uses now.
+    pub fn process_default() -> DpdkOptions {
+        PROCESS_OPTIONS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
     }
 }
 
@@ -152,11 +201,11 @@ mod tests {
     #[test]
     fn defaults_and_spec_example_are_valid() {
         DpdkFlags::default().validate().unwrap();
+        DpdkOptions::default().validate().unwrap();
         let spec = DpdkFlags {
             num_mbufs: 8192,
             mbuf_cache_size: 250,
             mbuf_default_buf_size: 2176,
-            ..DpdkFlags::default()
         };
         spec.validate().unwrap();
         assert_eq!(spec.max_frame(), 2048);
@@ -195,18 +244,25 @@ mod tests {
             }),
             "mbuf_default_buf_size"
         );
+        let o = DpdkOptions::default;
         assert_eq!(
-            f(DpdkFlags {
-                rx_ring_size: 0,
-                ..d()
-            }),
+            field(
+                DpdkOptions {
+                    rx_ring_size: 0,
+                    ..o()
+                }
+                .validate()
+            ),
             "rx_ring_size"
         );
         assert_eq!(
-            f(DpdkFlags {
-                tx_ring_size: 0,
-                ..d()
-            }),
+            field(
+                DpdkOptions {
+                    tx_ring_size: 0,
+                    ..o()
+                }
+                .validate()
+            ),
             "tx_ring_size"
         );
         // the 1.5 rule's boundary: 200 * 1.5 = 300

@@ -88,17 +88,13 @@ mod sock;
 
 pub use eal::{Eal, EAL_ARGS_ENV};
 pub use error::DpdkError;
-pub use flags::{DpdkFlags, BURST, HEADROOM, MEMPOOL_CACHE_MAX, MIN_MBUFS};
+pub use flags::{DpdkFlags, DpdkOptions, BURST, HEADROOM, MEMPOOL_CACHE_MAX, MIN_MBUFS};
 pub use mempool::DpdkContext;
 pub use port::{LinkStatus, PortInfo, PortStats};
 pub use portspec::{PortKind, PortSpec};
 pub use sock::Sock;
 
-pub use nethuns_core::crossbeam_channel;
-pub use nethuns_core::{
-    api, channel, errors, BufferDesc, BufferRef, Context, Error, Flags, Metadata, MetadataType,
-    Payload, Result, Socket, Token,
-};
+pub use nethuns_core::reexports::*;
 
 /// Metadata of a received packet: length, port, queue, and RSS hash / VLAN TCI / timestamp
 /// where the driver's `ol_flags` say it provided them.

@@ -12,7 +12,7 @@ use dpdk_sys::nh_dev_info;
 use nethuns_core::{Error, Result};
 
 use crate::error;
-use crate::flags::{DpdkFlags, HEADROOM};
+use crate::flags::{DpdkFlags, DpdkOptions, HEADROOM};
 use crate::mempool::DpdkContext;
 use crate::portspec::{PortKind, PortSpec};
 
@@ -61,7 +61,8 @@ const RSS_IP_TCP_UDP: u64 = (1 << 2)
     | (1 << 19)
     | (1 << 20);
 
-/// Port counters (`rte_eth_stats`) plus what this socket dropped itself.
+/// Port counters (`rte_eth_stats`, port-wide) plus what this socket dropped itself: the
+/// engine's own numbers, from [`Sock::native_stats`](crate::Sock::native_stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
     /// Packets received by the port.
@@ -138,7 +139,116 @@ pub(crate) struct Port {
     /// (net_af_packet) apply control operations by interface name in the calling thread's
     /// namespace, and the socket may be dropped on a thread of another one.
     netns: Option<std::os::fd::OwnedFd>,
+    /// The kernel interface behind the port (`iface=` of net_af_packet / net_af_xdp /
+    /// net_tap), watched for deletion and link state.
+    pub(crate) iface: Option<KernelIface>,
+    /// Whether the link was seen up (ports without a kernel interface report down only after
+    /// that: a NIC's link is down until autonegotiation completes).
+    link_seen_up: std::cell::Cell<bool>,
     _reservation: Reservation,
+}
+
+/// What the idle receive path found about the port's interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Up (or unknown).
+    Up,
+    /// Administratively down or without carrier.
+    Down,
+    /// Deleted (or replaced by another interface of the same name).
+    Gone,
+}
+
+/// A kernel interface, watched through a socket opened in its network namespace (interface
+/// ioctls on a socket act in the socket's namespace, whatever the calling thread's).
+pub(crate) struct KernelIface {
+    /// The interface name.
+    pub(crate) name: String,
+    ifindex: i32,
+    /// Its MTU at `create`.
+    pub(crate) mtu: u32,
+    ctl: std::os::fd::OwnedFd,
+}
+
+impl KernelIface {
+    /// Looks up `name` in the calling thread's namespace.
+    fn open(name: &str) -> Option<KernelIface> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        let ctl = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let mut k = KernelIface {
+            name: name.to_owned(),
+            ifindex: 0,
+            mtu: 0,
+            ctl,
+        };
+        let mut ifr = k.ifreq()?;
+        // SAFETY: valid socket and ifreq naming the interface; the kernel fills ifr_ifindex.
+        if unsafe { libc::ioctl(k.ctl.as_raw_fd(), libc::SIOCGIFINDEX, &mut ifr) } != 0 {
+            return None;
+        }
+        // SAFETY: SIOCGIFINDEX filled the ifindex member of the union.
+        k.ifindex = unsafe { ifr.ifr_ifru.ifru_ifindex };
+        let mut ifr = k.ifreq()?;
+        // SAFETY: as above; the kernel fills ifr_mtu.
+        if unsafe { libc::ioctl(k.ctl.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) } == 0 {
+            // SAFETY: SIOCGIFMTU filled the mtu member of the union.
+            k.mtu = unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as u32;
+        }
+        Some(k)
+    }
+
+    fn ifreq(&self) -> Option<libc::ifreq> {
+        let b = self.name.as_bytes();
+        if b.len() >= libc::IFNAMSIZ {
+            return None;
+        }
+        // SAFETY: ifreq is plain data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(b) {
+            *d = *s as libc::c_char;
+        }
+        Some(ifr)
+    }
+
+    /// Two ioctls: the interface's index (gone, or another interface now has the name) and
+    /// its flags (up and running).
+    fn liveness(&self) -> Liveness {
+        use std::os::fd::AsRawFd;
+        let Some(mut ifr) = self.ifreq() else {
+            return Liveness::Up;
+        };
+        // SAFETY: valid socket and ifreq; the kernel fills ifr_ifindex.
+        if unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFINDEX, &mut ifr) } != 0 {
+            let e = std::io::Error::last_os_error().raw_os_error();
+            return if e == Some(libc::ENODEV) {
+                Liveness::Gone
+            } else {
+                Liveness::Up
+            };
+        }
+        // SAFETY: SIOCGIFINDEX filled the ifindex member.
+        if unsafe { ifr.ifr_ifru.ifru_ifindex } != self.ifindex {
+            return Liveness::Gone;
+        }
+        // SAFETY: as above; the kernel fills ifr_flags.
+        if unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } != 0 {
+            return Liveness::Gone;
+        }
+        // SAFETY: SIOCGIFFLAGS filled the flags member.
+        let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+        let want = libc::IFF_UP | libc::IFF_RUNNING;
+        if flags & want == want {
+            Liveness::Up
+        } else {
+            Liveness::Down
+        }
+    }
 }
 
 /// Reserves a device name for one socket; released when the port is dropped.
@@ -276,7 +386,7 @@ impl Port {
                 return Err(e);
             }
         };
-        let port = Port {
+        let mut port = Port {
             id,
             queue: q16,
             info,
@@ -288,8 +398,11 @@ impl Port {
             started: false,
             promisc_set: false,
             netns: current_netns(),
+            iface: None,
+            link_seen_up: std::cell::Cell::new(false),
             _reservation: reservation,
         };
+        port.iface = port.spec.iface().and_then(KernelIface::open);
         let info = &port.info;
         if q >= usize::from(info.max_rx_queues) || q >= usize::from(info.max_tx_queues) {
             return Err(Error::portspec(
@@ -309,15 +422,17 @@ impl Port {
         full: &str,
         queue: Option<usize>,
         flags: &DpdkFlags,
+        opts: &DpdkOptions,
         make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
     ) -> Result<(Port, DpdkContext)> {
-        control(|| Self::setup_locked(full, queue, flags, make_ctx))
+        control(|| Self::setup_locked(full, queue, flags, opts, make_ctx))
     }
 
     fn setup_locked(
         full: &str,
         queue: Option<usize>,
         flags: &DpdkFlags,
+        opts: &DpdkOptions,
         make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
     ) -> Result<(Port, DpdkContext)> {
         let mut port = Self::open(full, queue)?;
@@ -344,7 +459,7 @@ impl Port {
             socket
         };
         let ctx = make_ctx(socket, &what)?;
-        match port.configure(flags, &ctx, socket, &what) {
+        match port.configure(flags, opts, &ctx, socket, &what) {
             Ok(()) => Ok((port, ctx)),
             Err(e) => {
                 // The port's queues may reference the mempool: release them first.
@@ -358,6 +473,7 @@ impl Port {
     fn configure(
         &mut self,
         flags: &DpdkFlags,
+        opts: &DpdkOptions,
         ctx: &DpdkContext,
         socket: i32,
         what: &str,
@@ -381,10 +497,10 @@ impl Port {
         if rss != 0 && dev.rx_offload_capa & OFFLOAD_RSS_HASH != 0 {
             offloads |= OFFLOAD_RSS_HASH;
         }
-        if flags.rx_timestamp && dev.rx_offload_capa & OFFLOAD_TIMESTAMP != 0 {
+        if opts.rx_timestamp && dev.rx_offload_capa & OFFLOAD_TIMESTAMP != 0 {
             offloads |= OFFLOAD_TIMESTAMP;
         }
-        if flags.vlan_strip && dev.rx_offload_capa & OFFLOAD_VLAN_STRIP != 0 {
+        if opts.vlan_strip && dev.rx_offload_capa & OFFLOAD_VLAN_STRIP != 0 {
             offloads |= OFFLOAD_VLAN_STRIP;
         }
         conf.rxmode.offloads = offloads;
@@ -397,7 +513,14 @@ impl Port {
                 rc,
             ));
         }
-        let (mut nb_rx, mut nb_tx) = (flags.rx_ring_size, flags.tx_ring_size);
+        // Drivers that post mbufs to the RX ring at start fill all of it: leave the mempool at
+        // least half its mbufs (the ring at most a power of two ≤ num_mbufs / 2).
+        let pool_half = (flags.num_mbufs / 2).max(1);
+        let rx_cap = 1u32 << (31 - pool_half.leading_zeros());
+        let mut nb_rx = opts
+            .rx_ring_size
+            .min(u16::try_from(rx_cap).unwrap_or(u16::MAX));
+        let mut nb_tx = opts.tx_ring_size;
         // SAFETY: valid port and out-pointers.
         let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
         if rc != 0 {
@@ -425,7 +548,7 @@ impl Port {
         }
         self.rss = rss != 0;
         // SAFETY: valid port.
-        if flags.promiscuous && unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
+        if opts.promiscuous && unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
             // Not every driver can (ENOTSUP): ignored.
             // SAFETY: valid port.
             self.promisc_set = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) } == 0;
@@ -463,6 +586,44 @@ impl Port {
             full_duplex: l.link_duplex() != 0,
             autoneg: l.link_autoneg() != 0,
         })
+    }
+
+    /// Whether the port's interface still exists and is up: for a kernel interface two ioctls
+    /// in its namespace; otherwise the driver's link status (down only after it was once up).
+    pub(crate) fn liveness(&self) -> Liveness {
+        if let Some(k) = &self.iface {
+            return k.liveness();
+        }
+        match self.link() {
+            Ok(l) if l.up => {
+                self.link_seen_up.set(true);
+                Liveness::Up
+            }
+            Ok(_) if self.link_seen_up.get() => Liveness::Down,
+            Ok(_) => Liveness::Up,
+            // SAFETY: plain query; a removed device has no valid port any more.
+            Err(_) if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(self.id) } == 0 => {
+                Liveness::Gone
+            }
+            Err(_) => Liveness::Up,
+        }
+    }
+
+    /// The name to report in [`Error::InterfaceDown`]: the kernel interface, or the device.
+    pub(crate) fn down_name(&self) -> String {
+        match &self.iface {
+            Some(k) => format!("{} ({})", k.name, self.spec.name),
+            None => self.spec.name.clone(),
+        }
+    }
+
+    /// The MTU that limits `send`: the kernel interface's where there is one (DPDK's view of a
+    /// vdev's MTU is its default, 1500), else the port's.
+    pub(crate) fn send_mtu(&self) -> usize {
+        match &self.iface {
+            Some(k) if k.mtu > 0 => k.mtu as usize,
+            _ => usize::from(self.info.mtu),
+        }
     }
 
     /// Frees the mbufs of transmissions the driver has completed on this socket's TX queue;

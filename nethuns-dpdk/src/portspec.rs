@@ -83,6 +83,17 @@ impl PortSpec {
         }
     }
 
+    /// The kernel interface a virtual device runs over (its `iface=` argument), if any.
+    pub fn iface(&self) -> Option<&str> {
+        if self.kind != PortKind::Vdev {
+            return None;
+        }
+        self.args
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("iface="))
+            .filter(|i| !i.is_empty())
+    }
+
     /// The DPDK bus name (`pci` or `vdev`).
     pub fn bus(&self) -> &'static str {
         match self.kind {

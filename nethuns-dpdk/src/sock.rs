@@ -6,14 +6,19 @@
 //! `flush` submits with `rte_eth_tx_burst`, and frees what the driver did not take.
 
 use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 use dpdk_sys::rte_mbuf;
-use nethuns_core::{BufferDesc, Context, Error, Result, Socket, Token};
+use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
+use nethuns_core::{
+    check_frame_len, BufferDesc, Capabilities, Context, Error, Result, Socket, Stats, Token,
+};
 
 use crate::eal;
-use crate::flags::{DpdkFlags, BURST};
+use crate::error;
+use crate::flags::{DpdkFlags, DpdkOptions, BURST};
 use crate::mempool::DpdkContext;
-use crate::port::{LinkStatus, Port, PortInfo, PortStats};
+use crate::port::{LinkStatus, Liveness, Port, PortInfo, PortStats};
 use crate::Meta;
 
 /// How many times `flush` offers the rest of a burst to a driver that took only part of it.
@@ -22,7 +27,12 @@ const TX_RETRIES: usize = 8;
 /// Most bursts `Sock::drop` reads to empty the RX queue before the port stops.
 const DRAIN_BURSTS: usize = 256;
 
+/// How often, at most, the idle receive path checks that the interface still exists and is
+/// up (a deletion is reported within this, well under the contract's 100 ms).
+const LIVENESS_EVERY: Duration = Duration::from_millis(10);
+
 const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
+const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
 const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
 
 struct RxBurst {
@@ -57,11 +67,28 @@ pub struct Sock {
     port: Port,
     ctx: DpdkContext,
     pool_id: u32,
-    max_frame: usize,
+    /// The largest untagged frame `send` accepts: min(MTU + 14, mbuf room).
+    max_untagged: usize,
+    /// What one mbuf holds (the data room minus headroom).
+    mbuf_room: usize,
+    /// Leave stripped VLAN tags out of the data ([`DpdkOptions::vlan_strip`]).
+    vlan_strip: bool,
     rx: RefCell<RxBurst>,
     tx: RefCell<TxBurst>,
+    /// Frames handed out by `recv`/`recv_token`.
+    received: Cell<u64>,
+    /// Frames the driver took for transmission.
+    sent: Cell<u64>,
     tx_dropped: Cell<u64>,
+    /// Frames the driver refused since the last `try_flush` (which reports them).
+    tx_unreported: Cell<u64>,
     rx_multiseg_dropped: Cell<u64>,
+    /// The port's counters at `create` (`stats` counts from there).
+    base: PortStats,
+    /// When the idle receive path next checks the interface.
+    next_check: Cell<Instant>,
+    /// What the last check found (`Gone` sticks).
+    liveness: Cell<Liveness>,
 }
 
 // SAFETY: the raw mbuf pointers in the burst arrays are owned by this socket (not shared);
@@ -80,6 +107,52 @@ impl std::fmt::Debug for Sock {
 }
 
 impl Sock {
+    /// Opens queue `queue` (`None` = 0) of the port named by `portspec`, with a mempool of
+    /// `flags` and the port settings `options` (ring sizes, offloads, promiscuous mode).
+    /// [`Socket::create`] is this with [`DpdkOptions::process_default`].
+    pub fn create_with_options(
+        portspec: &str,
+        queue: Option<usize>,
+        flags: DpdkFlags,
+        options: DpdkOptions,
+    ) -> Result<Self> {
+        flags.validate()?;
+        options.validate()?;
+        eal::ensure()?;
+        let (port, ctx) = Port::setup(portspec, queue, &flags, &options, |socket, what| {
+            DpdkContext::create(&flags, socket, what)
+        })?;
+        let base = port.stats().unwrap_or_default();
+        let mbuf_room = flags.max_frame();
+        Ok(Sock {
+            pool_id: ctx.pool_id(),
+            max_untagged: (port.send_mtu() + ETH_HLEN).min(mbuf_room),
+            mbuf_room,
+            vlan_strip: options.vlan_strip,
+            port,
+            ctx,
+            rx: RefCell::new(RxBurst {
+                bufs: [std::ptr::null_mut(); BURST],
+                head: 0,
+                len: 0,
+            }),
+            tx: RefCell::new(TxBurst {
+                bufs: [std::ptr::null_mut(); BURST],
+                len: 0,
+                stash: [std::ptr::null_mut(); BURST],
+                stash_len: 0,
+            }),
+            received: Cell::new(0),
+            sent: Cell::new(0),
+            tx_dropped: Cell::new(0),
+            tx_unreported: Cell::new(0),
+            rx_multiseg_dropped: Cell::new(0),
+            base,
+            next_check: Cell::new(Instant::now()),
+            liveness: Cell::new(Liveness::Up),
+        })
+    }
+
     /// The DPDK port id.
     pub fn port_id(&self) -> u16 {
         self.port.id
@@ -95,13 +168,14 @@ impl Sock {
         &self.port.info
     }
 
-    /// The largest frame `send` accepts (the mbuf data room minus headroom).
+    /// The largest untagged frame `send` accepts: the interface MTU + 14, bounded by the mbuf
+    /// room (an 802.1Q-tagged frame may be 4 bytes longer).
     pub fn max_frame(&self) -> usize {
-        self.max_frame
+        self.max_untagged
     }
 
-    /// Whether received packets carry a timestamp (the driver offers one and
-    /// [`DpdkFlags::rx_timestamp`] asked for it).
+    /// Whether received packets carry a timestamp in [`Meta::timestamp`](crate::Meta) (the
+    /// driver offers one and [`DpdkOptions::rx_timestamp`] asked for it).
     pub fn has_rx_timestamp(&self) -> bool {
         self.port.timestamp.is_some()
     }
@@ -126,8 +200,10 @@ impl Sock {
         self.port.tx_done_cleanup()
     }
 
-    /// The port's counters, with the frames this socket dropped itself in `tx_dropped`.
-    pub fn stats(&self) -> Result<PortStats> {
+    /// The port's own counters (`rte_eth_stats_get`, port-wide, since the port was started),
+    /// with the frames the driver refused from this socket in `tx_dropped`. The engine-neutral
+    /// numbers are [`Socket::stats`].
+    pub fn native_stats(&self) -> Result<PortStats> {
         let mut s = self.port.stats()?;
         s.tx_dropped = self.tx_dropped.get();
         Ok(s)
@@ -173,6 +249,7 @@ impl Sock {
                     avail = self.ctx.available_here() as usize;
                 }
             }
+            self.check_alive()?;
             if avail == 0 {
                 return Err(Error::NoMemory);
             }
@@ -196,15 +273,63 @@ impl Sock {
         Ok(n)
     }
 
+    /// On an empty burst, at most every [`LIVENESS_EVERY`]: whether the interface still
+    /// exists and is up. `InterfaceDown` once it is gone (for good) or while it is down.
+    #[inline]
+    fn check_alive(&self) -> Result<()> {
+        if self.liveness.get() != Liveness::Gone {
+            let now = Instant::now();
+            if now >= self.next_check.get() {
+                self.next_check.set(now + LIVENESS_EVERY);
+                self.liveness.set(self.port.liveness());
+            }
+        }
+        match self.liveness.get() {
+            Liveness::Up => Ok(()),
+            Liveness::Down | Liveness::Gone => Err(Error::InterfaceDown(self.port.down_name())),
+        }
+    }
+
+    /// Puts back the VLAN tag the driver stripped (in front of the EtherType, in the mbuf's
+    /// headroom), so the data is the wire frame; false if it cannot (no headroom, too short).
+    ///
+    /// # Safety
+    /// `m` is a received, direct, single-segment mbuf this socket owns and has not handed out.
+    unsafe fn reinsert_vlan(m: *mut rte_mbuf) -> bool {
+        // SAFETY: per the contract m is ours alone; the headroom before data_off is part of the
+        // mbuf's buffer, so data_off - 4 .. data_off + data_len is inside it.
+        unsafe {
+            let r = &mut *m;
+            if usize::from(r.data_off) < VLAN_HLEN || usize::from(r.data_len) < 12 {
+                return false;
+            }
+            r.data_off -= VLAN_HLEN as u16;
+            r.data_len += VLAN_HLEN as u16;
+            r.pkt_len += VLAN_HLEN as u32;
+            let p = (r.buf_addr as *mut u8).add(usize::from(r.data_off));
+            std::ptr::copy(p.add(VLAN_HLEN), p, 12);
+            let tci = r.vlan_tci.to_be_bytes();
+            std::ptr::copy_nonoverlapping([0x81, 0x00, tci[0], tci[1]].as_ptr(), p.add(12), 4);
+            r.ol_flags &= !F_RX_VLAN_STRIPPED;
+            true
+        }
+    }
+
     fn meta_of(&self, m: *mut rte_mbuf) -> Meta {
-        // SAFETY: m is a received mbuf this socket owns; reading its header fields.
-        let (pkt_len, flags, vlan, rss) = unsafe {
+        // SAFETY: m is a received mbuf this socket owns; reading its header fields and the
+        // first bytes of its (single-segment) data.
+        let (pkt_len, flags, vlan, rss, outer) = unsafe {
             let r = &*m;
+            let data = std::slice::from_raw_parts(
+                (r.buf_addr as *const u8).add(usize::from(r.data_off)),
+                usize::from(r.data_len).min(ETH_HLEN + VLAN_HLEN),
+            );
             (
                 r.pkt_len,
                 r.ol_flags,
                 r.vlan_tci,
                 r.__bindgen_anon_2.hash.rss,
+                frame::outer_vlan(data),
             )
         };
         let timestamp = self.port.timestamp.and_then(|(off, mask)| {
@@ -216,14 +341,20 @@ impl Sock {
             port: self.port.id,
             queue: self.port.queue,
             rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(rss),
-            // RX_VLAN: vlan_tci is valid (the tag is also still in the data unless
-            // RX_VLAN_STRIPPED says the driver removed it, i.e. `vlan_strip`).
-            vlan_tci: (flags & F_RX_VLAN != 0).then_some(vlan),
+            // A tag still out of the data (`vlan_strip`) is in vlan_tci; otherwise the frame's
+            // own outer tag, as on the wire.
+            vlan_tci: if flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED) == F_RX_VLAN | F_RX_VLAN_STRIPPED
+            {
+                Some(vlan)
+            } else {
+                outer
+            },
             timestamp,
         }
     }
 
-    /// Submits the pending TX burst; frees what the driver would not take.
+    /// Submits the pending TX burst; frees what the driver would not take (counted in
+    /// `tx_dropped`, and reported by the next `try_flush`).
     fn flush_tx(&self, tx: &mut TxBurst) {
         let mut sent = 0usize;
         for _ in 0..TX_RETRIES {
@@ -242,11 +373,14 @@ impl Sock {
             };
             sent += usize::from(n);
         }
+        self.sent.set(self.sent.get() + sent as u64);
         if sent < tx.len {
             let rest = tx.len - sent;
             // SAFETY: bufs[sent..len] are still ours (not taken by the driver): free them.
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.bufs.as_mut_ptr().add(sent), rest as u32) };
             self.tx_dropped.set(self.tx_dropped.get() + rest as u64);
+            self.tx_unreported
+                .set(self.tx_unreported.get() + rest as u64);
         }
         tx.len = 0;
     }
@@ -288,31 +422,10 @@ impl Socket for Sock {
     type Metadata = Meta;
     type Flags = DpdkFlags;
 
+    /// [`Sock::create_with_options`] with the process's [`DpdkOptions`] (the defaults unless
+    /// [`DpdkOptions::set_process_default`] changed them).
     fn create(portspec: &str, queue: Option<usize>, flags: DpdkFlags) -> Result<Self> {
-        flags.validate()?;
-        eal::ensure()?;
-        let (port, ctx) = Port::setup(portspec, queue, &flags, |socket, what| {
-            DpdkContext::create(&flags, socket, what)
-        })?;
-        Ok(Sock {
-            pool_id: ctx.pool_id(),
-            max_frame: flags.max_frame(),
-            port,
-            ctx,
-            rx: RefCell::new(RxBurst {
-                bufs: [std::ptr::null_mut(); BURST],
-                head: 0,
-                len: 0,
-            }),
-            tx: RefCell::new(TxBurst {
-                bufs: [std::ptr::null_mut(); BURST],
-                len: 0,
-                stash: [std::ptr::null_mut(); BURST],
-                stash_len: 0,
-            }),
-            tx_dropped: Cell::new(0),
-            rx_multiseg_dropped: Cell::new(0),
-        })
+        Self::create_with_options(portspec, queue, flags, DpdkOptions::process_default())
     }
 
     #[inline]
@@ -325,7 +438,7 @@ impl Socket for Sock {
             let m = rx.bufs[rx.head];
             rx.head += 1;
             // SAFETY: m is a valid mbuf just received; reading header fields.
-            let (nb_segs, data_len) = unsafe { ((*m).nb_segs, (*m).data_len) };
+            let (nb_segs, ol_flags) = unsafe { ((*m).nb_segs, (*m).ol_flags) };
             if nb_segs != 1 {
                 // SAFETY: m is ours and not handed out: free the whole chain.
                 unsafe { dpdk_sys::nh_pktmbuf_free(m) };
@@ -333,7 +446,15 @@ impl Socket for Sock {
                     .set(self.rx_multiseg_dropped.get() + 1);
                 continue;
             }
+            if ol_flags & F_RX_VLAN_STRIPPED != 0 && !self.vlan_strip {
+                // SAFETY: m is a received single-segment mbuf (checked above), direct with
+                // one reference as the driver made it, not handed out yet.
+                unsafe { Self::reinsert_vlan(m) };
+            }
+            // SAFETY: as above; reading a header field.
+            let data_len = unsafe { (*m).data_len };
             let meta = self.meta_of(m);
+            self.received.set(self.received.get() + 1);
             // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
             // token; it is no longer in the RX array's live range [head, len).
             let token = unsafe {
@@ -349,9 +470,8 @@ impl Socket for Sock {
 
     #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if packet.len() > self.max_frame {
-            return Err(Error::TooBigPacket(packet.len()));
-        }
+        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
+        check_frame_len(packet.len(), ETH_HLEN, limit)?;
         let mut tx = self.tx.borrow_mut();
         let m = self.take_mbuf(&mut tx)?;
         // SAFETY: m is a freshly allocated, reset mbuf with a data room of at least
@@ -375,6 +495,65 @@ impl Socket for Sock {
         let mut tx = self.tx.borrow_mut();
         if tx.len > 0 {
             self.flush_tx(&mut tx);
+        }
+    }
+
+    /// Submits what is queued; an error if the driver refused frames since the last
+    /// `try_flush` (in this flush or in one `send` made when a burst filled):
+    /// [`Error::InterfaceDown`] if the interface is gone or down, else an [`Error::Engine`]
+    /// (`ENOBUFS`) with the count.
+    fn try_flush(&self) -> Result<()> {
+        self.flush();
+        let dropped = self.tx_unreported.replace(0);
+        if dropped == 0 {
+            return Ok(());
+        }
+        if self.port.liveness() != Liveness::Up {
+            return Err(Error::InterfaceDown(self.port.down_name()));
+        }
+        Err(error::engine(
+            format!(
+                "flushing port {} ({}) queue {}: the driver refused {dropped} frame(s) (TX ring \
+                 full after {TX_RETRIES} tries), freed",
+                self.port.id, self.port.info.name, self.port.queue
+            ),
+            -libc::ENOBUFS,
+        ))
+    }
+
+    /// `received` and `sent` are counted by the socket since `create` (`sent`: frames the
+    /// driver took). The rest is the port's counters since `create`, port-wide (DPDK counts
+    /// per port; the port is this socket's alone, but a multi-queue NIC's drops on other
+    /// queues count too): `dropped` = `imissed` (RX ring full) + `rx_nombuf` (no mbuf to
+    /// receive into); `filtered` is `None` (no filters); `send_errors` = frames the driver
+    /// refused (freed by `flush`) + the port's `oerrors`.
+    fn stats(&self) -> Result<Stats> {
+        let s = self.port.stats()?;
+        let since = |now: u64, base: u64| now.saturating_sub(base);
+        Ok(Stats {
+            received: self.received.get(),
+            dropped: Some(
+                since(s.imissed, self.base.imissed) + since(s.rx_nombuf, self.base.rx_nombuf),
+            ),
+            filtered: None,
+            sent: self.sent.get(),
+            send_errors: self.tx_dropped.get() + since(s.oerrors, self.base.oerrors),
+        })
+    }
+
+    /// `max_frame` = min(the interface MTU + 14, the mbuf room) (the kernel interface's MTU
+    /// for net_af_packet / net_af_xdp / net_tap, else the port's); no epoch timestamps
+    /// ([`Meta::timestamp`](crate::Meta) holds the NIC clock where the driver stamps);
+    /// zero-copy receive (payloads are the mbufs); no pollable descriptor (poll-mode
+    /// drivers); no filters.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: self.max_untagged,
+            min_frame: ETH_HLEN,
+            timestamps: false,
+            zero_copy: true,
+            pollable_fd: None,
+            filters: false,
         }
     }
 
@@ -440,5 +619,40 @@ impl Drop for Sock {
         rx.head = 0;
         rx.len = 0;
         // Then `port` (stop, close, remove) and `ctx` (mempool, once no clone is left) drop.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tag a driver stripped goes back in front of the EtherType, in the headroom.
+    #[test]
+    fn stripped_vlan_tag_is_put_back() {
+        let mut room = vec![0u8; 256];
+        let frame: Vec<u8> = (0..60u8).collect();
+        room[128..188].copy_from_slice(&frame);
+        // SAFETY: an all-zero rte_mbuf is plain data; only the fields below are used.
+        let mut m: rte_mbuf = unsafe { std::mem::zeroed() };
+        m.buf_addr = room.as_mut_ptr().cast();
+        m.data_off = 128;
+        m.data_len = 60;
+        m.pkt_len = 60;
+        m.nb_segs = 1;
+        m.vlan_tci = 0x2007;
+        m.ol_flags = F_RX_VLAN | F_RX_VLAN_STRIPPED;
+        // SAFETY: m is a single-segment mbuf over `room`, owned here.
+        assert!(unsafe { Sock::reinsert_vlan(&mut m) });
+        assert_eq!((m.data_off, m.data_len, m.pkt_len), (124, 64, 64));
+        assert_eq!(m.ol_flags, F_RX_VLAN);
+        let data = &room[124..188];
+        assert_eq!(&data[..12], &frame[..12]);
+        assert_eq!(&data[12..16], &[0x81, 0x00, 0x20, 0x07]);
+        assert_eq!(&data[16..], &frame[12..]);
+        assert_eq!(frame::outer_vlan(data), Some(0x2007));
+        // No headroom left: refused, untouched.
+        m.data_off = 2;
+        assert!(!unsafe { Sock::reinsert_vlan(&mut m) });
+        assert_eq!(m.data_off, 2);
     }
 }

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use nethuns_dpdk::{
-    Context, DpdkError, DpdkFlags, Eal, Error, Metadata, MetadataType, Payload, Sock, Socket,
-    Token, BURST,
+    Context, DpdkError, DpdkFlags, DpdkOptions, Eal, Error, Metadata, MetadataType, Payload, Sock,
+    Socket, Token, BURST,
 };
 use nethuns_testnet::frames;
 
@@ -68,12 +68,42 @@ fn ring_loopback() {
         frames::check(f, i as u32, sizes(i as u32)).unwrap();
     }
     assert!(matches!(sock.recv(), Err(Error::NoPacket)));
-    let st = sock.stats().unwrap();
+    let st = sock.native_stats().unwrap();
     assert_eq!(
         (st.opackets, st.ipackets, st.tx_dropped),
         (100, 100, 0),
         "{st:?}"
     );
+    let st = Socket::stats(&sock).unwrap();
+    assert_eq!(
+        (st.received, st.sent, st.dropped, st.send_errors),
+        (100, 100, Some(0), 0),
+        "{st:?}"
+    );
+    sock.try_flush().unwrap();
+
+    // The size rule: 14 ≤ len ≤ MTU + 14 (+ 4 with an 802.1Q tag).
+    let caps = sock.capabilities();
+    assert_eq!((caps.min_frame, caps.max_frame), (14, 1514), "{caps:?}");
+    assert!(caps.zero_copy && caps.pollable_fd.is_none() && !caps.filters);
+    for n in [0usize, 5, 13] {
+        assert!(
+            matches!(sock.send(&vec![2u8; n]), Err(Error::TooSmallPacket(m)) if m == n),
+            "{n} bytes"
+        );
+    }
+    assert!(matches!(
+        sock.send(&frames::frame(1, 1515)),
+        Err(Error::TooBigPacket(1515))
+    ));
+    let mut tagged = frames::frame(1, 1518);
+    tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+    sock.send(&tagged).unwrap();
+    tagged.push(0);
+    assert!(matches!(sock.send(&tagged), Err(Error::TooBigPacket(1519))));
+    sock.try_flush().unwrap();
+    let got = recv_n(&sock, 1);
+    assert_eq!(got[0].len(), 1518);
 
     // Payloads are mbufs in place: writable, and freed on drop.
     let in_use = sock.context().in_use();
@@ -233,10 +263,16 @@ fn null_exact_counts() {
         sock.send(&frames::frame(i, 64)).unwrap();
     }
     sock.flush();
-    let st = sock.stats().unwrap();
+    let st = sock.native_stats().unwrap();
     assert_eq!(st.opackets, 500, "{st:?}");
     assert_eq!(st.tx_dropped, 0);
     assert!(st.ipackets >= 1000, "{st:?}");
+    let st = Socket::stats(&sock).unwrap();
+    assert_eq!(
+        (st.received, st.sent, st.send_errors),
+        (1000, 500, 0),
+        "{st:?}"
+    );
 }
 
 fn concurrent_sockets() {
@@ -399,6 +435,40 @@ fn bad_inputs() {
     .unwrap_err();
     assert_eq!(dpdk_code(&e), Some(libc::ENOMEM), "{e}");
     assert!(e.to_string().contains("net_ring3"), "{e}");
+    // Options, checked the same way.
+    let o = DpdkOptions::default;
+    for (opts, field) in [
+        (
+            DpdkOptions {
+                rx_ring_size: 0,
+                ..o()
+            },
+            "rx_ring_size",
+        ),
+        (
+            DpdkOptions {
+                tx_ring_size: 0,
+                ..o()
+            },
+            "tx_ring_size",
+        ),
+    ] {
+        match Sock::create_with_options("net_ring3", None, d(), opts) {
+            Err(Error::InvalidFlag { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // A small pool takes a ring that leaves it mbufs (here 32 of 64).
+    let small = DpdkFlags {
+        num_mbufs: 64,
+        mbuf_cache_size: 0,
+        ..d()
+    };
+    let opts = DpdkOptions {
+        rx_ring_size: 4096,
+        ..o()
+    };
+    drop(Sock::create_with_options("net_ring3", None, small, opts).unwrap());
 }
 
 fn eal_once() {

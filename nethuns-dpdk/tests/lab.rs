@@ -25,7 +25,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nethuns_dpdk::{DpdkError, DpdkFlags, Eal, Error, PortKind, PortSpec, Sock, Socket, Token};
+use nethuns_dpdk::{
+    DpdkError, DpdkFlags, DpdkOptions, Eal, Error, PortKind, PortSpec, Sock, Socket, Token,
+};
 use nethuns_testnet::frames;
 
 use peer::Peer;
@@ -161,7 +163,7 @@ fn lab_dpdk_port_info_link_and_queues() {
                 .unwrap_or_else(|e| panic!("socket on {pci} queue {q}: {e}"));
             assert_eq!(sock.queue(), q);
             let mut pacer = Pacer::new(link_up(&sock), f64::INFINITY);
-            let before = sock.stats().unwrap();
+            let before = sock.native_stats().unwrap();
             let frames: Vec<Vec<u8>> = (0..N_QUEUE)
                 .map(|s| frames::frame(s, size_of_frame(s)))
                 .collect();
@@ -194,7 +196,7 @@ fn lab_dpdk_tx_exact_and_mempool_returns() {
     let ctx = sock.context().clone();
     // The RX ring holds its mbufs from the start; nothing is received here.
     let ring = ctx.in_use();
-    let before = sock.stats().unwrap();
+    let before = sock.native_stats().unwrap();
     let frames: Vec<Vec<u8>> = (0..N_TX)
         .map(|s| frames::frame(s, size_of_frame(s)))
         .collect();
@@ -249,7 +251,7 @@ fn lab_dpdk_exact_delivery_both_ways() {
         raw.wait_carrier();
     }
     let frames: Vec<Vec<u8>> = (0..N).map(|s| frames::frame(s, size_of_frame(s))).collect();
-    let before = sock.stats().unwrap();
+    let before = sock.native_stats().unwrap();
     let (sock, got) = to_socket(&peer, sock, &frames, frames::is_test_frame);
     for g in &got {
         assert_eq!(g.meta.len as usize, g.data.len());
@@ -273,7 +275,7 @@ fn lab_dpdk_exact_delivery_both_ways() {
         assert_exact(&data, 0, N, true, &format!("{} -> {}", lab.pci, raw.iface));
     }
     // The socket sent N frames either way (in loopback, those it received).
-    let after = sock.stats().unwrap();
+    let after = sock.native_stats().unwrap();
     assert_eq!(after.opackets - before.opackets, u64::from(N), "{after:?}");
     assert_eq!(after.tx_dropped, 0, "{after:?}");
     assert!(
@@ -357,11 +359,14 @@ fn lab_dpdk_exhausted_mempool_recovers() {
     let flags = DpdkFlags {
         num_mbufs: 1023,
         mbuf_cache_size: 0,
-        rx_ring_size: 256,
-        tx_ring_size: 256,
         ..DpdkFlags::default()
     };
-    let sock = Sock::create(&lab.pci, Some(0), flags.clone())
+    let opts = DpdkOptions {
+        rx_ring_size: 256,
+        tx_ring_size: 256,
+        ..DpdkOptions::default()
+    };
+    let sock = Sock::create_with_options(&lab.pci, Some(0), flags.clone(), opts)
         .unwrap_or_else(|e| panic!("socket on {}: {e}", lab.pci));
     let link = link_up(&sock);
     if let Peer::Raw(raw) = &peer {
@@ -418,7 +423,7 @@ fn lab_dpdk_exhausted_mempool_recovers() {
     say!(
         "NoMemory with {n_held} packets held ({seq} offered; send ran out too: {tx_exhausted}); \
          {:?}",
-        sock.stats().unwrap()
+        sock.native_stats().unwrap()
     );
     assert_eq!(ctx.available(), 0);
     assert!(matches!(

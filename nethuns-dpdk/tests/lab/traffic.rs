@@ -121,11 +121,11 @@ pub(crate) fn send_paced<'a>(
 /// overshoot shows.
 pub(crate) fn stats_after_tx(sock: &Sock, target: u64) -> PortStats {
     let end = Instant::now() + DEADLINE;
-    while sock.stats().unwrap().opackets < target && Instant::now() < end {
+    while sock.native_stats().unwrap().opackets < target && Instant::now() < end {
         sleep(Duration::from_millis(10));
     }
     sleep(Duration::from_millis(100));
-    sock.stats().unwrap()
+    sock.native_stats().unwrap()
 }
 
 /// A received frame kept by a test.

@@ -1,0 +1,72 @@
+//! What the DPDK conformance files share: a [`Backend`] over a virtual device on the veth end.
+
+use nethuns_dpdk::{DpdkFlags, Eal, Sock};
+use nethuns_testnet::conformance::{self, Backend};
+
+/// A DPDK virtual device over a kernel interface.
+pub trait Vdev: 'static {
+    /// Name in the conformance report.
+    const NAME: &'static str;
+    /// Mbufs the driver takes from the mempool for itself at start.
+    const DRIVER_MBUFS: u32;
+    /// The devargs of the device over `iface`.
+    fn devargs(iface: &str) -> String;
+}
+
+/// The suite's backend for vdev `V`.
+pub struct Dpdk<V>(std::marker::PhantomData<V>);
+
+impl<V: Vdev> Backend for Dpdk<V> {
+    type S = Sock;
+    const NAME: &'static str = V::NAME;
+
+    fn portspec(iface: &str) -> String {
+        V::devargs(iface)
+    }
+
+    fn queue() -> Option<usize> {
+        Some(0)
+    }
+
+    fn flags() -> DpdkFlags {
+        DpdkFlags {
+            num_mbufs: 4095,
+            mbuf_cache_size: 0,
+            ..DpdkFlags::default()
+        }
+    }
+
+    /// A mempool of `buffers` mbufs (at least the 64 DPDK needs for two bursts) beyond those
+    /// the driver takes for itself, no cache.
+    fn small_pool_flags(buffers: usize) -> Option<DpdkFlags> {
+        Some(DpdkFlags {
+            num_mbufs: V::DRIVER_MBUFS + (buffers as u32).max(nethuns_dpdk::MIN_MBUFS),
+            mbuf_cache_size: 0,
+            ..DpdkFlags::default()
+        })
+    }
+
+    /// Every mbuf is back in the mempool but those the driver holds for itself and at most
+    /// two bursts (the socket's TX stash, a driver's TX ring not yet cleaned).
+    fn check(sock: &Sock) -> Result<(), String> {
+        use nethuns_dpdk::Socket;
+        let ctx = sock.context();
+        let limit = V::DRIVER_MBUFS + nethuns_dpdk::BURST as u32 * 2;
+        let in_use = ctx.in_use();
+        if in_use > limit {
+            return Err(format!(
+                "{in_use} mbufs of {} still out of the mempool after the case released \
+                 everything (limit {limit})",
+                ctx.name()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the EAL (default arguments) and runs every case on `V` (each case skips itself
+/// where the machine cannot make network namespaces).
+pub fn run<V: Vdev>() {
+    Eal::new().init().expect("EAL with the default arguments");
+    conformance::run_all::<Dpdk<V>>();
+}

@@ -1,0 +1,24 @@
+//! The conformance suite (nethuns-testnet) on DPDK's `net_af_xdp` driver over a veth pair.
+//!
+//! One EAL per process: every case runs in sequence in ONE #[test] (this file is its own
+//! process), through `run_all`.
+
+#[path = "conformance/backend.rs"]
+mod backend;
+
+struct DpdkAfXdp;
+
+impl backend::Vdev for DpdkAfXdp {
+    const NAME: &'static str = "dpdk-af-xdp";
+    /// The driver posts 2048 mbufs to the AF_XDP fill ring at queue setup
+    /// (`ETH_AF_XDP_DFLT_NUM_DESCS`), whatever the ring size.
+    const DRIVER_MBUFS: u32 = 2048;
+    fn devargs(iface: &str) -> String {
+        format!("net_af_xdp0,iface={iface},start_queue=0")
+    }
+}
+
+#[test]
+fn conformance_dpdk_af_xdp() {
+    backend::run::<DpdkAfXdp>();
+}

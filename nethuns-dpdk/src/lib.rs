@@ -35,6 +35,32 @@
 //!
 //! The queue (`None` = 0) must be below the port's queue count. A port belongs to one socket.
 //!
+//! ## Flags and options
+//! [`DpdkFlags`] is the spec's struct: the mempool (mbuf count, per-core cache, data room).
+//! The port's other settings — RX/TX ring sizes, promiscuous mode, RX timestamps,
+//! `vlan_strip` — are [`DpdkOptions`], given per socket with [`Sock::create_with_options`] or
+//! for every later [`Socket::create`] with [`DpdkOptions::set_process_default`].
+//! net_af_xdp posts 2048 mbufs to its fill ring at start: `num_mbufs` must be at least 2112.
+//!
+//! ## The contract
+//! - `send` takes 14 ≤ len ≤ MTU + 14 bytes (MTU + 18 with an 802.1Q outer tag), else
+//!   [`Error::TooSmallPacket`] / [`Error::TooBigPacket`]; the MTU is the kernel interface's
+//!   for net_af_packet / net_af_xdp / net_tap, else the port's ([`Socket::capabilities`]).
+//!   `try_flush` reports frames the driver refused since the last `try_flush`.
+//! - The payload is the wire frame: a VLAN tag the driver stripped is put back (unless
+//!   [`DpdkOptions::vlan_strip`]), and [`Meta`]'s `vlan_tci` is the outer tag's TCI.
+//! - A deleted interface (or one down) is [`Error::InterfaceDown`] from `recv` within about
+//!   10 ms: on an empty burst the socket checks, at most every 10 ms, the kernel interface
+//!   (two ioctls on a socket opened in its namespace, so it works from any thread) or, for
+//!   other ports, the driver's link status (down only after the link was once up). When the
+//!   link comes back, `recv` receives again (net_af_packet and net_af_xdp resume by
+//!   themselves); a deletion is final.
+//! - With every mbuf held by payloads/tokens (or posted to the driver), `recv` says
+//!   [`Error::NoMemory`], and receives again once some are released.
+//! - [`Socket::stats`]: `received`/`sent` counted by the socket; `dropped` = the port's
+//!   `imissed + rx_nombuf` and `send_errors` = refused frames + `oerrors`, port-wide, since
+//!   `create`. The driver's own counters are [`Sock::native_stats`].
+//!
 //! ## The EAL
 //! One per process, initialised at the first `create` from [`Eal`] / `NETHUNS_DPDK_EAL_ARGS` /
 //! defaults, never torn down; see [`eal`] for the rules. A Debian/Ubuntu shared DPDK
@@ -68,11 +94,14 @@
 //!
 //! ## Tests
 //! One EAL per process is a DPDK rule, so each file in `tests/` (its own process) holds one
-//! `#[test]` running its cases in sequence: `inproc` (net_ring / net_null: exact counts,
-//! tokens across threads, channel, exhausted mempool, bad portspecs and flags, EAL re-init),
-//! `veth` (net_af_packet, net_af_xdp, net_tap in network namespaces against a raw AF_PACKET
-//! peer; needs root, skips otherwise, fails under `CI`), `netns_init` (EAL started from a
-//! namespace thread), `eal_env`, `eal_fail`. `lab` holds the `#[ignore]`d lab tests on a real
+//! `#[test]` running its cases in sequence: `conformance_af_packet` and `conformance_af_xdp`
+//! (nethuns-testnet's conformance suite, every case, on net_af_packet / net_af_xdp over a
+//! veth pair; needs root, skips otherwise, fails under `CI`), `inproc` (net_ring / net_null:
+//! exact counts, size rule, stats, tokens across threads, channel, exhausted mempool, bad
+//! portspecs, flags and options, EAL re-init; the suite needs a veth peer, so net_ring is
+//! checked here), `veth` (DPDK-only checks: promiscuous mode restored, the namespace rule,
+//! `vlan_strip`, net_tap), `netns_init` (EAL started from a namespace thread), `eal_env`,
+//! `eal_fail`. `lab` holds the `#[ignore]`d lab tests on a real
 //! PCI NIC with hugepages, run by `cargo xtask test-hw --pci ADDR` (`NETHUNS_HW_PCI`, with
 //! `NETHUNS_HW_PEER=IF` or `NETHUNS_HW_LOOPBACK=1` for the delivery checks).
 

@@ -12,7 +12,7 @@ use dpdk_sys::nh_dev_info;
 use nethuns_core::{Error, Result};
 
 use crate::error;
-use crate::flags::{DpdkFlags, DpdkOptions, HEADROOM};
+use crate::flags::{DpdkFlags, DpdkOptions, HEADROOM, MIN_MBUFS};
 use crate::mempool::DpdkContext;
 use crate::portspec::{PortKind, PortSpec};
 
@@ -42,6 +42,10 @@ fn control<R>(f: impl FnOnce() -> R) -> R {
     HOLDS_CONTROL.with(|h| h.set(true));
     f()
 }
+
+/// Mbufs net_af_xdp takes from the mempool for its fill ring at queue setup, whatever the
+/// ring size (`ETH_AF_XDP_DFLT_NUM_DESCS`); with fewer free, the setup fails with EINVAL.
+const AF_XDP_FILL_MBUFS: u32 = 2048;
 
 const OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
 const OFFLOAD_TIMESTAMP: u64 = 1 << 14;
@@ -448,6 +452,17 @@ impl Port {
                     flags.max_frame(),
                     port.info.mtu,
                     need + usize::from(HEADROOM)
+                ),
+            ));
+        }
+        if port.info.driver == "net_af_xdp" && flags.num_mbufs < AF_XDP_FILL_MBUFS + MIN_MBUFS {
+            return Err(Error::flag(
+                "num_mbufs",
+                format!(
+                    "{} is too few for {what}: net_af_xdp posts {AF_XDP_FILL_MBUFS} mbufs to \
+                     its fill ring at start; use at least {}",
+                    flags.num_mbufs,
+                    AF_XDP_FILL_MBUFS + MIN_MBUFS
                 ),
             ));
         }

@@ -1,7 +1,8 @@
 //! DPDK-only checks over a veth pair between two network namespaces, beyond the conformance
 //! suite (`conformance_af_packet`, `conformance_af_xdp`, which cover exact delivery both ways,
 //! sizes, VLAN tags, pool exhaustion, deletion, link down/up and statistics): promiscuous mode
-//! restored at teardown, the namespace rule of kernel-interface vdevs, `vlan_strip`, `net_tap`.
+//! restored at teardown, the namespace rule of kernel-interface vdevs, `vlan_strip`, `net_tap`,
+//! net_af_xdp's smallest pool.
 //! The peer is nethuns-testnet's raw AF_PACKET socket.
 //!
 //! One EAL per process: all cases run inside ONE #[test] (this file is its own process).
@@ -159,4 +160,15 @@ fn dpdk_over_veth() {
         &format!("net_af_xdp0,iface={a},start_queue=0"),
         "net_af_xdp",
     );
+    // net_af_xdp's fill ring takes 2048 mbufs at start: a smaller pool is a flag error.
+    let spec = format!("net_af_xdp0,iface={a},start_queue=0");
+    let small = DpdkFlags {
+        num_mbufs: 1023,
+        mbuf_cache_size: 0,
+        ..DpdkFlags::default()
+    };
+    match pair.in_a(move || Sock::create(&spec, None, small)) {
+        Err(Error::InvalidFlag { field, .. }) => assert_eq!(field, "num_mbufs"),
+        other => panic!("net_af_xdp with 1023 mbufs: {:?}", other.map(|_| ())),
+    }
 }

@@ -61,8 +61,12 @@
 //!   [`Error::InvalidPortspec`]; a request the kernel refuses (missing interface, a queue the
 //!   device lacks, zero-copy on veth, no CAP_NET_ADMIN) is an [`Error::Os`] naming the
 //!   interface, the queue and the errno.
-//! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options. AF_XDP
-//!   descriptors carry **no timestamp**, so there is none.
+//! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options, the outer
+//!   VLAN tag's TCI read from the frame (AF_XDP delivers the frame as on the wire, tag
+//!   included). AF_XDP descriptors carry **no timestamp**, so there is none.
+//! - **stats / capabilities**: see [`Socket::stats`] and [`Socket::capabilities`] on
+//!   [`Sock`] for how each field maps onto `XDP_STATISTICS`; the kernel's own counters are
+//!   [`Sock::native_stats`].
 //!
 //! ## The steering program, and why this crate does not use xsk-rs/libxdp
 //! Frames reach the socket through a six-instruction XDP program (`bpf_redirect_map` on an
@@ -101,7 +105,7 @@
 //! ## Accounting and debugging
 //! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
 //! list, TX ring, completion ring) and counts those held by payloads/tokens; the tests use it
-//! to show that no frame is lost after 1 000 000 packets. [`Sock::statistics`] returns the
+//! to show that no frame is lost after 1 000 000 packets. [`Sock::native_stats`] returns the
 //! kernel's `XDP_STATISTICS` counters. Debug builds also panic on a frame released twice.
 //!
 //! ## Tests
@@ -150,10 +154,7 @@ pub use socket::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 
-pub use nethuns_core::crossbeam_channel;
-/// Metadata of a received frame: length, queue, descriptor options (no timestamp).
+/// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag (no
+/// timestamp).
 pub use nethuns_core::metadata::AfXdpMeta as Meta;
-pub use nethuns_core::{
-    api, channel, errors, leaked_tokens, BufferDesc, Context, Error, Flags, Metadata, MetadataType,
-    Payload, Result, Socket, Token,
-};
+pub use nethuns_core::reexports::*;

@@ -90,23 +90,63 @@ pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
     ioctl_socket()
 }
 
-/// Whether interface `name` of `ctl`'s namespace is up and has a carrier
-/// (`IFF_UP | IFF_RUNNING`); false if it is gone.
-pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
-    // No CString: this runs on the transmit slow path, which must not allocate.
+/// What a link check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    /// Up with a carrier (`IFF_UP | IFF_RUNNING`).
+    Up,
+    /// Present, but administratively down or without a carrier.
+    Down,
+    /// No interface of that name in `ctl`'s namespace (deleted, or moved away).
+    Gone,
+}
+
+/// The state of interface `name` of `ctl`'s namespace (one `SIOCGIFFLAGS` ioctl).
+pub(crate) fn link_state(ctl: &OwnedFd, name: &str) -> LinkState {
+    // No CString: this runs on the transmit slow path and the idle receive path, which must
+    // not allocate.
     if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
-        return false;
+        return LinkState::Gone;
     }
-    let s = ctl;
     let mut req = ifreq_from_bytes(name.as_bytes());
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of a valid ifreq.
-    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    let rc = unsafe { libc::ioctl(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
     if rc < 0 {
-        return false;
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENODEV | libc::ENXIO) => LinkState::Gone,
+            _ => LinkState::Down,
+        };
     }
     // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
     let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
-    flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+    if flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0 {
+        LinkState::Up
+    } else {
+        LinkState::Down
+    }
+}
+
+/// Whether interface `name` of `ctl`'s namespace is up and has a carrier
+/// (`IFF_UP | IFF_RUNNING`); false if it is gone.
+pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
+    link_state(ctl, name) == LinkState::Up
+}
+
+/// The pending error of socket `fd` (`SO_ERROR`, which the read clears), if any.
+pub(crate) fn take_socket_error(fd: &OwnedFd) -> Option<i32> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a live c_int and `len` its size; the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && err != 0).then_some(err)
 }
 
 /// `struct ethtool_channels`.

@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{Error, Result};
 
 use crate::attach::{self, XdpShare};
@@ -37,8 +38,23 @@ pub struct Sock {
     pub(crate) link_down: Cell<bool>,
     /// Released RX frames moved back to the fill ring since creation.
     pub(crate) recycled: Cell<u64>,
+    /// Frames published on the TX ring since creation ([`Stats::sent`](nethuns_core::Stats)).
+    pub(crate) sent: Cell<u64>,
+    /// Sends refused since creation: size rule, interface down or gone (not `NoMemory`).
+    pub(crate) refused: Cell<u64>,
+    /// Idle-path link check: the coarse-clock time (ms) at which the next check is due.
+    pub(crate) next_check_ms: Cell<u64>,
+    /// The last link check found the interface down (admin down or no carrier).
+    pub(crate) down: Cell<bool>,
+    /// The interface was deleted: the kernel unbound the socket, for good.
+    pub(crate) gone: Cell<bool>,
     pub(crate) layout: Layout,
+    /// The interface's MTU when the socket was created.
+    pub(crate) mtu: u32,
+    /// Largest untagged frame `send` takes: MTU + 14 (at most a frame).
     pub(crate) max_tx_len: usize,
+    /// Largest frame `send` takes whose outer EtherType is a VLAN TPID: MTU + 18.
+    pub(crate) max_tx_len_tagged: usize,
     pub(crate) queue: u32,
     pub(crate) ifname: String,
     pub(crate) zero_copy: bool,
@@ -128,15 +144,19 @@ impl Default for Offsets {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct XdpStatistics {
-    /// Frames dropped for reasons other than an invalid descriptor (e.g. RX ring full).
+    /// Frames dropped for reasons other than an invalid descriptor or a full RX ring: in copy
+    /// mode (SKB mode, and native mode on drivers without zero-copy) a frame that found the
+    /// fill ring empty.
     pub rx_dropped: u64,
     /// Invalid descriptors found on the fill ring.
     pub rx_invalid_descs: u64,
     /// Invalid descriptors found on the TX ring.
     pub tx_invalid_descs: u64,
-    /// Times the RX ring was full.
+    /// Frames dropped because the RX ring was full.
     pub rx_ring_full: u64,
-    /// Times the fill ring was empty when a frame arrived.
+    /// Times the kernel found the fill ring empty when it wanted a frame. Not a frame count:
+    /// in copy mode each such frame is also counted in `rx_dropped`; zero-copy drivers ask in
+    /// batches and count once per failed batch, before any frame arrives.
     pub rx_fill_ring_empty_descs: u64,
     /// Times the TX ring was empty when the kernel looked.
     pub tx_ring_empty_descs: u64,
@@ -286,7 +306,15 @@ impl Sock {
             handed_out: Cell::new(0),
             link_down: Cell::new(false),
             recycled: Cell::new(0),
-            max_tx_len: (mtu as usize + 14).min(layout.frame_size as usize),
+            sent: Cell::new(0),
+            refused: Cell::new(0),
+            next_check_ms: Cell::new(0),
+            down: Cell::new(false),
+            gone: Cell::new(false),
+            mtu,
+            max_tx_len: (mtu as usize + ETH_HLEN).min(layout.frame_size as usize),
+            max_tx_len_tagged: (mtu as usize + ETH_HLEN + VLAN_HLEN)
+                .min(layout.frame_size as usize),
             layout,
             queue,
             ifname: portspec.to_owned(),
@@ -330,8 +358,14 @@ impl Sock {
         &self.umem
     }
 
-    /// The kernel's counters for this socket (`XDP_STATISTICS`).
-    pub fn statistics(&self) -> Result<XdpStatistics> {
+    /// The interface's MTU when the socket was created.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// The kernel's own counters for this socket (`XDP_STATISTICS`); the counters every
+    /// backend reports the same way are [`Socket::stats`](nethuns_core::Socket::stats).
+    pub fn native_stats(&self) -> Result<XdpStatistics> {
         getsockopt(&self.fd, libc::XDP_STATISTICS).map_err(|e| {
             Error::os(
                 format!(

@@ -225,12 +225,14 @@ impl Sock {
     }
 
     /// Asks the kernel whether the socket is still bound (its interface not deleted) and the
-    /// interface up: two syscalls, on the idle path at most every [`LINK_CHECK_MS`].
+    /// interface up, and empties the link-event socket: three syscalls, on the idle path at
+    /// most every [`LINK_CHECK_MS`].
     #[cold]
     pub(crate) fn check_link(&self) {
         if self.gone.get() {
             return;
         }
+        netdev::drain(&self.link_events);
         // On NETDEV_UNREGISTER the kernel unbinds every socket of the device and sets
         // ENETDOWN as the socket error; the interface's name may be reused afterwards, so
         // the socket error, not the name, says that this socket's device is gone.
@@ -239,7 +241,10 @@ impl Sock {
             return;
         }
         match netdev::link_state(&self.ctl, &self.ifname) {
-            LinkState::Up => self.down.set(false),
+            // No carrier is not "down" for receiving: the kernel updates IFF_RUNNING
+            // asynchronously (linkwatch), so a link just brought up may lack it for a while,
+            // and frames already queued can still arrive.
+            LinkState::Up | LinkState::NoCarrier => self.down.set(false),
             LinkState::Down => self.down.set(true),
             LinkState::Gone => self.gone.set(true),
         }
@@ -407,7 +412,8 @@ impl Socket for Sock {
 
     /// `max_frame` = MTU + 14 (the MTU read at creation; a tagged frame may be 4 bytes
     /// longer), `min_frame` = 14, no timestamps (AF_XDP descriptors carry none), no filters,
-    /// `pollable_fd` = the XSK socket. `zero_copy` is `true` in every mode: nethuns never
+    /// `pollable_fd` = [`Sock::wait_fd`] (the XSK socket and link events: it also wakes when
+    /// the interface is deleted, which the XSK socket alone does not). `zero_copy` is `true` in every mode: nethuns never
     /// copies a received frame, the payload is the UMEM frame the kernel wrote (in copy mode
     /// the *kernel* copied it there from its own buffer; [`Sock::is_zero_copy`] says whether
     /// the driver DMAs straight into the UMEM).
@@ -417,7 +423,7 @@ impl Socket for Sock {
             min_frame: ETH_HLEN,
             timestamps: false,
             zero_copy: true,
-            pollable_fd: Some(self.fd.as_raw_fd()),
+            pollable_fd: Some(self.wait_set.as_raw_fd()),
             filters: false,
         }
     }

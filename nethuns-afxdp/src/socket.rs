@@ -61,13 +61,18 @@ pub struct Sock {
     pub(crate) fd: OwnedFd,
     /// An ioctl socket in the interface's namespace (link state checks from any thread).
     pub(crate) ctl: OwnedFd,
+    /// Link events of the interface's namespace (netlink), drained by the link check.
+    pub(crate) link_events: OwnedFd,
+    /// epoll set of the XSK socket and `link_events`: `Capabilities::pollable_fd`.
+    pub(crate) wait_set: OwnedFd,
     /// Declared last: the steering program goes after the socket is closed.
     pub(crate) _share: XdpShare,
 }
 
 impl std::os::fd::AsRawFd for Sock {
     /// The XSK socket, e.g. to `poll(2)` it for `POLLIN` (frames on the RX ring) instead of
-    /// spinning on `recv`.
+    /// spinning on `recv`. It does not wake when the interface is deleted (the kernel unbinds
+    /// the socket and its poll reports nothing); [`Sock::wait_fd`] does.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
     }
@@ -196,6 +201,8 @@ impl Sock {
 
         let ctl =
             netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
+        let link_events = netdev::link_events_socket()
+            .map_err(|e| Error::os(ctx("creating a netlink socket for link events"), e))?;
         let umem = Umem::new(layout.num_frames, layout.frame_size)?;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -282,6 +289,9 @@ impl Sock {
             .map_err(|e| Error::os(ctx("reading the socket options"), e))?;
         let zero_copy = opts.0 & libc::XDP_OPTIONS_ZEROCOPY != 0;
 
+        let wait_set = netdev::wait_set(&[&fd, &link_events])
+            .map_err(|e| Error::os(ctx("creating the epoll set of the pollable fd"), e))?;
+
         let share = attach::steer(
             portspec,
             ifindex,
@@ -322,6 +332,8 @@ impl Sock {
             umem,
             fd,
             ctl,
+            link_events,
+            wait_set,
             _share: share,
         })
     }
@@ -356,6 +368,17 @@ impl Sock {
     /// The UMEM (this socket's [`Context`](nethuns_core::Context)).
     pub fn umem(&self) -> &Umem {
         &self.umem
+    }
+
+    /// A descriptor to `poll(2)` for `POLLIN` before `recv`, as
+    /// [`Capabilities::pollable_fd`](nethuns_core::Capabilities) gives it: an epoll set of
+    /// the XSK socket (frames on the RX ring) and a netlink socket of link events (the
+    /// interface went down, up, or away), so that a wait ends when the interface is deleted.
+    /// After an unrelated link event in the namespace it may stay readable for up to 10 ms
+    /// (until `recv`'s next link check drains it).
+    pub fn wait_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.wait_set.as_fd()
     }
 
     /// The interface's MTU when the socket was created.

@@ -51,7 +51,7 @@ fn send_size_rule_and_capabilities() {
     let caps = a.capabilities();
     assert_eq!(caps.max_frame, 1514);
     assert_eq!(caps.min_frame, 14);
-    assert_eq!(caps.pollable_fd, Some(a.as_raw_fd()));
+    assert_eq!(caps.pollable_fd, Some(a.wait_fd().as_raw_fd()));
     assert!(!caps.timestamps && !caps.filters && caps.zero_copy);
 
     for len in [0usize, 1, 13] {
@@ -229,10 +229,11 @@ fn interface_deleted_is_interface_down_within_100ms() {
     }
 }
 
-/// Waiting in poll(2) on the pollable fd: whether the deletion wakes it (reported, not
-/// asserted: the kernel decides), and recv right after says InterfaceDown.
+/// poll(2) on the pollable fd: POLLIN when a frame waits, and a wait in progress ends when
+/// the interface is deleted (the XSK socket alone would sleep the whole timeout); recv right
+/// after says InterfaceDown.
 #[test]
-fn poll_during_deletion() {
+fn pollable_fd_wakes_for_frames_and_deletion() {
     let Some(pair) = NetPair::for_test("delpoll") else {
         return;
     };
@@ -240,21 +241,38 @@ fn poll_during_deletion() {
         .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
         .unwrap();
     let fd = a.capabilities().pollable_fd.unwrap();
-    let waiter = std::thread::spawn(move || {
+    let poll = move |ms: i32| {
         let mut p = libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         };
         let t0 = Instant::now();
-        // SAFETY: one valid pollfd; the socket outlives the thread (joined below).
-        let rc = unsafe { libc::poll(&mut p, 1, 1000) };
-        (rc, p.revents, t0.elapsed())
-    });
+        // SAFETY: one valid pollfd; the socket outlives every call (threads are joined).
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        (rc == 1 && p.revents & libc::POLLIN != 0, t0.elapsed())
+    };
+    // Link events of the pair's creation may be pending: let recv's check drain them.
+    let _ = until_error(&a, Duration::from_millis(30));
+    assert!(!poll(20).0, "nothing sent yet");
+    let raw_b = pair.in_b(|| RawSock::open(&pair.veth_b));
+    raw_b.send(&frames::frame(7, 64));
+    assert!(poll(2000).0, "POLLIN after a frame arrived");
+    let (p, _) = a.recv().unwrap();
+    frames::check(&p, 7, 64).unwrap();
+    drop(p);
+    let _ = until_error(&a, Duration::from_millis(30));
+    let waiter = std::thread::spawn(move || poll(2000));
     std::thread::sleep(Duration::from_millis(100));
+    let t_del = Instant::now();
     pair.ip_a(&["link", "del", &pair.veth_a]).unwrap();
-    let (rc, revents, t) = waiter.join().unwrap();
-    eprintln!("poll after deletion: rc {rc} revents {revents:#x} after {t:?}");
+    let (ready, _) = waiter.join().unwrap();
+    let woke = t_del.elapsed();
+    assert!(ready, "poll woke");
+    assert!(
+        woke < Duration::from_millis(150),
+        "poll woke after {woke:?}"
+    );
     let (e, t) = until_error(&a, Duration::from_millis(500));
     assert!(matches!(e, Error::InterfaceDown(_)), "{e}");
     assert!(t < Duration::from_millis(100), "{t:?}");

@@ -45,7 +45,8 @@ impl BpfInstruction {
 pub enum Filter {
     /// A classic BPF program (e.g. from `tcpdump -dd EXPR`), attached as is.
     Classic(Vec<BpfInstruction>),
-    /// A tcpdump expression, compiled with libpcap for Ethernet (feature `pcap`).
+    /// A tcpdump expression (feature `pcap`), compiled with libpcap for the socket's
+    /// interface so that it selects exactly what `tcpdump -i IF EXPR` selects.
     #[cfg(feature = "pcap")]
     Expression(String),
 }
@@ -156,11 +157,16 @@ pub struct AfPacketFlags {
     pub fanout: Option<Fanout>,
     /// Socket filter run by the kernel before the ring.
     pub filter: Option<Filter>,
+    /// Leave received frames as the kernel stores them: the outer VLAN tag taken out of the
+    /// payload and reported only in [`Meta`](crate::Meta) (`vlan_tci`, `vlan_tpid`,
+    /// `vlan_valid`). By default (`false`) the tag is put back, so that the payload is the
+    /// frame as on the wire (as libpcap does, and as every other nethuns backend delivers).
+    pub strip_vlan: bool,
 }
 
 impl Default for AfPacketFlags {
     /// 32 blocks of 256 KiB (8 MiB of RX ring), 2048-byte frames, 2 ms block timeout, 1024 TX
-    /// frames, promiscuous, no qdisc bypass, no fanout, no filter.
+    /// frames, promiscuous, no qdisc bypass, no fanout, no filter, VLAN tags in the payload.
     fn default() -> Self {
         AfPacketFlags {
             block_size: 1 << 18,
@@ -173,6 +179,7 @@ impl Default for AfPacketFlags {
             ignore_outgoing: false,
             fanout: None,
             filter: None,
+            strip_vlan: false,
         }
     }
 }
@@ -300,7 +307,11 @@ pub fn compile_filter(filter: &Filter) -> Result<Vec<BpfInstruction>> {
     Ok(prog)
 }
 
-/// Compiles a tcpdump expression for Ethernet with libpcap.
+/// Compiles a tcpdump expression with libpcap for a dead Ethernet handle: the program that
+/// `tcpdump -r` would run on a savefile of wire frames (a `vlan` test reads the tag from the
+/// frame). This checks the expression; [`Socket::create`](nethuns_core::Socket::create)
+/// compiles it again for the live interface with [`compile_expression_for`], because the
+/// kernel has taken the outer VLAN tag out of the frame before a socket filter runs.
 #[cfg(feature = "pcap")]
 pub fn compile_expression(expr: &str) -> Result<Vec<BpfInstruction>> {
     if expr.trim().is_empty() {
@@ -311,6 +322,45 @@ pub fn compile_expression(expr: &str) -> Result<Vec<BpfInstruction>> {
     let prog = dead
         .compile(expr, true)
         .map_err(|e| Error::flag("filter", format!("cannot compile {expr:?}: {e}")))?;
+    instructions(&prog)
+}
+
+/// The snapshot length tcpdump uses (libpcap's `MAXIMUM_SNAPLEN`): the value a matching
+/// filter returns.
+#[cfg(feature = "pcap")]
+const PCAP_SNAPLEN: i32 = 262_144;
+
+/// Compiles a tcpdump expression exactly as `tcpdump -i ifname EXPR` does on Linux: with a
+/// live libpcap handle on the interface (opened, never read, closed at once), for which libpcap
+/// tests VLAN tags with the kernel's ancillary loads (`vlan_tci`, `vlan_avail`) where the
+/// kernel took the outer tag out of the frame. A dead handle's program would look for the tag
+/// in the frame and so never match a tagged frame on a live socket. Call it in the network
+/// namespace of the interface; needs `CAP_NET_RAW`.
+#[cfg(feature = "pcap")]
+pub fn compile_expression_for(expr: &str, ifname: &str) -> Result<Vec<BpfInstruction>> {
+    if expr.trim().is_empty() {
+        return Err(Error::flag("filter", "empty filter expression"));
+    }
+    let what = || format!("opening {ifname} with libpcap to compile the filter {expr:?}");
+    let live = pcap::Capture::from_device(ifname)
+        .map_err(|e| Error::engine("pcap", what(), e))?
+        .snaplen(PCAP_SNAPLEN)
+        .promisc(false)
+        .buffer_size(1 << 16)
+        .open()
+        .map_err(|e| Error::engine("pcap", what(), e))?;
+    let prog = live.compile(expr, true).map_err(|e| {
+        Error::flag(
+            "filter",
+            format!("cannot compile {expr:?} for {ifname}: {e}"),
+        )
+    })?;
+    instructions(&prog)
+}
+
+/// The instructions of a libpcap program.
+#[cfg(feature = "pcap")]
+fn instructions(prog: &pcap::BpfProgram) -> Result<Vec<BpfInstruction>> {
     prog.get_instructions()
         .iter()
         .map(|insn| {

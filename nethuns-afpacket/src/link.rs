@@ -1,8 +1,9 @@
 //! Noticing that the interface went down or away, cheaply: only on the empty-ring path of
 //! `recv`, at most every [`CHECK_INTERVAL`], with a zero-timeout `poll` for `POLLERR` (the
 //! kernel sets `ENETDOWN` on the socket when its interface goes down or is unregistered).
-//! Once down, every `recv` that finds the ring empty reports it, until the same interface is
-//! up again (the kernel then resumes delivery by itself).
+//! Once down (or deleted: the same [`Error::InterfaceDown`]), every `recv` that finds the ring
+//! empty reports it, until the same interface is up again (the kernel then resumes delivery by
+//! itself).
 
 use std::cell::Cell;
 use std::io;
@@ -83,10 +84,8 @@ impl LinkWatch {
                 Ok(())
             }
             Ok(Some(false)) => Err(Error::InterfaceDown(ifname.to_string())),
-            Ok(None) => Err(Error::os(
-                format!("AF_PACKET socket on {ifname}: the interface was deleted"),
-                io::Error::from_raw_os_error(libc::ENODEV),
-            )),
+            // Deleted: the same error as down, as on every backend.
+            Ok(None) => Err(Error::InterfaceDown(ifname.to_string())),
             Err(e) => Err(Error::os(format!("reading the state of {ifname}"), e)),
         }
     }

@@ -117,6 +117,12 @@ impl Shared {
         Some(OpenBlock { first, num_pkts })
     }
 
+    /// Whether payloads or tokens still hold `block` (its count is not zero).
+    #[inline]
+    pub(crate) fn held(&self, block: u32) -> bool {
+        self.refs[block as usize].0.load(Ordering::Acquire) != 0
+    }
+
     /// Drops `n` references to `block`; the last one gives the block back to the kernel.
     #[inline]
     pub(crate) fn release(&self, block: u32, n: u32) {

@@ -8,6 +8,13 @@ use crate::ring::Shared;
 
 /// Size of the v3 packet header (`struct tpacket3_hdr`).
 const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
+/// Where the frame may start at the earliest: after the header and its `sockaddr_ll`
+/// (`TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`).
+const MAC_MIN: usize = crate::geometry::TPACKET3_HDRLEN;
+/// The two MAC addresses that move in front of a restored VLAN tag.
+const MACS: usize = 12;
+/// One 802.1Q tag.
+const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 
 /// Where the socket is in the RX ring. With `remaining == 0` no block is open and `block` is
 /// the next one to open; otherwise `block` is open (the socket holds one reference on it plus
@@ -17,6 +24,8 @@ pub(crate) struct RxCursor {
     block: u32,
     next: usize,
     remaining: u32,
+    /// Leave the outer VLAN tag where the kernel put it (in the header only).
+    keep_stripped: bool,
 }
 
 /// One received packet: where it is, its captured length, its metadata.
@@ -27,6 +36,22 @@ pub(crate) struct RxPacket {
 }
 
 impl RxCursor {
+    /// A cursor at block 0; `keep_stripped` leaves the outer VLAN tag out of the payload
+    /// ([`AfPacketFlags::strip_vlan`](crate::AfPacketFlags::strip_vlan)).
+    pub(crate) fn new(keep_stripped: bool) -> Self {
+        RxCursor {
+            keep_stripped,
+            ..RxCursor::default()
+        }
+    }
+
+    /// Whether the cursor waits for a block that payloads or tokens of the previous lap still
+    /// hold (rather than for the kernel): the ring is stuck until the user releases them.
+    #[inline]
+    pub(crate) fn blocked(&self, s: &Shared) -> bool {
+        self.remaining == 0 && s.held(self.block)
+    }
+
     /// The next packet, or `None` when the open block is done and the next block is still the
     /// kernel's (or still held by payloads of the previous lap).
     #[inline]
@@ -53,9 +78,56 @@ impl RxCursor {
             let h = unsafe {
                 std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr)
             };
-            let data = hdr_off + h.tp_mac as usize;
+            let mut data = hdr_off + h.tp_mac as usize;
             // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-            let caplen = (h.tp_snaplen as usize).min(block_end.saturating_sub(data)) as u32;
+            let mut caplen = (h.tp_snaplen as usize).min(block_end.saturating_sub(data)) as u32;
+            let mut len = h.tp_len;
+            let mut vlan_valid = h.tp_status & libc::TP_STATUS_VLAN_VALID != 0;
+            let mut vlan_tci = h.hv1.tp_vlan_tci as u16;
+            let mut vlan_tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                h.hv1.tp_vlan_tpid
+            } else {
+                0x8100
+            };
+            if vlan_valid {
+                if !self.keep_stripped
+                    && caplen as usize >= MACS
+                    && h.tp_mac as usize >= MAC_MIN + VLAN_HLEN
+                {
+                    // The kernel moved the outer tag out of the frame: put it back, as
+                    // libpcap does, so that the payload is the frame as on the wire.
+                    // SAFETY: the socket holds this block (the kernel does not touch it) and
+                    // this packet was not handed out yet, so nobody else sees these bytes;
+                    // `data - 4 ≥ hdr_off + MAC_MIN` (checked) keeps the write after the
+                    // packet's header and sockaddr_ll, and `data + 12 ≤ block_end` (caplen
+                    // ≥ 12, clamped to the block) keeps the moved bytes inside the block.
+                    unsafe {
+                        let p = s.base().add(data);
+                        std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
+                        let tag = p.sub(VLAN_HLEN).add(MACS);
+                        let [t0, t1] = vlan_tpid.to_be_bytes();
+                        let [c0, c1] = vlan_tci.to_be_bytes();
+                        tag.write(t0);
+                        tag.add(1).write(t1);
+                        tag.add(2).write(c0);
+                        tag.add(3).write(c1);
+                    }
+                    data -= VLAN_HLEN;
+                    caplen += VLAN_HLEN as u32;
+                    len += VLAN_HLEN as u32;
+                }
+            } else if caplen as usize >= MACS + VLAN_HLEN {
+                // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
+                // take out) is still the outermost: report it the same way.
+                // SAFETY: caplen ≥ 16 bytes of this held packet lie inside the block.
+                let b = unsafe { std::slice::from_raw_parts(s.base().add(data), MACS + 4) };
+                let tpid = u16::from_be_bytes([b[12], b[13]]);
+                if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
+                    vlan_valid = true;
+                    vlan_tpid = tpid;
+                    vlan_tci = u16::from_be_bytes([b[14], b[15]]);
+                }
+            }
             self.next = hdr_off + h.tp_next_offset as usize;
             Some(RxPacket {
                 desc: BufferDesc::new(data),
@@ -63,11 +135,11 @@ impl RxCursor {
                 meta: AfPacketMeta {
                     sec: h.tp_sec,
                     nsec: h.tp_nsec,
-                    len: h.tp_len,
+                    len,
                     caplen,
-                    vlan_tci: h.hv1.tp_vlan_tci as u16,
-                    vlan_tpid: h.hv1.tp_vlan_tpid,
-                    vlan_valid: h.tp_status & libc::TP_STATUS_VLAN_VALID != 0,
+                    vlan_tci,
+                    vlan_tpid,
+                    vlan_valid,
                     rxhash: h.hv1.tp_rxhash,
                     status: h.tp_status,
                 },
@@ -107,19 +179,36 @@ impl RxCursor {
 mod tests {
     use super::*;
     use crate::ring::tests::{kernel_fill, test_ring};
-    use nethuns_core::{Context, Token};
+    use nethuns_core::{Context, Metadata, Token};
 
-    /// Writes packets of lengths `lens` into block `b` as the kernel would.
-    fn kernel_write(ctx: &crate::AfPacketContext, b: u32, lens: &[u32]) {
+    /// A packet as the kernel writes it: its captured bytes, where they start (`tp_mac`), and
+    /// the tag the kernel took out (TCI, TPID if reported).
+    #[derive(Clone)]
+    struct KPkt {
+        data: Vec<u8>,
+        mac: u16,
+        vlan: Option<(u16, Option<u16>)>,
+    }
+
+    fn kpkt(i: usize, len: u32) -> KPkt {
+        KPkt {
+            data: (0..len as usize).map(|j| (i + j) as u8).collect(),
+            mac: 80,
+            vlan: None,
+        }
+    }
+
+    /// Writes packets into block `b` as the kernel would.
+    fn kernel_write_pkts(ctx: &crate::AfPacketContext, b: u32, pkts: &[KPkt]) {
         let base = ctx.shared().base();
         let block = b as usize * 4096;
         let mut off = 48usize;
-        for (i, &len) in lens.iter().enumerate() {
-            let mac = 80u16;
-            let next = if i + 1 == lens.len() {
+        for (i, p) in pkts.iter().enumerate() {
+            let len = p.data.len() as u32;
+            let next = if i + 1 == pkts.len() {
                 0
             } else {
-                (mac as u32 + len).next_multiple_of(16)
+                (p.mac as u32 + len).next_multiple_of(16)
             };
             // SAFETY: test memory of the anonymous ring, inside block b.
             unsafe {
@@ -127,19 +216,46 @@ mod tests {
                 (*h).tp_next_offset = next;
                 (*h).tp_snaplen = len;
                 (*h).tp_len = len + 1;
-                (*h).tp_mac = mac;
+                (*h).tp_mac = p.mac;
                 (*h).tp_sec = 7;
                 (*h).tp_nsec = i as u32;
-                (*h).tp_status = libc::TP_STATUS_USER | libc::TP_STATUS_VLAN_VALID;
-                (*h).hv1.tp_vlan_tci = 42;
+                (*h).tp_status = libc::TP_STATUS_USER;
+                (*h).hv1.tp_vlan_tci = 0;
+                (*h).hv1.tp_vlan_tpid = 0;
+                if let Some((tci, tpid)) = p.vlan {
+                    (*h).tp_status |= libc::TP_STATUS_VLAN_VALID;
+                    (*h).hv1.tp_vlan_tci = tci as u32;
+                    if let Some(tpid) = tpid {
+                        (*h).tp_status |= libc::TP_STATUS_VLAN_TPID_VALID;
+                        (*h).hv1.tp_vlan_tpid = tpid;
+                    }
+                }
                 (*h).hv1.tp_rxhash = 0xabcd;
-                for j in 0..len as usize {
-                    *base.add(block + off + mac as usize + j) = (i + j) as u8;
+                // What the kernel leaves between the sockaddr_ll and the frame: garbage.
+                for j in MAC_MIN..p.mac as usize {
+                    *base.add(block + off + j) = 0xee;
+                }
+                for (j, &byte) in p.data.iter().enumerate() {
+                    *base.add(block + off + p.mac as usize + j) = byte;
                 }
             }
             off += next as usize;
         }
-        kernel_fill(ctx, b, lens.len() as u32);
+        kernel_fill(ctx, b, pkts.len() as u32);
+    }
+
+    /// Writes untagged packets of lengths `lens` into block `b` as the kernel would.
+    fn kernel_write(ctx: &crate::AfPacketContext, b: u32, lens: &[u32]) {
+        let pkts: Vec<_> = lens.iter().enumerate().map(|(i, &l)| kpkt(i, l)).collect();
+        kernel_write_pkts(ctx, b, &pkts);
+    }
+
+    /// The payload and metadata of the next packet.
+    fn take(ctx: &crate::AfPacketContext, c: &mut RxCursor) -> (Vec<u8>, AfPacketMeta) {
+        let p = c.next(ctx.shared()).expect("a packet");
+        // SAFETY: test token for a packet just handed out.
+        let payload = ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) });
+        (payload.to_vec(), p.meta)
     }
 
     #[test]
@@ -155,19 +271,132 @@ mod tests {
             let p = c.next(s).unwrap();
             assert_eq!(p.caplen, len);
             assert_eq!(p.meta.len, len + 1);
-            assert!(p.meta.vlan_valid);
-            assert_eq!((p.meta.vlan_tci, p.meta.rxhash), (42, 0xabcd));
+            assert!(!p.meta.vlan_valid);
+            assert_eq!(p.meta.vlan(), None);
+            assert_eq!(p.meta.rxhash, 0xabcd);
             assert_eq!(p.meta.nsec, if i < 3 { i as u32 } else { 0 });
             // SAFETY: test token for a packet just handed out.
             toks.push(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) });
         }
         assert!(c.next(s).is_none(), "block 0 is still held");
+        assert!(c.blocked(s), "the next block is the user's");
         assert_eq!(ctx.blocks_in_use(), 2);
         let payloads: Vec<_> = toks.into_iter().map(|t| ctx.packet(t)).collect();
         assert_eq!(payloads[2][0], 2);
         assert_eq!(payloads[2][999], (2 + 999) as u8);
         drop(payloads);
         assert_eq!(ctx.blocks_in_use(), 0);
+        assert!(!c.blocked(s), "the next block is the kernel's again");
+        assert!(c.next(s).is_none());
+    }
+
+    /// A frame as on the wire, tagged with `tpid`/`tci` after its MAC addresses.
+    fn tagged(untagged: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+        [
+            &untagged[..12],
+            &tpid.to_be_bytes()[..],
+            &tci.to_be_bytes()[..],
+            &untagged[12..],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn stripped_vlan_tags_are_put_back() {
+        let ctx = test_ring(1);
+        let plain = kpkt(0, 100);
+        let mut with_tpid = kpkt(1, 60);
+        with_tpid.vlan = Some((0x2007, Some(0x88a8)));
+        let mut no_tpid = kpkt(2, 64);
+        no_tpid.vlan = Some((0xa123, None));
+        let mut prio_only = kpkt(3, 60);
+        prio_only.vlan = Some((0, Some(0x8100)));
+        kernel_write_pkts(
+            &ctx,
+            0,
+            &[
+                plain.clone(),
+                with_tpid.clone(),
+                no_tpid.clone(),
+                prio_only.clone(),
+            ],
+        );
+        let mut c = RxCursor::new(false);
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, plain.data);
+        assert_eq!((m.vlan(), m.len, m.caplen), (None, 101, 100));
+        for (p, tpid, tci) in [
+            (&with_tpid, 0x88a8, 0x2007),
+            (&no_tpid, 0x8100, 0xa123),
+            (&prio_only, 0x8100, 0),
+        ] {
+            let (b, m) = take(&ctx, &mut c);
+            assert_eq!(b, tagged(&p.data, tpid, tci), "the wire frame");
+            assert_eq!(m.vlan(), Some(tci));
+            assert_eq!(m.vlan_tpid, tpid);
+            assert_eq!(m.caplen as usize, p.data.len() + 4);
+            assert_eq!(m.len as usize, p.data.len() + 1 + 4);
+        }
+        assert_eq!(ctx.blocks_in_use(), 0);
+    }
+
+    #[test]
+    fn strip_vlan_keeps_the_kernels_form() {
+        let ctx = test_ring(1);
+        let mut p = kpkt(0, 60);
+        p.vlan = Some((0x0123, Some(0x8100)));
+        kernel_write_pkts(&ctx, 0, &[p.clone()]);
+        let mut c = RxCursor::new(true);
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, p.data);
+        assert_eq!(
+            (m.vlan(), m.vlan_tpid, m.caplen, m.len),
+            (Some(0x123), 0x8100, 60, 61)
+        );
+    }
+
+    #[test]
+    fn no_room_in_front_leaves_the_tag_in_the_header() {
+        let ctx = test_ring(1);
+        // tp_mac 70: 2 bytes after the sockaddr_ll, too few for a tag.
+        let mut p = kpkt(0, 60);
+        p.mac = 70;
+        p.vlan = Some((0x0042, None));
+        // Exactly 4 bytes of room: enough.
+        let mut q = kpkt(1, 60);
+        q.mac = 72;
+        q.vlan = Some((0x0043, None));
+        // Under 12 captured bytes: nothing to move the tag behind.
+        let mut r = kpkt(2, 8);
+        r.vlan = Some((0x0044, None));
+        kernel_write_pkts(&ctx, 0, &[p.clone(), q.clone(), r.clone()]);
+        let mut c = RxCursor::new(false);
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, p.data);
+        assert_eq!((m.vlan(), m.caplen), (Some(0x42), 60));
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, tagged(&q.data, 0x8100, 0x43));
+        assert_eq!((m.vlan(), m.caplen), (Some(0x43), 64));
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, r.data);
+        assert_eq!((m.vlan(), m.caplen), (Some(0x44), 8));
+    }
+
+    #[test]
+    fn a_tag_left_in_the_frame_is_reported() {
+        let ctx = test_ring(1);
+        let mut p = kpkt(0, 60);
+        p.data = tagged(&p.data, 0x9100, 0x0777);
+        let mut short = kpkt(1, 15);
+        short.data[12..14].copy_from_slice(&[0x91, 0x00]);
+        kernel_write_pkts(&ctx, 0, &[p.clone(), short.clone()]);
+        let mut c = RxCursor::new(false);
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, p.data);
+        assert_eq!((m.vlan(), m.vlan_tpid), (Some(0x777), 0x9100));
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!(b, short.data);
+        assert_eq!(m.vlan(), None, "a tag needs 16 bytes");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use std::cell::Cell;
 use std::os::fd::OwnedFd;
 
+use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::metadata::AfPacketMeta;
-use nethuns_core::{Error, Result, Socket, Token};
+use nethuns_core::{Capabilities, Error, Result, Socket, Stats, Token};
 
 use crate::flags::{AfPacketFlags, Fanout};
 use crate::geometry::Geometry;
@@ -29,6 +30,11 @@ pub struct Sock {
     rx: Cell<RxCursor>,
     tx: Option<TxRing>,
     link: LinkWatch,
+    mtu: u32,
+    /// Packets handed out by `recv`/`recv_token`.
+    received: Cell<u64>,
+    /// `tp_drops` summed over every `PACKET_STATISTICS` read (each read resets the kernel's).
+    kernel_drops: Cell<u64>,
 }
 
 impl std::fmt::Debug for Sock {
@@ -42,6 +48,9 @@ impl std::fmt::Debug for Sock {
             .finish()
     }
 }
+
+/// How long dropping a socket keeps submitting frames the kernel has not taken yet.
+const DROP_FLUSH: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn check_portspec(portspec: &str) -> Result<&str> {
     let name = portspec.strip_prefix("afpacket:").unwrap_or(portspec);
@@ -66,6 +75,18 @@ fn check_portspec(portspec: &str) -> Result<&str> {
     Ok(name)
 }
 
+/// `geo` with its filter compiled for the live interface if it is a tcpdump expression
+/// (`validate` compiled it for a dead handle, which checked it).
+#[cfg(feature = "pcap")]
+fn live_filter(mut geo: Geometry, flags: &AfPacketFlags, name: &str) -> Result<Geometry> {
+    if let Some(crate::Filter::Expression(expr)) = &flags.filter {
+        sys::if_index(name)?; // a missing interface is named as without a filter
+        let prog = crate::flags::compile_expression_for(expr, name)?;
+        geo.filter = Some(crate::flags::compile_filter(&crate::Filter::Classic(prog))?);
+    }
+    Ok(geo)
+}
+
 fn int_opt(fd: &OwnedFd, name: libc::c_int, value: libc::c_int, what: &str) -> Result<()> {
     sys::setsockopt(fd, libc::SOL_PACKET, name, &value, what)
 }
@@ -81,31 +102,49 @@ impl Sock {
         self.ifindex
     }
 
+    /// The interface MTU, read at `create`.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
     /// The fanout member index given to `create` (`None`: not set).
     pub fn queue(&self) -> Option<usize> {
         self.queue
     }
 
-    /// Largest frame `send` accepts (TX slot room, bounded by the interface MTU + 18), or 0
-    /// without a TX ring.
+    /// Largest untagged frame `send` accepts: the interface MTU + 14 (bounded by the TX slot's
+    /// room), or 0 without a TX ring. A frame whose outer EtherType is 0x8100 may be 4 bytes
+    /// longer ([`Sock::max_tagged_frame`]).
     pub fn max_frame(&self) -> usize {
         self.tx.as_ref().map_or(0, |t| t.max_frame())
     }
 
-    /// Frames queued by `send` and not yet submitted by `flush`.
+    /// Largest 802.1Q-tagged frame (outer EtherType 0x8100) `send` accepts: the interface
+    /// MTU + 18 (bounded by the TX slot's room), or 0 without a TX ring. Under a 0x88A8 or
+    /// 0x9100 outer tag the limit stays [`Sock::max_frame`]: the kernel's AF_PACKET transmit
+    /// path allows the extra 4 bytes for 802.1Q only and silently discards longer frames, so
+    /// `send` refuses them with [`Error::TooBigPacket`].
+    pub fn max_tagged_frame(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.max_tagged_frame())
+    }
+
+    /// Frames queued by `send` and not yet taken by the kernel.
     pub fn pending(&self) -> u32 {
         self.tx.as_ref().map_or(0, |t| t.pending())
     }
 
     /// Failed TX submissions so far and the errno of the last one (`flush` cannot return an
-    /// error; frames of a failed submission stay queued and go with the next flush).
+    /// error, [`Socket::try_flush`] does; frames of a failed submission stay queued and go
+    /// with the next flush).
     pub fn tx_errors(&self) -> (u64, Option<i32>) {
         self.tx.as_ref().map_or((0, None), |t| t.errors())
     }
 
-    /// Kernel statistics since the last call (`PACKET_STATISTICS`, which resets them):
-    /// packets received, packets dropped (ring full), times the ring was frozen.
-    pub fn stats(&self) -> Result<libc::tpacket_stats_v3> {
+    /// The kernel's statistics since the previous call (`PACKET_STATISTICS`, which resets
+    /// them on every read): packets that reached the socket, packets dropped (ring full), times
+    /// the ring was frozen. Every read is also added to the totals that [`Socket::stats`]
+    /// reports, so calling this does not lose anything from there.
+    pub fn native_stats(&self) -> Result<libc::tpacket_stats_v3> {
         // SAFETY: plain data, all-zero valid.
         let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
@@ -125,7 +164,21 @@ impl Sock {
                 self.ifname
             )));
         }
+        self.kernel_drops
+            .set(self.kernel_drops.get() + u64::from(st.tp_drops));
         Ok(st)
+    }
+
+    /// The error of a failed submission, with the interface.
+    fn flush_error(&self, errno: i32) -> Error {
+        if matches!(errno, libc::ENETDOWN | libc::ENXIO | libc::ENODEV) {
+            Error::InterfaceDown(self.ifname.clone())
+        } else {
+            Error::os(
+                format!("AF_PACKET: submitting the TX ring of {}", self.ifname),
+                std::io::Error::from_raw_os_error(errno),
+            )
+        }
     }
 
     fn open(
@@ -244,6 +297,7 @@ impl Socket for Sock {
         self.rx.set(cur);
         match pkt {
             Some(p) => {
+                self.received.set(self.received.get() + 1);
                 // SAFETY: the cursor took one reference on the packet's block for this token,
                 // which alone names this packet; caplen lies inside the block.
                 let token = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
@@ -255,7 +309,14 @@ impl Socket for Sock {
                 }
                 self.link
                     .on_idle(shared.raw_fd(), &self.ifname, self.ifindex)?;
-                Err(Error::NoPacket)
+                if cur.blocked(shared) {
+                    // The next block still holds payloads or tokens of the previous lap: the
+                    // ring cannot advance (and the kernel drops once it reaches it) until
+                    // they are released.
+                    Err(Error::NoMemory)
+                } else {
+                    Err(Error::NoPacket)
+                }
             }
         }
     }
@@ -274,7 +335,53 @@ impl Socket for Sock {
     #[inline]
     fn flush(&self) {
         if let Some(tx) = &self.tx {
-            tx.flush(self.ctx.shared());
+            let _ = tx.flush(self.ctx.shared());
+        }
+    }
+
+    /// Submits the queued frames like [`Socket::flush`] and reports a failure:
+    /// [`Error::InterfaceDown`] if the interface is down or gone, else [`Error::Os`] with the
+    /// errno. The kernel not taking every frame at once (its send buffer full, the qdisc
+    /// refusing one) is not a failure: those frames stay queued ([`Sock::pending`]) for the
+    /// next flush, as they do after a failure.
+    fn try_flush(&self) -> Result<()> {
+        match &self.tx {
+            Some(tx) => tx
+                .flush(self.ctx.shared())
+                .map_err(|errno| self.flush_error(errno)),
+            None => Ok(()),
+        }
+    }
+
+    /// `received` and `sent` are counted by the socket since it was created (`sent`: frames
+    /// the kernel took from the TX ring); `dropped` is the kernel's `tp_drops` summed since
+    /// creation (packets for this socket lost because the ring was full, i.e. every block
+    /// was the user's); `filtered` is `None` (the kernel does not count what a socket filter
+    /// rejects); `send_errors` counts failed submissions and frames the kernel refused.
+    fn stats(&self) -> Result<Stats> {
+        self.native_stats()?;
+        let (send_errors, _) = self.tx_errors();
+        Ok(Stats {
+            received: self.received.get(),
+            dropped: Some(self.kernel_drops.get()),
+            filtered: None,
+            sent: self.tx.as_ref().map_or(0, |t| t.sent()),
+            send_errors,
+        })
+    }
+
+    /// `max_frame` is the interface MTU + 14 (an 802.1Q-tagged frame may be 4 bytes longer),
+    /// as read at `create`, bounded by the TX slot (0 without a TX ring); nanosecond timestamps;
+    /// zero-copy receive; the socket's descriptor polls for `POLLIN`; tcpdump expressions with
+    /// feature `pcap` (classic BPF programs always).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: self.max_frame(),
+            min_frame: ETH_HLEN,
+            timestamps: true,
+            zero_copy: true,
+            pollable_fd: Some(self.ctx.shared().raw_fd()),
+            filters: cfg!(feature = "pcap"),
         }
     }
 
@@ -302,6 +409,8 @@ impl Socket for Sock {
                 ),
             ));
         }
+        #[cfg(feature = "pcap")]
+        let geo = live_filter(geo, &flags, name)?;
         let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
         let tx = geo.tx.map(|t| TxRing::new(t, geo.rx.bytes(), mtu));
         let ctx = AfPacketContext::new(Shared::new(map, geo.rx, Some(fd)));
@@ -311,9 +420,12 @@ impl Socket for Sock {
             ifindex,
             queue,
             fanout: flags.fanout,
-            rx: Cell::new(RxCursor::default()),
+            rx: Cell::new(RxCursor::new(flags.strip_vlan)),
             tx,
             link: LinkWatch::new(),
+            mtu,
+            received: Cell::new(0),
+            kernel_drops: Cell::new(0),
         })
     }
 
@@ -342,7 +454,15 @@ impl std::os::fd::AsRawFd for Sock {
 impl Drop for Sock {
     fn drop(&mut self) {
         if let Some(tx) = &self.tx {
-            tx.flush(self.ctx.shared());
+            // Frames the kernel could not take at once (its send buffer full) go with a few
+            // more submissions, for at most DROP_FLUSH.
+            let end = std::time::Instant::now() + DROP_FLUSH;
+            while tx.flush(self.ctx.shared()).is_ok()
+                && tx.pending() > 0
+                && std::time::Instant::now() < end
+            {
+                std::thread::yield_now();
+            }
         }
         let mut cur = self.rx.get();
         cur.close(self.ctx.shared());

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{Error, Result};
 
 use crate::geometry::{TxGeometry, TX_DATA_OFFSET};
@@ -20,42 +21,81 @@ const LEN: usize = offset_of!(libc::tpacket3_hdr, tp_len);
 const SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
 const NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
 
-/// Smallest frame the kernel transmits: an Ethernet header.
-pub(crate) const MIN_FRAME: usize = 14;
+/// How a submission (`flush`) went: the errno of a failure the caller should hear about.
+pub(crate) type FlushResult = std::result::Result<(), i32>;
 
 /// The TX side of a socket (single-threaded: lives in the `!Sync` socket).
 pub(crate) struct TxRing {
     geo: TxGeometry,
     /// Offset of the TX ring in the mapping (after the RX ring).
     start: usize,
-    /// Largest frame accepted: the slot's room, bounded by the interface MTU.
-    max_frame: usize,
+    /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
+    max_untagged: usize,
+    /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
+    max_tagged: usize,
+    /// The slot `send` fills next.
     next: Cell<u32>,
+    /// Frames queued and not yet taken by the kernel: the slots just before `next`.
     pending: Cell<u32>,
+    /// Frames the kernel took (cumulative).
+    sent: Cell<u64>,
     errors: Cell<u64>,
     last_error: Cell<Option<i32>>,
     saw_down: Cell<bool>,
 }
 
+/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
+///
+/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
+/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
+/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
+#[inline]
+fn extra_tag_allowed(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
+}
+
 impl TxRing {
     pub(crate) fn new(geo: TxGeometry, start: usize, mtu: u32) -> Self {
-        // MTU + Ethernet header + one VLAN tag: what the kernel accepts for a tagged frame.
-        let max_frame = geo.max_frame().min(mtu as usize + 14 + 4);
+        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
+        // frame (larger ones it silently discards, so `send` refuses them).
+        let room = geo.max_frame();
+        let max_untagged = room.min(mtu as usize + ETH_HLEN);
+        let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
         TxRing {
             geo,
             start,
-            max_frame,
+            max_untagged,
+            max_tagged,
             next: Cell::new(0),
             pending: Cell::new(0),
+            sent: Cell::new(0),
             errors: Cell::new(0),
             last_error: Cell::new(None),
             saw_down: Cell::new(false),
         }
     }
 
-    /// Largest frame `send` accepts.
+    /// Largest untagged frame `send` accepts (a tagged one may be 4 bytes longer).
     pub(crate) fn max_frame(&self) -> usize {
-        self.max_frame
+        self.max_untagged
+    }
+
+    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
+    pub(crate) fn max_tagged_frame(&self) -> usize {
+        self.max_tagged
+    }
+
+    /// The size rule of `send`.
+    #[inline]
+    pub(crate) fn check_len(&self, data: &[u8]) -> Result<()> {
+        let len = data.len();
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
+        }
+        if len > self.max_untagged && (len > self.max_tagged || !extra_tag_allowed(data)) {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(())
     }
 
     #[inline]
@@ -72,36 +112,35 @@ impl TxRing {
         unsafe { &*(frame.add(STATUS) as *const AtomicU32) }
     }
 
+    #[inline]
+    fn wrap(&self, i: u32) -> u32 {
+        if i + 1 == self.geo.frame_count {
+            0
+        } else {
+            i + 1
+        }
+    }
+
     /// Copies `data` into the next free slot and queues it.
     #[inline]
     pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
+        self.check_len(data)?;
         let len = data.len();
-        if len > self.max_frame {
-            return Err(Error::TooBigPacket(len));
-        }
-        if len < MIN_FRAME {
-            return Err(Error::os(
-                "AF_PACKET send",
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("a {len}-byte frame is shorter than an Ethernet header"),
-                ),
-            ));
-        }
         let i = self.next.get();
         let frame = self.frame(s, i);
         let status = self.status(frame);
         if !self.is_free(status.load(Ordering::Acquire)) {
             // Reap: submit what is queued; the kernel frees slots as frames leave.
             if self.pending.get() > 0 {
-                self.flush(s);
+                let _ = self.flush(s);
             }
             if !self.is_free(status.load(Ordering::Acquire)) {
                 return Err(Error::NoMemory);
             }
         }
         // SAFETY: the slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not
-        // read it until we set SEND_REQUEST below; len ≤ max_frame keeps the copy in the slot.
+        // read it until we set SEND_REQUEST below; len ≤ the slot's room (check_len) keeps the
+        // copy in the slot.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), frame.add(TX_DATA_OFFSET), len);
             (frame.add(LEN) as *mut u32).write(len as u32);
@@ -109,11 +148,7 @@ impl TxRing {
             (frame.add(NEXT) as *mut u32).write(0);
         }
         status.store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
-        self.next.set(if i + 1 == self.geo.frame_count {
-            0
-        } else {
-            i + 1
-        });
+        self.next.set(self.wrap(i));
         self.pending.set(self.pending.get() + 1);
         Ok(())
     }
@@ -132,12 +167,14 @@ impl TxRing {
         false
     }
 
-    /// Submits the queued frames with one `sendto`. Frames the kernel could not take now
-    /// (`EAGAIN`, `ENOBUFS`, interface down) stay queued for the next flush; failures are
-    /// counted.
-    pub(crate) fn flush(&self, s: &Shared) {
+    /// Submits the queued frames with one `sendto`, then counts the frames the kernel took
+    /// (their slots are no longer `SEND_REQUEST`). Frames it could not take now (`EAGAIN`: the
+    /// socket's send buffer is full; `ENOBUFS`: the qdisc refused one; interface down) stay
+    /// queued for the next flush. Returns the errno of a failure that is not one of the two
+    /// transient ones; failures other than those are counted.
+    pub(crate) fn flush(&self, s: &Shared) -> FlushResult {
         if self.pending.get() == 0 {
-            return;
+            return Ok(());
         }
         let mut r = sys::kick_tx(s.raw_fd());
         if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ENETDOWN)) {
@@ -147,19 +184,43 @@ impl TxRing {
             self.saw_down.set(true);
             r = sys::kick_tx(s.raw_fd());
         }
+        self.reap(s);
         match r {
-            Ok(_) => self.pending.set(0),
+            Ok(_) => Ok(()),
             Err(e) => {
-                let code = e.raw_os_error();
-                if matches!(code, Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)) {
+                let code = e.raw_os_error().unwrap_or(libc::EIO);
+                if matches!(code, libc::ENETDOWN | libc::ENXIO | libc::ENODEV) {
                     self.saw_down.set(true);
                 }
-                if !matches!(code, Some(libc::EAGAIN) | Some(libc::ENOBUFS)) {
+                if matches!(code, libc::EAGAIN | libc::ENOBUFS) {
+                    Ok(())
+                } else {
                     self.errors.set(self.errors.get() + 1);
-                    self.last_error.set(code);
+                    self.last_error.set(Some(code));
+                    Err(code)
                 }
             }
         }
+    }
+
+    /// Walks the queued slots from the oldest: those no longer `SEND_REQUEST` were taken by
+    /// the kernel (it takes them in ring order and stops at the first it cannot send).
+    fn reap(&self, s: &Shared) {
+        let mut pending = self.pending.get();
+        let count = self.geo.frame_count;
+        let mut i = (self.next.get() + count - pending) % count;
+        let mut taken = 0u64;
+        while pending > 0 {
+            let st = self.status(self.frame(s, i)).load(Ordering::Acquire);
+            if st == libc::TP_STATUS_SEND_REQUEST {
+                break;
+            }
+            taken += 1;
+            pending -= 1;
+            i = self.wrap(i);
+        }
+        self.pending.set(pending);
+        self.sent.set(self.sent.get() + taken);
     }
 
     /// Whether a submission failed because the interface was down since the last call.
@@ -167,9 +228,14 @@ impl TxRing {
         self.saw_down.replace(false)
     }
 
-    /// Frames queued by `send` and not yet submitted.
+    /// Frames queued by `send` and not yet taken by the kernel.
     pub(crate) fn pending(&self) -> u32 {
         self.pending.get()
+    }
+
+    /// Frames the kernel took for transmission so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.get()
     }
 
     /// Failed submissions so far, and the errno of the last one.

@@ -44,7 +44,7 @@ fn drain_rate_of_a_filled_ring() {
                     Err(e) => panic!("{e}"),
                 }
             }
-            (n, bytes, start.elapsed(), sock.stats().unwrap())
+            (n, bytes, start.elapsed(), sock.native_stats().unwrap())
         })
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();

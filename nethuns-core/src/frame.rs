@@ -36,3 +36,24 @@ pub fn timeval_ns(tv: libc::timeval) -> Option<u64> {
     }
     Some(tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000)
 }
+
+/// The largest length `frame` may have on a link whose largest untagged frame is
+/// `max_untagged` (MTU + 14): 4 bytes more when its outer EtherType is 802.1Q (0x8100).
+/// Only 0x8100 earns the extra 4 bytes: Linux's AF_PACKET send path allows them for no other
+/// TPID and drops such frames silently, so every backend refuses them the same way.
+///
+/// ```
+/// use nethuns_core::frame::send_limit;
+/// let mut f = vec![0u8; 1518];
+/// assert_eq!(send_limit(&f, 1514), 1514);
+/// f[12..14].copy_from_slice(&[0x81, 0x00]);
+/// assert_eq!(send_limit(&f, 1514), 1518);
+/// ```
+#[inline]
+pub fn send_limit(frame: &[u8], max_untagged: usize) -> usize {
+    if frame.len() >= ETH_HLEN && frame[12] == 0x81 && frame[13] == 0x00 {
+        max_untagged + VLAN_HLEN
+    } else {
+        max_untagged
+    }
+}

@@ -35,8 +35,10 @@ pub struct Stats {
 /// What a socket can do, answered the same way by every backend ([`Socket::capabilities`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    /// The largest frame `send` accepts, Ethernet header (and a VLAN tag, if any) included,
-    /// FCS excluded. A larger frame gets [`Error::TooBigPacket`](crate::Error).
+    /// The largest untagged frame `send` accepts (the interface MTU + 14), Ethernet header
+    /// included, FCS excluded; a frame whose outer EtherType is 802.1Q (0x8100) may be 4
+    /// bytes longer ([`frame::send_limit`](crate::frame::send_limit)). A larger frame gets
+    /// [`Error::TooBigPacket`](crate::Error).
     pub max_frame: usize,
     /// The smallest frame `send` accepts ([`frame::ETH_HLEN`](crate::frame::ETH_HLEN)); a
     /// smaller one gets [`Error::TooSmallPacket`](crate::Error).

@@ -43,8 +43,6 @@ pub use sock::{Sock, FILE_PREFIX, TX_BATCH};
 /// Metadata of a received packet: timestamp, original length, captured length.
 pub use nethuns_core::metadata::PcapMeta as Meta;
 pub use nethuns_core::pool::PoolContext;
-pub use nethuns_core::{
-    BufferDesc, Context, Error, Flags, Metadata, MetadataType, Payload, Result, Socket, Token,
-};
+pub use nethuns_core::reexports::*;
 /// The `pcap` crate, for its `Direction`, `Stat` and `Error` types.
 pub use pcap;

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 
 use nethuns_core::pool::PoolContext;
-use nethuns_core::{BufferDesc, Error, Result, Socket, Token};
+use nethuns_core::{BufferDesc, Capabilities, Error, Result, Socket, Stats, Token};
 use pcap::{Active, Capture, Direction, Offline};
 
 use crate::flags::PcapFlags;
@@ -55,6 +55,44 @@ pub struct Sock {
     eof: Cell<bool>,
     tx_errors: Cell<u64>,
     last_tx_error: RefCell<Option<pcap::Error>>,
+    /// Largest untagged frame `send` accepts: the interface MTU + 14 (live), 0 (savefile).
+    max_frame: usize,
+    received: Cell<u64>,
+    sent: Cell<u64>,
+    down: Cell<bool>,
+}
+
+/// The MTU of interface `dev` in the calling thread's namespace.
+fn if_mtu(dev: &str) -> Result<usize> {
+    // SAFETY: plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::last_os(format!("socket for SIOCGIFMTU on {dev}")));
+    }
+    // SAFETY: all-zero ifreq is valid; the name fits (checked by create: < IFNAMSIZ).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: fd is open and req a valid ifreq for SIOCGIFMTU.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
+    let err = Error::last_os(format!("reading the MTU of {dev} (SIOCGIFMTU)"));
+    // SAFETY: fd is open and ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(err);
+    }
+    // SAFETY: SIOCGIFMTU filled the ifru_mtu member.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu } as usize)
+}
+
+/// Whether interface `dev` exists in the calling thread's namespace.
+fn if_exists(dev: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(dev) else {
+        return false;
+    };
+    // SAFETY: valid C string.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
 impl Sock {
@@ -87,8 +125,9 @@ impl Sock {
         }
     }
 
-    /// libpcap's counters: received, dropped by the kernel, dropped by the interface.
-    pub fn stats(&self) -> Result<pcap::Stat> {
+    /// libpcap's own counters (`pcap_stats`): received, dropped by the kernel, dropped by
+    /// the interface. [`Socket::stats`] gives the counters every backend has.
+    pub fn native_stats(&self) -> Result<pcap::Stat> {
         match &mut *self.handle.borrow_mut() {
             Handle::Live(c) => c
                 .stats()
@@ -105,17 +144,21 @@ impl Sock {
         self.tx_errors.get()
     }
 
-    /// Like [`Socket::flush`], but reports the first injection error of this flush.
-    pub fn try_flush(&self) -> Result<()> {
-        let before = self.tx_errors.get();
-        self.flush();
-        if self.tx_errors.get() == before {
-            return Ok(());
+    /// A receive error of a live handle: the interface gone or down is
+    /// [`Error::InterfaceDown`], anything else libpcap's error with context.
+    #[cold]
+    fn live_error(&self, e: pcap::Error) -> Error {
+        if !if_exists(&self.portspec) || self.down.get() {
+            return Error::InterfaceDown(self.portspec.clone());
         }
-        match self.last_tx_error.borrow_mut().take() {
-            Some(e) => Err(self.pcap_err("inject", e)),
-            None => Err(Error::Unknown),
+        let msg = e.to_string();
+        if msg.contains("went down")
+            || msg.contains("disappeared")
+            || msg.contains("No such device")
+        {
+            return Error::InterfaceDown(self.portspec.clone());
         }
+        self.pcap_err("receive", e)
     }
 
     fn open_live(dev: &str, flags: &PcapFlags) -> Result<Capture<Active>> {
@@ -163,6 +206,7 @@ impl Socket for Sock {
                 "{portspec}: libpcap has no queue selection (queue {q} requested); pass None"
             )));
         }
+        let mut max_frame = 0;
         let handle = if let Some(path) = portspec.strip_prefix(FILE_PREFIX) {
             if path.is_empty() {
                 return Err(Error::portspec(portspec, "file: needs a path"));
@@ -175,7 +219,9 @@ impl Socket for Sock {
                     "expected an interface name (1 to 15 bytes) or file:PATH",
                 ));
             }
-            Handle::Live(Self::open_live(portspec, &flags)?)
+            let h = Handle::Live(Self::open_live(portspec, &flags)?);
+            max_frame = if_mtu(portspec)? + nethuns_core::frame::ETH_HLEN;
+            h
         };
         let ctx = PoolContext::try_new(flags.buffer_count, flags.buffer_size)?;
         let tx = TxQueue {
@@ -193,6 +239,10 @@ impl Socket for Sock {
             eof: Cell::new(false),
             tx_errors: Cell::new(0),
             last_tx_error: RefCell::new(None),
+            max_frame,
+            received: Cell::new(0),
+            sent: Cell::new(0),
+            down: Cell::new(false),
         })
     }
 
@@ -220,6 +270,7 @@ impl Socket for Sock {
                 let tok = unsafe {
                     Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx))
                 };
+                self.received.set(self.received.get() + 1);
                 Ok((tok, meta))
             }
             Err(e) => {
@@ -228,7 +279,11 @@ impl Socket for Sock {
                     pcap::Error::TimeoutExpired => Err(Error::NoPacket),
                     pcap::Error::NoMorePackets => {
                         self.eof.set(true);
-                        Err(Error::NoPacket)
+                        Err(Error::Eof)
+                    }
+                    e if matches!(&*handle, Handle::Live(_)) => {
+                        drop(handle);
+                        Err(self.live_error(e))
                     }
                     e => Err(self.pcap_err("receive", e)),
                 }
@@ -237,16 +292,18 @@ impl Socket for Sock {
     }
 
     fn send(&self, packet: &[u8]) -> Result<()> {
-        let mut tx = self.tx.borrow_mut();
-        if packet.len() > tx.slot {
-            return Err(Error::TooBigPacket(packet.len()));
-        }
         if matches!(&*self.handle.borrow(), Handle::File(_)) {
             return Err(Error::Unsupported(format!(
                 "{}: a savefile socket cannot send",
                 self.portspec
             )));
         }
+        let mut tx = self.tx.borrow_mut();
+        nethuns_core::check_frame_len(
+            packet.len(),
+            nethuns_core::frame::ETH_HLEN,
+            nethuns_core::frame::send_limit(packet, self.max_frame).min(tx.slot),
+        )?;
         if tx.queued == TX_BATCH {
             drop(tx);
             self.flush();
@@ -269,12 +326,70 @@ impl Socket for Sock {
         };
         for i in 0..tx.queued {
             let off = i * tx.slot;
-            if let Err(e) = cap.sendpacket(&tx.area[off..off + tx.lens[i]]) {
-                self.tx_errors.set(self.tx_errors.get() + 1);
-                *self.last_tx_error.borrow_mut() = Some(e);
+            match cap.sendpacket(&tx.area[off..off + tx.lens[i]]) {
+                Ok(()) => self.sent.set(self.sent.get() + 1),
+                Err(e) => {
+                    self.tx_errors.set(self.tx_errors.get() + 1);
+                    *self.last_tx_error.borrow_mut() = Some(e);
+                }
             }
         }
         tx.queued = 0;
+    }
+
+    /// Like `flush`, but reports the first injection error of this flush: the interface gone
+    /// or down as [`Error::InterfaceDown`], anything else as libpcap's error.
+    fn try_flush(&self) -> Result<()> {
+        let before = self.tx_errors.get();
+        self.flush();
+        if self.tx_errors.get() == before {
+            return Ok(());
+        }
+        match self.last_tx_error.borrow_mut().take() {
+            Some(_) if !if_exists(&self.portspec) => {
+                Err(Error::InterfaceDown(self.portspec.clone()))
+            }
+            Some(e) => Err(self.pcap_err("inject", e)),
+            None => Err(Error::Unknown),
+        }
+    }
+
+    /// `received` and `sent` as nethuns counted them; `dropped` is libpcap's `ps_drop +
+    /// ps_ifdrop` (kernel and interface drops, live capture only; `None` for a savefile);
+    /// libpcap does not count what its filter rejected (`filtered` is `None`).
+    fn stats(&self) -> Result<Stats> {
+        let dropped = match &mut *self.handle.borrow_mut() {
+            Handle::Live(c) => {
+                let s = c
+                    .stats()
+                    .map_err(|e| Error::engine("pcap", format!("stats on {}", self.portspec), e))?;
+                Some(u64::from(s.dropped) + u64::from(s.if_dropped))
+            }
+            Handle::File(_) => None,
+        };
+        Ok(Stats {
+            received: self.received.get(),
+            dropped,
+            filtered: None,
+            sent: self.sent.get(),
+            send_errors: self.tx_errors.get(),
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        use std::os::fd::AsRawFd;
+        let pollable_fd = match &*self.handle.borrow() {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            Handle::File(_) => None,
+        };
+        Capabilities {
+            max_frame: self.max_frame,
+            min_frame: nethuns_core::frame::ETH_HLEN,
+            timestamps: true,
+            zero_copy: false,
+            pollable_fd,
+            filters: true,
+        }
     }
 
     #[inline]

@@ -68,7 +68,7 @@ fn file_socket_replays_exactly_then_reports_eof() {
         assert_eq!(meta.timestamp.tv_sec, 1_700_000_000 + i as libc::time_t);
         assert_eq!(meta.len, meta.caplen);
     }
-    assert!(matches!(sock.recv(), Err(Error::NoPacket)));
+    assert!(matches!(sock.recv(), Err(Error::Eof)));
     assert!(sock.at_eof());
     assert!(matches!(sock.send(&[0; 60]), Err(Error::Unsupported(_))));
     // A filter applies to savefiles too.

@@ -17,6 +17,9 @@
 //! });
 //! ```
 //!
+//! The [`conformance`] module is the suite every backend instantiates (one behaviour, tested
+//! once); [`peer::RawPeer`] is the plain AF_PACKET socket it uses as the other end.
+//!
 //! Privileged tests call [`NetPair::for_test`]: without root it prints why it skips and
 //! returns `None`, except under CI (`CI` set) or `NETHUNS_REQUIRE_NET=1`, where it panics,
 //! so a machine that should run the test never passes it silently.
@@ -27,7 +30,9 @@ use std::ffi::CString;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod conformance;
 pub mod frames;
+pub mod peer;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

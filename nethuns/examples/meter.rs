@@ -74,6 +74,8 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
                 }
             }
             Err(Error::NoPacket) => std::hint::spin_loop(),
+            // A savefile (`file:PATH`) is done: report what was read.
+            Err(Error::Eof) => break,
             Err(e) => return Err(format!("recv on {}: {e}", a.iface)),
         }
         // Bookkeeping every 4096 packets or when the ring is empty: not per packet.
@@ -113,16 +115,20 @@ fn meter<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
         .map(|f| last.saturating_duration_since(f))
         .unwrap_or_default();
     let (pps, bps) = rates(pkts - base.0, bytes - base.1, active);
+    // Drops are reported, never hidden: what the engine lost before `recv` could see it.
+    let dropped = sock.stats().ok().and_then(|s| s.dropped);
+    let dropped_json = dropped.map_or("null".to_string(), |d| d.to_string());
     if a.json {
         println!(
-            "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"allocs\":{steady_allocs},\"cpu\":{cpu:.3}}}",
+            "{{\"packets\":{pkts},\"bytes\":{bytes},\"seconds\":{:.6},\"pps\":{pps:.1},\"bps\":{bps:.1},\"allocs\":{steady_allocs},\"cpu\":{cpu:.3},\"dropped\":{dropped_json}}}",
             active.as_secs_f64()
         );
     } else {
         println!(
-            "total: {pkts} packets, {bytes} bytes in {:.3} s: {}",
+            "total: {pkts} packets, {bytes} bytes in {:.3} s: {}; dropped by the engine: {}",
             active.as_secs_f64(),
-            fmt_rate(pps, bps)
+            fmt_rate(pps, bps),
+            dropped.map_or("unknown".to_string(), |d| d.to_string())
         );
     }
     Ok(())

@@ -76,6 +76,11 @@ pub fn test(args: &[String]) -> Result<(), String> {
     }
     nethuns_testnet::cleanup_stale();
     let before = nethuns_testnet::our_namespaces();
+    let log = root().join("target").join("conformance.log");
+    let _ = std::fs::create_dir_all(root().join("target"));
+    let _ = std::fs::remove_file(&log);
+    let log_s = log.to_string_lossy().into_owned();
+    envs.push((nethuns_testnet::conformance::LOG_ENV, log_s.as_str()));
     let mut cargs = vec![
         "test",
         "--workspace",
@@ -90,6 +95,13 @@ pub fn test(args: &[String]) -> Result<(), String> {
     let r = cargo(&cargs, &envs);
     // Doc tests are not part of --all-targets.
     let d = cargo(&["test", "--workspace", "--all-features", "--doc"], &envs);
+    match std::fs::read_to_string(&log) {
+        Ok(l) => println!(
+            "\nconformance (case × backend):\n\n{}",
+            nethuns_testnet::conformance::table(&l)
+        ),
+        Err(_) => println!("\nconformance: no case ran (log {} missing)", log.display()),
+    }
     let left: Vec<String> = nethuns_testnet::our_namespaces()
         .into_iter()
         .filter(|n| !before.contains(n))

@@ -258,14 +258,10 @@ impl Sock {
     }
 
     /// The largest frame `send` takes for this one: MTU + 14, or MTU + 18 when its outer
-    /// EtherType is a VLAN TPID (0x8100, 0x88A8, 0x9100).
+    /// EtherType is 802.1Q (0x8100; the kernel's rule, [`frame::send_limit`]), at most a frame.
     #[inline]
     fn max_len_for(&self, packet: &[u8]) -> usize {
-        if packet.len() > self.max_tx_len && frame::outer_vlan(packet).is_some() {
-            self.max_tx_len_tagged
-        } else {
-            self.max_tx_len
-        }
+        frame::send_limit(packet, self.max_tx_len).min(self.layout.frame_size as usize)
     }
 }
 

@@ -110,10 +110,13 @@
 //!
 //! ## Tests
 //! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces
-//! over veth (nethuns-testnet): exact delivery of 60/64/512/1514-byte frames both ways in
-//! generic and native mode, multi-queue, the channel API, every error case, program detach on
-//! drop and after SIGKILL, and the 1M-packet accounting run (200 000 packets in debug builds;
-//! `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip, or fail under `CI`.
+//! over veth (nethuns-testnet): the conformance suite (`tests/conformance.rs`, backends
+//! `af-xdp-skb` and `af-xdp-drv`: exact delivery both ways against a raw AF_PACKET peer,
+//! size rules, pool exhaustion, tokens, channels, deleted interface, link down/up, stats, with
+//! a frame audit after each case), AF_XDP to AF_XDP in both modes, multi-queue, every error
+//! case, program detach on drop and after SIGKILL, and the 1M-packet accounting run (200 000
+//! packets in debug builds; `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip,
+//! or fail under `CI`.
 //! The `#[ignore]`d lab tests (`tests/lab.rs`, run by `cargo xtask test-hw --iface IF`) do the
 //! same checks in zero-copy native mode on a real NIC named by `NETHUNS_HW_IFACE`, with a peer
 //! interface (`NETHUNS_HW_PEER`) or a looped-back cable (`NETHUNS_HW_LOOPBACK=1`).

@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
+use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::{Error, Result};
 
 use crate::attach::{self, XdpShare};
@@ -53,8 +53,6 @@ pub struct Sock {
     pub(crate) mtu: u32,
     /// Largest untagged frame `send` takes: MTU + 14 (at most a frame).
     pub(crate) max_tx_len: usize,
-    /// Largest frame `send` takes whose outer EtherType is a VLAN TPID: MTU + 18.
-    pub(crate) max_tx_len_tagged: usize,
     pub(crate) queue: u32,
     pub(crate) ifname: String,
     pub(crate) zero_copy: bool,
@@ -323,8 +321,6 @@ impl Sock {
             gone: Cell::new(false),
             mtu,
             max_tx_len: (mtu as usize + ETH_HLEN).min(layout.frame_size as usize),
-            max_tx_len_tagged: (mtu as usize + ETH_HLEN + VLAN_HLEN)
-                .min(layout.frame_size as usize),
             layout,
             queue,
             ifname: portspec.to_owned(),

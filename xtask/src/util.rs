@@ -116,5 +116,6 @@ pub fn lint() -> Result<(), String> {
             "warnings",
         ],
         &[],
-    )
+    )?;
+    crate::api::check()
 }

@@ -5,9 +5,11 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use nethuns_core::{BufferDesc, Context, Error, Result, Socket, Token};
+use nethuns_core::frame::{self, ETH_HLEN};
+use nethuns_core::{BufferDesc, Capabilities, Context, Error, Result, Socket, Stats, Token};
 
 use crate::flags::AfXdpFlags;
+use crate::netdev::{self, LinkState};
 use crate::ring::XdpDesc;
 use crate::socket::Sock;
 use crate::umem::Umem;
@@ -22,8 +24,34 @@ const TX_BATCH: u32 = 64;
 const MAX_KICKS: u32 = 4096;
 /// Wakeup calls in a row after which a flush gives up when the kernel takes no frame.
 const MAX_STALLS: u32 = 8;
-/// Shortest frame `send` accepts: an Ethernet header.
-const ETH_HLEN: usize = 14;
+/// Least time between two link checks on the idle receive path (a deleted or downed
+/// interface is reported within this, plus the coarse clock's tick, of the first empty poll).
+const LINK_CHECK_MS: u64 = 10;
+
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE`: a vDSO read (no syscall), a few ns, with the
+/// kernel tick's resolution (1–10 ms), enough to pace the idle path's link checks.
+#[inline]
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec; CLOCK_MONOTONIC_COARSE always exists on
+    // Linux (2.6.32+), so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// What a flush's wakeup calls ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// The kernel took everything, or is taking it (no error).
+    Ok,
+    /// The device is down or gone (errno, or the kernel took nothing for several calls).
+    Down(Option<i32>),
+    /// Another errno: frames stay on the ring for the next flush.
+    Failed(i32),
+}
 
 impl Sock {
     /// Moves every released RX frame back to the fill ring, in one batch.
@@ -90,11 +118,14 @@ impl Sock {
 
     /// Publishes pending TX descriptors and kicks the kernel while it needs it, until the TX
     /// ring is drained or the kernel cannot progress (bounded).
-    fn submit_and_kick(&self) {
-        if self.tx_pending.get() > 0 {
+    fn submit_and_kick(&self) -> Kick {
+        let pending = self.tx_pending.get();
+        if pending > 0 {
             self.tx.submit();
             self.tx_pending.set(0);
+            self.sent.set(self.sent.get() + pending as u64);
         }
+        let mut outcome = Kick::Ok;
         // Copy mode transmits only inside sendto() (up to 32 frames a call), whatever the flag
         // says: call until the ring is drained. Zero-copy drivers transmit on their own: one
         // wakeup, and only when the ring asks for it.
@@ -137,20 +168,100 @@ impl Sock {
                     std::thread::yield_now();
                 }
                 // The device is down or gone: frames stay on the ring until it is back.
-                Some(Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV)) => {
+                // (ENXIO: the kernel unbound the socket, its interface was deleted.)
+                Some(Some(e @ (libc::ENETDOWN | libc::ENXIO | libc::ENODEV))) => {
                     self.link_down.set(true);
+                    if e == libc::ENXIO {
+                        self.gone.set(true);
+                    }
+                    outcome = Kick::Down(Some(e));
                     break;
                 }
                 // Anything else: stop; frames stay on the ring for the next flush.
-                Some(_) => break,
+                Some(e) => {
+                    outcome = Kick::Failed(e.unwrap_or(libc::EIO));
+                    break;
+                }
             }
         }
         if stalls >= MAX_STALLS {
             // The kernel took nothing for several calls: the carrier is off or the device
             // queue stopped.
             self.link_down.set(true);
+            if outcome == Kick::Ok {
+                outcome = Kick::Down(None);
+            }
         }
         self.reap();
+        outcome
+    }
+
+    /// The receive path found nothing: says why. `NoMemory` when the user holds every receive
+    /// frame (the kernel can receive nothing until some are released), `InterfaceDown` when
+    /// the interface is gone or down (checked at most every [`LINK_CHECK_MS`], on a coarse
+    /// clock, so an idle spin costs no syscall), `NoPacket` otherwise.
+    #[inline]
+    fn nothing_received(&self) -> Error {
+        let now = coarse_ms();
+        if now >= self.next_check_ms.get() {
+            self.next_check_ms.set(now + LINK_CHECK_MS);
+            self.check_link();
+        }
+        if self.gone.get() || self.down.get() {
+            return Error::InterfaceDown(self.ifname.clone());
+        }
+        if self.held_frames() >= self.layout.rx_frames as u64 {
+            return Error::NoMemory;
+        }
+        Error::NoPacket
+    }
+
+    /// Receive frames held by payloads and tokens now.
+    #[inline]
+    pub(crate) fn held_frames(&self) -> u64 {
+        // `released` counts a frame after it is on the released stack, so this never
+        // undercounts: at worst a release in progress is still counted as held.
+        self.handed_out.get().saturating_sub(self.umem.released())
+    }
+
+    /// Asks the kernel whether the socket is still bound (its interface not deleted) and the
+    /// interface up, and empties the link-event socket: three syscalls, on the idle path at
+    /// most every [`LINK_CHECK_MS`].
+    #[cold]
+    pub(crate) fn check_link(&self) {
+        if self.gone.get() {
+            return;
+        }
+        netdev::drain(&self.link_events);
+        // On NETDEV_UNREGISTER the kernel unbinds every socket of the device and sets
+        // ENETDOWN as the socket error; the interface's name may be reused afterwards, so
+        // the socket error, not the name, says that this socket's device is gone.
+        if netdev::take_socket_error(&self.fd) == Some(libc::ENETDOWN) {
+            self.gone.set(true);
+            return;
+        }
+        match netdev::link_state(&self.ctl, &self.ifname) {
+            // No carrier is not "down" for receiving: the kernel updates IFF_RUNNING
+            // asynchronously (linkwatch), so a link just brought up may lack it for a while,
+            // and frames already queued can still arrive.
+            LinkState::Up | LinkState::NoCarrier => self.down.set(false),
+            LinkState::Down => self.down.set(true),
+            LinkState::Gone => self.gone.set(true),
+        }
+    }
+
+    /// Counts a refused send and returns its error.
+    #[cold]
+    fn refuse(&self, e: Error) -> Result<()> {
+        self.refused.set(self.refused.get() + 1);
+        Err(e)
+    }
+
+    /// The largest frame `send` takes for this one: MTU + 14, or MTU + 18 when its outer
+    /// EtherType is 802.1Q (0x8100; the kernel's rule, [`frame::send_limit`]), at most a frame.
+    #[inline]
+    fn max_len_for(&self, packet: &[u8]) -> usize {
+        frame::send_limit(packet, self.max_tx_len).min(self.layout.frame_size as usize)
     }
 }
 
@@ -169,17 +280,27 @@ impl Socket for Sock {
             self.refill();
             if self.rx.cons_avail(RX_BATCH) == 0 {
                 self.wake_rx();
-                return Err(Error::NoPacket);
+                return Err(self.nothing_received());
             }
         }
         let XdpDesc { addr, len, options } = self.rx.pop();
         self.umem.mark_out(self.umem.frame_of(addr));
         self.handed_out.set(self.handed_out.get() + 1);
+        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
+        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
+        // UMEM (the kernel validates RX descriptors against the registered area).
+        let bytes = unsafe {
+            &*self
+                .umem
+                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        };
+        // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
+        // strips anything in SKB mode, and native drivers hand XDP the raw frame).
         let meta = Meta {
             len,
             queue: self.queue,
             options,
-            vlan: None,
+            vlan: frame::outer_vlan(bytes),
         };
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.
@@ -188,19 +309,13 @@ impl Socket for Sock {
     }
 
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if packet.len() > self.max_tx_len {
-            return Err(Error::TooBigPacket(packet.len()));
+        if let Err(e) =
+            nethuns_core::check_frame_len(packet.len(), ETH_HLEN, self.max_len_for(packet))
+        {
+            return self.refuse(e);
         }
-        if packet.len() < ETH_HLEN {
-            return Err(Error::Generic(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "AF_XDP send on {} queue {}: {} bytes is shorter than an Ethernet header",
-                    self.ifname,
-                    self.queue,
-                    packet.len()
-                ),
-            )));
+        if self.gone.get() {
+            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
         }
         let addr = {
             let mut free = self.tx_free.borrow_mut();
@@ -212,7 +327,7 @@ impl Socket for Sock {
                     match self.tx_free.borrow_mut().pop() {
                         Some(a) => a,
                         None if self.link_down.get() && !self.link_is_up() => {
-                            return Err(Error::InterfaceDown(self.ifname.clone()))
+                            return self.refuse(Error::InterfaceDown(self.ifname.clone()))
                         }
                         None => return Err(Error::NoMemory),
                     }
@@ -242,6 +357,71 @@ impl Socket for Sock {
 
     fn flush(&self) {
         self.submit_and_kick();
+    }
+
+    /// Publishes what `send` queued and kicks the kernel, like `flush`, and reports a kick
+    /// that failed: [`Error::InterfaceDown`] when the interface is down or deleted (the
+    /// frames stay on the TX ring and leave once it is back up), [`Error::Os`] with the errno
+    /// for anything else. A busy device queue (`EAGAIN`, `ENOBUFS`) is not an error.
+    fn try_flush(&self) -> Result<()> {
+        match self.submit_and_kick() {
+            Kick::Ok => Ok(()),
+            Kick::Down(errno) => {
+                if errno.is_none() && self.link_is_up() {
+                    // Stalled, but the link is up: the device queue is busy; the frames
+                    // leave with a later flush.
+                    return Ok(());
+                }
+                Err(Error::InterfaceDown(self.ifname.clone()))
+            }
+            Kick::Failed(errno) => Err(Error::os(
+                format!(
+                    "AF_XDP TX wakeup (sendto) on {} queue {}",
+                    self.ifname, self.queue
+                ),
+                io::Error::from_raw_os_error(errno),
+            )),
+        }
+    }
+
+    /// Counted by nethuns: `received` (frames handed out by `recv`/`recv_token`), `sent`
+    /// (frames published on the TX ring: by a flush or every 64 sends; a frame queued by
+    /// `send` and not yet flushed is not counted). From `XDP_STATISTICS`: `dropped` =
+    /// `rx_dropped` (in copy mode, a frame that found the fill ring empty) + `rx_ring_full`
+    /// (the RX ring was full). `rx_fill_ring_empty_descs` is left out: it counts the kernel's
+    /// failed attempts to take a frame, not frames (in copy mode each such frame is already in
+    /// `rx_dropped`; zero-copy drivers count once per failed batch). Frames a zero-copy NIC
+    /// drops in hardware for want of a frame never reach the socket and are counted only by
+    /// the driver (`ethtool -S`). `filtered` is `None` (no filters). `send_errors` =
+    /// `tx_invalid_descs` + sends refused by the size rule or because the interface was down
+    /// or gone (`NoMemory`, a full TX side, is back-pressure and not counted).
+    fn stats(&self) -> Result<Stats> {
+        let n = self.native_stats()?;
+        Ok(Stats {
+            received: self.handed_out.get(),
+            dropped: Some(n.rx_dropped + n.rx_ring_full),
+            filtered: None,
+            sent: self.sent.get(),
+            send_errors: n.tx_invalid_descs + self.refused.get(),
+        })
+    }
+
+    /// `max_frame` = MTU + 14 (the MTU read at creation; a tagged frame may be 4 bytes
+    /// longer), `min_frame` = 14, no timestamps (AF_XDP descriptors carry none), no filters,
+    /// `pollable_fd` = [`Sock::wait_fd`] (the XSK socket and link events: it also wakes when
+    /// the interface is deleted, which the XSK socket alone does not). `zero_copy` is `true` in every mode: nethuns never
+    /// copies a received frame, the payload is the UMEM frame the kernel wrote (in copy mode
+    /// the *kernel* copied it there from its own buffer; [`Sock::is_zero_copy`] says whether
+    /// the driver DMAs straight into the UMEM).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: self.max_tx_len,
+            min_frame: ETH_HLEN,
+            timestamps: false,
+            zero_copy: true,
+            pollable_fd: Some(self.wait_set.as_raw_fd()),
+            filters: false,
+        }
     }
 
     fn create(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {

@@ -61,8 +61,12 @@
 //!   [`Error::InvalidPortspec`]; a request the kernel refuses (missing interface, a queue the
 //!   device lacks, zero-copy on veth, no CAP_NET_ADMIN) is an [`Error::Os`] naming the
 //!   interface, the queue and the errno.
-//! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options. AF_XDP
-//!   descriptors carry **no timestamp**, so there is none.
+//! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options, the outer
+//!   VLAN tag's TCI read from the frame (AF_XDP delivers the frame as on the wire, tag
+//!   included). AF_XDP descriptors carry **no timestamp**, so there is none.
+//! - **stats / capabilities**: see [`Socket::stats`] and [`Socket::capabilities`] on
+//!   [`Sock`] for how each field maps onto `XDP_STATISTICS`; the kernel's own counters are
+//!   [`Sock::native_stats`].
 //!
 //! ## The steering program, and why this crate does not use xsk-rs/libxdp
 //! Frames reach the socket through a six-instruction XDP program (`bpf_redirect_map` on an
@@ -101,15 +105,18 @@
 //! ## Accounting and debugging
 //! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
 //! list, TX ring, completion ring) and counts those held by payloads/tokens; the tests use it
-//! to show that no frame is lost after 1 000 000 packets. [`Sock::statistics`] returns the
+//! to show that no frame is lost after 1 000 000 packets. [`Sock::native_stats`] returns the
 //! kernel's `XDP_STATISTICS` counters. Debug builds also panic on a frame released twice.
 //!
 //! ## Tests
 //! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces
-//! over veth (nethuns-testnet): exact delivery of 60/64/512/1514-byte frames both ways in
-//! generic and native mode, multi-queue, the channel API, every error case, program detach on
-//! drop and after SIGKILL, and the 1M-packet accounting run (200 000 packets in debug builds;
-//! `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip, or fail under `CI`.
+//! over veth (nethuns-testnet): the conformance suite (`tests/conformance.rs`, backends
+//! `af-xdp-skb` and `af-xdp-drv`: exact delivery both ways against a raw AF_PACKET peer,
+//! size rules, pool exhaustion, tokens, channels, deleted interface, link down/up, stats, with
+//! a frame audit after each case), AF_XDP to AF_XDP in both modes, multi-queue, every error
+//! case, program detach on drop and after SIGKILL, and the 1M-packet accounting run (200 000
+//! packets in debug builds; `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip,
+//! or fail under `CI`.
 //! The `#[ignore]`d lab tests (`tests/lab.rs`, run by `cargo xtask test-hw --iface IF`) do the
 //! same checks in zero-copy native mode on a real NIC named by `NETHUNS_HW_IFACE`, with a peer
 //! interface (`NETHUNS_HW_PEER`) or a looped-back cable (`NETHUNS_HW_LOOPBACK=1`).
@@ -150,10 +157,7 @@ pub use socket::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 
-pub use nethuns_core::crossbeam_channel;
-/// Metadata of a received frame: length, queue, descriptor options (no timestamp).
+/// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag (no
+/// timestamp).
 pub use nethuns_core::metadata::AfXdpMeta as Meta;
-pub use nethuns_core::{
-    api, channel, errors, leaked_tokens, BufferDesc, Context, Error, Flags, Metadata, MetadataType,
-    Payload, Result, Socket, Token,
-};
+pub use nethuns_core::reexports::*;

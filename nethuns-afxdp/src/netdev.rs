@@ -90,23 +90,149 @@ pub(crate) fn ctl_socket() -> io::Result<OwnedFd> {
     ioctl_socket()
 }
 
-/// Whether interface `name` of `ctl`'s namespace is up and has a carrier
-/// (`IFF_UP | IFF_RUNNING`); false if it is gone.
-pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
-    // No CString: this runs on the transmit slow path, which must not allocate.
+/// What a link check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    /// Up with a carrier (`IFF_UP | IFF_RUNNING`).
+    Up,
+    /// Administratively up, but without a carrier (`IFF_RUNNING` clear).
+    NoCarrier,
+    /// Present, but administratively down (`IFF_UP` clear).
+    Down,
+    /// No interface of that name in `ctl`'s namespace (deleted, or moved away).
+    Gone,
+}
+
+/// The state of interface `name` of `ctl`'s namespace (one `SIOCGIFFLAGS` ioctl).
+pub(crate) fn link_state(ctl: &OwnedFd, name: &str) -> LinkState {
+    // No CString: this runs on the transmit slow path and the idle receive path, which must
+    // not allocate.
     if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
-        return false;
+        return LinkState::Gone;
     }
-    let s = ctl;
     let mut req = ifreq_from_bytes(name.as_bytes());
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of a valid ifreq.
-    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    let rc = unsafe { libc::ioctl(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
     if rc < 0 {
-        return false;
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENODEV | libc::ENXIO) => LinkState::Gone,
+            _ => LinkState::Down,
+        };
     }
     // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
     let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
-    flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+    if flags & libc::IFF_UP == 0 {
+        LinkState::Down
+    } else if flags & libc::IFF_RUNNING == 0 {
+        LinkState::NoCarrier
+    } else {
+        LinkState::Up
+    }
+}
+
+/// Whether interface `name` of `ctl`'s namespace is up and has a carrier
+/// (`IFF_UP | IFF_RUNNING`); false if it is gone.
+pub(crate) fn is_running(ctl: &OwnedFd, name: &str) -> bool {
+    link_state(ctl, name) == LinkState::Up
+}
+
+/// The pending error of socket `fd` (`SO_ERROR`, which the read clears), if any.
+pub(crate) fn take_socket_error(fd: &OwnedFd) -> Option<i32> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a live c_int and `len` its size; the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && err != 0).then_some(err)
+}
+
+/// A non-blocking `NETLINK_ROUTE` socket subscribed to link events (`RTMGRP_LINK`) of the
+/// calling thread's namespace: it becomes readable when any interface there changes state
+/// or is deleted. Needs no privilege.
+pub(crate) fn link_events_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain old data; all-zero is valid (pid 0: the kernel assigns).
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    sa.nl_groups = libc::RTMGRP_LINK as u32;
+    // SAFETY: `sa` is a valid sockaddr_nl and its size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Reads and discards every queued message of a non-blocking socket (bounded; no
+/// allocation). An overrun (`ENOBUFS`) counts as drained: the next check asks the kernel
+/// anyway.
+pub(crate) fn drain(fd: &OwnedFd) {
+    let mut buf = [0u8; 8192];
+    for _ in 0..64 {
+        // SAFETY: `buf` is writable for its length.
+        let rc = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOBUFS) {
+            return;
+        }
+    }
+}
+
+/// An epoll set readable when any of `fds` is (level-triggered `EPOLLIN`): one descriptor to
+/// `poll(2)` for "frames arrived or the link changed".
+pub(crate) fn wait_set(fds: &[&OwnedFd]) -> io::Result<OwnedFd> {
+    // SAFETY: plain epoll_create1 call; the result is checked.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ep is a new descriptor owned by nobody else.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for fd in fds {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd.as_raw_fd() as u64,
+        };
+        // SAFETY: both descriptors are open and `ev` is a valid epoll_event for the call.
+        let rc = unsafe {
+            libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(ep)
 }
 
 /// `struct ethtool_channels`.

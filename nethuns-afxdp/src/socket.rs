@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::{Error, Result};
 
 use crate::attach::{self, XdpShare};
@@ -37,7 +38,20 @@ pub struct Sock {
     pub(crate) link_down: Cell<bool>,
     /// Released RX frames moved back to the fill ring since creation.
     pub(crate) recycled: Cell<u64>,
+    /// Frames published on the TX ring since creation ([`Stats::sent`](nethuns_core::Stats)).
+    pub(crate) sent: Cell<u64>,
+    /// Sends refused since creation: size rule, interface down or gone (not `NoMemory`).
+    pub(crate) refused: Cell<u64>,
+    /// Idle-path link check: the coarse-clock time (ms) at which the next check is due.
+    pub(crate) next_check_ms: Cell<u64>,
+    /// The last link check found the interface down (admin down or no carrier).
+    pub(crate) down: Cell<bool>,
+    /// The interface was deleted: the kernel unbound the socket, for good.
+    pub(crate) gone: Cell<bool>,
     pub(crate) layout: Layout,
+    /// The interface's MTU when the socket was created.
+    pub(crate) mtu: u32,
+    /// Largest untagged frame `send` takes: MTU + 14 (at most a frame).
     pub(crate) max_tx_len: usize,
     pub(crate) queue: u32,
     pub(crate) ifname: String,
@@ -45,13 +59,18 @@ pub struct Sock {
     pub(crate) fd: OwnedFd,
     /// An ioctl socket in the interface's namespace (link state checks from any thread).
     pub(crate) ctl: OwnedFd,
+    /// Link events of the interface's namespace (netlink), drained by the link check.
+    pub(crate) link_events: OwnedFd,
+    /// epoll set of the XSK socket and `link_events`: `Capabilities::pollable_fd`.
+    pub(crate) wait_set: OwnedFd,
     /// Declared last: the steering program goes after the socket is closed.
     pub(crate) _share: XdpShare,
 }
 
 impl std::os::fd::AsRawFd for Sock {
     /// The XSK socket, e.g. to `poll(2)` it for `POLLIN` (frames on the RX ring) instead of
-    /// spinning on `recv`.
+    /// spinning on `recv`. It does not wake when the interface is deleted (the kernel unbinds
+    /// the socket and its poll reports nothing); [`Sock::wait_fd`] does.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
     }
@@ -128,15 +147,19 @@ impl Default for Offsets {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct XdpStatistics {
-    /// Frames dropped for reasons other than an invalid descriptor (e.g. RX ring full).
+    /// Frames dropped for reasons other than an invalid descriptor or a full RX ring: in copy
+    /// mode (SKB mode, and native mode on drivers without zero-copy) a frame that found the
+    /// fill ring empty.
     pub rx_dropped: u64,
     /// Invalid descriptors found on the fill ring.
     pub rx_invalid_descs: u64,
     /// Invalid descriptors found on the TX ring.
     pub tx_invalid_descs: u64,
-    /// Times the RX ring was full.
+    /// Frames dropped because the RX ring was full.
     pub rx_ring_full: u64,
-    /// Times the fill ring was empty when a frame arrived.
+    /// Times the kernel found the fill ring empty when it wanted a frame. Not a frame count:
+    /// in copy mode each such frame is also counted in `rx_dropped`; zero-copy drivers ask in
+    /// batches and count once per failed batch, before any frame arrives.
     pub rx_fill_ring_empty_descs: u64,
     /// Times the TX ring was empty when the kernel looked.
     pub tx_ring_empty_descs: u64,
@@ -176,6 +199,8 @@ impl Sock {
 
         let ctl =
             netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
+        let link_events = netdev::link_events_socket()
+            .map_err(|e| Error::os(ctx("creating a netlink socket for link events"), e))?;
         let umem = Umem::new(layout.num_frames, layout.frame_size)?;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -262,6 +287,9 @@ impl Sock {
             .map_err(|e| Error::os(ctx("reading the socket options"), e))?;
         let zero_copy = opts.0 & libc::XDP_OPTIONS_ZEROCOPY != 0;
 
+        let wait_set = netdev::wait_set(&[&fd, &link_events])
+            .map_err(|e| Error::os(ctx("creating the epoll set of the pollable fd"), e))?;
+
         let share = attach::steer(
             portspec,
             ifindex,
@@ -286,7 +314,13 @@ impl Sock {
             handed_out: Cell::new(0),
             link_down: Cell::new(false),
             recycled: Cell::new(0),
-            max_tx_len: (mtu as usize + 14).min(layout.frame_size as usize),
+            sent: Cell::new(0),
+            refused: Cell::new(0),
+            next_check_ms: Cell::new(0),
+            down: Cell::new(false),
+            gone: Cell::new(false),
+            mtu,
+            max_tx_len: (mtu as usize + ETH_HLEN).min(layout.frame_size as usize),
             layout,
             queue,
             ifname: portspec.to_owned(),
@@ -294,6 +328,8 @@ impl Sock {
             umem,
             fd,
             ctl,
+            link_events,
+            wait_set,
             _share: share,
         })
     }
@@ -330,8 +366,25 @@ impl Sock {
         &self.umem
     }
 
-    /// The kernel's counters for this socket (`XDP_STATISTICS`).
-    pub fn statistics(&self) -> Result<XdpStatistics> {
+    /// A descriptor to `poll(2)` for `POLLIN` before `recv`, as
+    /// [`Capabilities::pollable_fd`](nethuns_core::Capabilities) gives it: an epoll set of
+    /// the XSK socket (frames on the RX ring) and a netlink socket of link events (the
+    /// interface went down, up, or away), so that a wait ends when the interface is deleted.
+    /// After an unrelated link event in the namespace it may stay readable for up to 10 ms
+    /// (until `recv`'s next link check drains it).
+    pub fn wait_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.wait_set.as_fd()
+    }
+
+    /// The interface's MTU when the socket was created.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// The kernel's own counters for this socket (`XDP_STATISTICS`); the counters every
+    /// backend reports the same way are [`Socket::stats`](nethuns_core::Socket::stats).
+    pub fn native_stats(&self) -> Result<XdpStatistics> {
         getsockopt(&self.fd, libc::XDP_STATISTICS).map_err(|e| {
             Error::os(
                 format!(

@@ -344,7 +344,7 @@ fn queue_worker(
         sent,
         held_before,
         audit,
-        stats: sock.statistics().unwrap(),
+        stats: sock.native_stats().unwrap(),
     })
 }
 
@@ -544,7 +544,7 @@ fn send_to_peer(iface: &str, queue: u32, peer: &str, n: u64) {
         "{iface} queue {queue} -> {peer}: {n} frames in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    assert_eq!(sock.statistics().unwrap().tx_invalid_descs, 0);
+    assert_eq!(sock.native_stats().unwrap().tx_invalid_descs, 0);
 }
 
 #[test]
@@ -651,7 +651,7 @@ fn lab_zero_copy_tx_completes_and_counts() {
         "{iface}: tx_packets rose by {} for {N} frames sent",
         after - before
     );
-    assert_eq!(sock.statistics().unwrap().tx_invalid_descs, 0);
+    assert_eq!(sock.native_stats().unwrap().tx_invalid_descs, 0);
 }
 
 #[test]

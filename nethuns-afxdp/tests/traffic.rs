@@ -94,67 +94,6 @@ fn drv_mode_exact_delivery_both_directions() {
     both_directions(XDP_FLAGS_DRV_MODE, "drvexact");
 }
 
-/// Native mode on veth with a peer that is not AF_XDP (an AF_PACKET socket): frames sent
-/// through the peer's stack reach the native program. Attaching native XDP to a veth end makes
-/// the kernel drop TSO on its peer, so the peer's frames take the NAPI path where the program
-/// runs: nothing to configure on the peer.
-#[test]
-fn drv_mode_receives_from_af_packet_peer() {
-    let Some(pair) = NetPair::for_test("drvpacket") else {
-        return;
-    };
-    let b = pair
-        .in_b(|| Sock::create(&pair.veth_b, None, flags(XDP_FLAGS_DRV_MODE)))
-        .unwrap();
-    let raw = pair.in_a(|| RawSock::open(&pair.veth_a));
-    let mut seq = 0;
-    for &len in &SIZES {
-        for _ in 0..50 {
-            raw.send(&frames::frame(seq, len));
-            seq += 1;
-        }
-    }
-    let mut next = 0;
-    let got = recv_count(&b, seq as u64, Duration::from_secs(5), |s, bytes, _| {
-        assert_eq!(s, next);
-        next += 1;
-        frames::check(bytes, s, SIZES[(s / 50) as usize]).unwrap();
-    });
-    assert_eq!(got, seq as u64);
-}
-
-/// The reverse: what an AF_XDP socket sends reaches an AF_PACKET peer (the kernel stack).
-#[test]
-fn skb_mode_send_reaches_af_packet_peer() {
-    let Some(pair) = NetPair::for_test("skbpacket") else {
-        return;
-    };
-    let a = pair
-        .in_a(|| Sock::create(&pair.veth_a, None, flags(XDP_FLAGS_SKB_MODE)))
-        .unwrap();
-    let raw = pair.in_b(|| RawSock::open(&pair.veth_b));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let n = 40u32;
-    send_all(
-        &a,
-        (0..n).map(|q| frames::frame(q, SIZES[(q % 4) as usize])),
-        deadline,
-    );
-    let mut next = 0;
-    while next < n && Instant::now() < deadline {
-        if let Some(f) = raw.recv() {
-            if frames::seq_of(&f).is_some() {
-                frames::check(&f, next, SIZES[(next % 4) as usize]).unwrap();
-                next += 1;
-            }
-        }
-    }
-    assert_eq!(next, n);
-    let audit = a.audit_frames();
-    assert!(audit.is_consistent(), "{audit:?}");
-    assert_eq!(audit.tx_free, AfXdpFlags::default().tx_size);
-}
-
 /// `xdp_flags: 0` lets the kernel pick (native on veth); `bind_flags: 0` lets it try zero-copy
 /// and fall back to copy (veth has no zero-copy).
 #[test]

@@ -19,6 +19,13 @@ pub(crate) struct DevPort {
     fd: RawFd,
 }
 
+impl DevPort {
+    /// The registered `/dev/netmap` descriptor (what `poll(2)` waits on).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
 impl Port for DevPort {
     fn rx_sync(&self) -> io::Result<()> {
         ioctl0(self.fd, sys::NIOCRXSYNC)
@@ -38,7 +45,9 @@ impl Port for DevPort {
             // SAFETY: `pfd` is a valid pollfd array of length 1 for the duration of the call.
             let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
             if r >= 0 {
-                return Ok(r > 0 && pfd.revents & libc::POLLIN != 0);
+                // POLLERR/POLLHUP/POLLNVAL: the port is gone; "ready" so `recv` reports it.
+                let ready = libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+                return Ok(r > 0 && pfd.revents & ready != 0);
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -79,6 +88,43 @@ impl Drop for Mapping {
     }
 }
 
+/// The MTU of interface `name` (`SIOCGIFMTU`), or `None` if it cannot be read (a VALE port
+/// has no interface; an interface gone since registration). Linux only: elsewhere `None`.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn interface_mtu(_name: &str) -> Option<u32> {
+    None
+}
+
+/// The MTU of interface `name` (`SIOCGIFMTU`), or `None` if it cannot be read (a VALE port
+/// has no interface; an interface gone since registration).
+#[cfg(target_os = "linux")]
+pub(crate) fn interface_mtu(name: &str) -> Option<u32> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: socket(2) has no memory preconditions; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` is a fresh descriptor we own; `OwnedFd` closes it.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as std::os::raw::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads the NUL-terminated name (shorter than IFNAMSIZ, checked above)
+    // and writes `ifru_mtu` of the `ifreq`, which lives across the call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut ifr) };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: the ioctl succeeded, so it wrote the `ifru_mtu` member of the union.
+    let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).ok().filter(|&m| m > 0)
+}
+
 /// Whether `/dev/netmap` exists (the netmap module is loaded).
 pub fn netmap_available() -> bool {
     std::path::Path::new(NETMAP_DEVICE).exists()
@@ -100,7 +146,7 @@ pub(crate) fn open(spec: &PortSpec, extra: u32) -> Result<(DevPort, Attached)> {
                      `kldload netmap` on FreeBSD)"
                 ))
             }
-            _ => Error::os(
+            _ => crate::netmap_error(
                 format!(
                     "opening {NETMAP_DEVICE} for {spec} (needs read-write access, usually root)"
                 ),
@@ -150,17 +196,16 @@ pub(crate) fn open(spec: &PortSpec, extra: u32) -> Result<(DevPort, Attached)> {
             Some(libc::ENOTTY) => "/dev/netmap is not a netmap device",
             _ => "",
         };
-        return Err(Error::os(
+        return Err(crate::netmap_error(
             format!(
-                "netmap NETMAP_REQ_REGISTER of {spec} with {extra} extra buffers{}{hint}",
+                "NIOCCTRL NETMAP_REQ_REGISTER of {spec} with {extra} extra buffers{}{hint}",
                 if hint.is_empty() { "" } else { ": " }
             ),
             e,
         ));
     }
     if reg.nr_memsize == 0 || reg.nr_memsize > isize::MAX as u64 {
-        return Err(Error::engine(
-            "netmap",
+        return Err(crate::netmap_error(
             format!("registering {spec}"),
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -169,8 +214,7 @@ pub(crate) fn open(spec: &PortSpec, extra: u32) -> Result<(DevPort, Attached)> {
         ));
     }
     if extra > 0 && reg.nr_extra_bufs == 0 {
-        return Err(Error::engine(
-            "netmap",
+        return Err(crate::netmap_error(
             format!("registering {spec}"),
             io::Error::other(format!(
                 "netmap granted 0 of the {extra} extra buffers requested (extra_buf): its buffer \
@@ -192,9 +236,10 @@ pub(crate) fn open(spec: &PortSpec, extra: u32) -> Result<(DevPort, Attached)> {
         )
     };
     if base == libc::MAP_FAILED {
-        return Err(Error::last_os(format!(
-            "mmap of the {len}-byte netmap region of {spec}"
-        )));
+        return Err(crate::netmap_error(
+            format!("mmap of the {len}-byte netmap region of {spec}"),
+            io::Error::last_os_error(),
+        ));
     }
     let port = DevPort { fd: fd.as_raw_fd() };
     let region = Region {

@@ -4,8 +4,9 @@
 use std::cell::Cell;
 use std::io;
 
+use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::metadata::NetmapMeta;
-use nethuns_core::{Error, Result, Token};
+use nethuns_core::{check_frame_len, Error, Result, Stats, Token};
 
 use crate::context::NetmapContext;
 use crate::region::Attached;
@@ -29,13 +30,25 @@ pub(crate) struct Engine<P: Port> {
     rx_cur: Cell<usize>,
     tx_cur: Cell<usize>,
     label: String,
+    /// The largest untagged frame `send` takes (`min(buffer size, MTU + 14)`).
+    max_frame: usize,
+    /// The largest tagged frame `send` takes (`min(buffer size, MTU + 18)`).
+    max_tagged: usize,
+    /// Packets handed out by `recv_token`.
+    received: Cell<u64>,
+    /// Frames queued in a TX slot by `send`.
+    sent: Cell<u64>,
+    /// `send` calls that returned an error (size, ring full after a sync, failed sync).
+    send_errors: Cell<u64>,
     // Last: the context keeps the region (and the port's descriptor) alive.
     ctx: NetmapContext,
 }
 
 impl<P: Port> Engine<P> {
     /// An engine over attached rings; `label` names the port in errors (`netmap:eth0-1`).
+    /// `send` takes frames up to the buffer size until [`Engine::with_mtu`] says more.
     pub(crate) fn new(port: P, attached: Attached, label: String) -> Self {
+        let buf = Self::buf_limit(&attached.ctx);
         Engine {
             port,
             rx: attached.rx.into_boxed_slice(),
@@ -43,7 +56,53 @@ impl<P: Port> Engine<P> {
             rx_cur: Cell::new(0),
             tx_cur: Cell::new(0),
             label,
+            max_frame: buf,
+            max_tagged: buf,
+            received: Cell::new(0),
+            sent: Cell::new(0),
+            send_errors: Cell::new(0),
             ctx: attached.ctx,
+        }
+    }
+
+    /// The largest frame a TX slot holds: the buffer size (a slot's length is a `u16`).
+    fn buf_limit(ctx: &NetmapContext) -> usize {
+        (ctx.pool().mem().buf_size() as usize).min(u16::MAX as usize)
+    }
+
+    /// Limits `send` to what the link carries: `MTU + 14` bytes untagged, `MTU + 18` with a
+    /// VLAN tag, never more than a buffer. `None` (MTU unknown: a VALE port) keeps the buffer
+    /// size as the only limit.
+    pub(crate) fn with_mtu(mut self, mtu: Option<u32>) -> Self {
+        let buf = Self::buf_limit(&self.ctx);
+        if let Some(mtu) = mtu {
+            let mtu = mtu as usize;
+            self.max_frame = buf.min(mtu + ETH_HLEN);
+            self.max_tagged = buf.min(mtu + ETH_HLEN + VLAN_HLEN);
+        }
+        self
+    }
+
+    /// The largest untagged frame `send` takes.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// The kernel's side of the port.
+    pub(crate) fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// What nethuns counted: received, sent, send errors. netmap's ABI has no drop counter
+    /// (neither the rings nor `nmreq_register` report frames the NIC or the kernel dropped
+    /// while a ring was full), so `dropped` is `None`; netmap takes no filters.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            received: self.received.get(),
+            dropped: None,
+            filtered: None,
+            sent: self.sent.get(),
+            send_errors: self.send_errors.get(),
         }
     }
 
@@ -81,11 +140,17 @@ impl<P: Port> Engine<P> {
                     Rx::Empty => continue,
                     Rx::Packet { buf, len } => {
                         self.rx_cur.set(i);
+                        let head = (len as usize).min(ETH_HLEN + VLAN_HLEN);
+                        // SAFETY: `buf` is a valid buffer index (checked by `rx_take`) that now
+                        // belongs to this call alone, and `head <= len <= buf_size`.
+                        let start = unsafe {
+                            std::slice::from_raw_parts(self.ctx.pool().mem().buf(buf), head)
+                        };
                         let meta = NetmapMeta {
                             timestamp: ring.ts(),
                             len,
                             ring: ring.index,
-                            vlan: None,
+                            vlan: frame::outer_vlan(start),
                         };
                         // SAFETY: `buf` was just swapped out of the slot: no slot, pool entry
                         // or other token names it; `len` was checked against the buffer size.
@@ -96,13 +161,13 @@ impl<P: Port> Engine<P> {
                                 nethuns_core::Context::pool_id(&self.ctx),
                             )
                         };
+                        self.received.set(self.received.get() + 1);
                         return Ok((token, meta));
                     }
                     Rx::NoExtra => return Err(Error::NoMemory),
                     Rx::Fragmented { len } => return Err(Error::TooBigPacket(len)),
                     Rx::Corrupt { slot, buf, len } => {
-                        return Err(Error::engine(
-                            "netmap",
+                        return Err(crate::netmap_error(
                             format!("receiving on {} RX ring {}", self.label, ring.index),
                             io::Error::new(
                                 io::ErrorKind::InvalidData,
@@ -123,7 +188,7 @@ impl<P: Port> Engine<P> {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let r = self.port.rx_sync();
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        r.map_err(|e| Error::os(format!("NIOCRXSYNC on {}", self.label), e))
+        r.map_err(|e| self.sync_error("NIOCRXSYNC", e))
     }
 
     /// Issues a TX sync: the kernel sends what `send` queued and reclaims completed slots.
@@ -131,7 +196,16 @@ impl<P: Port> Engine<P> {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let r = self.port.tx_sync();
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        r.map_err(|e| Error::os(format!("NIOCTXSYNC on {}", self.label), e))
+        r.map_err(|e| self.sync_error("NIOCTXSYNC", e))
+    }
+
+    /// A failed sync: `ENXIO` means the port left netmap mode (its interface was deleted or
+    /// unregistered), reported as [`Error::InterfaceDown`]; anything else is netmap's error.
+    fn sync_error(&self, what: &str, e: io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc::ENXIO) | Some(libc::ENODEV) => Error::InterfaceDown(self.label.clone()),
+            _ => crate::netmap_error(format!("{what} on {}", self.label), e),
+        }
     }
 
     /// `flush`: a TX sync if anything is queued or in flight (no syscall otherwise).
@@ -145,10 +219,22 @@ impl<P: Port> Engine<P> {
     /// Copies `packet` into the next free TX slot of the current ring (moving to the next bound
     /// ring when it is full); syncs once if every ring is full.
     pub(crate) fn send(&self, packet: &[u8]) -> Result<()> {
-        let mem = *self.ctx.pool().mem();
-        if packet.len() > mem.buf_size() as usize || packet.len() > u16::MAX as usize {
-            return Err(Error::TooBigPacket(packet.len()));
+        let r = self.send_inner(packet);
+        match r {
+            Ok(()) => self.sent.set(self.sent.get() + 1),
+            Err(_) => self.send_errors.set(self.send_errors.get() + 1),
         }
+        r
+    }
+
+    fn send_inner(&self, packet: &[u8]) -> Result<()> {
+        let max = if frame::outer_vlan(packet).is_some() {
+            self.max_tagged
+        } else {
+            self.max_frame
+        };
+        check_frame_len(packet.len(), ETH_HLEN, max)?;
+        let mem = *self.ctx.pool().mem();
         let n = self.tx.len();
         for attempt in 0..2 {
             let start = self.tx_cur.get();
@@ -175,6 +261,6 @@ impl<P: Port> Engine<P> {
     pub(crate) fn wait_rx(&self, timeout_ms: i32) -> Result<bool> {
         self.port
             .wait_rx(timeout_ms)
-            .map_err(|e| Error::os(format!("poll on {}", self.label), e))
+            .map_err(|e| crate::netmap_error(format!("poll on {}", self.label), e))
     }
 }

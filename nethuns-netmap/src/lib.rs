@@ -46,6 +46,15 @@
 //! pool: when all are held, `recv` returns [`Error::NoMemory`] and the packet stays in the ring.
 //! A packet spanning several slots (`NS_MOREFRAG`) is skipped with [`Error::TooBigPacket`].
 //!
+//! ## Errors, limits, statistics
+//! netmap's own failures (a `/dev/netmap` ioctl such as `NIOCCTRL` or `NIOCTXSYNC`, the `mmap`
+//! of the region, a region that does not check out) come as [`Error::Netmap`] holding a
+//! [`NetmapError`] (context and OS error). A sync failing with `ENXIO` (the interface was
+//! deleted or left netmap mode) is [`Error::InterfaceDown`]. `send` takes 14 bytes up to
+//! [`Capabilities::max_frame`] (`min(buffer size, MTU + 14)`, 4 more for a VLAN-tagged frame).
+//! [`Socket::stats`] counts received, sent and send errors; `dropped` is `None`, as netmap's ABI
+//! keeps no drop counter.
+//!
 //! ## Platforms
 //! [`Sock`] exists on Linux and FreeBSD. The ring logic is tested everywhere against a
 //! simulated netmap region; the real-device tests are `#[ignore]` lab tests run by
@@ -79,10 +88,18 @@ pub use portspec::{PortKind, PortSpec, Rings};
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 pub use sock::Sock;
 
+/// netmap's own errors (`Error::Netmap`): a failed `/dev/netmap` ioctl or `mmap`, a region
+/// that does not check out.
+pub use nethuns_core::errors::NetmapError;
 /// The metadata `recv` reports: the ring's timestamp at the last sync, the length, the ring.
 pub use nethuns_core::metadata::NetmapMeta as Meta;
 pub use nethuns_core::metadata::TimeVal;
-pub use nethuns_core::{
-    api, errors, BufferDesc, Context, Error, Flags, Metadata, MetadataType, Payload, Result,
-    Socket, Token,
-};
+pub use nethuns_core::reexports::*;
+
+/// An [`Error::Netmap`]: what was being done to which port, and the OS error.
+pub(crate) fn netmap_error(context: impl Into<String>, source: std::io::Error) -> Error {
+    Error::Netmap(NetmapError {
+        context: context.into(),
+        source,
+    })
+}

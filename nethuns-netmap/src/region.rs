@@ -33,8 +33,7 @@ pub(crate) struct Attached {
 }
 
 fn bad(what: &str, port: &str, reason: String) -> Error {
-    Error::engine(
-        "netmap",
+    crate::netmap_error(
         format!("{what} of {port}"),
         std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
     )

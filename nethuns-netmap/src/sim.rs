@@ -88,6 +88,8 @@ pub(crate) struct SimKernel {
     pub rx_syncs: u64,
     /// TX syncs performed.
     pub tx_syncs: u64,
+    /// When set, every sync fails with this errno (the port left netmap mode: `ENXIO`).
+    pub sync_errno: Option<i32>,
     clock: i64,
 }
 
@@ -174,6 +176,7 @@ impl SimKernel {
             tx_complete: true,
             rx_syncs: 0,
             tx_syncs: 0,
+            sync_errno: None,
             clock: 0,
         }
     }
@@ -327,11 +330,17 @@ pub(crate) struct SimPort(pub Rc<RefCell<SimKernel>>);
 
 impl Port for SimPort {
     fn rx_sync(&self) -> io::Result<()> {
+        if let Some(errno) = self.0.borrow().sync_errno {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         self.0.borrow_mut().rx_sync();
         Ok(())
     }
 
     fn tx_sync(&self) -> io::Result<()> {
+        if let Some(errno) = self.0.borrow().sync_errno {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         self.0.borrow_mut().tx_sync();
         Ok(())
     }

@@ -251,6 +251,82 @@ fn oversize_send_is_refused() {
 }
 
 #[test]
+fn send_takes_14_bytes_to_mtu_plus_14_and_4_more_when_tagged() {
+    let (e, k) = open(SimConfig::default());
+    let e = e.with_mtu(Some(200));
+    assert_eq!(e.max_frame(), 214);
+    assert!(matches!(e.send(&[0; 13]), Err(Error::TooSmallPacket(13))));
+    assert!(matches!(e.send(&[]), Err(Error::TooSmallPacket(0))));
+    e.send(&frames::frame(0, 14)).unwrap();
+    e.send(&frames::frame(1, 214)).unwrap();
+    assert!(matches!(
+        e.send(&frames::frame(2, 215)),
+        Err(Error::TooBigPacket(215))
+    ));
+    let mut tagged = frames::frame(3, 218);
+    tagged[12..16].copy_from_slice(&[0x81, 0x00, 0x20, 0x07]);
+    e.send(&tagged).unwrap();
+    tagged.push(0);
+    assert!(matches!(e.send(&tagged), Err(Error::TooBigPacket(219))));
+    e.tx_sync().unwrap();
+    let lens: Vec<usize> = k.borrow().sent[0].iter().map(Vec::len).collect();
+    assert_eq!(lens, [18, 214, 218]);
+    let st = e.stats();
+    assert_eq!((st.sent, st.send_errors, st.received), (3, 4, 0));
+    assert_eq!((st.dropped, st.filtered), (None, None));
+}
+
+#[test]
+fn an_mtu_over_the_buffer_size_leaves_the_buffer_size_as_limit() {
+    let (e, _k) = open(SimConfig::default());
+    let e = e.with_mtu(Some(1500));
+    assert_eq!(e.max_frame(), 256);
+    let mut tagged = frames::frame(0, 257);
+    tagged[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+    assert!(matches!(e.send(&tagged), Err(Error::TooBigPacket(257))));
+}
+
+#[test]
+fn meta_vlan_is_the_outer_tag_and_received_is_counted() {
+    let (e, k) = open(SimConfig::default());
+    let mut tagged = frames::frame(0, 64);
+    tagged[12..18].copy_from_slice(&[0x88, 0xA8, 0x30, 0x0A, 0x81, 0x00]);
+    k.borrow_mut().inject(0, tagged.clone());
+    k.borrow_mut().inject(0, frames::frame(1, 64));
+    let (t, meta) = e.recv_token().unwrap();
+    assert_eq!(meta.vlan, Some(0x300A));
+    assert_eq!(&t.consume(e.context())[..], &tagged[..]);
+    let (t, meta) = e.recv_token().unwrap();
+    assert_eq!(meta.vlan, None);
+    drop(t.consume(e.context()));
+    assert!(matches!(e.recv_token(), Err(Error::NoPacket)));
+    assert_eq!(e.stats().received, 2);
+}
+
+#[test]
+fn a_port_out_of_netmap_mode_is_interface_down_and_other_sync_errors_are_netmap() {
+    let (e, k) = open(SimConfig::default());
+    k.borrow_mut().sync_errno = Some(libc::ENXIO);
+    match e.recv_token() {
+        Err(Error::InterfaceDown(port)) => assert_eq!(port, "sim:port"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    k.borrow_mut().sync_errno = Some(libc::EIO);
+    e.send(&frames::frame(0, 64)).unwrap();
+    match e.flush() {
+        Err(err @ Error::Netmap(_)) => {
+            let s = err.to_string();
+            assert!(s.contains("NIOCTXSYNC on sim:port"), "{s}");
+            assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        }
+        other => panic!("{other:?}"),
+    }
+    k.borrow_mut().sync_errno = None;
+    e.flush().unwrap();
+    assert_eq!(k.borrow().sent[0].len(), 1);
+}
+
+#[test]
 fn fragmented_packets_are_skipped_whole() {
     let (e, k) = open(SimConfig::default());
     k.borrow_mut().inject(0, frames::frame(1, 64));

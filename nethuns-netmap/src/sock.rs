@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use nethuns_core::metadata::NetmapMeta;
-use nethuns_core::{Result, Socket, Token};
+use nethuns_core::{Capabilities, Result, Socket, Stats, Token};
 
 use crate::context::NetmapContext;
 use crate::dev::{self, DevPort};
 use crate::engine::Engine;
 use crate::flags::NetmapFlags;
-use crate::portspec::PortSpec;
+use crate::portspec::{PortKind, PortSpec};
 
 /// A netmap socket: the rings of one netmap port (interface or VALE port) in this process's
 /// memory.
@@ -19,7 +19,19 @@ use crate::portspec::PortSpec;
 ///   `NIOCRXSYNC` and look again, then return `Error::NoPacket`.
 /// * `send` copies into the next free TX slot (a `NIOCTXSYNC` first if every bound TX ring is
 ///   full; `Error::NoMemory` if still full); `flush` issues `NIOCTXSYNC` when slots are queued
-///   or in flight, and nothing otherwise.
+///   or in flight, and nothing otherwise; `try_flush` reports a failed sync.
+/// * `send` takes frames of 14 bytes ([`Error::TooSmallPacket`] under) up to
+///   [`Capabilities::max_frame`] = `min(buffer size, MTU + 14)` ([`Error::TooBigPacket`] over;
+///   4 bytes more for a VLAN-tagged frame). A VALE port has no MTU: the buffer size is the limit.
+/// * `stats`: `received`, `sent` and `send_errors` (every `send` that returned an error) are
+///   counted here; `dropped` is `None` (netmap's ABI has no drop counter: a frame that finds a
+///   full RX ring is lost in the NIC or the kernel without a trace) and so is `filtered`.
+/// * When the interface is deleted or leaves netmap mode, the next sync fails with `ENXIO`, and
+///   `recv` returns [`Error::InterfaceDown`].
+///
+/// [`Error::TooSmallPacket`]: nethuns_core::Error::TooSmallPacket
+/// [`Error::TooBigPacket`]: nethuns_core::Error::TooBigPacket
+/// [`Error::InterfaceDown`]: nethuns_core::Error::InterfaceDown
 ///
 /// The socket is `Send` but not `Sync`: one thread drives the rings. Payloads and tokens can be
 /// released on any thread through the [`NetmapContext`].
@@ -53,11 +65,6 @@ impl Sock {
     pub fn wait_readable(&self, timeout: Duration) -> Result<bool> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         self.engine.wait_rx(ms)
-    }
-
-    /// `flush` that reports a failed `NIOCTXSYNC`.
-    pub fn try_flush(&self) -> Result<()> {
-        self.engine.flush()
     }
 
     /// TX slots queued or not yet completed by the kernel (as of the last sync).
@@ -97,12 +104,35 @@ impl Socket for Sock {
         let _ = self.engine.flush();
     }
 
+    fn try_flush(&self) -> Result<()> {
+        self.engine.flush()
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        Ok(self.engine.stats())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: self.engine.max_frame(),
+            min_frame: nethuns_core::frame::ETH_HLEN,
+            timestamps: true,
+            zero_copy: true,
+            pollable_fd: Some(self.engine.port().fd()),
+            filters: false,
+        }
+    }
+
     fn create(portspec: &str, queue: Option<usize>, flags: NetmapFlags) -> Result<Self> {
         flags.validate()?;
         let spec = PortSpec::parse(portspec)?.with_queue(portspec, queue)?;
         let (port, attached) = dev::open(&spec, flags.extra_buf)?;
+        let mtu = match spec.kind {
+            PortKind::Interface => dev::interface_mtu(&spec.name),
+            PortKind::Vale { .. } => None,
+        };
         Ok(Sock {
-            engine: Engine::new(port, attached, spec.to_string()),
+            engine: Engine::new(port, attached, spec.to_string()).with_mtu(mtu),
             spec,
         })
     }

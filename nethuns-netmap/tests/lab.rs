@@ -117,6 +117,23 @@ fn lab_vale_exact_delivery_both_ways() {
     assert_exact(&rx, N, "VALE a -> b");
     let (a, rx) = across(a, &b, N);
     assert_exact(&rx, N, "VALE b -> a");
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        let st = s.stats().unwrap();
+        assert_eq!(
+            (st.sent, st.send_errors, st.dropped),
+            (N as u64, 0, None),
+            "{name}"
+        );
+        assert!(st.received >= N as u64, "{name}: received {}", st.received);
+        let caps = s.capabilities();
+        assert_eq!(
+            caps.max_frame,
+            s.context().buf_size() as usize,
+            "{name}: no MTU on VALE"
+        );
+        assert!(caps.pollable_fd.is_some() && caps.zero_copy && !caps.filters);
+    }
+    assert!(matches!(a.send(&[0; 13]), Err(Error::TooSmallPacket(13))));
     drop(a);
     assert_eq!(
         b.context().free_extra_buffers(),

@@ -3,9 +3,7 @@
 use std::time::{Duration, Instant};
 
 use nethuns_pcap::{Context, Error, Meta, PcapFlags, Sock, Socket};
-use nethuns_testnet::{frames, NetPair};
-
-const SIZES: [usize; 4] = [60, 64, 512, 1514];
+use nethuns_testnet::{frames, io, NetPair};
 
 fn open(pair: &NetPair, side_a: bool, flags: PcapFlags) -> Sock {
     let dev = if side_a { &pair.veth_a } else { &pair.veth_b };
@@ -19,61 +17,18 @@ fn open(pair: &NetPair, side_a: bool, flags: PcapFlags) -> Sock {
 
 /// Receives `n` test frames (other traffic ignored) within 5 s; returns bytes and metadata.
 fn recv_n(sock: &Sock, n: usize) -> Vec<(Vec<u8>, Meta)> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "timed out with {} of {n} frames",
-            out.len()
-        );
-        match sock.recv() {
-            Ok((p, meta)) if frames::is_test_frame(&p) => out.push((p.to_vec(), meta)),
-            Ok(_) => {}
-            Err(Error::NoPacket) => std::thread::sleep(Duration::from_micros(200)),
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
-    out
+    let got = io::recv_test_frames(sock, n, Duration::from_secs(5));
+    assert_eq!(got.len(), n, "timed out with {} of {n} frames", got.len());
+    got
 }
 
 fn send_all(sock: &Sock, seqs: impl Iterator<Item = (u32, usize)>) {
-    for (seq, len) in seqs {
-        sock.send(&frames::frame(seq, len)).unwrap();
-    }
+    let frames: Vec<Vec<u8>> = seqs.map(|(seq, len)| frames::frame(seq, len)).collect();
+    io::send_all(sock, &frames, 0, Duration::from_secs(5));
     sock.try_flush().unwrap();
 }
 
-fn schedule(n: u32) -> impl Iterator<Item = (u32, usize)> {
-    (0..n).map(|i| (i, SIZES[i as usize % SIZES.len()]))
-}
-
-fn exact(from: &Sock, to: &Sock) {
-    const N: u32 = 200;
-    send_all(from, schedule(N));
-    let got = recv_n(to, N as usize);
-    for ((seq, len), (bytes, meta)) in schedule(N).zip(&got) {
-        frames::check(bytes, seq, len).unwrap();
-        assert_eq!(meta.len as usize, len, "frame {seq}");
-        assert_eq!(meta.caplen as usize, len, "frame {seq}");
-        assert!(meta.timestamp.tv_sec > 0);
-    }
-    assert_eq!(
-        to.context().free_buffers(),
-        PcapFlags::default().buffer_count
-    );
-}
-
-#[test]
-fn exact_delivery_both_ways() {
-    let Some(pair) = NetPair::for_test("pcap_exact") else {
-        return;
-    };
-    let a = open(&pair, true, PcapFlags::default());
-    let b = open(&pair, false, PcapFlags::default());
-    exact(&a, &b);
-    exact(&b, &a);
-}
+// Exact delivery both ways is the conformance suite's (tests/conformance.rs).
 
 #[test]
 fn snaplen_truncates_and_meta_says_so() {

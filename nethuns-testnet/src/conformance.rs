@@ -816,7 +816,10 @@ fn link_down_up<B: Backend>(pair: &NetPair) -> CaseResult {
                 let until = Instant::now() + Duration::from_millis(20);
                 while Instant::now() < until {
                     match sock.recv() {
-                        Ok((p, _)) if frames::is_test_frame(&p) => return finish::<B>(&sock),
+                        Ok((p, _)) if frames::is_test_frame(&p) => {
+                            drop(p);
+                            return finish::<B>(&sock);
+                        }
                         Ok(_) | Err(Error::NoPacket) | Err(Error::InterfaceDown(_)) => {
                             std::thread::yield_now()
                         }

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod conformance;
 pub mod frames;
+pub mod io;
 pub mod peer;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

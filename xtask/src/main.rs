@@ -2,12 +2,18 @@
 //!
 //! - `cargo xtask test` — installs the system packages the backends need (apt, as root), then
 //!   runs the whole test suite with the privileged network tests required to run.
-//! - `cargo xtask lint` — `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
+//! - `cargo xtask lint` — `cargo fmt --check` and `cargo clippy -D warnings` over the workspace,
+//!   then the public-API check of `cargo xtask api`.
+//! - `cargo xtask api [--bless]` — the public API of every library crate (from rustdoc JSON,
+//!   `RUSTC_BOOTSTRAP=1` on the stable toolchain) against its snapshot `api/CRATE.txt`: fails
+//!   naming the added (`+`) and removed (`-`) lines; `--bless` rewrites the snapshots after an
+//!   intended change (then review `git diff api/`). See [`api`].
 //! - `cargo xtask demo` — two namespaces joined by a veth pair, `pkt-gen` in one and `meter` in
 //!   the other for every backend compiled in; a table of achieved rates.
 //! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
 
+mod api;
 mod bench;
 mod demo;
 mod deps;
@@ -24,7 +30,10 @@ commands:
                   install what the backends need, then run every test this machine can run,
                   including the root-only network tests (fails if they cannot run, unless
                   --allow-skip)
-  lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  lint            cargo fmt --check, cargo clippy --workspace --all-targets -D warnings,
+                  then the public-API check (cargo xtask api)
+  api [--bless]   compare each library crate's public API (rustdoc JSON) with api/CRATE.txt,
+                  listing added (+) and removed (-) items; --bless rewrites the snapshots
   demo [--seconds S] [--size BYTES]
                   pkt-gen -> meter across a veth pair for every backend compiled in
   bench [--quick] benchmarks against the raw engines (table + SVG in results/)
@@ -41,6 +50,7 @@ fn main() -> ExitCode {
     let r = match cmd.as_str() {
         "test" => util::test(rest),
         "lint" => util::lint(),
+        "api" => api::run(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "test-hw" => {

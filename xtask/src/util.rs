@@ -128,5 +128,6 @@ pub fn lint() -> Result<(), String> {
             "warnings",
         ],
         &[],
-    )
+    )?;
+    crate::api::check()
 }

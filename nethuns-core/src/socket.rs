@@ -116,28 +116,14 @@ pub trait Socket: Send + Sized {
 
     /// Like [`Socket::flush`], but reports the first error of this flush: the engine refused
     /// a frame, the interface went away.
-    fn try_flush(&self) -> Result<()> {
-        self.flush();
-        Ok(())
-    }
+    fn try_flush(&self) -> Result<()>;
 
     /// What the socket counted: received, dropped, filtered, sent, send errors. The same
     /// fields on every backend; `None` where the engine cannot know.
-    fn stats(&self) -> Result<Stats> {
-        Err(crate::Error::Unsupported("stats".into()))
-    }
+    fn stats(&self) -> Result<Stats>;
 
     /// What the socket can do: largest frame, timestamps, zero-copy, a pollable fd, filters.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_frame: usize::MAX,
-            min_frame: crate::frame::ETH_HLEN,
-            timestamps: false,
-            zero_copy: false,
-            pollable_fd: None,
-            filters: false,
-        }
-    }
+    fn capabilities(&self) -> Capabilities;
 
     /// Create a new socket bound to the specified interface.
     ///

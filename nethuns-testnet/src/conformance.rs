@@ -255,8 +255,8 @@ macro_rules! conformance_tests {
 // Helpers
 
 fn open<B: Backend>(iface: &str, flags: <B::S as Socket>::Flags) -> Result<B::S, String> {
-    B::S::create(&B::portspec(iface), B::queue(), flags)
-        .map_err(|e| format!("create {}: {e}", B::portspec(iface)))
+    let spec = B::portspec(iface);
+    B::S::create(&spec, B::queue(), flags).map_err(|e| format!("create {spec}: {e}"))
 }
 
 fn finish<B: Backend>(sock: &B::S) -> CaseResult {

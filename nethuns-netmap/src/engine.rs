@@ -32,8 +32,8 @@ pub(crate) struct Engine<P: Port> {
     label: String,
     /// The largest untagged frame `send` takes (`min(buffer size, MTU + 14)`).
     max_frame: usize,
-    /// The largest tagged frame `send` takes (`min(buffer size, MTU + 18)`).
-    max_tagged: usize,
+    /// The largest frame a TX slot holds (the buffer size, at most `u16::MAX`).
+    buf_max: usize,
     /// Packets handed out by `recv_token`.
     received: Cell<u64>,
     /// Frames queued in a TX slot by `send`.
@@ -57,7 +57,7 @@ impl<P: Port> Engine<P> {
             tx_cur: Cell::new(0),
             label,
             max_frame: buf,
-            max_tagged: buf,
+            buf_max: buf,
             received: Cell::new(0),
             sent: Cell::new(0),
             send_errors: Cell::new(0),
@@ -70,15 +70,14 @@ impl<P: Port> Engine<P> {
         (ctx.pool().mem().buf_size() as usize).min(u16::MAX as usize)
     }
 
-    /// Limits `send` to what the link carries: `MTU + 14` bytes untagged, `MTU + 18` with a
-    /// VLAN tag, never more than a buffer. `None` (MTU unknown: a VALE port) keeps the buffer
+    /// Limits `send` to what the link carries: `MTU + 14` bytes untagged, `MTU + 18` with an
+    /// 802.1Q outer tag ([`frame::send_limit`]), never more than a buffer. `None` (MTU unknown: a VALE port) keeps the buffer
     /// size as the only limit.
     pub(crate) fn with_mtu(mut self, mtu: Option<u32>) -> Self {
         let buf = Self::buf_limit(&self.ctx);
         if let Some(mtu) = mtu {
             let mtu = mtu as usize;
             self.max_frame = buf.min(mtu + ETH_HLEN);
-            self.max_tagged = buf.min(mtu + ETH_HLEN + VLAN_HLEN);
         }
         self
     }
@@ -228,11 +227,7 @@ impl<P: Port> Engine<P> {
     }
 
     fn send_inner(&self, packet: &[u8]) -> Result<()> {
-        let max = if frame::outer_vlan(packet).is_some() {
-            self.max_tagged
-        } else {
-            self.max_frame
-        };
+        let max = frame::send_limit(packet, self.max_frame).min(self.buf_max);
         check_frame_len(packet.len(), ETH_HLEN, max)?;
         let mem = *self.ctx.pool().mem();
         let n = self.tx.len();

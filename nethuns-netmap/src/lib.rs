@@ -51,7 +51,7 @@
 //! of the region, a region that does not check out) come as [`Error::Netmap`] holding a
 //! [`NetmapError`] (context and OS error). A sync failing with `ENXIO` (the interface was
 //! deleted or left netmap mode) is [`Error::InterfaceDown`]. `send` takes 14 bytes up to
-//! [`Capabilities::max_frame`] (`min(buffer size, MTU + 14)`, 4 more for a VLAN-tagged frame).
+//! [`Capabilities::max_frame`] (`min(buffer size, MTU + 14)`, 4 more for an 802.1Q-tagged frame).
 //! [`Socket::stats`] counts received, sent and send errors; `dropped` is `None`, as netmap's ABI
 //! keeps no drop counter.
 //!

@@ -268,11 +268,15 @@ fn send_takes_14_bytes_to_mtu_plus_14_and_4_more_when_tagged() {
     e.send(&tagged).unwrap();
     tagged.push(0);
     assert!(matches!(e.send(&tagged), Err(Error::TooBigPacket(219))));
+    // Only an 802.1Q outer tag earns the 4 bytes (the kernel's rule, frame::send_limit).
+    let mut qinq = frames::frame(4, 218);
+    qinq[12..16].copy_from_slice(&[0x88, 0xA8, 0x20, 0x07]);
+    assert!(matches!(e.send(&qinq), Err(Error::TooBigPacket(218))));
     e.tx_sync().unwrap();
     let lens: Vec<usize> = k.borrow().sent[0].iter().map(Vec::len).collect();
     assert_eq!(lens, [18, 214, 218]);
     let st = e.stats();
-    assert_eq!((st.sent, st.send_errors, st.received), (3, 4, 0));
+    assert_eq!((st.sent, st.send_errors, st.received), (3, 5, 0));
     assert_eq!((st.dropped, st.filtered), (None, None));
 }
 
@@ -673,4 +677,20 @@ proptest! {
         prop_assert_eq!(sent, (0..sent_seq).collect::<Vec<_>>());
         assert_conserved(&e, &k.borrow(), &[]);
     }
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "release")]
+fn a_double_release_panics_in_debug_builds() {
+    use nethuns_core::Context;
+    let (e, k) = open(SimConfig::default());
+    k.borrow_mut().inject(0, frames::frame(0, 64));
+    let (t, _) = e.recv_token().unwrap();
+    let p = t.consume(e.context());
+    let desc = p.buffer_desc();
+    drop(p);
+    // SAFETY: deliberately wrong (the buffer was released by the payload's drop): the debug
+    // ledger must panic before the pool is touched.
+    unsafe { e.context().release(desc) };
 }

@@ -22,7 +22,7 @@ use crate::portspec::{PortKind, PortSpec};
 ///   or in flight, and nothing otherwise; `try_flush` reports a failed sync.
 /// * `send` takes frames of 14 bytes ([`Error::TooSmallPacket`] under) up to
 ///   [`Capabilities::max_frame`] = `min(buffer size, MTU + 14)` ([`Error::TooBigPacket`] over;
-///   4 bytes more for a VLAN-tagged frame). A VALE port has no MTU: the buffer size is the limit.
+///   4 bytes more for an 802.1Q-tagged frame). A VALE port has no MTU: the buffer size is the limit.
 /// * `stats`: `received`, `sent` and `send_errors` (every `send` that returned an error) are
 ///   counted here; `dropped` is `None` (netmap's ABI has no drop counter: a frame that finds a
 ///   full RX ring is lost in the NIC or the kernel without a trace) and so is `filtered`.

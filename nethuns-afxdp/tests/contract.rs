@@ -32,12 +32,7 @@ fn send_size_rule_and_capabilities() {
     let Some(pair) = NetPair::for_test("sizerule") else {
         return;
     };
-    let a = pair
-        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
-        .unwrap();
-    let b = pair
-        .in_b(|| Sock::create(&pair.veth_b, None, AfXdpFlags::default()))
-        .unwrap();
+    let (a, b) = open_pair(&pair);
     let caps = a.capabilities();
     assert_eq!(caps.max_frame, 1514);
     assert_eq!(caps.min_frame, 14);
@@ -223,12 +218,7 @@ fn link_down_is_interface_down_then_traffic_resumes() {
     let Some(pair) = NetPair::for_test("downup") else {
         return;
     };
-    let a = pair
-        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
-        .unwrap();
-    let b = pair
-        .in_b(|| Sock::create(&pair.veth_b, None, AfXdpFlags::default()))
-        .unwrap();
+    let (a, b) = open_pair(&pair);
     pair.ip_a(&["link", "set", &pair.veth_a, "down"]).unwrap();
     let (e, t) = until_error(&a, Duration::from_millis(500));
     assert!(matches!(e, Error::InterfaceDown(_)), "{e}");

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use nethuns_afxdp::{AfXdpFlags, Context, Error, Sock, Socket};
+use nethuns_afxdp::{AfXdpFlags, Error, Sock, Socket};
 use nethuns_testnet::{frames, NetPair};
 
 /// With the link down the kernel cannot transmit: `send` fills every TX frame, then reports
@@ -67,40 +67,7 @@ fn link_down_then_up_loses_no_frame() {
     assert!(got <= sent as u64);
 }
 
-#[test]
-fn token_of_another_umem_is_refused() {
-    let Some(pair) = NetPair::for_test("foreign") else {
-        return;
-    };
-    let a = pair
-        .in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()))
-        .unwrap();
-    let b = pair
-        .in_b(|| Sock::create(&pair.veth_b, None, AfXdpFlags::default()))
-        .unwrap();
-    assert_ne!(a.context().pool_id(), b.context().pool_id());
-    send_all(
-        &b,
-        [frames::frame(0, 64)],
-        Instant::now() + Duration::from_secs(5),
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let token = loop {
-        match a.recv_token() {
-            Ok((t, _)) => break t,
-            Err(Error::NoPacket) if Instant::now() < deadline => std::thread::yield_now(),
-            Err(e) => panic!("{e}"),
-        }
-    };
-    assert!(!token.check_token(b.context()));
-    let back = b.context().try_packet(token).unwrap_err();
-    assert_eq!(back.context_pool, b.context().pool_id());
-    let p = back.token.consume(a.context());
-    frames::check(&p, 0, 64).unwrap();
-    drop(p);
-    let audit = a.audit_frames();
-    assert!(audit.is_consistent() && audit.in_use == 0, "{audit:?}");
-}
+// A token of another UMEM being refused is the conformance suite's `foreign_token`.
 
 /// The socket can be polled: POLLIN once a frame is on the RX ring.
 #[test]

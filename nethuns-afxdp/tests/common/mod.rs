@@ -9,6 +9,17 @@ use nethuns_testnet::{frames, NetPair};
 /// Test frame sizes: minimum Ethernet, 64, medium, full MTU.
 pub const SIZES: [usize; 4] = [60, 64, 512, 1514];
 
+/// One socket with default flags on each end of `pair` (`veth_a` in ns a, `veth_b` in ns b).
+pub fn open_pair(pair: &NetPair) -> (Sock, Sock) {
+    let a = pair
+        .in_a(|| Sock::create(&pair.veth_a, None, nethuns_afxdp::AfXdpFlags::default()))
+        .expect("AF_XDP socket on veth_a");
+    let b = pair
+        .in_b(|| Sock::create(&pair.veth_b, None, nethuns_afxdp::AfXdpFlags::default()))
+        .expect("AF_XDP socket on veth_b");
+    (a, b)
+}
+
 /// Sends `frames` through `sock`, retrying while TX frames are all in flight; flushes.
 pub fn send_all(sock: &Sock, frames: impl IntoIterator<Item = Vec<u8>>, deadline: Instant) {
     for f in frames {

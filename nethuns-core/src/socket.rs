@@ -54,10 +54,26 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Checks `len` against `min_frame` and `max_frame`: the one size rule of `send`.
+    /// Checks `frame` against the size rule of `send`: at least `min_frame`, at most
+    /// `max_frame` (4 bytes more under an 802.1Q tag, [`frame::send_limit`](crate::frame::send_limit)).
+    ///
+    /// ```
+    /// # use nethuns_core::{Capabilities, Error};
+    /// let caps = Capabilities { max_frame: 1514, min_frame: 14, timestamps: false,
+    ///     zero_copy: false, pollable_fd: None, filters: false };
+    /// assert!(matches!(caps.check_frame(&[0; 13]), Err(Error::TooSmallPacket(13))));
+    /// assert!(matches!(caps.check_frame(&[0; 1515]), Err(Error::TooBigPacket(1515))));
+    /// let mut tagged = vec![0u8; 1518];
+    /// tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+    /// assert!(caps.check_frame(&tagged).is_ok());
+    /// ```
     #[inline]
-    pub fn check_frame(&self, len: usize) -> Result<()> {
-        check_frame_len(len, self.min_frame, self.max_frame)
+    pub fn check_frame(&self, frame: &[u8]) -> Result<()> {
+        check_frame_len(
+            frame.len(),
+            self.min_frame,
+            crate::frame::send_limit(frame, self.max_frame),
+        )
     }
 }
 

@@ -5,8 +5,12 @@
 //! pop racing with a pop-push of the same index cannot succeed on a stale `next` (no ABA).
 //! Get and put are one compare-and-swap each, from any thread: a payload may be released on
 //! another thread than the socket's.
+//!
+//! The buffers are one anonymous private mapping: nothing is written at create, so a page
+//! costs memory only once a packet was copied into it (the free list is LIFO, so a pool larger
+//! than the traffic needs touches only the buffers in actual use). The whole pool is capped at
+//! [`MAX_POOL_BYTES`].
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +20,72 @@ use crate::error::{Error, Result};
 use crate::token::{Payload, Token};
 
 const NIL: u32 = u32::MAX;
-const ALIGN: usize = 64;
+
+/// The largest pool, `buffer_count × buffer_size` (4 GiB, as AF_PACKET's largest RX ring):
+/// more is almost surely a typo, and would be address space reserved for nothing.
+pub const MAX_POOL_BYTES: u64 = 1 << 32;
+
+/// Checks a pool of `count` buffers of `buf_size` bytes before anything is allocated: both
+/// positive, `count` below 2^32 − 1 and the total at most [`MAX_POOL_BYTES`]. The error names
+/// the field (`buffer_count` or `buffer_size`) and, for the total, the product.
+pub fn check_size(count: usize, buf_size: usize) -> Result<()> {
+    if count == 0 || count >= NIL as usize {
+        return Err(Error::flag(
+            "buffer_count",
+            format!("{count} buffers: must be between 1 and {}", NIL - 1),
+        ));
+    }
+    if buf_size == 0 {
+        return Err(Error::flag("buffer_size", "must be at least 1 byte"));
+    }
+    let total = (count as u128) * (buf_size as u128);
+    if total > MAX_POOL_BYTES as u128 {
+        return Err(Error::flag(
+            "buffer_count",
+            format!(
+                "{count} buffers × {buf_size} bytes = {total} bytes: the pool is capped at \
+                 {MAX_POOL_BYTES} bytes (4 GiB)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Zero-filled memory of `len` bytes from an anonymous private mapping: the kernel supplies
+/// each page on first touch, so creating it commits nothing.
+struct LazyMem {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl LazyMem {
+    fn new(len: usize) -> Result<Self> {
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected. MAP_NORESERVE:
+        // no swap is reserved for pages never touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::NoMemory);
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::NoMemory)?;
+        Ok(LazyMem { ptr, len })
+    }
+}
+
+impl Drop for LazyMem {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, of this length, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
 
 #[inline]
 fn pack(tag: u32, idx: u32) -> u64 {
@@ -30,8 +99,7 @@ fn unpack(v: u64) -> (u32, u32) {
 
 /// `count` buffers of `buf_size` bytes each in one allocation, and the list of free ones.
 pub struct BufferPool {
-    mem: NonNull<u8>,
-    layout: Layout,
+    mem: LazyMem,
     buf_size: usize,
     count: u32,
     head: AtomicU64,
@@ -49,9 +117,9 @@ unsafe impl Send for BufferPool {}
 unsafe impl Sync for BufferPool {}
 
 impl BufferPool {
-    /// A pool of `count` buffers of `buf_size` bytes, all free. Panics only if `count` is
-    /// `u32::MAX` or more or the allocation size overflows (broken configuration, checked by
-    /// callers that take user input through [`BufferPool::try_new`]).
+    /// A pool of `count` buffers of `buf_size` bytes, all free. Panics only on a size
+    /// [`check_size`] refuses (broken configuration, checked by callers that take user input
+    /// through [`BufferPool::try_new`]).
     pub fn new(count: usize, buf_size: usize) -> Self {
         match Self::try_new(count, buf_size) {
             Ok(p) => p,
@@ -59,30 +127,17 @@ impl BufferPool {
         }
     }
 
-    /// A pool of `count` buffers of `buf_size` bytes, or an error naming the bad size.
+    /// A pool of `count` buffers of `buf_size` bytes, or an error naming the bad size (see
+    /// [`check_size`]). The buffers' memory is reserved, not written: it is committed page by
+    /// page as packets are copied in.
     pub fn try_new(count: usize, buf_size: usize) -> Result<Self> {
-        if count == 0 || count >= NIL as usize {
-            return Err(Error::flag(
-                "buffer_count",
-                format!("{count} buffers: must be between 1 and {}", NIL - 1),
-            ));
-        }
-        if buf_size == 0 {
-            return Err(Error::flag("buffer_size", "must be at least 1 byte"));
-        }
-        let total = count
-            .checked_mul(buf_size)
-            .ok_or_else(|| Error::flag("buffer_size", "buffer_count × buffer_size overflows"))?;
-        let layout = Layout::from_size_align(total, ALIGN)
-            .map_err(|e| Error::flag("buffer_size", e.to_string()))?;
-        // SAFETY: layout has non-zero size (count ≥ 1, buf_size ≥ 1).
-        let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(Error::NoMemory)?;
+        check_size(count, buf_size)?;
+        let mem = LazyMem::new(count * buf_size)?;
         let next: Box<[AtomicU32]> = (0..count as u32)
             .map(|i| AtomicU32::new(if i + 1 == count as u32 { NIL } else { i + 1 }))
             .collect();
         Ok(BufferPool {
             mem,
-            layout,
             buf_size,
             count: count as u32,
             head: AtomicU64::new(pack(0, 0)),
@@ -197,16 +252,8 @@ impl BufferPool {
         debug_assert!(desc.get() < self.count as usize && size <= self.buf_size);
         let size = size.min(self.buf_size);
         // SAFETY: desc < count, so the offset stays inside the allocation of count × buf_size.
-        let p = unsafe { self.mem.as_ptr().add(desc.get() * self.buf_size) };
+        let p = unsafe { self.mem.ptr.as_ptr().add(desc.get() * self.buf_size) };
         std::ptr::slice_from_raw_parts_mut(p, size)
-    }
-}
-
-impl Drop for BufferPool {
-    fn drop(&mut self) {
-        // SAFETY: allocated in try_new with this layout; no buffer outlives the pool because
-        // every payload borrows a context that holds an Arc of it.
-        unsafe { dealloc(self.mem.as_ptr(), self.layout) }
     }
 }
 
@@ -359,6 +406,60 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Resident set size of this process in bytes (`/proc/self/statm`, field 2, in pages).
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+    }
+
+    #[test]
+    fn create_commits_no_buffer_memory() {
+        // 2^20 buffers of 1 KiB: 1 GiB of buffers, 4 MiB of free list.
+        let before = rss_bytes();
+        let ctx = PoolContext::try_new(1 << 20, 1024).unwrap();
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(
+            grown < 64 << 20,
+            "creating a 1 GiB pool made the process {grown} bytes larger"
+        );
+        // The memory is there when used, zero-filled, at both ends.
+        let first = ctx.alloc_with(|b| b.len()).unwrap();
+        assert!(ctx.packet(first).iter().all(|&b| b == 0));
+        let held: Vec<_> = (0..(1 << 20) - 1)
+            .map(|_| ctx.pool().get().unwrap())
+            .collect();
+        let last = *held.last().unwrap();
+        // SAFETY: `last` was taken from the pool above and is owned here.
+        let buf = unsafe { &mut *ctx.pool().buffer_ptr(last, 1024) };
+        buf.fill(0xAB);
+        assert_eq!(buf[1023], 0xAB);
+        for d in held {
+            // SAFETY: each was taken from this pool above and is put back once.
+            unsafe { ctx.pool().put(d) };
+        }
+        assert_eq!(ctx.free_buffers(), 1 << 20);
+    }
+
+    #[test]
+    fn the_total_is_capped_and_named() {
+        for (count, size) in [(1 << 24, 262_144), (1 << 22, 1025), (usize::MAX / 2, 4)] {
+            match PoolContext::try_new(count, size) {
+                Err(Error::InvalidFlag {
+                    field: "buffer_count",
+                    reason,
+                }) => assert!(
+                    reason.contains(&(count as u128 * size as u128).to_string())
+                        || count >= NIL as usize,
+                    "{reason}"
+                ),
+                other => panic!("{count} × {size}: {other:?}"),
+            }
+        }
+        PoolContext::try_new(1 << 22, 1024).unwrap();
     }
 
     #[test]

@@ -26,8 +26,10 @@ pub struct PcapFlags {
     /// [`Error::TooBigPacket`]).
     pub buffer_size: usize,
 
-    /// Number of buffers to preallocate: how many received packets (payloads and tokens) can be
-    /// held at once before `recv` returns [`Error::NoMemory`].
+    /// Number of buffers in the pool: how many received packets (payloads and tokens) can be
+    /// held at once before `recv` returns [`Error::NoMemory`]. At most 2^24, and
+    /// `buffer_count × buffer_size` at most 4 GiB. The pool's memory is reserved at create
+    /// and committed page by page as packets are copied in.
     pub buffer_count: usize,
 }
 
@@ -80,6 +82,8 @@ impl PcapFlags {
                 format!("{}: must be between 1 and 2^24", self.buffer_count),
             ));
         }
+        // The pool itself: at most 4 GiB in all (its memory is committed as packets arrive).
+        nethuns_core::pool::check_size(self.buffer_count, self.buffer_size)?;
         if let Some(f) = &self.filter {
             if f.contains('\0') {
                 return Err(Error::flag("filter", "contains a NUL byte"));
@@ -144,5 +148,19 @@ mod tests {
             }),
             "filter"
         );
+        // 2^24 buffers of 256 KiB would be 4 TiB: refused with the total.
+        match (PcapFlags {
+            buffer_count: 1 << 24,
+            buffer_size: 262_144,
+            ..d()
+        })
+        .validate()
+        {
+            Err(Error::InvalidFlag {
+                field: "buffer_count",
+                reason,
+            }) => assert!(reason.contains("4398046511104 bytes"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -273,12 +273,21 @@ impl AfPacketFlags {
         };
         let tx = (self.tx_frame_count > 0)
             .then(|| TxGeometry::new(self.frame_size, self.tx_frame_count, page as u32));
-        let total = rx.bytes() as u64 + tx.map_or(0, |t| t.bytes() as u64);
-        if total > isize::MAX as u64 {
-            return Err(Error::flag(
-                "tx_frame_count",
-                "the rings do not fit in memory",
-            ));
+        // The kernel refuses a ring of more than 4 GiB (tp_block_size × tp_block_nr must fit
+        // in 32 bits), and commits every page of a ring at setsockopt: the TX ring gets the
+        // same bound as the RX ring, checked here with the total in the message.
+        if let Some(t) = tx {
+            let bytes = t.block_size as u64 * t.block_count as u64;
+            if bytes > u32::MAX as u64 {
+                return Err(Error::flag(
+                    "tx_frame_count",
+                    format!(
+                        "{} frames of {fs} bytes make a TX ring of {bytes} bytes ({} blocks of \
+                         {}): more than the kernel's 4 GiB ring limit",
+                        self.tx_frame_count, t.block_count, t.block_size
+                    ),
+                ));
+            }
         }
         let filter = match &self.filter {
             None => None,
@@ -486,6 +495,27 @@ mod tests {
             })),
             "tx_frame_count"
         );
+        // 2^20 frames of 1 MiB: a 1 TiB TX ring, refused with its size.
+        match v(AfPacketFlags {
+            block_size: MAX_FRAME_SIZE,
+            frame_size: MAX_FRAME_SIZE,
+            tx_frame_count: MAX_TX_FRAMES,
+            ..d()
+        }) {
+            Err(Error::InvalidFlag {
+                field: "tx_frame_count",
+                reason,
+            }) => assert!(reason.contains("1099511627776 bytes"), "{reason}"),
+            other => panic!("expected the TX ring refused, got {other:?}"),
+        }
+        // 4095 frames of 1 MiB fit (the kernel takes up to 4 GiB − 1 byte).
+        assert!(v(AfPacketFlags {
+            block_size: MAX_FRAME_SIZE,
+            frame_size: MAX_FRAME_SIZE,
+            tx_frame_count: 4095,
+            ..d()
+        })
+        .is_ok());
         assert_eq!(
             field(v(AfPacketFlags {
                 filter: Some(Filter::Classic(vec![])),

@@ -20,6 +20,13 @@
 //! A failed initialisation is remembered and returned again (DPDK cannot retry it).
 //! The EAL is never cleaned up (`rte_eal_cleanup` is not called): the OS reclaims it at exit.
 //!
+//! EAL's own threads (`eal-intr-thread` …) live as long as the process, in the network
+//! namespace of the thread that initialised the EAL. A first socket created from a thread that
+//! entered another namespace therefore has the EAL initialised on a short-lived thread back in
+//! the process's namespace, so that no EAL thread pins the caller's namespace (and its
+//! interfaces) after the socket is gone. Devices given as `--vdev` EAL arguments are then probed
+//! in the process's namespace; a socket's portspec is always probed in its caller's.
+//!
 //! Note that `--in-memory` cannot be combined with `--no-huge` in DPDK 22.11 (it implies legacy
 //! memory); `--no-shconf` gives the same "no shared files" behaviour here.
 
@@ -212,7 +219,52 @@ pub(crate) fn ensure() -> Result<()> {
     }
 }
 
+/// Runs `rte_eal_init`, in the process's network namespace: EAL's threads (`eal-intr-thread`
+/// and the others it starts) inherit the namespace of the thread that initialises it and live
+/// as long as the process, so a caller that entered another namespace (`setns`) would have them
+/// pin that namespace, and every interface in it, forever. Such a caller gets the EAL
+/// initialised on a short-lived thread that first returns to the namespace of the process's
+/// main thread; devices are still probed by each socket in its caller's namespace.
 fn eal_init(args: &[String]) -> std::result::Result<(), DpdkError> {
+    if netns_inode("/proc/thread-self/ns/net") == netns_inode("/proc/self/ns/net") {
+        return eal_init_here(args);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_process_netns()?;
+            eal_init_here(args)
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// The inode of a namespace file (`None` if it cannot be read).
+fn netns_inode(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Moves the calling thread into the network namespace of the process's main thread.
+fn enter_process_netns() -> std::result::Result<(), DpdkError> {
+    let ns = std::fs::File::open("/proc/self/ns/net").map_err(|e| DpdkError {
+        code: e.raw_os_error().unwrap_or(libc::EIO),
+        message: format!("opening /proc/self/ns/net to initialise the EAL outside the caller's network namespace: {e}"),
+    })?;
+    // SAFETY: `ns` is an open namespace file; setns changes only the calling thread, a thread
+    // of our own that exits after rte_eal_init.
+    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(DpdkError {
+            code: e.raw_os_error().unwrap_or(libc::EIO),
+            message: format!("entering the process's network namespace to initialise the EAL: {e}"),
+        });
+    }
+    Ok(())
+}
+
+fn eal_init_here(args: &[String]) -> std::result::Result<(), DpdkError> {
     let mut all = Vec::with_capacity(args.len() + 1);
     all.push(CString::new("nethuns").expect("no NUL"));
     for a in args {

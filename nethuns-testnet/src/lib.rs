@@ -275,6 +275,49 @@ impl Drop for NetPair {
     }
 }
 
+/// The inode of network namespace `ns` (`/run/netns/NS`): what identifies it once its name is
+/// gone.
+pub fn netns_inode(ns: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/run/netns/{ns}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// What in this process still holds the network namespace of inode `ino`: its threads inside
+/// it (`task TID (COMM)`) and its open file descriptors to it (`fd N`). Empty once nothing of
+/// ours pins it, so that after `ip netns del` the kernel frees it with its interfaces.
+pub fn netns_holders(ino: u64) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let target = format!("net:[{ino}]");
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = t.path();
+        if std::fs::metadata(dir.join("ns/net")).is_ok_and(|m| m.ino() == ino) {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            out.push(format!(
+                "task {} ({})",
+                t.file_name().to_string_lossy(),
+                comm.trim()
+            ));
+        }
+    }
+    for f in std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if std::fs::read_link(f.path()).is_ok_and(|l| l.to_string_lossy() == target) {
+            out.push(format!("fd {}", f.file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
 /// Names of the namespaces this harness made that still exist.
 pub fn our_namespaces() -> Vec<String> {
     run("ip", &["netns", "list"])

@@ -361,6 +361,24 @@ fn bad_inputs() {
             other => panic!("{spec:?}: {other:?}"),
         }
     }
+    // Driver arguments nethuns knows are checked before DPDK sees them, naming the argument
+    // (DPDK would say "Cannot allocate memory", accept them silently, or take seconds).
+    for (spec, arg) in [
+        ("net_null0,size=abc", "size=abc"),
+        ("net_null0,size=0", "size=0"),
+        ("net_null0,size=99999999999", "size=99999999999"),
+        ("net_null0,copy=7", "copy=7"),
+        ("net_ring0,foo=bar", "foo=bar"),
+        ("net_af_packet0,iface=lo,qpairs=100000", "qpairs=100000"),
+    ] {
+        match Sock::create(spec, None, d()) {
+            Err(Error::InvalidPortspec { spec: s, reason }) => {
+                assert_eq!(s, spec);
+                assert!(reason.contains(arg), "{spec}: {reason}");
+            }
+            other => panic!("{spec:?}: {other:?}"),
+        }
+    }
     // Unknown driver: DPDK's own error, naming the device.
     let e = Sock::create("net_bogus0", None, d()).unwrap_err();
     assert!(dpdk_code(&e).is_some(), "{e}");

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use nethuns_core::{Error, Result};
 
 use crate::flags::{mode_name, XDP_FLAGS_DRV_MODE};
-use crate::sys;
+use crate::{sys, xdpstate};
 
 /// Entries of the per-interface XSKMAP: queue ids above this cannot be used.
 pub(crate) const MAX_QUEUES: u32 = 1024;
@@ -25,6 +25,8 @@ struct Attachment {
     key: Key,
     mode: u32,
     users: usize,
+    /// The queues this process's sockets are bound to.
+    queues: Vec<u32>,
     map: OwnedFd,
     _prog: OwnedFd,
     link: OwnedFd,
@@ -52,6 +54,7 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Attachment>> {
 #[derive(Debug)]
 pub(crate) struct XdpShare {
     key: Key,
+    queue: u32,
 }
 
 impl Drop for XdpShare {
@@ -59,6 +62,9 @@ impl Drop for XdpShare {
         let mut reg = registry();
         if let Some(i) = reg.iter().position(|a| a.key == self.key) {
             reg[i].users -= 1;
+            if let Some(q) = reg[i].queues.iter().position(|&q| q == self.queue) {
+                reg[i].queues.swap_remove(q);
+            }
             if reg[i].users == 0 {
                 // Dropping the link fd detaches the program; then prog and map go.
                 reg.swap_remove(i);
@@ -106,14 +112,32 @@ pub(crate) fn steer(
             })?;
             let prog = sys::load_redirect_program(&map)
                 .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
-            let link = sys::xdp_link_create(&prog, ifindex, mode).map_err(|e| {
+            let first = sys::xdp_link_create(&prog, ifindex, mode);
+            // A program already there: removed if a dead libxdp user left it (then attach
+            // again), else described.
+            let mut stale = None;
+            let link = match first {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
+                    match xdpstate::clear_stale(ifname, ifindex) {
+                        Ok(_) => sys::xdp_link_create(&prog, ifindex, mode),
+                        Err(why) => {
+                            stale = Some(why);
+                            Err(e)
+                        }
+                    }
+                }
+                r => r,
+            };
+            let link = link.map_err(|e| {
                 let hint = match e.raw_os_error() {
-                    Some(libc::EBUSY) | Some(libc::EEXIST) => format!(
-                        "; another XDP program is already attached to {ifname}: another process's \
-                         AF_XDP sockets (the sockets of one process own an interface), or a \
-                         program attached through netlink (`ip link set dev {ifname} xdp off` \
-                         removes that one)"
-                    ),
+                    Some(libc::EBUSY) | Some(libc::EEXIST) => match stale.take() {
+                        Some(why) => format!("; {why}"),
+                        None => format!(
+                            "; another XDP program is already attached to {ifname} \
+                             (`ip link set dev {ifname} xdp off` removes one attached through \
+                             netlink)"
+                        ),
+                    },
                     Some(libc::EOPNOTSUPP) if mode == XDP_FLAGS_DRV_MODE => {
                         "; the driver has no native XDP (use XDP_FLAGS_SKB_MODE)".to_owned()
                     }
@@ -131,6 +155,7 @@ pub(crate) fn steer(
                 key,
                 mode,
                 users: 0,
+                queues: vec![],
                 map,
                 _prog: prog,
                 link,
@@ -140,7 +165,8 @@ pub(crate) fn steer(
     };
     let share = {
         reg[i].users += 1;
-        XdpShare { key }
+        reg[i].queues.push(queue);
+        XdpShare { key, queue }
     };
     if let Err(e) = sys::xskmap_set(&reg[i].map, queue, xsk_fd) {
         drop(reg);
@@ -151,6 +177,14 @@ pub(crate) fn steer(
         ));
     }
     Ok(share)
+}
+
+/// Whether a socket of this process is bound to `queue` of `ifindex` (calling thread's
+/// namespace).
+pub(crate) fn queue_in_use(netns: (u64, u64), ifindex: u32, queue: u32) -> bool {
+    registry()
+        .iter()
+        .any(|a| a.key == (netns, ifindex) && a.queues.contains(&queue))
 }
 
 /// Whether this process has an XDP program attached to `ifindex` of the calling thread's

@@ -79,6 +79,12 @@
 //! error naming the interface; libxdp's multi-program dispatcher, which would lift this,
 //! needs bpffs and outlives crashes).
 //!
+//! A program that libxdp attached through netlink and whose process died (DPDK's net_af_xdp
+//! killed by SIGKILL leaves `xsk_def_prog` on the interface) is removed by the next socket's
+//! create, and only when it is certainly stale: named `xsk_def_prog`, owned by no bpf_link,
+//! and with no process holding a descriptor of it or of its maps. Any other program is left
+//! in place and the error names it, who holds it, and `ip link set dev IF xdp off`.
+//!
 //! The design named `xsk-rs` 0.11 over the system libxdp. Its `libxdp-sys` dependency builds
 //! xdp-tools and a vendored libbpf from source inside the cargo registry (`make libxdp`, which
 //! needs `m4`, clang and a configure step, and fails here), and libxdp itself attaches its
@@ -144,6 +150,8 @@ mod socket;
 mod sys;
 #[cfg(target_os = "linux")]
 mod umem;
+#[cfg(target_os = "linux")]
+mod xdpstate;
 
 #[cfg(target_os = "linux")]
 pub use audit::FrameAudit;

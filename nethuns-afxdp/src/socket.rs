@@ -10,9 +10,9 @@ use nethuns_core::{Error, Result};
 
 use crate::attach::{self, XdpShare};
 use crate::flags::{mode_name, AfXdpFlags, Layout, XDP_ZEROCOPY};
-use crate::netdev;
 use crate::ring::{Ring, XdpDesc};
 use crate::umem::Umem;
+use crate::{netdev, xdpstate};
 
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 ///
@@ -397,8 +397,22 @@ impl Sock {
     }
 }
 
-/// How long `create` waits for a queue that a just-closed socket is still releasing.
-const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long `create` waits for a queue that a closed socket is still releasing.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Who holds a queue that bind found busy (`EBUSY`): a socket of this process, a live process
+/// using the interface's XDP program, or (`None`) nobody that lives: a socket closed before,
+/// whose queue the kernel frees asynchronously (after an RCU grace period, from a work queue),
+/// which under CPU load can take well over 100 ms.
+fn busy_holder(name: &CString, ifindex: u32, queue: u32) -> Option<String> {
+    let ifname = name.to_string_lossy();
+    if attach::queue_in_use(netdev::netns_id(), ifindex, queue) {
+        return Some(format!(
+            "another AF_XDP socket of this process is bound to {ifname} queue {queue}"
+        ));
+    }
+    xdpstate::live_owner(&ifname, ifindex)
+}
 
 fn bind(
     fd: &OwnedFd,
@@ -415,9 +429,13 @@ fn bind(
         sxdp_queue_id: queue,
         sxdp_shared_umem_fd: 0,
     };
-    // A socket closed just before on the same queue frees the queue from a kernel work
-    // queue, a moment after close() returns: EBUSY is retried for up to BIND_BUSY_WAIT.
+    // EBUSY: the queue has a buffer pool. If a live owner holds it, fail at once, naming it;
+    // else a closed socket's pool is being freed by the kernel: wait for that, with backoff,
+    // for up to BIND_BUSY_WAIT.
     let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut holder = None;
+    let mut checked = false;
     let e = loop {
         // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
         let rc = unsafe {
@@ -431,10 +449,22 @@ fn bind(
             return Ok(());
         }
         let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EBUSY) || start.elapsed() >= BIND_BUSY_WAIT {
+        if e.raw_os_error() != Some(libc::EBUSY) {
             break e;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        if !checked {
+            checked = true;
+            holder = busy_holder(name, ifindex, queue);
+            if holder.is_some() {
+                break e;
+            }
+        }
+        if start.elapsed() >= BIND_BUSY_WAIT {
+            holder = busy_holder(name, ifindex, queue);
+            break e;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     };
     let queues = netdev::rx_queues(name);
     let hint = match (e.raw_os_error(), queues) {
@@ -450,9 +480,15 @@ fn bind(
             ": the driver does not support zero-copy AF_XDP (veth never does); use XDP_COPY"
                 .to_owned()
         }
-        (Some(libc::EBUSY), _) => {
-            ": another AF_XDP socket is already bound to this queue".to_owned()
-        }
+        (Some(libc::EBUSY), _) => match holder {
+            Some(h) => format!(": the queue is taken: {h}"),
+            None => format!(
+                ": the queue was still held {} ms later, and no socket of this process nor \
+                 any other process's XDP program uses it: a socket closed before is still \
+                 being released by the kernel",
+                start.elapsed().as_millis()
+            ),
+        },
         (Some(libc::ENETDOWN), _) => ": the interface is down".to_owned(),
         _ => String::new(),
     };

@@ -13,6 +13,11 @@ const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_LINK_CREATE: i32 = 28;
 const BPF_LINK_DETACH: i32 = 34;
+const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
+const BPF_LINK_GET_FD_BY_ID: i32 = 30;
+const BPF_LINK_GET_NEXT_ID: i32 = 31;
+const BPF_LINK_TYPE_XDP: u32 = 6;
 
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -180,6 +185,80 @@ pub(crate) fn link_detach(link: &OwnedFd) -> io::Result<()> {
     let mut a = Attr::new();
     a.u32_at(0, link.as_raw_fd() as u32);
     bpf(BPF_LINK_DETACH, &mut a).map(|_| ())
+}
+
+/// A descriptor of the loaded program `id` (needs CAP_SYS_ADMIN / CAP_BPF).
+pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32_at(0, id);
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(fd_from)
+}
+
+/// Fills `info` with `BPF_OBJ_GET_INFO_BY_FD` of `fd` (a program or a link).
+fn obj_info(fd: &OwnedFd, info: &mut [u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32_at(0, fd.as_raw_fd() as u32)
+        .u32_at(4, info.len() as u32)
+        .u64_at(8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map(|_| ())
+}
+
+/// What `struct bpf_prog_info` says of a program: its name and the ids of its maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProgInfo {
+    /// The program's name (at most 15 bytes, as loaded).
+    pub(crate) name: String,
+    /// The maps it uses.
+    pub(crate) map_ids: Vec<u32>,
+}
+
+/// The name and map ids of program `fd`.
+pub(crate) fn prog_info(fd: &OwnedFd) -> io::Result<ProgInfo> {
+    let mut maps = [0u32; 16];
+    // struct bpf_prog_info: nr_map_ids at 52, map_ids (pointer) at 56, name[16] at 64.
+    let mut info = [0u8; 256];
+    info[52..56].copy_from_slice(&(maps.len() as u32).to_ne_bytes());
+    info[56..64].copy_from_slice(&(maps.as_mut_ptr() as u64).to_ne_bytes());
+    obj_info(fd, &mut info)?;
+    let nr = u32::from_ne_bytes(info[52..56].try_into().expect("4 bytes")) as usize;
+    let name = &info[64..80];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(ProgInfo {
+        name: String::from_utf8_lossy(&name[..end]).into_owned(),
+        map_ids: maps[..nr.min(maps.len())].to_vec(),
+    })
+}
+
+/// The XDP bpf_links of interface `ifindex` (of any namespace with that index: the caller
+/// compares program ids): `(link id, program id)`.
+pub(crate) fn xdp_links(ifindex: u32) -> io::Result<Vec<(u32, u32)>> {
+    let mut out = vec![];
+    let mut id = 0u32;
+    // Bounded: link ids only grow, and the kernel has at most a few thousand links.
+    for _ in 0..100_000 {
+        let mut a = Attr::new();
+        a.u32_at(0, id);
+        match bpf(BPF_LINK_GET_NEXT_ID, &mut a) {
+            Ok(_) => id = u32::from_ne_bytes(a.0[4..8].try_into().expect("4 bytes")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+            Err(e) => return Err(e),
+        }
+        let mut a = Attr::new();
+        a.u32_at(0, id);
+        let Ok(fd) = bpf(BPF_LINK_GET_FD_BY_ID, &mut a).map(fd_from) else {
+            continue; // gone meanwhile
+        };
+        // struct bpf_link_info: type at 0, id at 4, prog_id at 8, xdp.ifindex at 16.
+        let mut info = [0u8; 64];
+        if obj_info(&fd, &mut info).is_err() {
+            continue;
+        }
+        let u32_at = |o: usize| u32::from_ne_bytes(info[o..o + 4].try_into().expect("4 bytes"));
+        if u32_at(0) == BPF_LINK_TYPE_XDP && u32_at(16) == ifindex {
+            out.push((u32_at(4), u32_at(8)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -131,7 +131,15 @@ pub struct DpdkOptions {
     pub rx_ring_size: u16,
     /// TX descriptors of the queue (adjusted to the driver's limits).
     pub tx_ring_size: u16,
-    /// Put the port in promiscuous mode (ignored where the driver cannot).
+    /// Put the port in promiscuous mode (ignored where the driver cannot). On by default,
+    /// as every other nethuns backend and libpcap are: a capture socket sees all of the
+    /// link's traffic, not only the frames addressed to the interface's MAC.
+    ///
+    /// Over a kernel interface (net_af_packet, net_af_xdp, net_tap) nethuns does not use
+    /// DPDK's promiscuous mode, which sets the interface's `PROMISC` flag and leaves it set
+    /// when the process is killed; it holds a promiscuous membership of the interface instead
+    /// (an AF_PACKET socket that receives nothing), which the kernel counts and drops with
+    /// the socket, at drop or at the process's death. Other users' promiscuity is untouched.
     pub promiscuous: bool,
     /// Ask the driver for RX timestamps where it offers them (the NIC clock's value in
     /// [`Meta::timestamp`](crate::Meta); [`Metadata::timestamp`](nethuns_core::Metadata)

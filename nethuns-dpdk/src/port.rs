@@ -136,9 +136,15 @@ pub(crate) struct Port {
     probed: bool,
     configured: bool,
     started: bool,
-    /// Whether this socket switched promiscuous mode on (and so switches it off at teardown:
-    /// with net_af_packet the kernel interface would otherwise stay promiscuous).
+    /// Whether this socket switched promiscuous mode on through DPDK (and so switches it off
+    /// at teardown). Only for ports without a kernel interface: see `promisc_hold`.
     promisc_set: bool,
+    /// For a port over a kernel interface (net_af_packet, net_af_xdp, net_tap): an AF_PACKET
+    /// socket holding a promiscuous membership of the interface. DPDK's own promiscuous mode
+    /// sets the interface's IFF_PROMISC flag, which outlives a killed process; a membership
+    /// is counted by the kernel and dropped with its socket, at drop or at the process's
+    /// death, whichever comes first.
+    promisc_hold: Option<std::os::fd::OwnedFd>,
     /// The network namespace the port was opened in: drivers over kernel interfaces
     /// (net_af_packet) apply control operations by interface name in the calling thread's
     /// namespace, and the socket may be dropped on a thread of another one.
@@ -205,6 +211,39 @@ impl KernelIface {
             k.mtu = unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as u32;
         }
         Some(k)
+    }
+
+    /// An AF_PACKET socket (protocol 0: it receives nothing) holding a `PACKET_MR_PROMISC`
+    /// membership of the interface: promiscuous while it is open, and no longer once it is
+    /// closed, by drop or by the death of the process.
+    fn hold_promiscuous(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: plain socket(2) call, checked. The socket is made in the namespace of the
+        // calling thread, the one that opened the port and looked the interface up.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: packet_mreq is plain data; all-zero is valid.
+        let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
+        mr.mr_ifindex = self.ifindex;
+        mr.mr_type = libc::PACKET_MR_PROMISC as u16;
+        // SAFETY: valid socket; `mr` is a packet_mreq and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&mr as *const libc::packet_mreq).cast(),
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
     }
 
     fn ifreq(&self) -> Option<libc::ifreq> {
@@ -401,6 +440,7 @@ impl Port {
             configured: false,
             started: false,
             promisc_set: false,
+            promisc_hold: None,
             netns: current_netns(),
             iface: None,
             link_seen_up: std::cell::Cell::new(false),
@@ -562,11 +602,25 @@ impl Port {
             }
         }
         self.rss = rss != 0;
-        // SAFETY: valid port.
-        if opts.promiscuous && unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
-            // Not every driver can (ENOTSUP): ignored.
-            // SAFETY: valid port.
-            self.promisc_set = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) } == 0;
+        match (&self.iface, opts.promiscuous) {
+            (_, false) => {}
+            (Some(iface), true) => {
+                let hold = iface.hold_promiscuous().map_err(|e| {
+                    Error::os(
+                        format!("{what}: promiscuous membership of {}", iface.name),
+                        e,
+                    )
+                })?;
+                self.promisc_hold = Some(hold);
+            }
+            (None, true) => {
+                // SAFETY: valid port.
+                if unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
+                    // Not every driver can (ENOTSUP): ignored.
+                    // SAFETY: valid port.
+                    self.promisc_set = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) } == 0;
+                }
+            }
         }
         // SAFETY: valid, configured port with all queues set up.
         let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };

@@ -12,12 +12,15 @@
 //!   the other for every backend compiled in; a table of achieved rates.
 //! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
+//! - `cargo xtask test-vm` — the lab tests inside a QEMU guest with emulated NICs (see
+//!   `cargo xtask test-vm --help`).
 
 mod api;
 mod bench;
 mod demo;
 mod deps;
 mod test_hw;
+mod test_vm;
 mod util;
 
 use std::process::ExitCode;
@@ -38,6 +41,7 @@ commands:
                   pkt-gen -> meter across a veth pair for every backend compiled in
   bench [--quick] benchmarks against the raw engines (table + SVG in results/)
   test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
+  test-vm ...     lab tests inside a QEMU guest with emulated NICs (cargo xtask test-vm --help)
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +65,11 @@ fn main() -> ExitCode {
                 test_hw::run(rest)
             }
         }
+        "test-vm" if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{}", test_vm::HELP);
+            Ok(())
+        }
+        "test-vm" => test_vm::run(rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             Ok(())

@@ -137,6 +137,8 @@ mod attach;
 #[cfg(target_os = "linux")]
 mod audit;
 #[cfg(target_os = "linux")]
+mod features;
+#[cfg(target_os = "linux")]
 pub mod flags;
 #[cfg(target_os = "linux")]
 mod io;
@@ -155,6 +157,11 @@ mod xdpstate;
 
 #[cfg(target_os = "linux")]
 pub use audit::FrameAudit;
+#[cfg(target_os = "linux")]
+pub use features::{
+    driver_name, xdp_features, XdpFeatures, NETDEV_XDP_ACT_BASIC, NETDEV_XDP_ACT_REDIRECT,
+    NETDEV_XDP_ACT_XSK_ZEROCOPY,
+};
 #[cfg(target_os = "linux")]
 pub use flags::{
     AfXdpFlags, XDP_COPY, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,

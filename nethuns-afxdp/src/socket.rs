@@ -477,8 +477,7 @@ fn bind(
         (Some(libc::EOPNOTSUPP), _) | (Some(libc::EINVAL), _)
             if layout.bind_flags & XDP_ZEROCOPY != 0 =>
         {
-            ": the driver does not support zero-copy AF_XDP (veth never does); use XDP_COPY"
-                .to_owned()
+            zero_copy_hint(portspec)
         }
         (Some(libc::EBUSY), _) => match holder {
             Some(h) => format!(": the queue is taken: {h}"),
@@ -501,6 +500,33 @@ fn bind(
         format!("AF_XDP {copy}bind on {portspec} queue {queue}{hint}"),
         e,
     ))
+}
+
+/// Why an `XDP_ZEROCOPY` bind on `iface` failed, from what the kernel says of the device: its
+/// driver (`ETHTOOL_GDRVINFO`) and whether that driver advertises zero-copy
+/// (`NETDEV_XDP_ACT_XSK_ZEROCOPY`).
+fn zero_copy_hint(iface: &str) -> String {
+    let driver = crate::features::driver_name(iface)
+        .or_else(|| {
+            let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
+            Some(link.file_name()?.to_string_lossy().into_owned())
+        })
+        .map_or_else(|| "its driver".to_owned(), |d| format!("driver {d}"));
+    let kernel = crate::features::kernel_release();
+    match crate::features::xdp_features(iface) {
+        Ok(f) if !f.zero_copy() => format!(
+            ": {iface}'s {driver} on Linux {kernel} has no AF_XDP zero-copy (the kernel \
+             reports no NETDEV_XDP_ACT_XSK_ZEROCOPY); use XDP_COPY"
+        ),
+        Ok(_) => format!(
+            ": {iface}'s {driver} on Linux {kernel} advertises AF_XDP zero-copy, yet refused \
+             it (native mode attached? frame size or queue supported?)"
+        ),
+        Err(_) => format!(
+            ": {iface}'s {driver} on Linux {kernel} may have no AF_XDP zero-copy (the kernel \
+             did not say); use XDP_COPY"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -170,6 +170,20 @@ fn zero_copy_on_veth_is_refused_clearly() {
         "{msg}"
     );
     assert!(msg.contains("os error"), "{msg} ({errno})");
+    // The kernel's own word: the driver by name, and no zero-copy in its XDP features.
+    let features = pair
+        .in_a(|| nethuns_afxdp::xdp_features(&pair.veth_a))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!features.zero_copy() && features.native(), "{features:?}");
+    assert_eq!(
+        pair.in_a(|| nethuns_afxdp::driver_name(&pair.veth_a))
+            .as_deref(),
+        Some("veth")
+    );
+    assert!(
+        msg.contains("driver veth on Linux") && msg.contains("has no AF_XDP zero-copy"),
+        "{msg}"
+    );
     assert!(!common::xdp_attached(&pair, true));
 }
 

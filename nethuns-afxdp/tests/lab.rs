@@ -1,20 +1,24 @@
-//! Lab tests: AF_XDP **zero-copy** on a real NIC (`XDP_ZEROCOPY` bind, native/DRV mode), with
-//! the same exact-delivery checks as the veth tests. `#[ignore]`d; run by
-//! `cargo xtask test-hw --iface IF`, which checks the prerequisites (root, a zero-copy driver)
-//! and runs `cargo test -p nethuns-afxdp --release -- --ignored --test-threads=1` with:
+//! Lab tests: AF_XDP in native (driver) mode on a real NIC, with the same exact-delivery checks
+//! as the veth tests, each twice: **zero-copy** (`XDP_ZEROCOPY`) and copy mode (`XDP_COPY`).
+//! Whether the NIC's driver has zero-copy is asked from the kernel (its XDP features,
+//! `NETDEV_CMD_DEV_GET`); where it has not, the zero-copy tests print
+//! `SKIPPED TEST: DRIVER on Linux RELEASE has no AF_XDP zero-copy` and the copy-mode ones run.
+//! `#[ignore]`d; run by `cargo xtask test-hw --iface IF` (root, a NIC with native XDP) and by
+//! `cargo xtask test-vm` (virtio_net in a QEMU guest), as
+//! `cargo test -p nethuns-afxdp --release -- --ignored --test-threads=1` with:
 //!
 //! * `NETHUNS_HW_IFACE=IF` — the NIC. The tests take it over while they run (an XDP program
 //!   steers every frame of its bound queues to the test sockets, and the receive tests make it
 //!   promiscuous): not the management interface. Unset: every test prints why it skips.
 //! * `NETHUNS_HW_PEER=IF2` (optional) — a kernel interface of this host cabled to IF. Frames
-//!   go between a plain `AF_PACKET` socket on IF2 and the zero-copy sockets on IF.
+//!   go between a plain `AF_PACKET` socket on IF2 and the AF_XDP sockets on IF.
 //! * `NETHUNS_HW_LOOPBACK=1` (optional, when no peer is given) — IF is cabled back to itself
-//!   or to a reflector: frames sent by a zero-copy socket come back to the zero-copy sockets.
+//!   or to a reflector: frames sent by an AF_XDP socket come back to the AF_XDP sockets.
 //!
 //! Without a peer or loopback, the bind, TX-counter and program-lifetime tests run; the
 //! delivery tests print why they skip. Frames are those of `nethuns_testnet::frames`
 //! (60/64/512/1514 bytes, EtherType 0x88B5, sequence number and pattern checked). Incoming
-//! frames may land on any queue (RSS): every receive test opens one zero-copy socket per queue
+//! frames may land on any queue (RSS): every receive test opens one socket per queue
 //! of the NIC, each on its own thread, and checks that each frame arrived exactly once, in
 //! order within its queue. Every loop is bounded by count and time.
 //!
@@ -31,6 +35,8 @@
 
 #[path = "lab/hw.rs"]
 mod hw;
+#[path = "lab/mode.rs"]
+mod mode;
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,16 +44,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hw::Raw;
-use nethuns_afxdp::{
-    AfXdpFlags, Error, FrameAudit, Sock, Socket, XdpStatistics, XDP_FLAGS_DRV_MODE, XDP_ZEROCOPY,
-};
+use mode::{open, try_open, Mode};
+use nethuns_afxdp::{AfXdpFlags, Error, FrameAudit, Sock, Socket, XdpStatistics};
 use nethuns_testnet::frames;
 
 /// Test frame sizes: minimum Ethernet, 64, medium, full MTU.
 const SIZES: [usize; 4] = [60, 64, 512, 1514];
 /// Frames per delivery test (each size 1000 times).
 const N: u64 = 4000;
-/// At most this many frames in flight toward zero-copy receivers (an RX ring has 2048 slots).
+/// At most this many frames in flight toward AF_XDP receivers (an RX ring has 2048 slots).
 const WINDOW: u64 = 1024;
 /// At most this many frames in flight toward an `AF_PACKET` receiver.
 const RAW_WINDOW: u64 = 256;
@@ -61,9 +66,10 @@ fn deadline(n: u64) -> Instant {
     Instant::now() + Duration::from_secs(20) + Duration::from_micros(50 * n)
 }
 
-fn iface(test: &str) -> Option<String> {
+/// The NIC under test, if set and able to run `mode` (else the printed skip).
+fn iface(test: &str, mode: Mode) -> Option<String> {
     match std::env::var("NETHUNS_HW_IFACE") {
-        Ok(v) if !v.is_empty() => Some(v),
+        Ok(v) if !v.is_empty() => mode::supported(test, &v, mode).then_some(v),
         _ => {
             eprintln!(
                 "SKIPPED {test}: NETHUNS_HW_IFACE is not set (cargo xtask test-hw --iface IF sets it)"
@@ -94,53 +100,6 @@ fn peer(test: &str, iface: &str) -> Option<Peer> {
          to {iface}) or NETHUNS_HW_LOOPBACK=1 ({iface} cabled back to itself or to a reflector)"
     );
     None
-}
-
-/// Zero-copy in native mode; 4096-byte frames when the MTU needs them.
-fn zc_flags(iface: &str) -> AfXdpFlags {
-    let frame_size = if hw::mtu(iface) + 18 > 2048 - 256 {
-        4096
-    } else {
-        2048
-    };
-    AfXdpFlags {
-        xdp_flags: XDP_FLAGS_DRV_MODE,
-        bind_flags: XDP_ZEROCOPY,
-        frame_size,
-        ..AfXdpFlags::default()
-    }
-}
-
-/// Opens a zero-copy socket on `queue` and checks the kernel says it is zero-copy. A queue a
-/// just-closed socket is still releasing (EBUSY) is retried for 3 s.
-fn try_open_zc(iface: &str, queue: u32) -> Result<Sock, String> {
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        match Sock::create(iface, Some(queue as usize), zc_flags(iface)) {
-            Ok(s) if !s.is_zero_copy() => {
-                return Err(format!(
-                "{iface} queue {queue}: bound with XDP_ZEROCOPY but XDP_OPTIONS reports copy mode"
-            ))
-            }
-            Ok(s) => {
-                assert_eq!(s.xdp_mode(), XDP_FLAGS_DRV_MODE);
-                assert_eq!(s.queue(), queue);
-                return Ok(s);
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "zero-copy socket (XDP_ZEROCOPY, native mode) on {iface} queue {queue}: {e}"
-                ))
-            }
-        }
-    }
-}
-
-fn open_zc(iface: &str, queue: u32) -> Sock {
-    try_open_zc(iface, queue).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Flushes until every TX frame is back on the free list (or `end`); the final audit.
@@ -215,6 +174,7 @@ impl Drop for StopOnPanic<'_> {
 /// `n` test frames arrived over all queues, then account for every frame.
 fn queue_worker(
     iface: &str,
+    mode: Mode,
     queue: u32,
     n: u64,
     send: bool,
@@ -222,7 +182,7 @@ fn queue_worker(
     ready: mpsc::Sender<Result<(), String>>,
 ) -> Option<QueueReport> {
     let _guard = StopOnPanic(&sh.stop);
-    let sock = match try_open_zc(iface, queue) {
+    let sock = match try_open(iface, queue, mode) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -348,10 +308,10 @@ fn queue_worker(
     })
 }
 
-/// Opens a zero-copy socket on every queue of `iface` (one thread each), has `source` send `n`
+/// Opens a socket of `mode` on every queue of `iface` (one thread each), has `source` send `n`
 /// test frames, and checks that every frame arrived exactly once, intact, in order within its
 /// queue, and that every UMEM frame is accounted for afterwards.
-fn receive_on_every_queue(iface: &str, n: u64, source: Source) -> Vec<QueueReport> {
+fn receive_on_every_queue(iface: &str, mode: Mode, n: u64, source: Source) -> Vec<QueueReport> {
     let queues = hw::rx_queues(iface);
     let ring = hw::rx_ring_size(iface);
     let sh = Shared {
@@ -368,7 +328,7 @@ fn receive_on_every_queue(iface: &str, n: u64, source: Source) -> Vec<QueueRepor
                 let ready = ready_tx.clone();
                 let send = matches!(source, Source::Queue(sq) if sq == q);
                 let sh = &sh;
-                s.spawn(move || queue_worker(iface, q, n, send, sh, ready))
+                s.spawn(move || queue_worker(iface, mode, q, n, send, sh, ready))
             })
             .collect();
         drop(ready_tx);
@@ -479,11 +439,11 @@ fn receive_on_every_queue(iface: &str, n: u64, source: Source) -> Vec<QueueRepor
     reports
 }
 
-/// One zero-copy socket on `queue` sends `n` test frames to an `AF_PACKET` socket on `peer`,
+/// One socket of `mode` on `queue` sends `n` test frames to an `AF_PACKET` socket on `peer`,
 /// which checks count, order, length and content; then every TX frame must be back.
-fn send_to_peer(iface: &str, queue: u32, peer: &str, n: u64) {
+fn send_to_peer(iface: &str, mode: Mode, queue: u32, peer: &str, n: u64) {
     let raw = Raw::open(peer);
-    let sock = open_zc(iface, queue);
+    let sock = open(iface, queue, mode);
     let end = deadline(n);
     let got = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -547,13 +507,42 @@ fn send_to_peer(iface: &str, queue: u32, peer: &str, n: u64) {
     assert_eq!(sock.native_stats().unwrap().tx_invalid_descs, 0);
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_zero_copy_bind_on_every_queue() {
-    let Some(iface) = iface("lab_zero_copy_bind_on_every_queue") else {
+/// Each lab test twice: zero-copy, where the kernel says the driver has it (otherwise
+/// `SKIPPED ...: DRIVER on KERNEL has no AF_XDP zero-copy`), and copy mode in native mode.
+macro_rules! lab_tests {
+    ($($body:ident: $zc:ident, $copy:ident;)*) => {$(
+        #[test]
+        #[ignore = "lab: needs a NIC with native XDP (cargo xtask test-hw --iface IF, or test-vm)"]
+        fn $zc() {
+            $body(stringify!($zc), Mode::ZeroCopy);
+        }
+
+        #[test]
+        #[ignore = "lab: needs a NIC with native XDP (cargo xtask test-hw --iface IF, or test-vm)"]
+        fn $copy() {
+            $body(stringify!($copy), Mode::NativeCopy);
+        }
+    )*};
+}
+
+lab_tests! {
+    bind_on_every_queue: lab_zero_copy_bind_on_every_queue, lab_native_copy_bind_on_every_queue;
+    tx_completes_and_counts:
+        lab_zero_copy_tx_completes_and_counts, lab_native_copy_tx_completes_and_counts;
+    peer_to_socket_rx_exact: lab_peer_to_zero_copy_rx_exact, lab_peer_to_native_copy_rx_exact;
+    tx_to_peer_exact: lab_zero_copy_tx_to_peer_exact, lab_native_copy_tx_to_peer_exact;
+    one_million_frames_accounted:
+        lab_zero_copy_one_million_frames_accounted, lab_native_copy_one_million_frames_accounted;
+    program_attached_while_open_and_gone_after_drop:
+        lab_zero_copy_program_attached_while_open_and_gone_after_drop,
+        lab_native_copy_program_attached_while_open_and_gone_after_drop;
+}
+
+fn bind_on_every_queue(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
         return;
     };
-    drop(open_zc(&iface, 0));
+    drop(open(&iface, 0, mode));
     let queues = hw::rx_queues(&iface);
     // One socket per queue, each opened on its own thread, all open at once.
     let release = AtomicBool::new(false);
@@ -562,7 +551,7 @@ fn lab_zero_copy_bind_on_every_queue() {
         for q in 0..queues {
             let (tx, release, iface) = (tx.clone(), &release, &iface);
             s.spawn(move || {
-                let sock = try_open_zc(iface, q);
+                let sock = try_open(iface, q, mode);
                 let _ = tx.send((q, sock.as_ref().map(|_| ()).map_err(Clone::clone)));
                 // Hold the socket (if any) until the main thread has looked, 30 s at most.
                 let end = Instant::now() + Duration::from_secs(30);
@@ -588,10 +577,10 @@ fn lab_zero_copy_bind_on_every_queue() {
         assert_eq!(opened, queues);
         assert!(attached, "{queues} sockets open but no XDP program: {text}");
     });
-    eprintln!("{iface}: zero-copy sockets on all {queues} queue(s)");
+    eprintln!("{iface}: {} sockets on all {queues} queue(s)", mode.name());
     // A queue the NIC does not have (RX or TX) is refused, naming it.
     let beyond = queues.max(hw::tx_queues(&iface));
-    match Sock::create(&iface, Some(beyond as usize), zc_flags(&iface)) {
+    match Sock::create(&iface, Some(beyond as usize), mode::flags(&iface, mode)) {
         Err(e) => {
             let msg = e.to_string();
             assert!(
@@ -603,16 +592,14 @@ fn lab_zero_copy_bind_on_every_queue() {
     }
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_zero_copy_tx_completes_and_counts() {
-    let Some(iface) = iface("lab_zero_copy_tx_completes_and_counts") else {
+fn tx_completes_and_counts(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
         return;
     };
-    let sock = open_zc(&iface, 0);
+    let sock = open(&iface, 0, mode);
     assert!(
         sock.link_is_up(),
-        "{iface} has no carrier: the zero-copy TX test needs a link (a peer, a switch or a \
+        "{iface} has no carrier: the TX test needs a link (a peer, a switch or a \
          loopback plug)"
     );
     let before = hw::tx_packets(&iface);
@@ -654,11 +641,10 @@ fn lab_zero_copy_tx_completes_and_counts() {
     assert_eq!(sock.native_stats().unwrap().tx_invalid_descs, 0);
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_peer_to_zero_copy_rx_exact() {
-    let test = "lab_peer_to_zero_copy_rx_exact";
-    let Some(iface) = iface(test) else { return };
+fn peer_to_socket_rx_exact(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
+        return;
+    };
     let Some(peer) = peer(test, &iface) else {
         return;
     };
@@ -666,29 +652,28 @@ fn lab_peer_to_zero_copy_rx_exact() {
     match peer {
         Peer::Iface(p) => {
             let raw = Raw::open(&p);
-            receive_on_every_queue(&iface, N, Source::Raw(&raw));
+            receive_on_every_queue(&iface, mode, N, Source::Raw(&raw));
         }
         Peer::Loopback => {
-            receive_on_every_queue(&iface, N, Source::Queue(0));
+            receive_on_every_queue(&iface, mode, N, Source::Queue(0));
         }
     }
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_zero_copy_tx_to_peer_exact() {
-    let test = "lab_zero_copy_tx_to_peer_exact";
-    let Some(iface) = iface(test) else { return };
+fn tx_to_peer_exact(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
+        return;
+    };
     let Some(peer) = peer(test, &iface) else {
         return;
     };
     match peer {
-        Peer::Iface(p) => send_to_peer(&iface, 0, &p, N),
+        Peer::Iface(p) => send_to_peer(&iface, mode, 0, &p, N),
         Peer::Loopback => {
             // Sent from the last queue's TX ring (queue 0's is covered by the RX test).
             let _promisc = Raw::open(&iface);
             let last = hw::rx_queues(&iface) - 1;
-            receive_on_every_queue(&iface, N, Source::Queue(last));
+            receive_on_every_queue(&iface, mode, N, Source::Queue(last));
         }
     }
 }
@@ -704,11 +689,10 @@ fn soak_packets() -> u64 {
         })
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_one_million_frames_accounted() {
-    let test = "lab_one_million_frames_accounted";
-    let Some(iface) = iface(test) else { return };
+fn one_million_frames_accounted(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
+        return;
+    };
     let Some(peer) = peer(test, &iface) else {
         return;
     };
@@ -717,31 +701,30 @@ fn lab_one_million_frames_accounted() {
     let reports = match &peer {
         Peer::Iface(p) => {
             let raw = Raw::open(p);
-            receive_on_every_queue(&iface, n, Source::Raw(&raw))
+            receive_on_every_queue(&iface, mode, n, Source::Raw(&raw))
         }
-        Peer::Loopback => receive_on_every_queue(&iface, n, Source::Queue(0)),
+        Peer::Loopback => receive_on_every_queue(&iface, mode, n, Source::Queue(0)),
     };
     // Every RX frame cycled through the rings many times: none was lost on the way.
     for r in &reports {
         assert_eq!(r.audit.in_use, 0);
     }
     if let Peer::Iface(p) = &peer {
-        send_to_peer(&iface, 0, p, n);
+        send_to_peer(&iface, mode, 0, p, n);
     }
 }
 
-#[test]
-#[ignore = "lab: needs a zero-copy capable NIC (cargo xtask test-hw --iface IF)"]
-fn lab_program_attached_while_open_and_gone_after_drop() {
-    let test = "lab_program_attached_while_open_and_gone_after_drop";
-    let Some(iface) = iface(test) else { return };
+fn program_attached_while_open_and_gone_after_drop(test: &str, mode: Mode) {
+    let Some(iface) = iface(test, mode) else {
+        return;
+    };
     let (attached, text) = hw::xdp_program(&iface);
     assert!(
         !attached,
         "{iface} has an XDP program before the test (remove it: `ip link set dev {iface} xdp off`): {text}"
     );
     let queues = hw::rx_queues(&iface);
-    let mut socks: Vec<Sock> = (0..queues).map(|q| open_zc(&iface, q)).collect();
+    let mut socks: Vec<Sock> = (0..queues).map(|q| open(&iface, q, mode)).collect();
     let (attached, text) = hw::xdp_program(&iface);
     assert!(
         attached,

@@ -87,7 +87,7 @@ pub fn command(b: &Boot) -> Command {
         "-m",
         "3G",
     ]);
-    cmd.args(["-machine", "q35", "-device", "intel-iommu,intremap=off"]);
+    cmd.args(["-machine", "q35", "-device", "intel-iommu,intremap=on"]);
     cmd.args([
         "-nodefaults",
         "-display",

@@ -30,7 +30,8 @@ QEMU guest with emulated NICs, as root, without KVM (software emulation):
                   mode twins run.
   dpdk-vfio-pci   DPDK on an e1000e bound to vfio-pci behind the emulated Intel IOMMU
   dpdk-uio        the same e1000e bound to uio_pci_generic
-                  (the e1000e has one queue pair: the multi-queue cases run on queue 0 only)
+                  (DPDK's net_e1000_em gives the e1000e 2 queues: the per-queue case runs on
+                  both; it offers no RSS, so the RSS test checks that no hash is reported)
 What it does: installs qemu-system-x86 (from bookworm-backports, added to apt's sources if
 absent) and busybox-static, downloads the backports linux-image into
 TARGET/vm/kernels (apt-get download + dpkg-deb -x, once), builds the lab test binaries

@@ -16,6 +16,7 @@ fn fake(name: &str) -> (PathBuf, Host) {
     let h = Host {
         root: root.clone(),
         euid: Some(0),
+        xdp: Some(Ok((true, false))),
     };
     (root, h)
 }
@@ -166,8 +167,38 @@ fn wrong_drivers_and_exhausted_hugepages_are_reported() {
         "HugePages_Total: 8\nHugePages_Free: 0\n",
     );
     file(&root, "proc/mounts", "");
-    let xdp = check_af_xdp(&h, "eth0").missing.join("\n");
-    assert!(xdp.contains("driver r8169 has no zero-copy"), "{xdp}");
+    file(&root, "proc/sys/kernel/osrelease", "6.12.9\n");
+    // The kernel's word decides: native without zero-copy runs (zero-copy tests skip), no
+    // native XDP is missing, zero-copy is noted.
+    let xdp = check_af_xdp(&h, "eth0");
+    assert!(xdp.missing.is_empty(), "{:?}", xdp.missing);
+    let notes = xdp.notes.join("\n");
+    assert!(
+        notes.contains("driver r8169 on Linux 6.12.9 has no AF_XDP zero-copy"),
+        "{notes}"
+    );
+    let none = Host {
+        xdp: Some(Ok((false, false))),
+        ..fake("wrong-nonative").1
+    };
+    nic(&none.root, "eth0", "r8169");
+    let m = check_af_xdp(&none, "eth0").missing.join("\n");
+    assert!(
+        m.contains("driver r8169") && m.contains("runs no XDP itself"),
+        "{m}"
+    );
+    std::fs::remove_dir_all(&none.root).unwrap();
+    let zc = Host {
+        xdp: Some(Ok((true, true))),
+        ..fake("wrong-zc").1
+    };
+    nic(&zc.root, "eth0", "ice");
+    let n = check_af_xdp(&zc, "eth0").notes.join("\n");
+    assert!(
+        n.contains("driver ice") && n.contains("advertises AF_XDP zero-copy"),
+        "{n}"
+    );
+    std::fs::remove_dir_all(&zc.root).unwrap();
     let d = check_dpdk(&h, "0000:01:00.0").missing.join("\n");
     assert!(d.contains("bound to ixgbe, not vfio-pci"), "{d}");
     assert!(d.contains("all 8 reserved hugepages are in use"), "{d}");
@@ -185,6 +216,7 @@ fn only_restricts_and_vale_alone_selects_netmap() {
     let h = Host {
         root: PathBuf::from("/nonexistent-test-hw"),
         euid: Some(0),
+        xdp: None,
     };
     let a = parse_args(&s(&["--iface", "eth0", "--only", "af-xdp"])).unwrap();
     let p = plan(&h, &a);

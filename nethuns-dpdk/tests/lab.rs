@@ -475,3 +475,82 @@ fn lab_dpdk_exhausted_mempool_recovers() {
     drop(sock);
     assert_eq!(ctx.in_use(), 0, "every mbuf back once the socket is gone");
 }
+
+#[test]
+#[ignore = "lab: needs a PCI NIC bound to vfio-pci and hugepages (cargo xtask test-hw --pci ADDR)"]
+fn lab_dpdk_forward_back_to_peer() {
+    let test = "lab_dpdk_forward_back_to_peer";
+    let Some(lab) = lab(test) else { return };
+    let Some(peer) = Peer::from_env(test, &lab.pci) else {
+        return;
+    };
+    let Peer::Raw(raw) = &peer else {
+        say!(
+            "SKIPPED {test}: with {} cabled back to itself a forwarded frame comes back in \
+             again; set NETHUNS_HW_PEER=IF",
+            lab.pci
+        );
+        return;
+    };
+    let sock = Sock::create(&lab.pci, Some(0), DpdkFlags::default())
+        .unwrap_or_else(|e| panic!("socket on {}: {e}", lab.pci));
+    link_up(&sock);
+    raw.wait_carrier();
+    let ctx = sock.context().clone();
+    let frames: Vec<Vec<u8>> = (0..N).map(|s| frames::frame(s, size_of_frame(s))).collect();
+    // The peer sends, the socket sends every test frame it receives back out of the same
+    // port (a forwarder on its own thread), the peer gets exactly the frames it sent.
+    let (sock, forwarded, back) = std::thread::scope(|s| {
+        let back = s.spawn(|| raw.receive(N as usize));
+        let fwd = s.spawn(move || {
+            let end = Instant::now() + DEADLINE;
+            let mut forwarded = 0u32;
+            while forwarded < N && Instant::now() < end {
+                match sock.recv() {
+                    Ok((p, _)) if frames::is_test_frame(&p) => {
+                        loop {
+                            match sock.send(&p) {
+                                Ok(()) => break,
+                                Err(Error::NoMemory) if Instant::now() < end => {
+                                    sock.flush();
+                                    let _ = sock.tx_done_cleanup();
+                                }
+                                Err(e) => panic!("forwarding frame {forwarded}: {e}"),
+                            }
+                        }
+                        forwarded += 1;
+                    }
+                    Ok(_) => {}
+                    Err(Error::NoPacket) => {
+                        sock.flush();
+                        sleep(Duration::from_micros(20));
+                    }
+                    Err(e) => panic!("recv on {}: {e}", sock.port_info().name),
+                }
+            }
+            sock.flush();
+            (sock, forwarded)
+        });
+        sleep(Duration::from_millis(50));
+        let mut pacer = Pacer::new(Default::default(), PEER_PPS);
+        for f in &frames {
+            pacer.wait(f.len());
+            raw.send(f);
+        }
+        let (sock, forwarded) = fwd.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let back = back.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (sock, forwarded, back)
+    });
+    assert_eq!(
+        forwarded, N,
+        "the socket forwarded {forwarded} of {N} frames"
+    );
+    let data: Vec<&[u8]> = back.iter().map(Vec::as_slice).collect();
+    let what = format!("{} -> {} -> {}", raw.iface, lab.pci, raw.iface);
+    assert_exact(&data, 0, N, true, &what);
+    say!("{what}: {N} frames forwarded back, exactly");
+    let stats = sock.native_stats().unwrap();
+    assert_eq!(stats.tx_dropped, 0, "{stats:?}");
+    drop(sock);
+    assert_eq!(ctx.in_use(), 0, "every mbuf back once the socket is gone");
+}

@@ -14,6 +14,8 @@
 //!   go between a plain `AF_PACKET` socket on IF2 and the AF_XDP sockets on IF.
 //! * `NETHUNS_HW_LOOPBACK=1` (optional, when no peer is given) — IF is cabled back to itself
 //!   or to a reflector: frames sent by an AF_XDP socket come back to the AF_XDP sockets.
+//! * `NETHUNS_HW_TIME_SCALE=K` (optional) — stretches every traffic deadline K times (emulated
+//!   NICs; `cargo xtask test-vm` sets 5).
 //!
 //! Without a peer or loopback, the bind, TX-counter and program-lifetime tests run; the
 //! delivery tests print why they skip. Frames are those of `nethuns_testnet::frames`
@@ -61,9 +63,16 @@ fn len_of(seq: u32) -> usize {
     SIZES[(seq % 4) as usize]
 }
 
-/// Time allowed to move `n` frames: 20 s plus 50 µs a frame (70 s for the 1M run).
+/// Time allowed to move `n` frames: 20 s plus 50 µs a frame (70 s for the 1M run), times
+/// `NETHUNS_HW_TIME_SCALE` (default 1; `cargo xtask test-vm` sets it for emulated NICs,
+/// which move frames far slower than a NIC). A bound against hangs, not a speed check.
 fn deadline(n: u64) -> Instant {
-    Instant::now() + Duration::from_secs(20) + Duration::from_micros(50 * n)
+    let scale: u32 = std::env::var("NETHUNS_HW_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&s| s >= 1)
+        .unwrap_or(1);
+    Instant::now() + (Duration::from_secs(20) + Duration::from_micros(50 * n)) * scale
 }
 
 /// The NIC under test, if set and able to run `mode` (else the printed skip).

@@ -68,7 +68,7 @@ fn nic_pair(cmd: &mut Command, sockets: &Path, ids: [(&str, &str, &str); 2], slo
             remote.display()
         ));
         cmd.arg("-device").arg(format!(
-            "{model},netdev={id},mac={mac},bus=pcie.0,addr={:#x}",
+            "{model},netdev={id},mac={mac},bus=pcie.0,addr={:#x},romfile=",
             slot[i]
         ));
     }

@@ -156,9 +156,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
-            self.out.push(0);
-        }
+        self.out.resize(self.out.len().next_multiple_of(4), 0);
     }
 
     /// A directory.
@@ -179,9 +177,7 @@ impl Cpio {
     /// The archive with its trailer.
     pub fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, (0, 0), &[]);
-        while self.out.len() % 512 != 0 {
-            self.out.push(0);
-        }
+        self.out.resize(self.out.len().next_multiple_of(512), 0);
         self.out
     }
 }

@@ -223,8 +223,16 @@ struct DrvInfo {
 const ETHTOOL_GDRVINFO: u32 = 3;
 
 /// The name of the driver behind `iface` (`ETHTOOL_GDRVINFO`, what `ethtool -i` shows:
-/// `veth`, `virtio_net`, `ice`, ...), if the device answers.
+/// `veth`, `virtio_net`, `ice`, ...; else the `/sys/class/net/IF/device/driver` link), if
+/// either says.
 pub fn driver_name(iface: &str) -> Option<String> {
+    drvinfo(iface).or_else(|| {
+        let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    })
+}
+
+fn drvinfo(iface: &str) -> Option<String> {
     let name = netdev::ifname(iface).ok()?;
     let s = netdev::ctl_socket().ok()?;
     // SAFETY: DrvInfo is plain old data; all-zero is a valid value.

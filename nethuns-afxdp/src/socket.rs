@@ -507,10 +507,6 @@ fn bind(
 /// (`NETDEV_XDP_ACT_XSK_ZEROCOPY`).
 fn zero_copy_hint(iface: &str) -> String {
     let driver = crate::features::driver_name(iface)
-        .or_else(|| {
-            let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
-            Some(link.file_name()?.to_string_lossy().into_owned())
-        })
         .map_or_else(|| "its driver".to_owned(), |d| format!("driver {d}"));
     let kernel = crate::features::kernel_release();
     match crate::features::xdp_features(iface) {

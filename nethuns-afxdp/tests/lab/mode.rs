@@ -30,12 +30,7 @@ impl Mode {
 }
 
 fn driver(iface: &str) -> String {
-    nethuns_afxdp::driver_name(iface)
-        .or_else(|| {
-            let l = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
-            Some(l.file_name()?.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| format!("{iface}'s driver"))
+    nethuns_afxdp::driver_name(iface).unwrap_or_else(|| format!("{iface}'s driver"))
 }
 
 fn kernel() -> String {

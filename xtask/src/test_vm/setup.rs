@@ -215,19 +215,19 @@ pub struct Binary {
     pub tests: Vec<String>,
 }
 
-/// Builds the `lab` test target of each package (`cargo test --no-run`, JSON messages) and
-/// lists its `#[ignore]`d tests.
+/// Builds the `lab` test targets (`cargo test --no-run`, JSON messages) of the workspace, with
+/// the features `cargo xtask test` builds (so its artifacts serve), and lists the `#[ignore]`d
+/// tests of those of `packages`.
 pub fn build_lab_tests(packages: &[&str], release: bool) -> Result<Vec<Binary>, String> {
     let mut args = vec![
         "test",
         "--no-run",
         "--message-format=json",
+        "--workspace",
         "--all-features",
+        "--test",
+        "lab",
     ];
-    for p in packages {
-        args.extend(["-p", p]);
-    }
-    args.extend(["--test", "lab"]);
     if release {
         args.push("--release");
     }

@@ -1,6 +1,8 @@
-//! Lab tests on a real NIC: DPDK on the PCI device `NETHUNS_HW_PCI` names (bound to vfio-pci),
-//! with hugepages. `cargo xtask test-hw --pci ADDR` checks those prerequisites, then runs
-//! these `#[ignore]`d tests; a plain `cargo test` only lists them as ignored.
+//! Lab tests on a real NIC: DPDK on the PCI device `NETHUNS_HW_PCI` names (bound to vfio-pci
+//! or uio_pci_generic), with hugepages. `cargo xtask test-hw --pci ADDR` checks those
+//! prerequisites, then runs these `#[ignore]`d tests; `cargo xtask test-vm` runs them in a
+//! QEMU guest on an emulated e1000e (vfio-pci behind an emulated IOMMU, then
+//! uio_pci_generic); a plain `cargo test` only lists them as ignored.
 //!
 //! Environment:
 //! - `NETHUNS_HW_PCI=ADDR`: the NIC. Unset: every test prints why it skips, and passes.

@@ -18,7 +18,9 @@ finish() {
 for m in $(cat /modules.order); do
   insmod /lib/modules/$m.ko || say "insmod $m failed"
 done
-[ -e /dev/watchdog ] && watchdog -t 5 -T 60 /dev/watchdog
+# i6300esb: QEMU powers the guest off if the kernel stops feeding it for 60 s.
+wd="no watchdog"
+[ -e /dev/watchdog ] && watchdog -t 5 -T 60 /dev/watchdog && wd="watchdog 60 s"
 run=$(sed -n 's/.*nethuns\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose root /host \
   || { say "mounting the host's / over 9p failed"; finish 125; }
@@ -31,7 +33,7 @@ mount -t bpf bpf /host/sys/fs/bpf 2>/dev/null
 mkdir -p /host/dev/hugepages /host/dev/shm
 mount -t hugetlbfs nodev /host/dev/hugepages
 mount -t tmpfs tmpfs /host/dev/shm
-say "up: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, run $run"
+say "up: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, $wd, run $run"
 [ -f "/host$run" ] || { say "no run script /host$run"; finish 125; }
 chroot /host /bin/sh "$run" > $out 2>&1
 finish $?

@@ -4,7 +4,7 @@
 //! pick zero-copy or copy mode from the kernel's answer rather than a list of driver names.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nethuns_core::{Error, Result};
 
@@ -110,39 +110,8 @@ fn transact(fd: &OwnedFd, req: &[u8], buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-fn genl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_GENERIC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a new descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 2,
-        tv_usec: 0,
-    };
-    // SAFETY: `tv` is a live timeval and its size is passed; the kernel copies it.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    Ok(fd)
-}
-
 fn query(ifindex: u32) -> io::Result<XdpFeatures> {
-    let fd = genl_socket()?;
+    let fd = crate::xdpstate::netlink_socket(libc::NETLINK_GENERIC)?;
     let mut buf = vec![0u8; 8192];
     let n = transact(
         &fd,

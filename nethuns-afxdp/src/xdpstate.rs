@@ -53,13 +53,15 @@ fn mode_flag(attached: u8) -> u32 {
     }
 }
 
-fn netlink_socket() -> io::Result<OwnedFd> {
+/// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_GENERIC`) with a 2 s receive
+/// timeout.
+pub(crate) fn netlink_socket(protocol: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call, checked; made in the calling thread's namespace.
     let fd = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
+            protocol,
         )
     };
     if fd < 0 {
@@ -99,7 +101,7 @@ fn request(kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> io::Result<Vec<
     msg.extend_from_slice(&(ifindex as i32).to_ne_bytes());
     msg.extend_from_slice(&[0; 8]);
     msg.extend_from_slice(attrs);
-    let fd = netlink_socket()?;
+    let fd = netlink_socket(libc::NETLINK_ROUTE)?;
     // SAFETY: valid socket; `msg` is readable for its length.
     let rc = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
     if rc < 0 {

@@ -25,8 +25,8 @@ pub type TimeVal = libc::timeval;
 ///         m.timestamp()
 ///     )
 /// }
-/// # let m = nethuns_core::metadata::PcapMeta {
-/// #     timestamp: libc::timeval { tv_sec: 1, tv_usec: 2 }, len: 60, caplen: 60, vlan: None };
+/// # let m = nethuns_core::metadata::PcapMeta::new(
+/// #     libc::timeval { tv_sec: 1, tv_usec: 2 }, 60, 60, None);
 /// # assert_eq!(describe(&m), "60 of 60 bytes, vlan None, at Some(1000002000) ns");
 /// ```
 #[allow(clippy::len_without_is_empty)]
@@ -72,17 +72,73 @@ pub enum MetadataType {
     AfPacket(AfPacketMeta),
 }
 
+/// The resolution of a timestamp as its source recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TsPrecision {
+    /// Microseconds (classic pcap, `struct timeval`).
+    #[default]
+    Micro,
+    /// Nanoseconds (nanosecond pcap, pcapng, live capture where libpcap offers it).
+    Nano,
+}
+
 /// Metadata of the pcap backend (`nethuns_pcap::Meta`).
+///
+/// The arrival time is `timestamp.tv_sec` seconds plus `ts_nsec` nanoseconds;
+/// `timestamp.tv_usec` is `ts_nsec / 1000` (a plain `timeval`, whatever the precision), and
+/// [`Metadata::timestamp`] gives the full-resolution value in nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct PcapMeta {
-    /// Packet arrival timestamp.
+    /// Packet arrival timestamp, to the microsecond.
     pub timestamp: TimeVal,
+    /// Nanoseconds within the second `timestamp.tv_sec` (a multiple of 1000 when
+    /// `ts_precision` is [`TsPrecision::Micro`]).
+    pub ts_nsec: u32,
+    /// The resolution the source stamped the packet with: what libpcap gave for a live
+    /// interface (nanoseconds where the kernel offers them), what the savefile records.
+    pub ts_precision: TsPrecision,
     /// Original packet length (before truncation).
     pub len: u32,
     /// Captured length (≤ `len`; smaller when snaplen truncated the packet).
     pub caplen: u32,
     /// The outermost VLAN tag's TCI, read from the frame.
     pub vlan: Option<u16>,
+}
+
+impl PcapMeta {
+    /// Metadata stamped with a microsecond `timeval` (`ts_nsec = tv_usec × 1000`).
+    pub fn new(timestamp: TimeVal, len: u32, caplen: u32, vlan: Option<u16>) -> Self {
+        PcapMeta {
+            timestamp,
+            ts_nsec: (timestamp.tv_usec as u32).saturating_mul(1000),
+            ts_precision: TsPrecision::Micro,
+            len,
+            caplen,
+            vlan,
+        }
+    }
+
+    /// Metadata stamped `sec` seconds plus `nsec` nanoseconds since the epoch, at nanosecond
+    /// precision.
+    pub fn with_nanos(
+        sec: libc::time_t,
+        nsec: u32,
+        len: u32,
+        caplen: u32,
+        vlan: Option<u16>,
+    ) -> Self {
+        PcapMeta {
+            timestamp: TimeVal {
+                tv_sec: sec,
+                tv_usec: (nsec / 1000) as libc::suseconds_t,
+            },
+            ts_nsec: nsec,
+            ts_precision: TsPrecision::Nano,
+            len,
+            caplen,
+            vlan,
+        }
+    }
 }
 
 /// Metadata of the netmap backend (`nethuns_netmap::Meta`).
@@ -170,7 +226,10 @@ impl Metadata for PcapMeta {
     }
     #[inline]
     fn timestamp(&self) -> Option<u64> {
-        crate::frame::timeval_ns(self.timestamp)
+        if self.timestamp.tv_sec == 0 && self.ts_nsec == 0 {
+            return None;
+        }
+        Some(self.timestamp.tv_sec as u64 * 1_000_000_000 + u64::from(self.ts_nsec))
     }
     #[inline]
     fn vlan(&self) -> Option<u16> {

@@ -1,12 +1,16 @@
-//! [`PcapFlags`]: the configuration of a pcap socket.
+//! [`PcapFlags`] (the spec's fields) and [`PcapOptions`] (libpcap settings beyond them).
 
+use nethuns_core::metadata::TsPrecision;
 use nethuns_core::{Error, Flags, Result};
+
+use crate::format::MAX_SNAPLEN;
 
 /// Configuration of a [`Sock`](crate::Sock), exactly the spec's fields.
 #[derive(Clone, Debug)]
 pub struct PcapFlags {
-    /// Maximum number of bytes to capture per packet. The capture is also limited to
-    /// `buffer_size`, the size of the buffer a packet is copied into.
+    /// Maximum number of bytes to capture per packet (libpcap's snaplen; at most 262144). The
+    /// pool's buffers are made large enough for it (see `buffer_size`), so a frame of up to
+    /// `snaplen` bytes is never cut by the pool; a longer one arrives with `caplen < len`.
     pub snaplen: i32,
 
     /// Enable promiscuous mode.
@@ -21,9 +25,12 @@ pub struct PcapFlags {
     /// BPF filter expression (tcpdump syntax).
     pub filter: Option<String>,
 
-    /// Size of each buffer in the pool: the largest packet `recv` can hold (longer ones are
-    /// truncated, with `caplen < len`) and `send` accepts (longer ones are
-    /// [`Error::TooBigPacket`]).
+    /// Size of each buffer: the largest frame `send` accepts (longer ones are
+    /// [`Error::TooBigPacket`]), and the smallest size of the receive pool's buffers. The
+    /// receive pool follows `snaplen`: its buffers hold `max(buffer_size, snaplen)` bytes (for
+    /// a savefile, `snaplen` at most the file's own snapshot length), so what libpcap captures
+    /// is what `recv` delivers. This is not libpcap's kernel buffer
+    /// ([`PcapOptions::kernel_buffer_bytes`]).
     pub buffer_size: usize,
 
     /// Number of buffers in the pool: how many received packets (payloads and tokens) can be
@@ -52,10 +59,13 @@ impl Flags for PcapFlags {}
 impl PcapFlags {
     /// Checks every field before anything is opened.
     pub fn validate(&self) -> Result<()> {
-        if self.snaplen <= 0 {
+        if self.snaplen <= 0 || self.snaplen as u32 > MAX_SNAPLEN {
             return Err(Error::flag(
                 "snaplen",
-                format!("{}: must be positive", self.snaplen),
+                format!(
+                    "{}: must be between 1 and {MAX_SNAPLEN} (libpcap's largest snaplen)",
+                    self.snaplen
+                ),
             ));
         }
         if self.timeout_ms < 0 {
@@ -92,10 +102,62 @@ impl PcapFlags {
         Ok(())
     }
 
-    /// The snaplen given to libpcap: `snaplen`, at most `buffer_size`.
-    pub(crate) fn effective_snaplen(&self) -> i32 {
-        self.snaplen
-            .min(self.buffer_size.min(i32::MAX as usize) as i32)
+    /// The size of the receive pool's buffers for a source whose packets are at most
+    /// `source_snaplen` bytes (the file's snapshot length; [`MAX_SNAPLEN`] for an interface):
+    /// `max(buffer_size, min(snaplen, source_snaplen))`.
+    pub(crate) fn rx_buffer_size(&self, source_snaplen: u32) -> usize {
+        let capture = (self.snaplen as u32).min(source_snaplen.clamp(1, MAX_SNAPLEN));
+        self.buffer_size.max(capture as usize)
+    }
+}
+
+/// libpcap settings beyond the spec's [`PcapFlags`], given to
+/// [`Sock::create_with_options`](crate::Sock::create_with_options) ([`Socket::create`
+/// ](nethuns_core::Socket::create) uses [`PcapOptions::default`]).
+///
+/// ```no_run
+/// use nethuns_pcap::{PcapFlags, PcapOptions, Sock};
+/// use nethuns_pcap::metadata::TsPrecision;
+///
+/// let opts = PcapOptions { kernel_buffer_bytes: Some(8 << 20), precision: TsPrecision::Nano };
+/// let sock = Sock::create_with_options("eth0", None, PcapFlags::default(), opts)?;
+/// println!("stamped in {:?}", sock.ts_precision());
+/// # Ok::<(), nethuns_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapOptions {
+    /// The size of libpcap's kernel capture buffer (`pcap_set_buffer_size`: on Linux the
+    /// TPACKET ring) in bytes; `None` keeps libpcap's default (2 MiB). Not the pool's
+    /// [`PcapFlags::buffer_size`].
+    pub kernel_buffer_bytes: Option<u32>,
+    /// The timestamp precision asked of a live capture (`pcap_set_tstamp_precision`). Where
+    /// libpcap cannot stamp in nanoseconds the socket falls back to microseconds, and each
+    /// packet's [`Meta::ts_precision`](crate::Meta) says which it got. A savefile is always
+    /// read at its own precision.
+    pub precision: TsPrecision,
+}
+
+impl Default for PcapOptions {
+    fn default() -> Self {
+        PcapOptions {
+            kernel_buffer_bytes: None,
+            precision: TsPrecision::Nano,
+        }
+    }
+}
+
+impl PcapOptions {
+    /// Checks every field before anything is opened.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(b) = self.kernel_buffer_bytes {
+            if b < 4096 || b > i32::MAX as u32 {
+                return Err(Error::flag(
+                    "kernel_buffer_bytes",
+                    format!("{b}: must be between 4096 and 2^31 - 1 bytes"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -113,13 +175,37 @@ mod tests {
     #[test]
     fn default_is_valid() {
         PcapFlags::default().validate().unwrap();
-        assert_eq!(PcapFlags::default().effective_snaplen(), 2048);
+        PcapOptions::default().validate().unwrap();
+        // The pool follows snaplen; a savefile's own snaplen bounds it.
+        assert_eq!(PcapFlags::default().rx_buffer_size(MAX_SNAPLEN), 65535);
+        assert_eq!(PcapFlags::default().rx_buffer_size(1500), 2048);
+        let small = PcapFlags {
+            snaplen: 96,
+            ..PcapFlags::default()
+        };
+        assert_eq!(small.rx_buffer_size(MAX_SNAPLEN), 2048);
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let d = PcapFlags::default;
         assert_eq!(field(PcapFlags { snaplen: 0, ..d() }), "snaplen");
+        assert_eq!(
+            field(PcapFlags {
+                snaplen: 262_145,
+                ..d()
+            }),
+            "snaplen"
+        );
+        match (PcapOptions {
+            kernel_buffer_bytes: Some(1),
+            ..PcapOptions::default()
+        })
+        .validate()
+        {
+            Err(Error::InvalidFlag { field, .. }) => assert_eq!(field, "kernel_buffer_bytes"),
+            other => panic!("expected InvalidFlag, got {other:?}"),
+        }
         assert_eq!(
             field(PcapFlags {
                 timeout_ms: -1,

@@ -26,17 +26,31 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
+//! Frames as they are: the receive pool's buffers follow `snaplen`, so a frame up to
+//! `snaplen` bytes (9000-byte jumbo frames included) arrives whole, and a longer one arrives
+//! with `caplen < len`. Timestamps keep their source's resolution: a savefile is read at its
+//! own precision (nanosecond pcap and pcapng included), a live capture asks libpcap for
+//! nanoseconds ([`PcapOptions::precision`]), and [`Meta`]'s `ts_precision` says which it got;
+//! `Metadata::timestamp()` gives nanoseconds either way. [`Sock::link_type`] and
+//! [`Sock::savefile_format`] report the source's link type (Linux cooked capture on `any`),
+//! and a [`Dumper::for_source`] writes a savefile in that link type and precision, so a
+//! replayed savefile is written back byte for byte. libpcap's kernel buffer is
+//! [`PcapOptions::kernel_buffer_bytes`] (given to [`Sock::create_with_options`]).
+//!
 //! Errors from libpcap arrive as [`Error::Engine`] with engine `"pcap"` and the `pcap::Error`
 //! as source (`err.engine_source::<pcap::Error>()`). `queue` must be `None`: libpcap selects no
 //! queue.
 
 #![warn(missing_docs)]
 
+mod ffi;
 mod flags;
+mod format;
 mod savefile;
 mod sock;
 
-pub use flags::PcapFlags;
+pub use flags::{PcapFlags, PcapOptions};
+pub use format::{dlt_to_linktype, SavefileFormat};
 pub use savefile::Dumper;
 pub use sock::{Sock, FILE_PREFIX, TX_BATCH};
 

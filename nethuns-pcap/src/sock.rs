@@ -2,11 +2,13 @@
 
 use std::cell::{Cell, RefCell};
 
+use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
 use nethuns_core::{BufferDesc, Capabilities, Error, Result, Socket, Stats, Token};
-use pcap::{Active, Capture, Direction, Offline};
+use pcap::{Active, Capture, Direction, Linktype, Offline, Precision};
 
-use crate::flags::PcapFlags;
+use crate::flags::{PcapFlags, PcapOptions};
+use crate::format::{dlt_to_linktype, SavefileFormat, MAX_SNAPLEN};
 use crate::Meta;
 
 /// How many frames `send` queues before it submits them by itself.
@@ -55,11 +57,16 @@ pub struct Sock {
     eof: Cell<bool>,
     tx_errors: Cell<u64>,
     last_tx_error: RefCell<Option<pcap::Error>>,
-    /// Largest untagged frame `send` accepts: the interface MTU + 14 (live), 0 (savefile).
+    /// Largest untagged frame `send` accepts: the interface MTU + 14 (live), 0 (savefile,
+    /// `any`: no sending).
     max_frame: usize,
     received: Cell<u64>,
     sent: Cell<u64>,
     down: Cell<bool>,
+    /// libpcap's `DLT_` value of the source.
+    link_type: Linktype,
+    /// Link type, precision and snaplen of the source, as a savefile would record them.
+    format: SavefileFormat,
 }
 
 /// The MTU of interface `dev` in the calling thread's namespace.
@@ -84,6 +91,14 @@ fn if_mtu(dev: &str) -> Result<usize> {
     }
     // SAFETY: SIOCGIFMTU filled the ifru_mtu member.
     Ok(unsafe { req.ifr_ifru.ifru_mtu } as usize)
+}
+
+/// The `pcap` crate's name for a precision.
+fn pcap_precision(p: TsPrecision) -> Precision {
+    match p {
+        TsPrecision::Micro => Precision::Micro,
+        TsPrecision::Nano => Precision::Nano,
+    }
 }
 
 /// Whether interface `dev` exists in the calling thread's namespace.
@@ -139,79 +154,58 @@ impl Sock {
         }
     }
 
-    /// How many frames `flush` failed to inject since the socket was created.
-    pub fn tx_errors(&self) -> u64 {
-        self.tx_errors.get()
+    /// The link type of the source as libpcap reports it (`pcap_datalink`: a `DLT_` value;
+    /// `Linktype::ETHERNET` on an Ethernet or veth interface, `LINUX_SLL` on `any`, the
+    /// savefile's own for `file:`).
+    pub fn link_type(&self) -> Linktype {
+        self.link_type
     }
 
-    /// A receive error of a live handle: the interface gone or down is
-    /// [`Error::InterfaceDown`], anything else libpcap's error with context.
-    #[cold]
-    fn live_error(&self, e: pcap::Error) -> Error {
-        if !if_exists(&self.portspec) || self.down.get() {
-            return Error::InterfaceDown(self.portspec.clone());
-        }
-        let msg = e.to_string();
-        if msg.contains("went down")
-            || msg.contains("disappeared")
-            || msg.contains("No such device")
-        {
-            return Error::InterfaceDown(self.portspec.clone());
-        }
-        self.pcap_err("receive", e)
+    /// The resolution of the timestamps this socket delivers: a savefile's own; for a live
+    /// interface the one asked in [`PcapOptions::precision`], or microseconds where libpcap
+    /// could not stamp in nanoseconds.
+    pub fn ts_precision(&self) -> TsPrecision {
+        self.format.precision
     }
 
-    fn open_live(dev: &str, flags: &PcapFlags) -> Result<Capture<Active>> {
-        let ctx = |what: &str| format!("{what} {dev}");
-        let cap = Capture::from_device(dev)
-            .map_err(|e| Error::engine("pcap", ctx("looking up device"), e))?
-            .promisc(flags.promiscuous)
-            .snaplen(flags.effective_snaplen())
-            .timeout(flags.timeout_ms)
-            .immediate_mode(flags.immediate)
-            .open()
-            .map_err(|e| Error::engine("pcap", ctx("opening"), e))?;
-        let mut cap = cap
-            .setnonblock()
-            .map_err(|e| Error::engine("pcap", ctx("setting non-blocking mode on"), e))?;
-        if let Some(f) = &flags.filter {
-            cap.filter(f, true).map_err(|e| {
-                Error::engine("pcap", format!("compiling filter {f:?} on {dev}"), e)
-            })?;
-        }
-        Ok(cap)
+    /// Link type, timestamp precision and snaplen of the source, for a
+    /// [`Dumper`](crate::Dumper) that writes back what this socket reads.
+    pub fn savefile_format(&self) -> SavefileFormat {
+        self.format
     }
 
-    fn open_file(path: &str, flags: &PcapFlags) -> Result<Capture<Offline>> {
-        let mut cap = Capture::from_file(path)
-            .map_err(|e| Error::engine("pcap", format!("opening savefile {path}"), e))?;
-        if let Some(f) = &flags.filter {
-            cap.filter(f, true).map_err(|e| {
-                Error::engine("pcap", format!("compiling filter {f:?} for {path}"), e)
-            })?;
-        }
-        Ok(cap)
-    }
-}
-
-impl Socket for Sock {
-    type Context = PoolContext;
-    type Metadata = Meta;
-    type Flags = PcapFlags;
-
-    fn create(portspec: &str, queue: Option<usize>, flags: PcapFlags) -> Result<Self> {
+    /// Like [`Socket::create`], with the libpcap settings of [`PcapOptions`] (kernel buffer
+    /// size, timestamp precision).
+    pub fn create_with_options(
+        portspec: &str,
+        queue: Option<usize>,
+        flags: PcapFlags,
+        options: PcapOptions,
+    ) -> Result<Self> {
         flags.validate()?;
+        options.validate()?;
         if let Some(q) = queue {
             return Err(Error::Unsupported(format!(
                 "{portspec}: libpcap has no queue selection (queue {q} requested); pass None"
             )));
         }
         let mut max_frame = 0;
-        let handle = if let Some(path) = portspec.strip_prefix(FILE_PREFIX) {
+        let (handle, link_type, format) = if let Some(path) = portspec.strip_prefix(FILE_PREFIX) {
             if path.is_empty() {
                 return Err(Error::portspec(portspec, "file: needs a path"));
             }
-            Handle::File(Self::open_file(path, &flags)?)
+            // Read the file at its own precision, so that nothing is rounded and a Dumper
+            // writes the same stamps back.
+            let format = SavefileFormat::of_file(path);
+            let precision = format.map_or(TsPrecision::Micro, |f| f.precision);
+            let cap = Self::open_file(path, &flags, precision)?;
+            let link_type = cap.get_datalink();
+            let format = format.unwrap_or(SavefileFormat {
+                linktype: dlt_to_linktype(link_type.0),
+                precision: crate::ffi::tstamp_precision(&cap),
+                snaplen: MAX_SNAPLEN,
+            });
+            (Handle::File(cap), link_type, format)
         } else {
             if portspec.is_empty() || portspec.len() >= libc::IFNAMSIZ || portspec.contains('\0') {
                 return Err(Error::portspec(
@@ -219,11 +213,20 @@ impl Socket for Sock {
                     "expected an interface name (1 to 15 bytes) or file:PATH",
                 ));
             }
-            let h = Handle::Live(Self::open_live(portspec, &flags)?);
-            max_frame = if_mtu(portspec)? + nethuns_core::frame::ETH_HLEN;
-            h
+            let cap = Self::open_live(portspec, &flags, &options)?;
+            let link_type = cap.get_datalink();
+            let format = SavefileFormat {
+                linktype: dlt_to_linktype(link_type.0),
+                precision: crate::ffi::tstamp_precision(&cap),
+                snaplen: flags.snaplen as u32,
+            };
+            // libpcap's `any` pseudo-device has no MTU and cannot inject: it only captures.
+            if portspec != "any" {
+                max_frame = if_mtu(portspec)? + nethuns_core::frame::ETH_HLEN;
+            }
+            (Handle::Live(cap), link_type, format)
         };
-        let ctx = PoolContext::try_new(flags.buffer_count, flags.buffer_size)?;
+        let ctx = PoolContext::try_new(flags.buffer_count, flags.rx_buffer_size(format.snaplen))?;
         let tx = TxQueue {
             area: vec![0u8; TX_BATCH * flags.buffer_size].into_boxed_slice(),
             lens: [0; TX_BATCH],
@@ -243,7 +246,97 @@ impl Socket for Sock {
             received: Cell::new(0),
             sent: Cell::new(0),
             down: Cell::new(false),
+            link_type,
+            format,
         })
+    }
+
+    /// How many frames `flush` failed to inject since the socket was created.
+    pub fn tx_errors(&self) -> u64 {
+        self.tx_errors.get()
+    }
+
+    /// The metadata of a packet libpcap stamped at the socket's precision (a nanosecond
+    /// handle puts nanoseconds in `tv_usec`).
+    #[inline]
+    fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
+        let vlan = nethuns_core::frame::outer_vlan(buf);
+        match self.format.precision {
+            TsPrecision::Micro => Meta::new(h.ts, h.len, caplen, vlan),
+            TsPrecision::Nano => {
+                Meta::with_nanos(h.ts.tv_sec, h.ts.tv_usec as u32, h.len, caplen, vlan)
+            }
+        }
+    }
+
+    /// A receive error of a live handle: the interface gone or down is
+    /// [`Error::InterfaceDown`], anything else libpcap's error with context.
+    #[cold]
+    fn live_error(&self, e: pcap::Error) -> Error {
+        if !if_exists(&self.portspec) || self.down.get() {
+            return Error::InterfaceDown(self.portspec.clone());
+        }
+        let msg = e.to_string();
+        if msg.contains("went down")
+            || msg.contains("disappeared")
+            || msg.contains("No such device")
+        {
+            return Error::InterfaceDown(self.portspec.clone());
+        }
+        self.pcap_err("receive", e)
+    }
+
+    fn open_live(dev: &str, flags: &PcapFlags, options: &PcapOptions) -> Result<Capture<Active>> {
+        let ctx = |what: &str| format!("{what} {dev}");
+        let mut cap = Capture::from_device(dev)
+            .map_err(|e| Error::engine("pcap", ctx("looking up device"), e))?
+            .promisc(flags.promiscuous)
+            .snaplen(flags.snaplen)
+            .timeout(flags.timeout_ms)
+            .immediate_mode(flags.immediate)
+            // libpcap keeps microseconds where it cannot stamp in nanoseconds; the precision
+            // it settled on is read back after activation.
+            .precision(pcap_precision(options.precision));
+        if let Some(b) = options.kernel_buffer_bytes {
+            cap = cap.buffer_size(b as i32);
+        }
+        let cap = cap
+            .open()
+            .map_err(|e| Error::engine("pcap", ctx("opening"), e))?;
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| Error::engine("pcap", ctx("setting non-blocking mode on"), e))?;
+        if let Some(f) = &flags.filter {
+            cap.filter(f, true).map_err(|e| {
+                Error::engine("pcap", format!("compiling filter {f:?} on {dev}"), e)
+            })?;
+        }
+        Ok(cap)
+    }
+
+    fn open_file(
+        path: &str,
+        flags: &PcapFlags,
+        precision: TsPrecision,
+    ) -> Result<Capture<Offline>> {
+        let mut cap = Capture::from_file_with_precision(path, pcap_precision(precision))
+            .map_err(|e| Error::engine("pcap", format!("opening savefile {path}"), e))?;
+        if let Some(f) = &flags.filter {
+            cap.filter(f, true).map_err(|e| {
+                Error::engine("pcap", format!("compiling filter {f:?} for {path}"), e)
+            })?;
+        }
+        Ok(cap)
+    }
+}
+
+impl Socket for Sock {
+    type Context = PoolContext;
+    type Metadata = Meta;
+    type Flags = PcapFlags;
+
+    fn create(portspec: &str, queue: Option<usize>, flags: PcapFlags) -> Result<Self> {
+        Self::create_with_options(portspec, queue, flags, PcapOptions::default())
     }
 
     #[inline]
@@ -260,12 +353,7 @@ impl Socket for Sock {
                 // SAFETY: `desc` was taken from the pool above and is owned by this call.
                 let buf = unsafe { &mut *self.ctx.pool().buffer_ptr(desc, n) };
                 buf.copy_from_slice(&pkt.data[..n]);
-                let meta = Meta {
-                    timestamp: pkt.header.ts,
-                    len: pkt.header.len,
-                    caplen: n as u32,
-                    vlan: nethuns_core::frame::outer_vlan(buf),
-                };
+                let meta = self.meta(pkt.header, n as u32, buf);
                 // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
                 let tok = unsafe {
                     Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx))
@@ -292,9 +380,9 @@ impl Socket for Sock {
     }
 
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if matches!(&*self.handle.borrow(), Handle::File(_)) {
+        if self.max_frame == 0 {
             return Err(Error::Unsupported(format!(
-                "{}: a savefile socket cannot send",
+                "{}: a savefile or `any` socket cannot send",
                 self.portspec
             )));
         }

@@ -165,3 +165,85 @@ fn too_big_packet_and_bad_arguments() {
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
 }
+
+#[test]
+fn live_capture_stamps_in_nanoseconds_and_reports_its_link_type() {
+    use nethuns_pcap::metadata::TsPrecision;
+    use nethuns_pcap::{Metadata, PcapOptions};
+    let Some(pair) = NetPair::for_test("pcap_live_ns") else {
+        return;
+    };
+    let a = open(&pair, true, PcapFlags::default());
+    let dev = pair.veth_b.clone();
+    let opts = PcapOptions {
+        kernel_buffer_bytes: Some(4 << 20),
+        ..PcapOptions::default()
+    };
+    let b = pair
+        .in_b(move || Sock::create_with_options(&dev, None, PcapFlags::default(), opts).unwrap());
+    // libpcap on Linux stamps in nanoseconds (TPACKET_v3 frames carry tp_nsec).
+    assert_eq!(b.ts_precision(), TsPrecision::Nano);
+    assert_eq!(b.link_type(), nethuns_pcap::pcap::Linktype::ETHERNET);
+    assert_eq!(b.savefile_format().linktype, 1);
+    send_all(&a, (0..20).map(|i| (i, 64)));
+    let got = recv_n(&b, 20);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let stamps: Vec<u64> = got.iter().map(|(_, m)| m.timestamp().unwrap()).collect();
+    for (_, m) in &got {
+        assert_eq!(m.ts_precision, TsPrecision::Nano);
+        assert_eq!(m.timestamp.tv_usec as u32, m.ts_nsec / 1000);
+    }
+    // Stamps of this run's frames, not of another clock, and not rounded to microseconds.
+    assert!(
+        stamps.iter().all(|&t| t <= now && now - t < 60_000_000_000),
+        "{stamps:?}"
+    );
+    assert!(stamps.iter().any(|t| t % 1000 != 0), "{stamps:?}");
+    // Asked for microseconds, libpcap gives microseconds and the metadata says so.
+    let dev = pair.veth_b.clone();
+    let micro = PcapOptions {
+        precision: TsPrecision::Micro,
+        ..PcapOptions::default()
+    };
+    let c = pair
+        .in_b(move || Sock::create_with_options(&dev, None, PcapFlags::default(), micro).unwrap());
+    assert_eq!(c.ts_precision(), TsPrecision::Micro);
+    send_all(&a, (20..21).map(|i| (i, 64)));
+    let got = recv_n(&c, 1);
+    assert_eq!(got[0].1.ts_precision, TsPrecision::Micro);
+    assert_eq!(got[0].1.ts_nsec % 1000, 0);
+    // The `any` device is Linux cooked capture, and a Dumper made for it says so.
+    let any = pair.in_b(|| Sock::create("any", None, PcapFlags::default()).unwrap());
+    assert_eq!(any.link_type(), nethuns_pcap::pcap::Linktype::LINUX_SLL);
+    assert_eq!(any.savefile_format().linktype, 113);
+    assert!(matches!(any.send(&[0; 60]), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn a_9000_byte_frame_crosses_an_mtu_9000_veth_whole() {
+    let opts = nethuns_testnet::PairOptions {
+        mtu: 9000,
+        ..Default::default()
+    };
+    let Some(pair) = NetPair::for_test_with("pcap_jumbo", opts) else {
+        return;
+    };
+    // `buffer_size` bounds what `send` takes; the receive pool follows snaplen (65535).
+    let flags = PcapFlags {
+        buffer_size: 9018,
+        ..PcapFlags::default()
+    };
+    let a = open(&pair, true, flags);
+    let b = open(&pair, false, PcapFlags::default());
+    assert_eq!(a.capabilities().max_frame, 9014);
+    send_all(&a, [(1, 9014), (2, 60), (3, 9000)].into_iter());
+    let got = recv_n(&b, 3);
+    for ((bytes, meta), (seq, len)) in got.iter().zip([(1, 9014), (2, 60), (3, 9000)]) {
+        frames::check(bytes, seq, len).unwrap();
+        assert_eq!((meta.caplen, meta.len), (len as u32, len as u32));
+    }
+    assert!(matches!(a.send(&[0; 9015]), Err(Error::TooBigPacket(9015))));
+}

@@ -14,15 +14,15 @@ fn write_file(path: &std::path::Path, n: u32) {
     let mut d = Dumper::create(path).unwrap();
     for i in 0..n {
         let f = frames::frame(i, 60 + i as usize);
-        let meta = Meta {
-            timestamp: libc::timeval {
+        let meta = Meta::new(
+            libc::timeval {
                 tv_sec: 1_700_000_000 + i as libc::time_t,
                 tv_usec: 0,
             },
-            len: f.len() as u32,
-            caplen: f.len() as u32,
-            vlan: None,
-        };
+            f.len() as u32,
+            f.len() as u32,
+            None,
+        );
         d.write(&f, &meta);
     }
     d.flush().unwrap();

@@ -11,6 +11,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "finding system libraries"),
     ("libpcap-dev", "the pcap backend"),
     ("tcpdump", "reading back savefiles in tests"),
+    (
+        "tshark",
+        "reference timestamps of nanosecond savefiles, editcap conversions (wireshark-common)",
+    ),
     ("libxdp-dev", "the raw AF_XDP baseline of the benchmarks"),
     (
         "libbpf-dev",

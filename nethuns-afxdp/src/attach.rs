@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use nethuns_core::{Error, Result};
 
 use crate::flags::{mode_name, XDP_FLAGS_DRV_MODE};
-use crate::{sys, xdpstate};
+use crate::{rxmeta, sys, xdpstate};
 
 /// Entries of the per-interface XSKMAP: queue ids above this cannot be used.
 pub(crate) const MAX_QUEUES: u32 = 1024;
@@ -24,6 +24,8 @@ type Key = ((u64, u64), u32);
 struct Attachment {
     key: Key,
     mode: u32,
+    /// The program writes XDP RX metadata (`Ok`), or why it does not.
+    rx_meta: std::result::Result<(), String>,
     users: usize,
     /// The queues this process's sockets are bound to.
     queues: Vec<u32>,
@@ -55,6 +57,9 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Attachment>> {
 pub(crate) struct XdpShare {
     key: Key,
     queue: u32,
+    /// The interface's program writes XDP RX metadata in front of each frame (`Ok`), or why
+    /// it does not.
+    pub(crate) rx_meta: std::result::Result<(), String>,
 }
 
 impl Drop for XdpShare {
@@ -110,16 +115,13 @@ pub(crate) fn steer(
             let map = sys::xskmap_create(MAX_QUEUES).map_err(|e| {
                 Error::os(ctx("creating the XSKMAP (needs CAP_BPF/CAP_NET_ADMIN)"), e)
             })?;
-            let prog = sys::load_redirect_program(&map)
-                .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
-            let first = sys::xdp_link_create(&prog, ifindex, mode);
             // A program already there: removed if a dead libxdp user left it (then attach
             // again), else described.
             let mut stale = None;
-            let link = match first {
+            let mut attach = |prog: &OwnedFd| match sys::xdp_link_create(prog, ifindex, mode) {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
                     match xdpstate::clear_stale(ifname, ifindex) {
-                        Ok(_) => sys::xdp_link_create(&prog, ifindex, mode),
+                        Ok(_) => sys::xdp_link_create(prog, ifindex, mode),
                         Err(why) => {
                             stale = Some(why);
                             Err(e)
@@ -127,6 +129,34 @@ pub(crate) fn steer(
                     }
                 }
                 r => r,
+            };
+            // Native mode: the program that also writes RX metadata, where the kernel has it;
+            // the plain one otherwise (and if the kernel refuses to attach the bound one for
+            // another reason than a program already there).
+            let mut rx_meta = Ok(());
+            let mut attached = None;
+            match metadata_program(&map, ifindex, mode) {
+                Ok(p) => match attach(&p) {
+                    Ok(link) => attached = Some((p, Ok(link))),
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
+                        attached = Some((p, Err(e)))
+                    }
+                    Err(e) => {
+                        rx_meta = Err(format!(
+                            "attaching the device-bound metadata program to {ifname}: {e}"
+                        ))
+                    }
+                },
+                Err(why) => rx_meta = Err(why),
+            }
+            let (prog, link) = match attached {
+                Some(pl) => pl,
+                None => {
+                    let prog = sys::load_redirect_program(&map)
+                        .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
+                    let link = attach(&prog);
+                    (prog, link)
+                }
             };
             let link = link.map_err(|e| {
                 let hint = match e.raw_os_error() {
@@ -154,6 +184,7 @@ pub(crate) fn steer(
             reg.push(Attachment {
                 key,
                 mode,
+                rx_meta,
                 users: 0,
                 queues: vec![],
                 map,
@@ -166,7 +197,11 @@ pub(crate) fn steer(
     let share = {
         reg[i].users += 1;
         reg[i].queues.push(queue);
-        XdpShare { key, queue }
+        XdpShare {
+            key,
+            queue,
+            rx_meta: reg[i].rx_meta.clone(),
+        }
     };
     if let Err(e) = sys::xskmap_set(&reg[i].map, queue, xsk_fd) {
         drop(reg);
@@ -177,6 +212,35 @@ pub(crate) fn steer(
         ));
     }
     Ok(share)
+}
+
+/// Loads the steering program that writes XDP RX metadata, bound to `ifindex`, or says why
+/// there is none for this kernel or mode.
+fn metadata_program(
+    map: &OwnedFd,
+    ifindex: u32,
+    mode: u32,
+) -> std::result::Result<OwnedFd, String> {
+    use std::os::fd::AsRawFd;
+    if mode != XDP_FLAGS_DRV_MODE {
+        return Err(format!(
+            "{} runs no device-bound program (the kernel attaches those in native mode only), \
+             so the driver's RX timestamp and hash kfuncs are out of reach",
+            mode_name(mode)
+        ));
+    }
+    let k = rxmeta::kfuncs()?;
+    sys::load_xdp_program(
+        &rxmeta::metadata_program(map.as_raw_fd(), k),
+        sys::BPF_F_XDP_DEV_BOUND_ONLY,
+        Some(ifindex),
+    )
+    .map_err(|e| {
+        format!(
+            "kernel {} refused the device-bound metadata program: {e}",
+            rxmeta::kernel_release()
+        )
+    })
 }
 
 /// Whether a socket of this process is bound to `queue` of `ifindex` (calling thread's

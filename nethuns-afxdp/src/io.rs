@@ -257,6 +257,28 @@ impl Sock {
         Err(e)
     }
 
+    /// The RX timestamp and hash the steering program wrote in front of the frame at `addr`
+    /// (see `rxmeta`), all `None` when it writes none.
+    #[inline]
+    fn rx_metadata_of(&self, addr: u64) -> crate::rxmeta::RxMeta {
+        let in_frame = addr & (u64::from(self.layout.frame_size) - 1);
+        if !self.rx_meta || in_frame < crate::rxmeta::META_LEN as u64 {
+            return crate::rxmeta::RxMeta::default();
+        }
+        let at = (addr - crate::rxmeta::META_LEN as u64) as usize;
+        // SAFETY: the META_LEN bytes before `addr` lie in the same frame (checked above), a
+        // frame just taken from the RX ring and owned by this call; the kernel wrote them
+        // before publishing the descriptor (or left an older frame's bytes, which the magic
+        // check in `take` rejects).
+        let area = unsafe {
+            &mut *(self
+                .umem
+                .unsafe_buffer(BufferDesc::new(at), crate::rxmeta::META_LEN)
+                as *mut [u8; crate::rxmeta::META_LEN])
+        };
+        crate::rxmeta::take(area)
+    }
+
     /// The largest frame `send` takes for this one: MTU + 14, or MTU + 18 when its outer
     /// EtherType is 802.1Q (0x8100; the kernel's rule, [`frame::send_limit`]), at most a frame.
     #[inline]
@@ -296,11 +318,17 @@ impl Socket for Sock {
         };
         // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
         // strips anything in SKB mode, and native drivers hand XDP the raw frame).
+        let rx = self.rx_metadata_of(addr);
         let meta = Meta {
             len,
             queue: self.queue,
             options,
             vlan: frame::outer_vlan(bytes),
+            rx_timestamp: rx.driver_ts,
+            xdp_timestamp: rx
+                .tai_ts
+                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
+            rx_hash: rx.hash,
         };
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.

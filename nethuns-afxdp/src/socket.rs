@@ -63,6 +63,10 @@ pub struct Sock {
     pub(crate) link_events: OwnedFd,
     /// epoll set of the XSK socket and `link_events`: `Capabilities::pollable_fd`.
     pub(crate) wait_set: OwnedFd,
+    /// The steering program writes XDP RX metadata in front of each frame.
+    pub(crate) rx_meta: bool,
+    /// `CLOCK_REALTIME − CLOCK_TAI` (the program's software stamps are TAI).
+    pub(crate) tai_to_epoch_ns: i64,
     /// Declared last: the steering program goes after the socket is closed.
     pub(crate) _share: XdpShare,
 }
@@ -330,6 +334,8 @@ impl Sock {
             ctl,
             link_events,
             wait_set,
+            rx_meta: share.rx_meta.is_ok(),
+            tai_to_epoch_ns: crate::rxmeta::tai_to_epoch_ns(),
             _share: share,
         })
     }
@@ -380,6 +386,14 @@ impl Sock {
     /// The interface's MTU when the socket was created.
     pub fn mtu(&self) -> u32 {
         self.mtu
+    }
+
+    /// Whether frames carry XDP RX metadata (the driver's RX timestamp and hash in
+    /// [`Meta`](crate::Meta)'s `rx_timestamp` / `rx_hash`, each `None` where the driver had
+    /// none for the frame): `Ok` in native mode on a kernel with the metadata kfuncs (6.3+),
+    /// otherwise `Err` with the reason (SKB mode, kernel without the kfuncs or without BTF).
+    pub fn rx_metadata(&self) -> std::result::Result<(), String> {
+        self._share.rx_meta.clone()
     }
 
     /// The kernel's own counters for this socket (`XDP_STATISTICS`); the counters every

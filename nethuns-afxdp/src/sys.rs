@@ -22,11 +22,14 @@ const BPF_LINK_TYPE_XDP: u32 = 6;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
-const BPF_FUNC_REDIRECT_MAP: i32 = 51;
-const BPF_PSEUDO_MAP_FD: u8 = 1;
-const XDP_PASS: i32 = 2;
+pub(crate) const BPF_FUNC_REDIRECT_MAP: i32 = 51;
+pub(crate) const BPF_PSEUDO_MAP_FD: u8 = 1;
+pub(crate) const XDP_PASS: i32 = 2;
 /// `offsetof(struct xdp_md, rx_queue_index)`.
-const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
+pub(crate) const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
+/// `prog_flags`: the program only runs on the device of `prog_ifindex` (not offloaded), and
+/// may call that driver's XDP metadata kfuncs.
+pub(crate) const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
 
 /// The `bpf_attr` image: 144 zeroed bytes, 8-byte aligned.
 #[repr(C, align(8))]
@@ -102,13 +105,13 @@ pub(crate) fn xskmap_set(map: &OwnedFd, key: u32, value_fd: i32) -> io::Result<(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
+    pub(crate) code: u8,
+    pub(crate) regs: u8,
+    pub(crate) off: i16,
+    pub(crate) imm: i32,
 }
 
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+pub(crate) const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
         code,
         regs: (src << 4) | (dst & 0xf),
@@ -141,27 +144,57 @@ pub(crate) fn redirect_program(map_fd: i32) -> [Insn; 6] {
 /// Loads the redirect program for `map`. On failure the verifier's log is appended to the
 /// error message.
 pub(crate) fn load_redirect_program(map: &OwnedFd) -> io::Result<OwnedFd> {
-    let insns = redirect_program(map.as_raw_fd());
+    load_xdp_program(&redirect_program(map.as_raw_fd()), 0, None)
+}
+
+/// Loads XDP program `insns` with `prog_flags`, bound to device `ifindex` when given (with
+/// [`BPF_F_XDP_DEV_BOUND_ONLY`] in `prog_flags`). On failure the verifier's log is appended to
+/// the error message.
+pub(crate) fn load_xdp_program(
+    insns: &[Insn],
+    prog_flags: u32,
+    ifindex: Option<u32>,
+) -> io::Result<OwnedFd> {
     let license = b"Dual BSD/GPL\0";
-    let mut log = vec![0u8; 4096];
-    let mut a = Attr::new();
-    a.u32_at(0, BPF_PROG_TYPE_XDP)
-        .u32_at(4, insns.len() as u32)
-        .u64_at(8, insns.as_ptr() as u64)
-        .u64_at(16, license.as_ptr() as u64)
-        .u32_at(24, 1)
-        .u32_at(28, log.len() as u32)
-        .u64_at(32, log.as_mut_ptr() as u64)
-        .bytes_at(48, b"nethuns_xsk")
-        .u32_at(68, BPF_XDP);
-    match bpf(BPF_PROG_LOAD, &mut a) {
+    let load = |log: &mut [u8]| {
+        let mut a = Attr::new();
+        a.u32_at(0, BPF_PROG_TYPE_XDP)
+            .u32_at(4, insns.len() as u32)
+            .u64_at(8, insns.as_ptr() as u64)
+            .u64_at(16, license.as_ptr() as u64)
+            .u32_at(24, u32::from(!log.is_empty()))
+            .u32_at(28, log.len() as u32)
+            .u64_at(
+                32,
+                if log.is_empty() {
+                    0
+                } else {
+                    log.as_mut_ptr() as u64
+                },
+            )
+            .u32_at(44, prog_flags)
+            .bytes_at(48, b"nethuns_xsk")
+            .u32_at(64, ifindex.unwrap_or(0))
+            .u32_at(68, BPF_XDP);
+        bpf(BPF_PROG_LOAD, &mut a)
+    };
+    // Without a log first (a log too small for the verifier's trace fails the load by
+    // itself); on failure again with one, for the message.
+    match load(&mut []) {
         Ok(rc) => Ok(fd_from(rc)),
         Err(e) => {
+            let mut log = vec![0u8; 256 * 1024];
+            if let Ok(rc) = load(&mut log) {
+                return Ok(fd_from(rc));
+            }
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
+            // The verifier's verdict is at the end of its trace.
+            let tail: Vec<&str> = text.trim().lines().rev().take(6).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
             Err(io::Error::new(
                 e.kind(),
-                format!("{e}; verifier log: {}", text.trim()),
+                format!("{e}; verifier log: {}", tail.join(" | ")),
             ))
         }
     }

@@ -41,7 +41,8 @@ pub trait Metadata: Send {
     fn caplen(&self) -> u32;
 
     /// Arrival time in nanoseconds since the Unix epoch, or `None` where the engine does not
-    /// stamp packets (AF_XDP, DPDK without a PTP-synchronised clock).
+    /// stamp packets (AF_XDP in SKB mode, DPDK without a PTP-synchronised clock). A hardware
+    /// stamp where the engine has one, a software stamp otherwise.
     fn timestamp(&self) -> Option<u64>;
 
     /// The TCI of the frame's outermost VLAN tag, `None` if untagged. The tag is in the
@@ -155,7 +156,8 @@ pub struct NetmapMeta {
 }
 
 /// Metadata of the AF_XDP backend (`nethuns_afxdp::Meta`). AF_XDP descriptors carry no
-/// timestamp; the kernel offers none cheaply in copy mode.
+/// timestamp or hash: they come from XDP RX metadata, which the steering program asks of the
+/// driver in native mode (see `nethuns_afxdp::Sock::rx_metadata`).
 #[derive(Clone, Copy, Debug)]
 pub struct AfXdpMeta {
     /// Frame length.
@@ -166,6 +168,14 @@ pub struct AfXdpMeta {
     pub options: u32,
     /// The outermost VLAN tag's TCI, read from the frame.
     pub vlan: Option<u16>,
+    /// The driver's RX timestamp (`bpf_xdp_metadata_rx_timestamp`: the NIC's clock, in
+    /// nanoseconds), where the driver stamped the frame.
+    pub rx_timestamp: Option<u64>,
+    /// A software stamp in nanoseconds since the epoch, taken by the steering program when
+    /// XDP saw the frame, where the driver gave no `rx_timestamp` (native mode only).
+    pub xdp_timestamp: Option<u64>,
+    /// The driver's RX hash (`bpf_xdp_metadata_rx_hash`), where it has one.
+    pub rx_hash: Option<u32>,
 }
 
 /// Metadata of the DPDK backend (`nethuns_dpdk::Meta`).
@@ -289,9 +299,10 @@ impl Metadata for AfXdpMeta {
     fn caplen(&self) -> u32 {
         self.len
     }
+    /// The driver's stamp where there is one, else the program's software stamp.
     #[inline]
     fn timestamp(&self) -> Option<u64> {
-        None
+        self.rx_timestamp.or(self.xdp_timestamp)
     }
     #[inline]
     fn vlan(&self) -> Option<u16> {
@@ -299,7 +310,7 @@ impl Metadata for AfXdpMeta {
     }
     #[inline]
     fn rx_hash(&self) -> Option<u32> {
-        None
+        self.rx_hash
     }
     #[inline]
     fn queue(&self) -> Option<usize> {

@@ -70,8 +70,11 @@
 //!   [`Sock::native_stats`] gives the raw numbers).
 //! - **`queue`** in [`Socket::create`]: `None` for all traffic (or this socket's fanout share);
 //!   `Some(i)` declares fanout member `i` and requires [`AfPacketFlags::fanout`].
-//! - **Metadata** ([`Meta`]): nanosecond timestamp, original and captured length, VLAN
-//!   TCI/TPID, the kernel's flow hash, `tp_status`.
+//! - **Metadata** ([`Meta`]): nanosecond timestamp (`PACKET_TIMESTAMP` asks for the NIC's
+//!   raw hardware stamp, which a device set to stamp received frames gives, e.g. after
+//!   `hwstamp_ctl -r 1`; the kernel's software stamp otherwise, as on veth;
+//!   `Meta::hardware_timestamp` says which), original and captured length, VLAN TCI/TPID, the
+//!   kernel's flow hash, `tp_status`.
 //!
 //! ## TX: ring or `sendmmsg`?
 //! Both cost one syscall per batch. Measured on this project's machine (2 shared, busy cores;

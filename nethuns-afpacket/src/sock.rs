@@ -87,6 +87,10 @@ fn live_filter(mut geo: Geometry, flags: &AfPacketFlags, name: &str) -> Result<G
     Ok(geo)
 }
 
+/// `PACKET_TIMESTAMP` (linux/if_packet.h; not in the libc crate): which stamp the ring's frame
+/// headers carry.
+const PACKET_TIMESTAMP: libc::c_int = 17;
+
 fn int_opt(fd: &OwnedFd, name: libc::c_int, value: libc::c_int, what: &str) -> Result<()> {
     sys::setsockopt(fd, libc::SOL_PACKET, name, &value, what)
 }
@@ -194,6 +198,15 @@ impl Sock {
             libc::PACKET_VERSION,
             libc::tpacket_versions::TPACKET_V3 as libc::c_int,
             &format!("selecting TPACKET_V3 on {name}"),
+        )?;
+        // Frame stamps: the NIC's raw hardware stamp where the device is set to stamp received
+        // frames (SIOCSHWTSTAMP, e.g. `hwstamp_ctl -r 1`), the kernel's software stamp
+        // otherwise; `tp_status` says which (TP_STATUS_TS_RAW_HARDWARE / _SOFTWARE).
+        int_opt(
+            &fd,
+            PACKET_TIMESTAMP,
+            libc::SOF_TIMESTAMPING_RAW_HARDWARE as libc::c_int,
+            &format!("PACKET_TIMESTAMP on {name}"),
         )?;
         if geo.tx.is_some() {
             // A malformed TX frame is skipped instead of stopping the ring.

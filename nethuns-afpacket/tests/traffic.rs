@@ -66,6 +66,14 @@ fn transfer(test: &str, a_to_b: bool, flags: AfPacketFlags) {
         assert_eq!(meta.caplen as usize, len, "frame {i}: meta.caplen");
         assert!(meta.sec > 0, "frame {i}: no timestamp");
         assert!(meta.nsec < 1_000_000_000, "frame {i}: nsec {}", meta.nsec);
+        // veth has no hardware clock: a software stamp (the skb's, TP_STATUS_TS_SOFTWARE, or
+        // taken when the ring got the frame where nobody enabled skb stamps), from this run.
+        assert!(!meta.hardware_timestamp(), "frame {i}");
+        let ns = nethuns_afpacket::Metadata::timestamp(meta).unwrap();
+        assert!(
+            ns <= now_ns() && now_ns() - ns < 60_000_000_000,
+            "frame {i}: {ns}"
+        );
         assert!(!meta.vlan_valid);
         assert_ne!(
             meta.status & libc::TP_STATUS_USER,
@@ -78,6 +86,13 @@ fn transfer(test: &str, a_to_b: bool, flags: AfPacketFlags) {
         in_use, 0,
         "every block must be back with the kernel once payloads are dropped"
     );
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 #[test]

@@ -255,6 +255,15 @@ impl Metadata for PcapMeta {
     }
 }
 
+impl AfPacketMeta {
+    /// Whether `sec`/`nsec` is the NIC's raw hardware stamp (`TP_STATUS_TS_RAW_HARDWARE`);
+    /// otherwise a software one: the skb's (`TP_STATUS_TS_SOFTWARE`), or the time the ring
+    /// took the frame.
+    pub fn hardware_timestamp(&self) -> bool {
+        self.status & (1 << 31) != 0
+    }
+}
+
 impl Metadata for NetmapMeta {
     #[inline]
     fn into_enum(self) -> MetadataType {

@@ -40,6 +40,16 @@ impl Backend for AfPacket {
         })
     }
 
+    /// TX slots large enough for a 9018-byte frame (`frame_size - 48`); 64 KiB blocks hold
+    /// several received jumbo frames.
+    fn jumbo_flags() -> Result<AfPacketFlags, String> {
+        Ok(AfPacketFlags {
+            frame_size: 9088,
+            tx_frame_count: 64,
+            ..Self::flags()
+        })
+    }
+
     #[cfg(feature = "pcap")]
     fn filter_flags(expr: &str) -> Option<AfPacketFlags> {
         Some(AfPacketFlags {

@@ -35,6 +35,14 @@ impl Backend for Pcap {
         })
     }
 
+    /// `buffer_size` bounds what `send` takes; the receive pool follows `snaplen` by itself.
+    fn jumbo_flags() -> Result<PcapFlags, String> {
+        Ok(PcapFlags {
+            buffer_size: 9018,
+            ..Self::flags()
+        })
+    }
+
     fn savefile_portspec(path: &str) -> Option<String> {
         Some(format!("file:{path}"))
     }

@@ -59,6 +59,11 @@ pub trait Backend: 'static {
     fn filter_flags(_expr: &str) -> Option<<Self::S as Socket>::Flags> {
         None
     }
+    /// Flags of a socket that carries frames of [`JUMBO_MTU`] + 18 bytes both ways (the
+    /// `jumbo` case), or `Err(reason)` where the backend cannot.
+    fn jumbo_flags() -> Result<<Self::S as Socket>::Flags, String> {
+        Ok(Self::flags())
+    }
     /// The portspec replaying savefile `path`, for backends that read savefiles.
     fn savefile_portspec(_path: &str) -> Option<String> {
         None
@@ -83,6 +88,8 @@ type CaseResult = Result<Verdict, String>;
 
 /// MTU of the veth pair every case runs on.
 pub const MTU: usize = 1500;
+/// MTU of the veth pair of the `jumbo` case.
+pub const JUMBO_MTU: usize = 9000;
 const VLAN: u16 = 7;
 const WAIT: Duration = Duration::from_secs(3);
 
@@ -102,6 +109,7 @@ pub const CASES: &[&str] = &[
     "savefile_eof",
     "stats",
     "double_release",
+    "jumbo",
 ];
 
 /// Runs case `name` on backend `B`, prints its line, and panics if it failed. Returns the
@@ -109,6 +117,14 @@ pub const CASES: &[&str] = &[
 pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
     let r = match name {
         "savefile_eof" => Some(savefile_eof::<B>()),
+        "jumbo" => {
+            let opts = crate::PairOptions {
+                mtu: JUMBO_MTU as u32,
+                ..Default::default()
+            };
+            let pair = NetPair::for_test_with("confjumbo", opts)?;
+            Some(jumbo::<B>(&pair))
+        }
         _ => {
             let pair = NetPair::for_test(&format!("conf{}", name.replace('_', "")))?;
             Some(match name {
@@ -247,7 +263,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats double_release);
+            filter savefile_eof stats double_release jumbo);
     };
 }
 
@@ -381,6 +397,82 @@ fn rx_exact<B: Backend>(pair: &NetPair) -> CaseResult {
                     ));
                 }
             }
+            finish::<B>(&sock)
+        })
+    })
+}
+
+/// On a link of MTU 9000, frames of 9000, MTU + 14 and (802.1Q-tagged) MTU + 18 bytes, with
+/// small ones between them, arrive whole both ways: content exact, `len()` = `caplen()` = the
+/// frame's length; `capabilities().max_frame` says MTU + 14.
+fn jumbo<B: Backend>(pair: &NetPair) -> CaseResult {
+    if let Err(why) = B::jumbo_flags() {
+        return Ok(Verdict::NotApplicable(why));
+    }
+    let set = |first: u32| {
+        let mut v = vec![];
+        for (i, &(len, tagged)) in [
+            (9000, false),
+            (60, false),
+            (JUMBO_MTU + 14, false),
+            (4000, false),
+            (JUMBO_MTU + 18, true),
+            (1514, false),
+        ]
+        .iter()
+        .cycle()
+        .take(24)
+        .enumerate()
+        {
+            let seq = first + i as u32;
+            v.push(if tagged {
+                frames::tagged(seq, len, VLAN)
+            } else {
+                frames::frame(seq, len)
+            });
+        }
+        v
+    };
+    with_peer(pair, |peer| {
+        pair.in_a(|| {
+            let sock = open::<B>(&pair.veth_a, B::jumbo_flags()?)?;
+            let max = sock.capabilities().max_frame;
+            if max != JUMBO_MTU + 14 {
+                return Err(format!(
+                    "capabilities().max_frame {max} on an MTU {JUMBO_MTU} link (want {})",
+                    JUMBO_MTU + 14
+                ));
+            }
+            let sent = set(0);
+            let got = peer_to_sock(peer, &sock, &sent)?;
+            let bytes: Vec<Vec<u8>> = got.iter().map(|g| g.0.clone()).collect();
+            compare(&sent, &bytes).map_err(|e| format!("receive: {e}"))?;
+            for (i, (f, len, caplen, _)) in got.iter().enumerate() {
+                if *len as usize != f.len() || *caplen as usize != f.len() {
+                    return Err(format!(
+                        "frame {i}: len() {len}, caplen() {caplen}, frame {} bytes",
+                        f.len()
+                    ));
+                }
+            }
+            drop(bytes);
+            let sent = set(5000);
+            let mut got = vec![];
+            for f in &sent {
+                send_retry(&sock, f)?;
+                sock.try_flush().map_err(|e| format!("try_flush: {e}"))?;
+                let deadline = Instant::now() + WAIT;
+                while got.len() < sent.len() && Instant::now() < deadline {
+                    match peer.recv(Duration::from_millis(50)) {
+                        Some(f) if frames::is_test_frame(&f) => {
+                            got.push(f);
+                            break;
+                        }
+                        _ => sock.flush(),
+                    }
+                }
+            }
+            compare(&sent, &got).map_err(|e| format!("send: {e}"))?;
             finish::<B>(&sock)
         })
     })

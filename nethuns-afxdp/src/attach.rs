@@ -8,7 +8,7 @@
 //! the program goes with it, so no stale program is ever left on the interface. (A program
 //! attached through netlink, as libxdp does, would stay until someone removes it.)
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use nethuns_core::{Error, Result};
@@ -86,6 +86,7 @@ pub(crate) fn steer(
     netns: (u64, u64),
     queue: u32,
     mode: u32,
+    frags: bool,
     xsk_fd: i32,
 ) -> Result<XdpShare> {
     if queue >= MAX_QUEUES {
@@ -135,7 +136,9 @@ pub(crate) fn steer(
             // another reason than a program already there).
             let mut rx_meta = Ok(());
             let mut attached = None;
-            match metadata_program(&map, ifindex, mode) {
+            // Multi-buffer frames need a program that says it handles them (`xdp.frags`).
+            let prog_flags = if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 };
+            match metadata_program(&map, ifindex, mode, prog_flags) {
                 Ok(p) => match attach(&p) {
                     Ok(link) => attached = Some((p, Ok(link))),
                     Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
@@ -152,8 +155,12 @@ pub(crate) fn steer(
             let (prog, link) = match attached {
                 Some(pl) => pl,
                 None => {
-                    let prog = sys::load_redirect_program(&map)
-                        .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
+                    let prog = sys::load_xdp_program(
+                        &sys::redirect_program(map.as_raw_fd()),
+                        prog_flags,
+                        None,
+                    )
+                    .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
                     let link = attach(&prog);
                     (prog, link)
                 }
@@ -220,8 +227,8 @@ fn metadata_program(
     map: &OwnedFd,
     ifindex: u32,
     mode: u32,
+    prog_flags: u32,
 ) -> std::result::Result<OwnedFd, String> {
-    use std::os::fd::AsRawFd;
     if mode != XDP_FLAGS_DRV_MODE {
         return Err(format!(
             "{} runs no device-bound program (the kernel attaches those in native mode only), \
@@ -232,7 +239,7 @@ fn metadata_program(
     let k = rxmeta::kfuncs()?;
     sys::load_xdp_program(
         &rxmeta::metadata_program(map.as_raw_fd(), k),
-        sys::BPF_F_XDP_DEV_BOUND_ONLY,
+        sys::BPF_F_XDP_DEV_BOUND_ONLY | prog_flags,
         Some(ifindex),
     )
     .map_err(|e| {

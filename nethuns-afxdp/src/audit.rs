@@ -10,7 +10,7 @@ use crate::socket::Sock;
 /// concurrently otherwise).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FrameAudit {
-    /// Frames in the UMEM.
+    /// Frames in the UMEM, and jumbo buffers.
     pub total: u32,
     /// Frames on the fill ring, not yet taken by the kernel.
     pub fill_ring: u32,
@@ -24,6 +24,8 @@ pub struct FrameAudit {
     pub rx_spare: u32,
     /// TX frames free for `send`.
     pub tx_free: u32,
+    /// Jumbo buffers free for multi-buffer frames (counted in `total`, after the frames).
+    pub jumbo_free: u32,
     /// TX frames queued on the TX ring, not yet taken by the kernel.
     pub tx_ring: u32,
     /// TX frames on the completion ring, not yet reaped.
@@ -46,7 +48,7 @@ impl Sock {
     /// Finds every frame of the UMEM (see [`FrameAudit`]). Meant for tests and debugging:
     /// it allocates and walks every ring; call it when no traffic flows.
     pub fn audit_frames(&self) -> FrameAudit {
-        let total = self.layout.num_frames;
+        let total = self.layout.num_frames + self.umem.jumbo_count();
         let mut seen = vec![0u8; total as usize];
         let mut dup = Vec::new();
         let mut mark = |addr: u64| {
@@ -84,6 +86,10 @@ impl Sock {
         for &addr in self.tx_free.borrow().iter() {
             a.tx_free += 1;
             mark(addr);
+        }
+        for &j in self.jumbo_free.borrow().iter() {
+            a.jumbo_free += 1;
+            mark(self.umem.addr_of(j));
         }
         for d in self.tx.prod_outstanding() {
             a.tx_ring += 1;

@@ -11,6 +11,10 @@ pub const XDP_ZEROCOPY: u16 = 1 << 2;
 /// `bind_flags` bit: let the kernel say when it needs a wakeup syscall. Always set by this crate.
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
 
+/// `bind_flags` bit: multi-buffer frames (a frame may span several UMEM frames; Linux 6.6+).
+/// Set by this crate when the interface's MTU needs it ([`AfXdpFlags::segments_for`]).
+pub const XDP_USE_SG: u16 = 1 << 4;
+
 /// `xdp_flags` bit: accepted and ignored (a bpf_link never replaces another program anyway).
 pub const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1 << 0;
 /// `xdp_flags` bit: generic (SKB) mode: works on every device, copies through an skb.
@@ -106,7 +110,7 @@ impl AfXdpFlags {
     }
 
     pub(crate) fn layout(&self) -> Result<Layout> {
-        let known = XDP_COPY | XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP | XDP_SHARED_UMEM;
+        let known = XDP_COPY | XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP | XDP_SHARED_UMEM | XDP_USE_SG;
         if self.bind_flags & !known != 0 {
             return Err(Error::flag(
                 "bind_flags",
@@ -194,22 +198,50 @@ impl AfXdpFlags {
     }
 
     /// Checks that a frame of the largest size the interface can carry (`mtu` + Ethernet and
-    /// VLAN headers) fits in a frame after the kernel's headroom.
+    /// VLAN headers) can be received: in one frame after the kernel's headroom, or else as a
+    /// multi-buffer frame (`XDP_USE_SG`, Linux 6.6+) of at most [`MAX_SEGMENTS`] frames. The
+    /// error says which `frame_size` or MTU would work.
     pub fn check_mtu(&self, ifname: &str, mtu: u32) -> Result<()> {
         let room = self.frame_size.saturating_sub(XDP_PACKET_HEADROOM);
-        let need = mtu + 18;
-        if need > room {
+        let need = mtu.saturating_add(18);
+        if self.segments_for(mtu) > MAX_SEGMENTS {
+            let fit = |fs: u32| (fs - XDP_PACKET_HEADROOM) * MAX_SEGMENTS - 18;
+            let hint =
+                if self.frame_size < 4096 && need <= (4096 - XDP_PACKET_HEADROOM) * MAX_SEGMENTS {
+                    format!(
+                        "use frame_size 4096 (frames of up to MTU {}) or lower the MTU to {}",
+                        fit(4096),
+                        fit(self.frame_size)
+                    )
+                } else {
+                    format!(
+                        "lower the MTU to {} or less",
+                        fit(self.frame_size.max(2048))
+                    )
+                };
             return Err(Error::flag(
                 "frame_size",
                 format!(
-                    "{}: {ifname} has MTU {mtu}, so a frame needs {need} bytes after the {XDP_PACKET_HEADROOM}-byte headroom but has {room}; use frame_size 4096 or lower the MTU",
+                    "{}: {ifname} has MTU {mtu}, so a frame needs {need} bytes, more than \
+                     {MAX_SEGMENTS} frames of {room} bytes (after the {XDP_PACKET_HEADROOM}-byte \
+                     headroom) can hold; {hint}",
                     self.frame_size
                 ),
             ));
         }
         Ok(())
     }
+
+    /// How many UMEM frames the largest frame of an interface of MTU `mtu` takes (1: no
+    /// multi-buffer frames).
+    pub fn segments_for(&self, mtu: u32) -> u32 {
+        let room = self.frame_size.saturating_sub(XDP_PACKET_HEADROOM).max(1);
+        mtu.saturating_add(18).div_ceil(room)
+    }
 }
+
+/// The most UMEM frames one multi-buffer frame may span (the kernel's `MAX_SKB_FRAGS` + 1).
+pub const MAX_SEGMENTS: u32 = 18;
 
 /// A human name for an XDP mode.
 pub(crate) fn mode_name(mode: u32) -> &'static str {
@@ -339,12 +371,27 @@ mod tests {
     #[test]
     fn mtu_against_frame_size() {
         let f = AfXdpFlags::default();
-        assert_eq!(field(f.check_mtu("veth0", 9000).unwrap_err()), "frame_size");
+        // 9000 needs multi-buffer frames: 6 of 1792 bytes.
+        f.check_mtu("veth0", 9000).unwrap();
+        assert_eq!(f.segments_for(1500), 1);
+        assert_eq!(f.segments_for(9000), 6);
         let big = AfXdpFlags {
             frame_size: 4096,
-            ..f
+            ..f.clone()
         };
-        big.check_mtu("veth0", 3000).unwrap();
-        assert!(big.check_mtu("veth0", 4000).is_err());
+        assert_eq!(big.segments_for(3000), 1);
+        assert_eq!(big.segments_for(9000), 3);
+        // Beyond what 18 frames hold: the error names a frame_size or MTU that works.
+        let e = f.check_mtu("veth0", 65_000).unwrap_err();
+        assert_eq!(field(e), "frame_size");
+        let msg = f.check_mtu("veth0", 40_000).unwrap_err().to_string();
+        assert!(
+            msg.contains("use frame_size 4096 (frames of up to MTU 69102)"),
+            "{msg}"
+        );
+        assert!(msg.contains("lower the MTU to 32238"), "{msg}");
+        let msg = big.check_mtu("veth0", 70_000).unwrap_err().to_string();
+        assert!(msg.contains("lower the MTU to 69102"), "{msg}");
+        assert!(f.check_mtu("veth0", u32::MAX).is_err());
     }
 }

@@ -59,6 +59,10 @@ impl Sock {
     pub(crate) fn refill(&self) {
         let mut f = self.umem.take_released();
         if Umem::is_nil(f) {
+            if self.multi_buffer && !self.rx_spare.borrow().is_empty() {
+                // Segments of received multi-buffer frames wait in `rx_spare`.
+                self.refill_spare(0);
+            }
             return;
         }
         let mut spare = self.rx_spare.borrow_mut();
@@ -66,13 +70,26 @@ impl Sock {
         loop {
             // Read `next` before the frame can be reused (it is ours now either way).
             let next = self.umem.chain_next(f);
-            spare.push(self.umem.addr_of(f));
-            n += 1;
+            if self.multi_buffer && self.umem.is_jumbo(f) {
+                self.jumbo_free.borrow_mut().push(f);
+            } else {
+                spare.push(self.umem.addr_of(f));
+                n += 1;
+            }
             match next {
                 Some(x) => f = x,
                 None => break,
             }
         }
+        drop(spare);
+        self.refill_spare(n);
+    }
+
+    /// Moves the frames waiting in `rx_spare` to the fill ring (as many as fit), `n` of them
+    /// released by payloads.
+    #[inline]
+    fn refill_spare(&self, n: u64) {
+        let mut spare = self.rx_spare.borrow_mut();
         let room = self.fill.prod_free(spare.len() as u32) as usize;
         let k = room.min(spare.len());
         let from = spare.len() - k;
@@ -102,6 +119,17 @@ impl Sock {
         }
     }
 
+    /// Counts a frame queued on the TX ring (however many descriptors it took); submits a
+    /// full batch.
+    #[inline]
+    pub(crate) fn queued_one(&self) {
+        let pending = self.tx_pending.get() + 1;
+        self.tx_pending.set(pending);
+        if pending >= TX_BATCH {
+            self.submit_and_kick();
+        }
+    }
+
     /// Takes completed TX frames back onto the free list, in one batch.
     pub(crate) fn reap(&self) {
         let n = self.comp.cons_avail(u32::MAX);
@@ -118,7 +146,7 @@ impl Sock {
 
     /// Publishes pending TX descriptors and kicks the kernel while it needs it, until the TX
     /// ring is drained or the kernel cannot progress (bounded).
-    fn submit_and_kick(&self) -> Kick {
+    pub(crate) fn submit_and_kick(&self) -> Kick {
         let pending = self.tx_pending.get();
         if pending > 0 {
             self.tx.submit();
@@ -257,6 +285,24 @@ impl Sock {
         Err(e)
     }
 
+    /// The metadata of a received frame whose (first) descriptor had `addr` and `options`:
+    /// `len` bytes, `bytes` its data.
+    #[inline]
+    pub(crate) fn meta_for(&self, addr: u64, len: u32, options: u32, bytes: &[u8]) -> Meta {
+        let rx = self.rx_metadata_of(addr);
+        Meta {
+            len,
+            queue: self.queue,
+            options,
+            vlan: frame::outer_vlan(bytes),
+            rx_timestamp: rx.driver_ts,
+            xdp_timestamp: rx
+                .tai_ts
+                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
+            rx_hash: rx.hash,
+        }
+    }
+
     /// The RX timestamp and hash the steering program wrote in front of the frame at `addr`
     /// (see `rxmeta`), all `None` when it writes none.
     #[inline]
@@ -283,7 +329,12 @@ impl Sock {
     /// EtherType is 802.1Q (0x8100; the kernel's rule, [`frame::send_limit`]), at most a frame.
     #[inline]
     fn max_len_for(&self, packet: &[u8]) -> usize {
-        frame::send_limit(packet, self.max_tx_len).min(self.layout.frame_size as usize)
+        let limit = frame::send_limit(packet, self.max_tx_len);
+        if self.multi_buffer {
+            limit
+        } else {
+            limit.min(self.layout.frame_size as usize)
+        }
     }
 }
 
@@ -306,6 +357,9 @@ impl Socket for Sock {
             }
         }
         let XdpDesc { addr, len, options } = self.rx.pop();
+        if options & libc::XDP_PKT_CONTD != 0 {
+            return self.recv_multi(XdpDesc { addr, len, options });
+        }
         self.umem.mark_out(self.umem.frame_of(addr));
         self.handed_out.set(self.handed_out.get() + 1);
         // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
@@ -318,18 +372,7 @@ impl Socket for Sock {
         };
         // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
         // strips anything in SKB mode, and native drivers hand XDP the raw frame).
-        let rx = self.rx_metadata_of(addr);
-        let meta = Meta {
-            len,
-            queue: self.queue,
-            options,
-            vlan: frame::outer_vlan(bytes),
-            rx_timestamp: rx.driver_ts,
-            xdp_timestamp: rx
-                .tai_ts
-                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
-            rx_hash: rx.hash,
-        };
+        let meta = self.meta_for(addr, len, options, bytes);
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.
         let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
@@ -344,6 +387,9 @@ impl Socket for Sock {
         }
         if self.gone.get() {
             return self.refuse(Error::InterfaceDown(self.ifname.clone()));
+        }
+        if packet.len() > self.layout.frame_size as usize {
+            return self.send_multi(packet);
         }
         let addr = {
             let mut free = self.tx_free.borrow_mut();
@@ -375,11 +421,7 @@ impl Socket for Sock {
             len: packet.len() as u32,
             options: 0,
         });
-        let pending = self.tx_pending.get() + 1;
-        self.tx_pending.set(pending);
-        if pending >= TX_BATCH {
-            self.submit_and_kick();
-        }
+        self.queued_one();
         Ok(())
     }
 

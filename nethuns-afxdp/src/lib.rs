@@ -54,6 +54,21 @@
 //!   ring and leave once it is back); a packet longer than MTU + 14 bytes gives
 //!   [`Error::TooBigPacket`], one shorter than 14 bytes an [`Error::Generic`]. A `Sock` is
 //!   `AsRawFd`: `poll(2)` it for `POLLIN` to wait for frames instead of spinning.
+//! - **Multi-buffer frames**: where the interface's MTU makes a frame larger than a UMEM frame
+//!   after the kernel's 256-byte headroom (MTU 9000 with `frame_size` 2048 or 4096), the socket
+//!   binds with `XDP_USE_SG` (Linux 6.6+), its steering program declares `xdp.frags`, and a
+//!   frame spans several descriptors. Received, it is copied whole into a *jumbo buffer*
+//!   (mapped after the UMEM, one per as many receive frames as a frame spans) and handed out as
+//!   one contiguous payload; its segments go back to the fill ring at once. Sent, it is split
+//!   over as many TX frames. With every jumbo buffer held, `recv` says
+//!   [`Error::NoMemory`] and the frame waits on the RX ring. Single-buffer frames are
+//!   untouched (zero copy). An MTU beyond 18 frames is refused with the `frame_size` or MTU
+//!   that would work.
+//! - **Timestamps and RX hash**: in native mode the steering program is bound to the device
+//!   and asks the driver for each frame's RX timestamp and hash (XDP RX metadata kfuncs,
+//!   Linux 6.3+), with a software stamp (taken by the program) where the driver has no
+//!   timestamp; [`Metadata::timestamp`] and [`Metadata::rx_hash`] report them. In SKB mode,
+//!   or on a kernel without the kfuncs, there are none ([`Sock::rx_metadata`] says why).
 //! - **create(portspec, queue, flags)**: `portspec` is an interface name of the calling
 //!   thread's network namespace; `queue` is the queue to bind, `None` meaning queue 0. The
 //!   flags are checked before anything touches the kernel (each bad field is an
@@ -63,7 +78,7 @@
 //!   interface, the queue and the errno.
 //! - **Metadata** ([`Meta`]): frame length, the socket's queue, descriptor options, the outer
 //!   VLAN tag's TCI read from the frame (AF_XDP delivers the frame as on the wire, tag
-//!   included). AF_XDP descriptors carry **no timestamp**, so there is none.
+//!   included), and the XDP RX metadata above (timestamp, hash) where the program gets it.
 //! - **stats / capabilities**: see [`Socket::stats`] and [`Socket::capabilities`] on
 //!   [`Sock`] for how each field maps onto `XDP_STATISTICS`; the kernel's own counters are
 //!   [`Sock::native_stats`].
@@ -143,6 +158,8 @@ pub mod flags;
 #[cfg(target_os = "linux")]
 mod io;
 #[cfg(target_os = "linux")]
+mod multibuf;
+#[cfg(target_os = "linux")]
 mod netdev;
 #[cfg(target_os = "linux")]
 mod ring;
@@ -167,14 +184,14 @@ pub use features::{
 #[cfg(target_os = "linux")]
 pub use flags::{
     AfXdpFlags, XDP_COPY, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,
-    XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
+    XDP_USE_NEED_WAKEUP, XDP_USE_SG, XDP_ZEROCOPY,
 };
 #[cfg(target_os = "linux")]
 pub use socket::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 
-/// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag (no
-/// timestamp).
+/// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag, and the
+/// RX timestamp and hash where the steering program gets them.
 pub use nethuns_core::metadata::AfXdpMeta as Meta;
 pub use nethuns_core::reexports::*;

@@ -224,6 +224,23 @@ impl<T: Copy> Ring<T> {
         self.read(c)
     }
 
+    /// Entries available, the current window extended to everything the kernel published
+    /// (the rest of a multi-buffer frame, which the kernel publishes whole).
+    #[inline]
+    pub(crate) fn cons_more(&self) -> u32 {
+        let cons = self.cached_cons.get();
+        let avail = self.prod().load(Ordering::Acquire).wrapping_sub(cons);
+        self.cached_prod.set(cons.wrapping_add(avail));
+        avail
+    }
+
+    /// Puts the last entry read back (its slot was not given back yet): it is read again by
+    /// the next `pop`.
+    #[inline]
+    pub(crate) fn unpop(&self) {
+        self.cached_cons.set(self.cached_cons.get().wrapping_sub(1));
+    }
+
     /// Gives every read slot back to the kernel.
     #[inline]
     pub(crate) fn release(&self) {

@@ -51,8 +51,13 @@ pub struct Sock {
     pub(crate) layout: Layout,
     /// The interface's MTU when the socket was created.
     pub(crate) mtu: u32,
-    /// Largest untagged frame `send` takes: MTU + 14 (at most a frame).
+    /// Largest untagged frame `send` takes: MTU + 14 (at most a frame without multi-buffer
+    /// frames).
     pub(crate) max_tx_len: usize,
+    /// Multi-buffer frames (`XDP_USE_SG`): a frame may span several UMEM frames.
+    pub(crate) multi_buffer: bool,
+    /// Free jumbo buffers (indices after the UMEM's frames), for received multi-buffer frames.
+    pub(crate) jumbo_free: RefCell<Vec<u32>>,
     pub(crate) queue: u32,
     pub(crate) ifname: String,
     pub(crate) zero_copy: bool,
@@ -176,7 +181,7 @@ struct Options(u32);
 impl Sock {
     pub(crate) fn open(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {
         // Everything that needs no kernel first.
-        let layout = flags.layout()?;
+        let mut layout = flags.layout()?;
         let name = netdev::ifname(portspec)?;
         let queue = match queue {
             None => 0,
@@ -188,6 +193,17 @@ impl Sock {
         let ctx = |what: &str| format!("AF_XDP on {portspec} queue {queue}: {what}");
         let mtu = netdev::mtu(&name).map_err(|e| Error::os(ctx("reading the MTU"), e))?;
         flags.check_mtu(portspec, mtu)?;
+        // Frames larger than a UMEM frame: multi-buffer AF_XDP, and jumbo buffers to receive
+        // them whole.
+        let segments = flags.segments_for(mtu);
+        let multi_buffer = segments > 1;
+        let (jumbo_count, jumbo_size) = if multi_buffer {
+            layout.bind_flags |= crate::flags::XDP_USE_SG;
+            let size = (mtu as usize + 18).next_power_of_two() as u32;
+            ((layout.rx_frames / segments).max(1), size)
+        } else {
+            (0, 0)
+        };
         if let Some(mode) = attach::attached_mode(netdev::netns_id(), ifindex) {
             if mode != layout.xdp_mode {
                 return Err(Error::flag(
@@ -205,7 +221,12 @@ impl Sock {
             netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
         let link_events = netdev::link_events_socket()
             .map_err(|e| Error::os(ctx("creating a netlink socket for link events"), e))?;
-        let umem = Umem::new(layout.num_frames, layout.frame_size)?;
+        let umem = Umem::with_jumbo(
+            layout.num_frames,
+            layout.frame_size,
+            jumbo_count,
+            jumbo_size,
+        )?;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -300,6 +321,7 @@ impl Sock {
             netdev::netns_id(),
             queue,
             layout.xdp_mode,
+            multi_buffer,
             fd.as_raw_fd(),
         )?;
 
@@ -324,7 +346,18 @@ impl Sock {
             down: Cell::new(false),
             gone: Cell::new(false),
             mtu,
-            max_tx_len: (mtu as usize + ETH_HLEN).min(layout.frame_size as usize),
+            max_tx_len: if multi_buffer {
+                mtu as usize + ETH_HLEN
+            } else {
+                (mtu as usize + ETH_HLEN).min(layout.frame_size as usize)
+            },
+            multi_buffer,
+            jumbo_free: RefCell::new(
+                (0..jumbo_count)
+                    .rev()
+                    .map(|j| layout.num_frames + j)
+                    .collect(),
+            ),
             layout,
             queue,
             ifname: portspec.to_owned(),
@@ -502,6 +535,17 @@ fn bind(
                 start.elapsed().as_millis()
             ),
         },
+        (Some(libc::EINVAL | libc::EOPNOTSUPP), _)
+            if layout.bind_flags & crate::flags::XDP_USE_SG != 0 =>
+        {
+            format!(
+                ": the interface's MTU needs multi-buffer frames (XDP_USE_SG, Linux 6.6+; kernel \
+                 {} here) with frame_size {}; lower the MTU to {} for single-frame sockets",
+                crate::rxmeta::kernel_release(),
+                layout.frame_size,
+                layout.frame_size - crate::flags::XDP_PACKET_HEADROOM - 18
+            )
+        }
         (Some(libc::ENETDOWN), _) => ": the interface is down".to_owned(),
         _ => String::new(),
     };

@@ -30,6 +30,10 @@ pub(crate) const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
 /// `prog_flags`: the program only runs on the device of `prog_ifindex` (not offloaded), and
 /// may call that driver's XDP metadata kfuncs.
 pub(crate) const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
+/// `prog_flags`: the program understands multi-buffer frames (`xdp.frags`), which lets it be
+/// attached where frames can exceed a page (native mode with a large MTU) and see such frames
+/// whole in generic mode.
+pub(crate) const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// The `bpf_attr` image: 144 zeroed bytes, 8-byte aligned.
 #[repr(C, align(8))]
@@ -139,12 +143,6 @@ pub(crate) fn redirect_program(map_fd: i32) -> [Insn; 6] {
         insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP), // BPF_JMP | BPF_CALL
         insn(0x95, 0, 0, 0, 0),        // BPF_JMP | BPF_EXIT
     ]
-}
-
-/// Loads the redirect program for `map`. On failure the verifier's log is appended to the
-/// error message.
-pub(crate) fn load_redirect_program(map: &OwnedFd) -> io::Result<OwnedFd> {
-    load_xdp_program(&redirect_program(map.as_raw_fd()), 0, None)
 }
 
 /// Loads XDP program `insns` with `prog_flags`, bound to device `ifindex` when given (with

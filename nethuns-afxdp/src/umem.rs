@@ -3,6 +3,12 @@
 //! A [`BufferDesc`] is a UMEM address: the byte offset of a packet's first byte in the UMEM
 //! (frame base + the headroom the kernel left). Its frame is `addr / frame_size`.
 //!
+//! A socket whose frames may span several UMEM frames (multi-buffer AF_XDP, `XDP_USE_SG`)
+//! also has *jumbo buffers*: a region mapped right after the registered UMEM (the kernel never
+//! sees it), into which a multi-buffer frame is copied whole at receive. A jumbo buffer's
+//! address is its offset in the whole mapping (≥ the UMEM's length), so payloads, tokens and
+//! `release` treat it as any frame; its index comes after the UMEM's frames.
+//!
 //! Dropping a payload may happen on any thread. The frame goes onto a lock-free stack
 //! (one compare-and-swap); the socket's thread takes the whole stack with one swap when it
 //! refills the fill ring, in batches. Because frames leave the stack only through that
@@ -25,9 +31,16 @@ pub struct Umem {
 
 struct Inner {
     area: *mut u8,
+    /// Bytes registered with the kernel (`num_frames × frame_size`).
     len: usize,
+    /// Bytes mapped: `len` + the jumbo buffers.
+    mapped: usize,
     frame_shift: u32,
     num_frames: u32,
+    /// Jumbo buffers after the UMEM (0 without multi-buffer frames).
+    jumbo_count: u32,
+    /// log2 of a jumbo buffer's size.
+    jumbo_shift: u32,
     pool_id: u32,
     /// Head of the stack of released frames (frame index, NIL when empty).
     head: AtomicU32,
@@ -48,8 +61,8 @@ unsafe impl Sync for Inner {}
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // SAFETY: area/len are what mmap returned; no payload can outlive the last clone.
-        unsafe { libc::munmap(self.area.cast(), self.len) };
+        // SAFETY: area/mapped are what mmap returned; no payload can outlive the last clone.
+        unsafe { libc::munmap(self.area.cast(), self.mapped) };
     }
 }
 
@@ -65,13 +78,26 @@ impl std::fmt::Debug for Umem {
 
 impl Umem {
     /// Maps `num_frames × frame_size` bytes (both powers of two, checked by the flags).
+    #[cfg(test)]
     pub(crate) fn new(num_frames: u32, frame_size: u32) -> Result<Self> {
+        Self::with_jumbo(num_frames, frame_size, 0, 0)
+    }
+
+    /// Maps `num_frames × frame_size` bytes of UMEM followed by `jumbo_count` jumbo buffers of
+    /// `jumbo_size` bytes (a power of two; both 0 without multi-buffer frames).
+    pub(crate) fn with_jumbo(
+        num_frames: u32,
+        frame_size: u32,
+        jumbo_count: u32,
+        jumbo_size: u32,
+    ) -> Result<Self> {
         let len = num_frames as usize * frame_size as usize;
+        let mapped = len + jumbo_count as usize * jumbo_size as usize;
         // SAFETY: anonymous private mapping, no fd; result checked.
         let area = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
                 -1,
@@ -80,30 +106,52 @@ impl Umem {
         };
         if area == libc::MAP_FAILED {
             return Err(Error::last_os(format!(
-                "AF_XDP: mapping a UMEM of {num_frames} frames of {frame_size} bytes"
+                "AF_XDP: mapping a UMEM of {num_frames} frames of {frame_size} bytes \
+                 ({jumbo_count} jumbo buffers of {jumbo_size} bytes after it)"
             )));
         }
+        let all = num_frames + jumbo_count;
         Ok(Umem {
             inner: Arc::new(Inner {
                 area: area.cast(),
                 len,
+                mapped,
                 frame_shift: frame_size.trailing_zeros(),
                 num_frames,
+                jumbo_count,
+                jumbo_shift: jumbo_size.max(1).trailing_zeros(),
                 pool_id: next_pool_id(),
                 head: AtomicU32::new(NIL),
-                next: (0..num_frames).map(|_| AtomicU32::new(NIL)).collect(),
+                next: (0..all).map(|_| AtomicU32::new(NIL)).collect(),
                 released: AtomicU64::new(0),
                 #[cfg(debug_assertions)]
-                out: (0..num_frames)
+                out: (0..all)
                     .map(|_| std::sync::atomic::AtomicBool::new(false))
                     .collect(),
             }),
         })
     }
 
-    /// Base address of the UMEM (for `XDP_UMEM_REG`).
+    /// Base address and length of the UMEM (for `XDP_UMEM_REG`; the jumbo buffers after it
+    /// are not registered).
     pub(crate) fn area(&self) -> (*mut u8, usize) {
         (self.inner.area, self.inner.len)
+    }
+
+    /// Jumbo buffers (0 without multi-buffer frames).
+    pub(crate) fn jumbo_count(&self) -> u32 {
+        self.inner.jumbo_count
+    }
+
+    /// Bytes per jumbo buffer.
+    pub(crate) fn jumbo_size(&self) -> usize {
+        1 << self.inner.jumbo_shift
+    }
+
+    /// Whether index `frame` (from [`Umem::take_released`]) is a jumbo buffer.
+    #[inline]
+    pub(crate) fn is_jumbo(&self, frame: u32) -> bool {
+        frame >= self.inner.num_frames
     }
 
     /// Bytes per frame.
@@ -121,16 +169,45 @@ impl Umem {
         self.inner.released.load(Ordering::Relaxed)
     }
 
-    /// The frame index of a UMEM address.
+    /// The frame index of a UMEM address (a jumbo buffer's index after the frames).
     #[inline]
     pub(crate) fn frame_of(&self, addr: u64) -> u32 {
-        (addr >> self.inner.frame_shift) as u32
+        let i = &*self.inner;
+        if addr < i.len as u64 {
+            (addr >> i.frame_shift) as u32
+        } else {
+            i.num_frames + ((addr - i.len as u64) >> i.jumbo_shift) as u32
+        }
     }
 
-    /// The UMEM address of a frame's first byte.
+    /// The address of a frame's (or jumbo buffer's) first byte.
     #[inline]
     pub(crate) fn addr_of(&self, frame: u32) -> u64 {
-        (frame as u64) << self.inner.frame_shift
+        let i = &*self.inner;
+        if frame < i.num_frames {
+            (frame as u64) << i.frame_shift
+        } else {
+            i.len as u64 + (((frame - i.num_frames) as u64) << i.jumbo_shift)
+        }
+    }
+
+    /// Copies `n` bytes from address `from` to address `to` of the mapping (a received frame
+    /// segment into a jumbo buffer, both owned by the socket's thread).
+    #[inline]
+    pub(crate) fn copy_within(&self, from: u64, to: u64, n: usize) {
+        assert!(
+            from as usize + n <= self.inner.mapped && to as usize + n <= self.inner.mapped,
+            "UMEM copy out of range"
+        );
+        // SAFETY: both ranges lie in the mapping (checked above) and do not overlap (a UMEM
+        // frame and a jumbo buffer); the caller owns both.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.inner.area.add(from as usize),
+                self.inner.area.add(to as usize),
+                n,
+            )
+        }
     }
 
     /// Marks a frame as handed to a payload/token (debug builds check it was not already).
@@ -147,7 +224,7 @@ impl Umem {
     /// Copies `data` into frame memory at `addr` (a TX frame the socket owns).
     #[inline]
     pub(crate) fn write(&self, addr: u64, data: &[u8]) {
-        debug_assert!(addr as usize + data.len() <= self.inner.len);
+        debug_assert!(addr as usize + data.len() <= self.inner.mapped);
         // SAFETY: addr + len lies within the mapping (checked by the caller against frame
         // size), and TX frames on the socket's free list are owned by the socket alone.
         unsafe {
@@ -201,7 +278,10 @@ impl Context for Umem {
     #[inline]
     unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
         let addr = buf_idx.get();
-        debug_assert!(addr + size <= self.inner.len, "UMEM address out of range");
+        debug_assert!(
+            addr + size <= self.inner.mapped,
+            "UMEM address out of range"
+        );
         // SAFETY: (caller's contract) the buffer is owned by the caller and addr + size lies
         // within its frame, hence within the mapping.
         std::ptr::slice_from_raw_parts_mut(unsafe { self.inner.area.add(addr) }, size)
@@ -211,7 +291,7 @@ impl Context for Umem {
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.inner.pool_id, buf_idx);
         let frame = self.frame_of(buf_idx.get() as u64);
-        if frame >= self.inner.num_frames {
+        if frame >= self.inner.num_frames + self.inner.jumbo_count {
             debug_assert!(
                 false,
                 "release of UMEM address {} out of range",

@@ -189,17 +189,24 @@ fn zero_copy_on_veth_is_refused_clearly() {
 
 #[test]
 fn frame_size_too_small_for_mtu() {
+    // MTU 40000: more than 18 frames of 2048 bytes (the most one multi-buffer frame spans);
+    // the error names the frame_size that works, and that one opens.
     let Some(pair) = NetPair::for_test_with(
         "bigmtu",
         PairOptions {
             queues: 1,
-            mtu: 3000,
+            mtu: 40_000,
         },
     ) else {
         return;
     };
     let r = pair.in_a(|| Sock::create(&pair.veth_a, None, AfXdpFlags::default()));
+    let msg = match &r {
+        Err(e) => e.to_string(),
+        Ok(_) => String::new(),
+    };
     assert_eq!(field_of(r), "frame_size");
+    assert!(msg.contains("use frame_size 4096"), "{msg}");
     let f = AfXdpFlags {
         frame_size: 4096,
         ..AfXdpFlags::default()

@@ -42,6 +42,19 @@
 //! for every later [`Socket::create`] with [`DpdkOptions::set_process_default`].
 //! net_af_xdp posts 2048 mbufs to its fill ring at start: `num_mbufs` must be at least 2112.
 //!
+//! ## Jumbo frames
+//! A frame is one mbuf (multi-segment mbufs a driver delivers are dropped and counted in
+//! [`Sock::rx_multiseg_dropped`]; none of the virtual devices here makes them): for an
+//! interface of MTU 9000, give mbufs that hold the frame. net_af_packet over such an
+//! interface gets a ring whose frames hold MTU + 18 bytes (`framesz`/`blocksz` added to the
+//! devargs unless the portspec sets them) and needs mbufs of that ring frame (9184 bytes of
+//! `mbuf_default_buf_size` for MTU 9000; a smaller one is a flag error saying so). DPDK 22.11's
+//! net_af_xdp has no multi-buffer AF_XDP: over an MTU above 3000 `create` refuses with
+//! [`Error::Unsupported`] naming what works. RX timestamps ([`DpdkOptions::rx_timestamp`]):
+//! the dynamic mbuf field where the driver fills it, in the NIC's clock (so
+//! `Metadata::timestamp()` stays `None`); none of DPDK 22.11's virtual devices (net_ring,
+//! net_null, net_af_packet, net_af_xdp, net_tap) offers the offload.
+//!
 //! ## The contract
 //! - `send` takes 14 ≤ len ≤ MTU + 14 bytes (MTU + 18 with an 802.1Q outer tag), else
 //!   [`Error::TooSmallPacket`] / [`Error::TooBigPacket`]; the MTU is the kernel interface's

@@ -46,6 +46,9 @@ fn control<R>(f: impl FnOnce() -> R) -> R {
 /// Mbufs net_af_xdp takes from the mempool for its fill ring at queue setup, whatever the
 /// ring size (`ETH_AF_XDP_DFLT_NUM_DESCS`); with fewer free, the setup fails with EINVAL.
 const AF_XDP_FILL_MBUFS: u32 = 2048;
+/// The largest MTU net_af_xdp (DPDK 22.11) carries: a frame, its mbuf header and headroom and
+/// the kernel's XDP headroom must fit one 4096-byte UMEM frame.
+const AF_XDP_MAX_MTU: usize = 3000;
 
 const OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
 const OFFLOAD_TIMESTAMP: u64 = 1 << 14;
@@ -375,6 +378,44 @@ fn timestamp_field() -> Option<(i32, u64)> {
     (off >= 0 && (0..64).contains(&bit)).then(|| (off, 1u64 << bit))
 }
 
+/// The ring frame size (`framesz`) a `net_af_packet` device needs for the largest frame of
+/// its interface (MTU + 18 and the TPACKET_V2 header, 16-byte aligned), where the driver's
+/// default (2048) is too small and the portspec sets neither `framesz` nor `blocksz`.
+fn af_packet_framesz(spec: &PortSpec) -> Option<usize> {
+    if !spec.name.starts_with("net_af_packet")
+        || spec
+            .args
+            .split(',')
+            .any(|kv| kv.starts_with("framesz=") || kv.starts_with("blocksz="))
+    {
+        return None;
+    }
+    let k = spec.iface().and_then(KernelIface::open)?;
+    let need = (k.mtu as usize + 18 + 64).next_multiple_of(16);
+    (need > 2048).then_some(need)
+}
+
+/// The devargs to probe `spec` with: as given, except that a `net_af_packet` device over an
+/// interface whose MTU does not fit the driver's default ring frame gets `framesz`/`blocksz`
+/// that hold the largest frame ([`af_packet_framesz`]); otherwise the kernel would cut jumbo
+/// frames to 2 KiB.
+fn af_packet_ring_for_mtu(spec: &PortSpec) -> String {
+    match af_packet_framesz(spec) {
+        // The driver walks the ring as contiguous frames: a block must be a whole number of
+        // frames (and of pages, for the kernel).
+        Some(f) => format!("{},blocksz={},framesz={f}", spec.devargs(), lcm(f, 4096)),
+        None => spec.devargs(),
+    }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
 impl Port {
     /// Probes the device of `full` (hot-plug; an already present device is reused) and
     /// reserves it for this socket.
@@ -384,7 +425,7 @@ impl Port {
         let q16 = u16::try_from(q)
             .map_err(|_| Error::portspec(full, format!("queue {q} out of range")))?;
         let reservation = Reservation::take(&spec, full)?;
-        let devargs = CString::new(spec.devargs())
+        let devargs = CString::new(af_packet_ring_for_mtu(&spec))
             .map_err(|_| Error::portspec(full, "contains a NUL byte"))?;
         // SAFETY: devargs is a valid C string; EAL is initialised (Sock::create ensured it).
         let rc = unsafe { dpdk_sys::rte_dev_probe(devargs.as_ptr()) };
@@ -481,7 +522,24 @@ impl Port {
     ) -> Result<(Port, DpdkContext)> {
         let mut port = Self::open(full, queue)?;
         let what = format!("port {} ({}) queue {}", port.id, port.spec.name, port.queue);
-        let need = usize::from(port.info.mtu) + 18;
+        if port.info.driver == "net_af_xdp" && port.send_mtu() > AF_XDP_MAX_MTU {
+            return Err(Error::Unsupported(format!(
+                "{what}: {} has MTU {}, but this DPDK's net_af_xdp receives a frame into one \
+                 mbuf inside a 4096-byte UMEM frame (no multi-buffer AF_XDP), so frames over \
+                 about 3.5 KiB cannot arrive; lower the MTU to {AF_XDP_MAX_MTU} or less, or use \
+                 net_af_packet (or nethuns-afxdp, which carries multi-buffer frames)",
+                port.iface
+                    .as_ref()
+                    .map_or("the interface", |k| k.name.as_str()),
+                port.send_mtu()
+            )));
+        }
+        let mut need = usize::from(port.info.mtu) + 18;
+        if let Some(f) = af_packet_framesz(&port.spec) {
+            // net_af_packet copies a ring frame (less its 32-byte TPACKET header part) into
+            // one mbuf, and refuses mbufs that cannot hold a whole ring frame.
+            need = need.max(f - 32);
+        }
         if flags.max_frame() < need {
             return Err(Error::flag(
                 "mbuf_default_buf_size",

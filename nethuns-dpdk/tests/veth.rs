@@ -171,4 +171,26 @@ fn dpdk_over_veth() {
         Err(Error::InvalidFlag { field, .. }) => assert_eq!(field, "num_mbufs"),
         other => panic!("net_af_xdp with 1023 mbufs: {:?}", other.map(|_| ())),
     }
+
+    // MTU 9000: net_af_packet gets a ring whose frames hold it, and mbufs too small for
+    // that ring frame are a flag error naming the size that works; net_af_xdp cannot carry
+    // it, and says what can.
+    pair.ip_a(&["link", "set", &pair.veth_a, "mtu", "9000"])
+        .unwrap();
+    let spec = format!("net_af_packet0,iface={a}");
+    match pair.in_a(move || Sock::create(&spec, None, DpdkFlags::default())) {
+        Err(Error::InvalidFlag { field, reason }) => {
+            assert_eq!(field, "mbuf_default_buf_size");
+            assert!(reason.contains("use at least 9184"), "{reason}");
+        }
+        other => panic!(
+            "net_af_packet, MTU 9000, 2 KiB mbufs: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let spec = format!("net_af_xdp0,iface={a},start_queue=0");
+    match pair.in_a(move || Sock::create(&spec, None, DpdkFlags::default())) {
+        Err(Error::Unsupported(why)) => assert!(why.contains("net_af_packet"), "{why}"),
+        other => panic!("net_af_xdp, MTU 9000: {:?}", other.map(|_| ())),
+    }
 }

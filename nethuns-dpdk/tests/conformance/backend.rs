@@ -11,6 +11,10 @@ pub trait Vdev: 'static {
     const DRIVER_MBUFS: u32;
     /// The devargs of the device over `iface`.
     fn devargs(iface: &str) -> String;
+    /// Whether the driver carries frames of MTU 9000 (the `jumbo` case), or why not.
+    fn jumbo() -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The suite's backend for vdev `V`.
@@ -34,6 +38,16 @@ impl<V: Vdev> Backend for Dpdk<V> {
             mbuf_cache_size: 0,
             ..DpdkFlags::default()
         }
+    }
+
+    /// Mbufs that hold a frame of MTU 9000 + 18 bytes in one segment, and a net_af_packet
+    /// ring frame (9088 bytes, 32 of them header).
+    fn jumbo_flags() -> Result<DpdkFlags, String> {
+        V::jumbo()?;
+        Ok(DpdkFlags {
+            mbuf_default_buf_size: 9056 + 128,
+            ..Self::flags()
+        })
     }
 
     /// A mempool of `buffers` mbufs (at least the 64 DPDK needs for two bursts) beyond those

@@ -3,18 +3,34 @@
 //! A [`BufferDesc`] is a netmap buffer index. Payloads and tokens own buffers that were swapped
 //! out of RX slots, so the kernel never writes them; releasing one pushes its index onto the
 //! free extra-buffer pool (lock-free, from any thread).
+//!
+//! A packet spanning several slots (`NS_MOREFRAG`) is copied whole into a *jumbo buffer* of
+//! the context (a heap pool of [`JUMBO_BUFFERS`] buffers of [`JUMBO_SIZE`] bytes, lock-free as
+//! well), so that its payload is one slice; a jumbo buffer's descriptor is [`JUMBO_BASE`] plus
+//! its index in that pool (netmap buffer indices are `u32`, so the two never meet).
 
 use std::any::Any;
 use std::sync::Arc;
 
+use nethuns_core::pool::BufferPool;
 use nethuns_core::{next_pool_id, BufferDesc, Context};
 
 use crate::extra::ExtraPool;
 use crate::sys;
 
+/// Jumbo buffers per context: multi-slot packets that can be held at once.
+pub const JUMBO_BUFFERS: usize = 16;
+/// Bytes per jumbo buffer: the longest multi-slot packet received whole (longer ones are
+/// skipped with `TooBigPacket`).
+pub const JUMBO_SIZE: usize = 65536;
+/// Descriptors at and above this name jumbo buffers.
+pub const JUMBO_BASE: usize = 1 << 32;
+
 /// What a context shares between its clones.
 pub(crate) struct Shared {
     pub(crate) pool: ExtraPool,
+    /// Buffers for packets spanning several slots.
+    pub(crate) jumbo: BufferPool,
     pool_id: u32,
     nifp: *mut sys::netmap_if,
     /// Keeps the memory (and, for a real port, the file descriptor) alive; dropped last.
@@ -66,6 +82,7 @@ impl NetmapContext {
         NetmapContext {
             shared: Arc::new(Shared {
                 pool,
+                jumbo: BufferPool::new(JUMBO_BUFFERS, JUMBO_SIZE),
                 pool_id: next_pool_id(),
                 nifp,
                 _owner: owner,
@@ -82,6 +99,11 @@ impl NetmapContext {
     /// How many extra buffers are free now (not held by a payload or token).
     pub fn free_extra_buffers(&self) -> u32 {
         self.shared.pool.free()
+    }
+
+    /// Jumbo buffers free now (for packets spanning several slots).
+    pub fn free_jumbo_buffers(&self) -> usize {
+        self.shared.jumbo.free_count()
     }
 
     /// The size of every netmap buffer (`nr_buf_size`): the largest packet a slot holds.
@@ -114,6 +136,15 @@ impl Context for NetmapContext {
 
     #[inline]
     unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
+        if buf_idx.get() >= JUMBO_BASE {
+            // SAFETY: (caller's contract) the jumbo buffer is owned by the caller and `size`
+            // is within it.
+            return unsafe {
+                self.shared
+                    .jumbo
+                    .buffer_ptr(BufferDesc::new(buf_idx.get() - JUMBO_BASE), size)
+            };
+        }
         let mem = self.shared.pool.mem();
         let idx = buf_idx.get() as u32;
         assert!(
@@ -130,6 +161,15 @@ impl Context for NetmapContext {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.pool_id(), buf_idx);
+        if buf_idx.get() >= JUMBO_BASE {
+            // SAFETY: (caller's contract) a jumbo buffer this context handed out, released once.
+            unsafe {
+                self.shared
+                    .jumbo
+                    .put(BufferDesc::new(buf_idx.get() - JUMBO_BASE))
+            };
+            return;
+        }
         self.shared.pool.push(buf_idx.get() as u32);
     }
 }

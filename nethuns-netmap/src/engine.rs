@@ -8,9 +8,9 @@ use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::metadata::NetmapMeta;
 use nethuns_core::{check_frame_len, Error, Result, Stats, Token};
 
-use crate::context::NetmapContext;
+use crate::context::{NetmapContext, JUMBO_BASE, JUMBO_SIZE};
 use crate::region::Attached;
-use crate::ring::{rx_take, tx_pending, tx_put, Ring, Rx, Tx};
+use crate::ring::{rx_copy_chain, rx_skip, rx_take, tx_pending, tx_put, Ring, Rx, Tx};
 
 /// The kernel's side of a port: the syncs that move `tail` and exchange slots.
 pub(crate) trait Port {
@@ -30,10 +30,9 @@ pub(crate) struct Engine<P: Port> {
     rx_cur: Cell<usize>,
     tx_cur: Cell<usize>,
     label: String,
-    /// The largest untagged frame `send` takes (`min(buffer size, MTU + 14)`).
+    /// The largest untagged frame `send` takes: MTU + 14 (over several slots where it exceeds
+    /// a buffer), the buffer size where the MTU is unknown.
     max_frame: usize,
-    /// The largest frame a TX slot holds (the buffer size, at most `u16::MAX`).
-    buf_max: usize,
     /// Packets handed out by `recv_token`.
     received: Cell<u64>,
     /// Frames queued in a TX slot by `send`.
@@ -57,7 +56,6 @@ impl<P: Port> Engine<P> {
             tx_cur: Cell::new(0),
             label,
             max_frame: buf,
-            buf_max: buf,
             received: Cell::new(0),
             sent: Cell::new(0),
             send_errors: Cell::new(0),
@@ -74,10 +72,9 @@ impl<P: Port> Engine<P> {
     /// 802.1Q outer tag ([`frame::send_limit`]), never more than a buffer. `None` (MTU unknown: a VALE port) keeps the buffer
     /// size as the only limit.
     pub(crate) fn with_mtu(mut self, mtu: Option<u32>) -> Self {
-        let buf = Self::buf_limit(&self.ctx);
         if let Some(mtu) = mtu {
-            let mtu = mtu as usize;
-            self.max_frame = buf.min(mtu + ETH_HLEN);
+            // Frames larger than a buffer go out over several slots (`NS_MOREFRAG`).
+            self.max_frame = (mtu as usize + ETH_HLEN).min(JUMBO_SIZE);
         }
         self
     }
@@ -164,7 +161,10 @@ impl<P: Port> Engine<P> {
                         return Ok((token, meta));
                     }
                     Rx::NoExtra => return Err(Error::NoMemory),
-                    Rx::Fragmented { len } => return Err(Error::TooBigPacket(len)),
+                    Rx::Chain { slots, len } => {
+                        self.rx_cur.set(i);
+                        return self.recv_chain(ring, slots, len);
+                    }
                     Rx::Corrupt { slot, buf, len } => {
                         return Err(crate::netmap_error(
                             format!("receiving on {} RX ring {}", self.label, ring.index),
@@ -181,6 +181,49 @@ impl<P: Port> Engine<P> {
             }
         }
         Err(Error::NoPacket)
+    }
+
+    /// Receives the packet of `slots` slots at `head` of `ring` into a jumbo buffer.
+    #[cold]
+    fn recv_chain(&self, ring: &Ring, slots: u32, len: usize) -> Result<(Token, NetmapMeta)> {
+        if len > JUMBO_SIZE {
+            rx_skip(ring, slots);
+            return Err(Error::TooBigPacket(len));
+        }
+        // Every jumbo buffer held: the packet stays in the ring.
+        let desc = self.ctx.shared.jumbo.get().ok_or(Error::NoMemory)?;
+        // SAFETY: `desc` was just taken from the jumbo pool: this call owns it.
+        let dst = unsafe { &mut *self.ctx.shared.jumbo.buffer_ptr(desc, len) };
+        let n = match rx_copy_chain(ring, self.ctx.pool().mem(), slots, dst) {
+            Ok(n) => n,
+            Err(slot) => {
+                // SAFETY: `desc` is ours and handed to nobody.
+                unsafe { self.ctx.shared.jumbo.put(desc) };
+                return Err(crate::netmap_error(
+                    format!("receiving on {} RX ring {}", self.label, ring.index),
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("slot {slot} of a {slots}-slot packet is invalid; skipped"),
+                    ),
+                ));
+            }
+        };
+        let meta = NetmapMeta {
+            timestamp: ring.ts(),
+            len: n as u32,
+            ring: ring.index,
+            vlan: frame::outer_vlan(&dst[..n]),
+        };
+        // SAFETY: the jumbo buffer leaves the pool with this token and holds `n` bytes.
+        let token = unsafe {
+            Token::new(
+                nethuns_core::BufferDesc::new(JUMBO_BASE + desc.get()),
+                n as u32,
+                nethuns_core::Context::pool_id(&self.ctx),
+            )
+        };
+        self.received.set(self.received.get() + 1);
+        Ok((token, meta))
     }
 
     fn rx_sync(&self) -> Result<()> {
@@ -227,7 +270,7 @@ impl<P: Port> Engine<P> {
     }
 
     fn send_inner(&self, packet: &[u8]) -> Result<()> {
-        let max = frame::send_limit(packet, self.max_frame).min(self.buf_max);
+        let max = frame::send_limit(packet, self.max_frame);
         check_frame_len(packet.len(), ETH_HLEN, max)?;
         let mem = *self.ctx.pool().mem();
         let n = self.tx.len();

@@ -44,7 +44,12 @@
 //! held packet survives any number of later syncs. Dropping the payload (on any thread) puts
 //! the buffer back in the lock-free extra-buffer pool. [`NetmapFlags::extra_buf`] sizes that
 //! pool: when all are held, `recv` returns [`Error::NoMemory`] and the packet stays in the ring.
-//! A packet spanning several slots (`NS_MOREFRAG`) is skipped with [`Error::TooBigPacket`].
+//! A packet spanning several slots (`NS_MOREFRAG`, a frame larger than a buffer) is copied
+//! whole into one of the context's jumbo buffers (16 of 64 KiB) and handed out as one payload;
+//! its slots go back at once; with every jumbo buffer held `recv` says [`Error::NoMemory`] and
+//! the packet waits; one longer than 64 KiB is skipped with [`Error::TooBigPacket`]. `send`
+//! of a frame larger than a buffer (up to MTU + 14) fills as many slots, chained with
+//! `NS_MOREFRAG`.
 //!
 //! ## Errors, limits, statistics
 //! netmap's own failures (a `/dev/netmap` ioctl such as `NIOCCTRL` or `NIOCTXSYNC`, the `mmap`

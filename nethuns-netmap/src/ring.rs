@@ -111,10 +111,12 @@ pub(crate) enum Rx {
     },
     /// A packet is waiting but no extra buffer is free: nothing was taken, the packet stays.
     NoExtra,
-    /// A packet spanning several slots (`NS_MOREFRAG`) was skipped: its buffers stay in the
-    /// ring. `len` is its total length.
-    Fragmented {
-        /// Total length of the skipped packet.
+    /// A packet spanning `slots` slots from `head` (`NS_MOREFRAG` on all but the last), `len`
+    /// bytes in all; nothing taken yet ([`rx_copy_chain`] or [`rx_skip`] next).
+    Chain {
+        /// Slots of the packet.
+        slots: u32,
+        /// Total length.
         len: usize,
     },
     /// Slot `slot` named an invalid buffer or length; it was skipped.
@@ -147,8 +149,8 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
         )
     };
     if flags & NS_MOREFRAG != 0 {
-        // Walk to the last fragment; skip the whole packet only once it is complete.
-        let (mut i, mut total) = (head, len as usize);
+        // Walk to the last fragment; report the packet only once it is complete.
+        let (mut i, mut total, mut slots) = (head, len as usize, 1u32);
         loop {
             i = nm_ring_next(n, i);
             if i == tail {
@@ -163,9 +165,9 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
                 )
             };
             total += l;
+            slots += 1;
             if f & NS_MOREFRAG == 0 {
-                ring.advance(nm_ring_next(n, i));
-                return Rx::Fragmented { len: total };
+                return Rx::Chain { slots, len: total };
             }
         }
     }
@@ -190,6 +192,55 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
     Rx::Packet { buf, len }
 }
 
+/// Copies the packet of `slots` slots at `head` of an RX ring (an [`Rx::Chain`]) into `dst`
+/// (at least its length) and gives the slots back. `Err(slot)` if a slot names an invalid
+/// buffer or length: the whole chain is skipped.
+pub(crate) fn rx_copy_chain(
+    ring: &Ring,
+    mem: &BufMem,
+    slots: u32,
+    dst: &mut [u8],
+) -> Result<usize, u32> {
+    let (n, head) = (ring.num_slots, ring.head());
+    let (mut i, mut off) = (head, 0usize);
+    let mut bad = None;
+    for _ in 0..slots {
+        // SAFETY: the chain's slots are in the user's part of the ring (`rx_take` walked
+        // them), each index below `num_slots`.
+        let (buf, len) = unsafe {
+            let s = ring.slot(i);
+            (
+                addr_of!((*s).buf_idx).read_volatile(),
+                addr_of!((*s).len).read_volatile() as usize,
+            )
+        };
+        if bad.is_none() {
+            if !mem.valid(buf) || len > mem.buf_size() as usize || off + len > dst.len() {
+                bad = Some(i);
+            } else {
+                // SAFETY: `buf` is a valid buffer of the region holding `len` bytes, left to
+                // the user until `head` passes its slot.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(mem.buf(buf), dst[off..].as_mut_ptr(), len)
+                };
+                off += len;
+            }
+        }
+        i = nm_ring_next(n, i);
+    }
+    ring.advance(i);
+    bad.map_or(Ok(off), Err)
+}
+
+/// Gives the `slots` slots at `head` of an RX ring back without reading them.
+pub(crate) fn rx_skip(ring: &Ring, slots: u32) {
+    let (n, mut i) = (ring.num_slots, ring.head());
+    for _ in 0..slots {
+        i = nm_ring_next(n, i);
+    }
+    ring.advance(i);
+}
+
 /// Whether a TX step queued the packet.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Tx {
@@ -199,30 +250,46 @@ pub(crate) enum Tx {
     Full,
 }
 
-/// Copies `data` into the slot at `head` of a TX ring and moves `head` on. The caller checked
-/// `data.len() <= mem.buf_size()`.
+/// Copies `data` into the slots from `head` of a TX ring and moves `head` on: one slot, or,
+/// for a packet larger than a buffer, as many as it takes with `NS_MOREFRAG` on all but the
+/// last (all in this ring, or none).
 pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
-    let head = ring.head();
-    if sys::nm_ring_empty(head, ring.tail()) {
+    let (n, head) = (ring.num_slots, ring.head());
+    let room = (mem.buf_size() as usize).min(u16::MAX as usize);
+    let k = data.len().div_ceil(room).max(1) as u32;
+    if sys::nm_ring_space(n, head, ring.tail()) < k {
         return Tx::Full;
     }
-    debug_assert!(data.len() <= mem.buf_size() as usize && data.len() <= u16::MAX as usize);
-    // SAFETY: `head` is below `num_slots`; the slot is in the user's part of the ring.
-    let slot = unsafe { ring.slot(head) };
-    // SAFETY: as above.
-    let buf = unsafe { addr_of!((*slot).buf_idx).read_volatile() };
-    if !mem.valid(buf) {
-        // A slot the kernel left without a usable buffer: never write through it.
-        return Tx::Full;
+    let mut i = head;
+    for _ in 0..k {
+        // SAFETY: `i` is below `num_slots`; the slot is in the user's part of the ring.
+        let buf = unsafe { addr_of!((*ring.slot(i)).buf_idx).read_volatile() };
+        if !mem.valid(buf) {
+            // A slot the kernel left without a usable buffer: never write through it.
+            return Tx::Full;
+        }
+        i = nm_ring_next(n, i);
     }
-    // SAFETY: the slot's buffer belongs to the user side until `head` passes it, and `data`
-    // fits in it (checked by the caller).
-    unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), mem.buf(buf), data.len());
-        addr_of_mut!((*slot).len).write_volatile(data.len() as u16);
-        addr_of_mut!((*slot).flags).write_volatile(0);
+    let mut i = head;
+    let mut chunks = data.chunks(room).peekable();
+    while let Some(chunk) = chunks.next() {
+        // SAFETY: as above; the slot's buffer (valid, checked above) belongs to the user side
+        // until `head` passes it, and `chunk` fits in it.
+        unsafe {
+            let slot = ring.slot(i);
+            let buf = addr_of!((*slot).buf_idx).read_volatile();
+            std::ptr::copy_nonoverlapping(chunk.as_ptr(), mem.buf(buf), chunk.len());
+            addr_of_mut!((*slot).len).write_volatile(chunk.len() as u16);
+            let more = if chunks.peek().is_some() {
+                NS_MOREFRAG
+            } else {
+                0
+            };
+            addr_of_mut!((*slot).flags).write_volatile(more);
+        }
+        i = nm_ring_next(n, i);
     }
-    ring.advance(nm_ring_next(ring.num_slots, head));
+    ring.advance(i);
     Tx::Queued
 }
 

@@ -308,14 +308,23 @@ impl SimKernel {
                     "kernel: TX head {head} not between hwcur {hwcur} and tail {tail}"
                 );
                 let mut i = hwcur;
+                // A packet over several slots (`NS_MOREFRAG`) leaves as one frame.
+                let mut frame = Vec::new();
                 while i != head {
                     let slot = sys::ring_slot(ring, i);
                     let len = (*slot).len as usize;
                     assert!(len <= self.cfg.buf_size as usize);
                     let b = self.buf(ring, (*slot).buf_idx);
-                    self.sent[r].push(std::slice::from_raw_parts(b, len).to_vec());
+                    frame.extend_from_slice(std::slice::from_raw_parts(b, len));
+                    if (*slot).flags & NS_MOREFRAG == 0 {
+                        self.sent[r].push(std::mem::take(&mut frame));
+                    }
                     i = nm_ring_next(n, i);
                 }
+                assert!(
+                    frame.is_empty(),
+                    "kernel: TX head inside a multi-slot packet"
+                );
                 self.tx[r].hwcur = head;
                 if self.tx_complete {
                     (*ring).tail = (head + n - 1) % n;

@@ -281,13 +281,32 @@ fn send_takes_14_bytes_to_mtu_plus_14_and_4_more_when_tagged() {
 }
 
 #[test]
-fn an_mtu_over_the_buffer_size_leaves_the_buffer_size_as_limit() {
-    let (e, _k) = open(SimConfig::default());
+fn a_frame_over_the_buffer_size_goes_out_over_several_slots() {
+    // Buffers of 256 bytes, MTU 1500: a 1514-byte frame takes 6 slots (NS_MOREFRAG on 5),
+    // and the kernel sends it as one frame; the limit is the MTU's.
+    let (e, k) = open(SimConfig {
+        slots: 32,
+        ..Default::default()
+    });
     let e = e.with_mtu(Some(1500));
-    assert_eq!(e.max_frame(), 256);
-    let mut tagged = frames::frame(0, 257);
+    assert_eq!(e.max_frame(), 1514);
+    let mut tagged = frames::frame(0, 1518);
     tagged[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 0x05]);
-    assert!(matches!(e.send(&tagged), Err(Error::TooBigPacket(257))));
+    e.send(&frames::frame(1, 1514)).unwrap();
+    e.send(&frames::frame(2, 60)).unwrap();
+    e.send(&tagged).unwrap();
+    assert!(matches!(
+        e.send(&frames::frame(3, 1515)),
+        Err(Error::TooBigPacket(1515))
+    ));
+    assert_eq!(e.tx_pending(), 6 + 1 + 6);
+    e.tx_sync().unwrap();
+    let sent = k.borrow().sent[0].clone();
+    assert_eq!(sent.len(), 3);
+    frames::check(&sent[0], 1, 1514).unwrap();
+    frames::check(&sent[1], 2, 60).unwrap();
+    assert_eq!(sent[2], tagged);
+    assert_eq!(e.stats().sent, 3);
 }
 
 #[test]
@@ -331,15 +350,70 @@ fn a_port_out_of_netmap_mode_is_interface_down_and_other_sync_errors_are_netmap(
 }
 
 #[test]
-fn fragmented_packets_are_skipped_whole() {
+fn a_morefrag_chain_arrives_whole_in_a_jumbo_buffer() {
+    // A 1514-byte frame over six 256-byte slots (NS_MOREFRAG on all but the last) between two
+    // ordinary frames: it arrives as one payload, content exact, and its slots and the jumbo
+    // buffer all come back.
     let (e, k) = open(SimConfig::default());
+    let big = frames::frame(7, 1514);
     k.borrow_mut().inject(0, frames::frame(1, 64));
     k.borrow_mut()
-        .inject_fragments(0, vec![vec![1; 200], vec![2; 200], vec![3; 50]]);
+        .inject_fragments(0, big.chunks(256).map(<[u8]>::to_vec).collect());
     k.borrow_mut().inject(0, frames::frame(2, 64));
     let (t, _) = e.recv_token().unwrap();
-    drop(t.consume(e.context()));
-    assert!(matches!(e.recv_token(), Err(Error::TooBigPacket(450))));
+    assert_eq!(frames::seq_of(&t.consume(e.context())), Some(1));
+    let jumbo = e.context().free_jumbo_buffers();
+    let (t, meta) = e.recv_token().unwrap();
+    assert_eq!((meta.len, t.size()), (1514, 1514));
+    assert_eq!(e.context().free_jumbo_buffers(), jumbo - 1);
+    let p = t.consume(e.context());
+    assert_eq!(p[..], big[..]);
+    drop(p);
+    assert_eq!(e.context().free_jumbo_buffers(), jumbo);
+    let (t, _) = e.recv_token().unwrap();
+    assert_eq!(frames::seq_of(&t.consume(e.context())), Some(2));
+    assert_conserved(&e, &k.borrow(), &[]);
+}
+
+#[test]
+fn every_jumbo_buffer_held_is_no_memory_and_the_chain_waits() {
+    let (e, k) = open(SimConfig {
+        slots: 256,
+        ..Default::default()
+    });
+    let n = crate::context::JUMBO_BUFFERS as u32;
+    for seq in 0..=n {
+        let f = frames::frame(seq, 600);
+        k.borrow_mut()
+            .inject_fragments(0, f.chunks(256).map(<[u8]>::to_vec).collect());
+    }
+    let mut held = vec![];
+    for _ in 0..n {
+        held.push(e.recv_token().unwrap().0);
+    }
+    assert!(matches!(e.recv_token(), Err(Error::NoMemory)));
+    drop(held.remove(0).consume(e.context()));
+    let (t, _) = e.recv_token().unwrap();
+    let p = t.consume(e.context());
+    frames::check(&p, n, 600).unwrap();
+    drop(p);
+    for t in held {
+        drop(t.consume(e.context()));
+    }
+    assert_conserved(&e, &k.borrow(), &[]);
+}
+
+#[test]
+fn a_chain_longer_than_a_jumbo_buffer_is_skipped_whole() {
+    let (e, k) = open(SimConfig {
+        slots: 512,
+        ..Default::default()
+    });
+    let len = crate::context::JUMBO_SIZE + 100;
+    k.borrow_mut()
+        .inject_fragments(0, vec![vec![1u8; 256]; len.div_ceil(256)]);
+    k.borrow_mut().inject(0, frames::frame(2, 64));
+    assert!(matches!(e.recv_token(), Err(Error::TooBigPacket(l)) if l == 256 * len.div_ceil(256)));
     let (t, _) = e.recv_token().unwrap();
     assert_eq!(frames::seq_of(&t.consume(e.context())), Some(2));
     assert_conserved(&e, &k.borrow(), &[]);

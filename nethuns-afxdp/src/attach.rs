@@ -245,7 +245,7 @@ fn metadata_program(
     .map_err(|e| {
         format!(
             "kernel {} refused the device-bound metadata program: {e}",
-            rxmeta::kernel_release()
+            crate::features::kernel_release()
         )
     })
 }

@@ -73,18 +73,11 @@ pub(crate) fn kfuncs() -> Result<Kfuncs, String> {
             _ => Err(format!(
                 "kernel {} has no XDP RX metadata kfuncs (bpf_xdp_metadata_rx_timestamp/_rx_hash \
                  arrived in Linux 6.3)",
-                kernel_release()
+                crate::features::kernel_release()
             )),
         }
     })
     .clone()
-}
-
-/// `uname -r`.
-pub(crate) fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "(unknown)".into())
 }
 
 /// The type ids of the `BTF_KIND_FUNC` entries named `names` in the BTF blob `btf`.

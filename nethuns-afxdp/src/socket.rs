@@ -541,7 +541,7 @@ fn bind(
             format!(
                 ": the interface's MTU needs multi-buffer frames (XDP_USE_SG, Linux 6.6+; kernel \
                  {} here) with frame_size {}; lower the MTU to {} for single-frame sockets",
-                crate::rxmeta::kernel_release(),
+                crate::features::kernel_release(),
                 layout.frame_size,
                 layout.frame_size - crate::flags::XDP_PACKET_HEADROOM - 18
             )

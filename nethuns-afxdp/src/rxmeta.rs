@@ -330,4 +330,21 @@ mod tests {
             let _ = btf_func_ids(&btf[..n.min(btf.len())], &["x"]);
         }
     }
+
+    #[test]
+    fn arbitrary_btf_never_panics() {
+        let mut next = nethuns_testnet::pseudo_random(0x9e37_79b9_7f4a_7c15u64);
+        for _ in 0..20_000 {
+            let len = 24 + (next() % 300) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            b[0..2].copy_from_slice(&[0x9f, 0xeb]);
+            // A header that points inside the blob, so the type walk runs on garbage.
+            b[4..8].copy_from_slice(&24u32.to_le_bytes());
+            b[8..12].copy_from_slice(&0u32.to_le_bytes());
+            b[12..16].copy_from_slice(&((len as u32 - 24) / 2).to_le_bytes());
+            b[16..20].copy_from_slice(&((len as u32 - 24) / 2).to_le_bytes());
+            b[20..24].copy_from_slice(&((len as u32 - 24) / 2).to_le_bytes());
+            let _ = btf_func_ids(&b, &["bpf_xdp_metadata_rx_hash"]);
+        }
+    }
 }

@@ -227,4 +227,30 @@ mod tests {
         }
         assert_eq!(SavefileFormat::parse(b"not a savefile at all..."), None);
     }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Deterministic pseudo-random headers: random bytes, and random bytes behind each of
+        // the magics (so the pcapng block walk and option walk run on garbage).
+        let mut next = nethuns_testnet::pseudo_random(0x2545_f491_4f6c_dd1du64);
+        for round in 0..20_000 {
+            let len = (next() % 200) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let magic: u32 = match round % 4 {
+                0 => MAGIC_MICRO,
+                1 => MAGIC_NANO.swap_bytes(),
+                2 => PCAPNG_SHB,
+                _ => next() as u32,
+            };
+            if b.len() >= 12 {
+                b[0..4].copy_from_slice(&magic.to_le_bytes());
+                if round % 4 == 2 {
+                    b[8..12].copy_from_slice(&PCAPNG_BOM.to_le_bytes());
+                    let l = (next() % 64) as u32 * 4;
+                    b[4..8].copy_from_slice(&l.to_le_bytes());
+                }
+            }
+            let _ = SavefileFormat::parse(&b);
+        }
+    }
 }

@@ -65,6 +65,18 @@ pub fn require(test: &str, what: &str, present: bool) -> bool {
     false
 }
 
+/// A deterministic pseudo-random `u64` stream (xorshift64) from `seed` (non-zero): the input of
+/// the "arbitrary bytes never panic" checks of parsers, reproducible run after run.
+pub fn pseudo_random(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.max(1);
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// Runs a shell-free command, returning stdout or an error with the command line and stderr.
 pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(cmd)

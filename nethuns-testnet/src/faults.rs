@@ -37,8 +37,8 @@ use crate::{frames, NetPair};
 pub const CHILD_ENV: &str = "NETHUNS_FAULTS_CHILD";
 /// Open/close cycles of `open_close_cycles`.
 pub const CYCLES: usize = 1000;
-/// Descriptors the process may have gained over the cycles (other tests of the binary run
-/// meanwhile); one leaked per cycle would be [`CYCLES`].
+/// Descriptors the process may have gained over the cycles (threads of other tests of the
+/// binary may still be finishing); one leaked per cycle would be [`CYCLES`].
 pub const FD_SLACK: usize = 16;
 /// Resident memory the process may have gained over the cycles (32 MiB; 32 KiB per cycle).
 pub const RSS_SLACK: u64 = 32 << 20;
@@ -170,6 +170,10 @@ pub fn child_main<B: Backend>() {
 /// `fault_child` test. Prints one line, `faults: BACKEND SCENARIO: pass`, and panics on a
 /// failure (`n/a: why` where [`Backend::fault_not_applicable`] says so). Returns `None` where the machine cannot run network tests and nothing demands it.
 pub fn run_scenario<B: Backend>(name: &str, child_test: &str) -> Option<()> {
+    // One scenario at a time per process: the descriptor and memory counts of
+    // `open_close_cycles` are the process's, and must not see another scenario's sockets.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(why) = B::fault_not_applicable(name) {
         println!("faults: {} {name}: n/a: {why}", B::NAME);
         return Some(());

@@ -188,41 +188,6 @@ fn traffic_reaches_stack_after_drop() {
     assert!(seen, "frame reached the stack");
 }
 
-/// Close and reopen on the same queue, 1000 times, while busy threads compete for the CPUs:
-/// the kernel frees a closed socket's queue asynchronously, and a reopen waits for that
-/// instead of failing with "busy" (each create is bounded by the crate's 5 s wait).
-#[test]
-fn reopen_same_queue_under_contention() {
-    let Some(pair) = NetPair::for_test("reopen") else {
-        return;
-    };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let busy: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-            })
-        })
-        .collect();
-    let r = pair.in_a(|| {
-        for cycle in 0..1000 {
-            let s = Sock::create(&pair.veth_a, Some(0), AfXdpFlags::default())
-                .map_err(|e| format!("cycle {cycle}: {e}"))?;
-            drop(s);
-        }
-        Ok::<(), String>(())
-    });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for b in busy {
-        b.join().unwrap();
-    }
-    r.unwrap();
-}
-
 /// A second socket of this process on a taken queue is refused at once, naming the holder
 /// (not after a wait, and not as a socket "still being released").
 #[test]

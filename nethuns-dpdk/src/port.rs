@@ -149,8 +149,9 @@ pub(crate) struct Port {
     /// death, whichever comes first.
     promisc_hold: Option<std::os::fd::OwnedFd>,
     /// The network namespace the port was opened in: drivers over kernel interfaces
-    /// (net_af_packet) apply control operations by interface name in the calling thread's
-    /// namespace, and the socket may be dropped on a thread of another one.
+    /// (net_af_packet, net_af_xdp) apply control operations by interface name or index in the
+    /// calling thread's namespace, and the socket may be dropped on a thread of another one:
+    /// the teardown runs in this one.
     netns: Option<std::os::fd::OwnedFd>,
     /// The kernel interface behind the port (`iface=` of net_af_packet / net_af_xdp /
     /// net_tap), watched for deletion and link state.
@@ -818,36 +819,48 @@ fn current_netns() -> Option<std::os::fd::OwnedFd> {
     (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-/// Runs `f` on a short-lived thread inside namespace `ns` (or here, if entering it fails).
-fn in_netns(ns: &std::os::fd::OwnedFd, f: impl FnOnce() -> i32 + Send) {
-    use std::os::fd::AsRawFd;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: ns is a namespace descriptor; setns changes only this thread.
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            f()
-        });
-    });
+/// Whether `ns` is the calling thread's network namespace.
+fn is_current_netns(ns: &std::os::fd::OwnedFd) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata("/proc/thread-self/ns/net");
+    let there = ns
+        .try_clone()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    matches!((here, there), (Ok(a), Ok(b)) if (a.dev(), a.ino()) == (b.dev(), b.ino()))
 }
 
 impl Drop for Port {
+    /// The whole teardown runs in the namespace the port was opened in: drivers over kernel
+    /// interfaces act by interface name or index in the calling thread's namespace (libxdp
+    /// removes net_af_xdp's program by ifindex; net_af_packet clears promiscuity by name), and
+    /// a socket may be dropped on a thread of another namespace.
     fn drop(&mut self) {
-        control(|| self.teardown());
+        control(|| match self.netns.take() {
+            Some(ns) if !is_current_netns(&ns) => {
+                use std::os::fd::AsRawFd;
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        // SAFETY: ns is a namespace descriptor; setns changes only this
+                        // short-lived thread.
+                        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                        // The dropping thread holds the control lock for this one, and waits
+                        // for it.
+                        HOLDS_CONTROL.with(|h| h.set(true));
+                        self.teardown();
+                    });
+                });
+            }
+            _ => self.teardown(),
+        });
     }
 }
 
 impl Port {
     fn teardown(&mut self) {
         if self.promisc_set {
-            let id = self.id;
             // SAFETY: valid port, promiscuous mode enabled by this socket.
-            let disable = move || unsafe { dpdk_sys::rte_eth_promiscuous_disable(id) };
-            match &self.netns {
-                Some(ns) => in_netns(ns, disable),
-                None => {
-                    disable();
-                }
-            }
+            unsafe { dpdk_sys::rte_eth_promiscuous_disable(self.id) };
         }
         if self.started {
             // SAFETY: valid started port; nothing polls it any more (the socket is going).

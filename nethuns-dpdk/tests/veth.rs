@@ -63,7 +63,8 @@ fn check_all(got: &[Vec<u8>], what: &str) {
 }
 
 /// Promiscuous mode switched on by the socket is switched off when it goes (with
-/// net_af_packet the kernel interface would otherwise stay promiscuous).
+/// net_af_packet the kernel interface would otherwise stay promiscuous), and net_af_xdp's
+/// program is removed, also when the socket is dropped in another namespace.
 fn promiscuous_restored(pair: &NetPair, spec: &str, what: &str) {
     let spec = spec.to_owned();
     let sock = pair
@@ -74,6 +75,15 @@ fn promiscuous_restored(pair: &NetPair, spec: &str, what: &str) {
     assert!(
         !link.contains("PROMISC"),
         "{what}: left promiscuous: {link}"
+    );
+    // Dropped on this thread, outside the socket's namespace: the teardown still ran there
+    // (libxdp removes net_af_xdp's program by ifindex, in the calling thread's namespace).
+    let link = pair
+        .ip_a(&["-d", "-o", "link", "show", &pair.veth_a])
+        .unwrap();
+    assert!(
+        !link.contains("prog/xdp") && link.contains("promiscuity 0"),
+        "{what}: left behind at drop: {link}"
     );
 }
 

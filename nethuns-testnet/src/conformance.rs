@@ -73,6 +73,11 @@ pub trait Backend: 'static {
     fn check(_sock: &Self::S) -> Result<(), String> {
         Ok(())
     }
+    /// Why fault scenario `scenario` ([`crate::faults`]) does not apply to this backend (a
+    /// limitation of the engine, documented), or `None` where it runs.
+    fn fault_not_applicable(_scenario: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What a case found.

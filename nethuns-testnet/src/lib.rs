@@ -31,6 +31,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod conformance;
+pub mod faults;
 pub mod frames;
 pub mod io;
 pub mod peer;

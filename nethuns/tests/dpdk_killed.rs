@@ -1,24 +1,26 @@
 //! What DPDK's kernel-interface drivers leave on an interface when their process is killed
 //! (SIGKILL: no teardown runs), and what a later AF_XDP socket of nethuns finds there.
 //!
-//! The child is this test binary re-executed with [`CHILD_ENV`] set: it opens a DPDK socket on
+//! The child is this test binary re-executed (nethuns-testnet's `TestChild`): it opens a DPDK socket on
 //! the veth inside namespace a, says `ready`, and waits to be killed by the parent, by pid.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nethuns::af_xdp;
 use nethuns::dpdk;
 use nethuns_core::Socket;
+use nethuns_testnet::faults::TestChild;
 use nethuns_testnet::NetPair;
 
-const CHILD_ENV: &str = "NETHUNS_DPDK_KILLED_CHILD";
+/// The child on `devargs` in `ns` (SIGKILLed on drop).
+fn start(ns: &str, devargs: &str) -> TestChild {
+    TestChild::start("dpdk_child", &format!("{ns} {devargs}")).unwrap()
+}
 
-/// Not a test by itself: the child's body (does nothing unless [`CHILD_ENV`] is set).
+/// Not a test by itself: the child's body (does nothing unless the child variable is set).
 #[test]
 fn dpdk_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Ok(spec) = std::env::var(nethuns_testnet::faults::CHILD_ENV) else {
         return;
     };
     let (ns, devargs) = spec.split_once(' ').expect("NS DEVARGS");
@@ -26,59 +28,10 @@ fn dpdk_child() {
         dpdk::Sock::create(devargs, Some(0), dpdk::DpdkFlags::default())
     })
     .unwrap_or_else(|e| panic!("child: {devargs}: {e}"));
-    println!("child-ready");
+    nethuns_testnet::faults::child_ready();
     // Killed long before this ends.
     std::thread::sleep(Duration::from_secs(60));
     drop(sock);
-}
-
-/// The child on `devargs` in `ns`, once it said it is ready.
-struct ChildSock(std::process::Child);
-
-impl ChildSock {
-    fn start(ns: &str, devargs: &str) -> ChildSock {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "dpdk_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{ns} {devargs}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("re-executing the test binary");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if l.contains("child-ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let child = ChildSock(child);
-        assert!(
-            rx.recv_timeout(Duration::from_secs(60)).is_ok(),
-            "child on {devargs} never got ready"
-        );
-        child
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// SIGKILL, by pid, and reap.
-    fn kill(mut self) {
-        // SAFETY: kill(2) of our own child, by its pid (unreaped, so the pid is still its own).
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for ChildSock {
-    fn drop(&mut self) {
-        // A failed assertion: the child does not outlive the test.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `ip -d link show` of veth a, one line.
@@ -108,7 +61,7 @@ fn af_packet_killed_leaves_no_promiscuous_mode() {
     let Some(pair) = NetPair::for_test("dpdkkilledpkt") else {
         return;
     };
-    ChildSock::start(&pair.ns_a, &format!("net_af_packet0,iface={}", pair.veth_a)).kill();
+    start(&pair.ns_a, &format!("net_af_packet0,iface={}", pair.veth_a)).kill();
     let l = settled(&pair, not_promiscuous);
     assert!(not_promiscuous(&l), "after SIGKILL: {l}");
 }
@@ -118,7 +71,7 @@ fn af_xdp_killed_then_a_nethuns_af_xdp_socket_opens() {
     let Some(pair) = NetPair::for_test("dpdkkilledxdp") else {
         return;
     };
-    let child = ChildSock::start(
+    let child = start(
         &pair.ns_a,
         &format!("net_af_xdp0,iface={},start_queue=0", pair.veth_a),
     );

@@ -15,6 +15,10 @@ pub trait Vdev: 'static {
     fn jumbo() -> Result<(), String> {
         Ok(())
     }
+    /// Why a fault scenario does not apply to the driver (see nethuns-testnet's `faults`).
+    fn fault_not_applicable(_scenario: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The suite's backend for vdev `V`.
@@ -60,6 +64,10 @@ impl<V: Vdev> Backend for Dpdk<V> {
         })
     }
 
+    fn fault_not_applicable(scenario: &str) -> Option<&'static str> {
+        V::fault_not_applicable(scenario)
+    }
+
     /// Every mbuf is back in the mempool but those the driver holds for itself and at most
     /// two bursts (the socket's TX stash, a driver's TX ring not yet cleaned).
     fn check(sock: &Sock) -> Result<(), String> {
@@ -80,6 +88,7 @@ impl<V: Vdev> Backend for Dpdk<V> {
 
 /// Starts the EAL (default arguments) and runs every case on `V` (each case skips itself
 /// where the machine cannot make network namespaces).
+#[allow(dead_code)] // faults.rs starts the EAL itself
 pub fn run<V: Vdev>() {
     Eal::new().init().expect("EAL with the default arguments");
     conformance::run_all::<Dpdk<V>>();

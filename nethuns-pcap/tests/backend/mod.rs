@@ -1,0 +1,49 @@
+//! How the shared test suites (conformance, faults) open this backend.
+
+use nethuns_pcap::{PcapFlags, Sock};
+use nethuns_testnet::conformance::Backend;
+
+/// The backend, as the conformance suite and the fault scenarios open it.
+pub struct Pcap;
+
+impl Backend for Pcap {
+    type S = Sock;
+    const NAME: &'static str = "pcap";
+
+    fn portspec(iface: &str) -> String {
+        iface.to_owned()
+    }
+
+    fn flags() -> PcapFlags {
+        PcapFlags {
+            buffer_count: 1024,
+            ..PcapFlags::default()
+        }
+    }
+
+    fn small_pool_flags(buffers: usize) -> Option<PcapFlags> {
+        Some(PcapFlags {
+            buffer_count: buffers,
+            ..PcapFlags::default()
+        })
+    }
+
+    fn filter_flags(expr: &str) -> Option<PcapFlags> {
+        Some(PcapFlags {
+            filter: Some(expr.to_owned()),
+            ..Self::flags()
+        })
+    }
+
+    /// `buffer_size` bounds what `send` takes; the receive pool follows `snaplen` by itself.
+    fn jumbo_flags() -> Result<PcapFlags, String> {
+        Ok(PcapFlags {
+            buffer_size: 9018,
+            ..Self::flags()
+        })
+    }
+
+    fn savefile_portspec(path: &str) -> Option<String> {
+        Some(format!("file:{path}"))
+    }
+}

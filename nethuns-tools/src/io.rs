@@ -1,0 +1,211 @@
+//! The receive and send steps every tool shares: each error branch waits boundedly, looks at
+//! the stop flag, keeps the counters current and tells a link that is down from one that is
+//! gone.
+
+use std::time::{Duration, Instant};
+
+use nethuns::errors::Error;
+
+use crate::backend::Engine;
+use crate::exit::ToolError;
+use crate::report::Worker;
+use crate::signal;
+use crate::wait::{self, Backoff};
+
+/// What a receive that returned no packet means for the loop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// Nothing yet (waited up to [`wait::STEP`]); go on.
+    Again,
+    /// The savefile is done.
+    Eof,
+}
+
+/// A socket of a tool with what the error paths need.
+pub struct Port<S: Engine> {
+    /// The socket.
+    pub sock: S,
+    /// Its portspec, for messages.
+    pub portspec: String,
+    ifname: Option<String>,
+    fd: Option<std::os::fd::RawFd>,
+    next_link_check: Instant,
+}
+
+impl<S: Engine> Port<S> {
+    /// Wraps an open socket.
+    pub fn new(sock: S, portspec: &str) -> Self {
+        let fd = sock.capabilities().pollable_fd;
+        Port {
+            sock,
+            portspec: portspec.to_string(),
+            ifname: S::interface(portspec),
+            fd,
+            next_link_check: Instant::now(),
+        }
+    }
+
+    /// Reads the engine's counters into `w` (drops, send errors).
+    pub fn stats(&self, w: &mut Worker) {
+        if let Ok(s) = self.sock.stats() {
+            w.t.take_stats(&s);
+        }
+    }
+
+    /// Every 100 ms at most: whether the link is down (`None`: cannot tell), and an error if
+    /// the interface is gone.
+    fn check_link(&mut self, w: &mut Worker) -> Result<(), ToolError> {
+        let now = Instant::now();
+        if now < self.next_link_check {
+            return Ok(());
+        }
+        self.next_link_check = now + Duration::from_millis(100);
+        if let Some(name) = &self.ifname {
+            if !wait::interface_exists(name) {
+                return Err(ToolError::NoInterface(format!(
+                    "{}: interface {name} is gone",
+                    self.portspec
+                )));
+            }
+            if let Some(up) = link_up(name) {
+                w.t.down = !up;
+            }
+        }
+        Ok(())
+    }
+
+    /// The no-packet branch of a receive loop: `e` is what `recv` returned.
+    pub fn rx_idle(
+        &mut self,
+        e: Error,
+        w: &mut Worker,
+        idle: &mut Backoff,
+    ) -> Result<Idle, ToolError> {
+        if w.idle() {
+            self.stats(w);
+        }
+        match e {
+            Error::NoPacket => {
+                wait::readable(self.fd, idle);
+                self.check_link(w)?;
+                Ok(Idle::Again)
+            }
+            Error::Eof => Ok(Idle::Eof),
+            // Every buffer is held (by a payload, a token, the channel): let them come back.
+            Error::NoMemory => {
+                idle.wait();
+                Ok(Idle::Again)
+            }
+            Error::InterfaceDown(_) => {
+                w.t.down = true;
+                self.next_link_check = Instant::now();
+                self.check_link(w)?;
+                w.t.down = true;
+                std::thread::sleep(wait::STEP);
+                Ok(Idle::Again)
+            }
+            e => Err(ToolError::from_run(
+                &format!("receive on {}", self.portspec),
+                e,
+            )),
+        }
+    }
+
+    /// Sends `frame`, waiting while the transmit side is full or the link down; `Ok(false)`
+    /// when a stop was requested before it could go.
+    pub fn send(
+        &mut self,
+        frame: &[u8],
+        w: &mut Worker,
+        backoff: &mut Backoff,
+    ) -> Result<bool, ToolError> {
+        loop {
+            match self.sock.send(frame) {
+                Ok(()) => {
+                    backoff.reset();
+                    if w.t.down {
+                        w.t.down = false;
+                    }
+                    return Ok(true);
+                }
+                Err(Error::NoMemory) | Err(Error::NoPacket) => {
+                    self.sock.flush();
+                    self.check_link(w)?;
+                }
+                Err(Error::InterfaceDown(_)) => {
+                    w.t.down = true;
+                    self.next_link_check = Instant::now();
+                    self.check_link(w)?;
+                    w.t.down = true;
+                }
+                Err(e @ (Error::TooBigPacket(_) | Error::TooSmallPacket(_))) => {
+                    return Err(ToolError::Config(format!(
+                        "send on {}: {e} (the link takes {} to {} bytes)",
+                        self.portspec,
+                        self.sock.capabilities().min_frame,
+                        self.sock.capabilities().max_frame
+                    )))
+                }
+                Err(e) => {
+                    return Err(ToolError::from_run(
+                        &format!("send on {}", self.portspec),
+                        e,
+                    ))
+                }
+            }
+            if signal::stopped() {
+                return Ok(false);
+            }
+            if w.idle() {
+                self.stats(w);
+            }
+            backoff.wait();
+        }
+    }
+}
+
+/// Whether interface `name` is up and running (`SIOCGIFFLAGS`), `None` if it cannot be read.
+pub fn link_up(name: &str) -> Option<bool> {
+    if name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: plain socket call; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: fd is open, req a valid ifreq for SIOCGIFFLAGS.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags } as libc::c_int;
+    Some(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+}
+
+/// Opens one socket per queue of `queues` on `portspec`, in order (AF_PACKET fanout members
+/// are numbered in join order).
+pub fn open_all<S: Engine>(
+    portspec: &str,
+    queues: &[Option<usize>],
+    opts: &crate::backend::BackendOpts,
+    mut role: crate::backend::Role,
+) -> Result<Vec<Port<S>>, ToolError> {
+    role.members = queues.len();
+    queues
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            role.member = i;
+            S::open(portspec, q, opts, role).map(|s| Port::new(s, portspec))
+        })
+        .collect()
+}

@@ -101,6 +101,7 @@ impl Tally {
 pub struct Counters {
     v: [AtomicU64; 11],
     down: AtomicBool,
+    done: AtomicBool,
 }
 
 impl Default for Counters {
@@ -108,6 +109,7 @@ impl Default for Counters {
         let c = Counters {
             v: Default::default(),
             down: AtomicBool::new(false),
+            done: AtomicBool::new(false),
         };
         c.v[4].store(NONE, Relaxed);
         c.v[7].store(NONE, Relaxed);
@@ -218,6 +220,13 @@ impl Worker {
     /// Publishes the tally.
     pub fn publish(&self) {
         self.counters[self.index].store(&self.t);
+    }
+
+    /// Publishes the final tally: the totals need not wait for the sockets to close (closing
+    /// an AF_PACKET socket waits for an RCU grace period, tens of milliseconds).
+    pub fn finish(&self) {
+        self.publish();
+        self.counters[self.index].done.store(true, Relaxed);
     }
 }
 
@@ -474,8 +483,8 @@ impl Report {
         let mut prev = self.snapshot();
         let mut last_line = self.start;
         let mut stop_at: Option<Instant> = None;
-        loop {
-            std::thread::sleep(Duration::from_millis(5));
+        let reap = |handles: &mut Vec<Option<JoinHandle<Result<(), ToolError>>>>,
+                    errors: &mut Vec<ToolError>| {
             for h in handles.iter_mut() {
                 if h.as_ref().is_some_and(|h| h.is_finished()) {
                     match h.take().map(JoinHandle::join) {
@@ -491,7 +500,13 @@ impl Report {
                     }
                 }
             }
-            if handles.iter().all(Option::is_none) {
+        };
+        loop {
+            std::thread::sleep(Duration::from_millis(5));
+            reap(&mut handles, &mut errors);
+            let done = |i: usize| self.counters[i].done.load(Relaxed);
+            // Workers and queues: every queue done (or its threads gone).
+            if handles.iter().all(Option::is_none) || (0..self.counters.len()).all(done) {
                 break;
             }
             let now = Instant::now();
@@ -503,11 +518,11 @@ impl Report {
                 // 100 ms of the request whatever they do.
                 let at = *stop_at.get_or_insert(now);
                 if now - at >= Duration::from_millis(70) {
-                    for (i, h) in handles.iter().enumerate() {
-                        if h.is_some() {
+                    for (i, l) in self.labels.iter().enumerate() {
+                        if !done(i) {
                             eprintln!(
-                                "{}: {} has not stopped yet; its totals are its last report",
-                                self.tool, self.labels[i]
+                                "{}: {l} has not stopped yet; its totals are its last report",
+                                self.tool
                             );
                         }
                     }
@@ -539,6 +554,12 @@ impl Report {
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        // Let the sockets close (XDP programs detached, rings unmapped), for at most 3 s.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while handles.iter().any(Option::is_some) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            reap(&mut handles, &mut errors);
+        }
         match errors.into_iter().next() {
             Some(e) => {
                 eprintln!("{}: {e}", self.tool);

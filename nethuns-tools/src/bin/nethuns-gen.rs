@@ -156,7 +156,7 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
             }
             port.sock.flush();
             port.stats(&mut w);
-            w.publish();
+            w.finish();
             Ok(())
         }));
     }

@@ -79,7 +79,7 @@ fn meter<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                 }
             }
             port.stats(&mut w);
-            w.publish();
+            w.finish();
             Ok(())
         }));
     }

@@ -274,7 +274,10 @@ mod tests {
     #[test]
     fn checksums_are_right_for_every_port_and_size() {
         for v6 in [false, true] {
-            for size in [min_size(v6), 64, 65, 590, 1514] {
+            for size in [min_size(v6), 64, 65, 71, 590, 1514]
+                .into_iter()
+                .filter(|&s| s >= min_size(v6))
+            {
                 let t = Template::new(&ep(v6), size).unwrap();
                 let mut b = t.buffer();
                 for (sp, dp, seq) in [

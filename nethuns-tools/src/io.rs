@@ -45,10 +45,13 @@ impl<S: Engine> Port<S> {
         }
     }
 
-    /// Reads the engine's counters into `w` (drops, send errors).
+    /// Reads the engine's counters into `w` (drops, send errors), and whether the link is up.
     pub fn stats(&self, w: &mut Worker) {
         if let Ok(s) = self.sock.stats() {
             w.t.take_stats(&s);
+        }
+        if let Some(up) = self.ifname.as_deref().and_then(link_up) {
+            w.t.down = !up;
         }
     }
 
@@ -123,9 +126,6 @@ impl<S: Engine> Port<S> {
             match self.sock.send(frame) {
                 Ok(()) => {
                     backoff.reset();
-                    if w.t.down {
-                        w.t.down = false;
-                    }
                     return Ok(true);
                 }
                 Err(Error::NoMemory) | Err(Error::NoPacket) => {
@@ -200,6 +200,11 @@ pub fn open_all<S: Engine>(
     mut role: crate::backend::Role,
 ) -> Result<Vec<Port<S>>, ToolError> {
     role.members = queues.len();
+    if let Some(path) = portspec.strip_prefix("file:") {
+        if !std::path::Path::new(path).is_file() {
+            return Err(ToolError::File(format!("{portspec}: no such savefile")));
+        }
+    }
     queues
         .iter()
         .enumerate()

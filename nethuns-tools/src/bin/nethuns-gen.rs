@@ -26,7 +26,8 @@ struct Args {
     /// Frame sizes in bytes without FCS, used in turn (`64` or `64,512,1514`).
     #[arg(short = 's', long, value_delimiter = ',', default_value = "64")]
     size: Vec<usize>,
-    /// The simple IMIX instead of --size: 7 × 60, 4 × 590, 1 × 1514 bytes.
+    /// The simple IMIX instead of --size: 7 × 60, 4 × 590, 1 × 1514 bytes (70 instead of 60
+    /// over IPv6).
     #[arg(long)]
     imix: bool,
     /// Source MAC.
@@ -66,7 +67,12 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         src_ip: a.src_ip,
         dst_ip: a.dst_ip,
     };
-    let sizes = frames::pattern(&a.size, a.imix);
+    // IMIX over IPv6: the smallest frame grows to the smallest IPv6/UDP frame.
+    let min = frames::min_size(a.src_ip.is_ipv6());
+    let sizes: Vec<usize> = frames::pattern(&a.size, a.imix)
+        .into_iter()
+        .map(|s| if a.imix { s.max(min) } else { s })
+        .collect();
     if sizes.is_empty() {
         return Err(ToolError::Usage("no frame size".into()));
     }

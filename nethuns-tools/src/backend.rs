@@ -8,6 +8,10 @@
 //! - AF_XDP, DPDK and netmap: by construction, their receive path sees only frames arriving
 //!   from the wire (the XDP hook, the NIC's RX queue, the hardware ring).
 
+// Flags are built with `..Default::default()` even where every field is set today, so that a
+// field a backend adds later takes its default instead of breaking the build.
+#![allow(clippy::needless_update)]
+
 use clap::{Args, ValueEnum};
 use nethuns::api::Socket;
 use nethuns::errors::Error;
@@ -381,18 +385,20 @@ impl Engine for nethuns::af_packet::Sock {
             (_, true) => Some(Filter::Classic(vec![BpfInstruction::new(0x06, 0, 0, 0)])),
             (None, false) => None,
         };
-        let mut flags = nethuns::af_packet::AfPacketFlags::default();
-        flags.block_size = opts.afp_block_size;
-        flags.block_count = opts.afp_block_count;
-        flags.frame_size = opts.afp_frame_size;
-        flags.block_timeout_ms = opts.afp_block_timeout_ms;
-        flags.tx_frame_count = opts.afp_tx_frame_count;
-        flags.promiscuous = opts.afp_promiscuous;
-        flags.qdisc_bypass = opts.afp_qdisc_bypass;
-        flags.ignore_outgoing = opts.afp_ignore_outgoing || role.inbound_only;
-        flags.fanout = fanout;
-        flags.filter = filter;
-        flags.strip_vlan = opts.afp_strip_vlan;
+        let flags = nethuns::af_packet::AfPacketFlags {
+            block_size: opts.afp_block_size,
+            block_count: opts.afp_block_count,
+            frame_size: opts.afp_frame_size,
+            block_timeout_ms: opts.afp_block_timeout_ms,
+            tx_frame_count: opts.afp_tx_frame_count,
+            promiscuous: opts.afp_promiscuous,
+            qdisc_bypass: opts.afp_qdisc_bypass,
+            ignore_outgoing: opts.afp_ignore_outgoing || role.inbound_only,
+            fanout,
+            filter,
+            strip_vlan: opts.afp_strip_vlan,
+            ..Default::default()
+        };
         // Fanout members are numbered by the kernel in join order: the tools open queue
         // sockets in order, so member i is the i-th queue of the list.
         let member = queue.map(|_| role.member);
@@ -418,13 +424,15 @@ impl Engine for nethuns::af_xdp::Sock {
         _role: Role,
     ) -> Result<Self, ToolError> {
         no_filter(opts, "af-xdp")?;
-        let mut flags = nethuns::af_xdp::AfXdpFlags::default();
-        flags.bind_flags = opts.xdp_bind_flags;
-        flags.xdp_flags = opts.xdp_flags;
-        flags.num_frames = opts.xdp_num_frames;
-        flags.frame_size = opts.xdp_frame_size;
-        flags.tx_size = opts.xdp_tx_size;
-        flags.rx_size = opts.xdp_rx_size;
+        let flags = nethuns::af_xdp::AfXdpFlags {
+            bind_flags: opts.xdp_bind_flags,
+            xdp_flags: opts.xdp_flags,
+            num_frames: opts.xdp_num_frames,
+            frame_size: opts.xdp_frame_size,
+            tx_size: opts.xdp_tx_size,
+            rx_size: opts.xdp_rx_size,
+            ..Default::default()
+        };
         create(portspec, queue, flags)
     }
 
@@ -449,10 +457,12 @@ impl Engine for nethuns::dpdk::Sock {
                 .init()
                 .map_err(|e| ToolError::from_create("initialising the DPDK EAL", e))?;
         }
-        let mut flags = nethuns::dpdk::DpdkFlags::default();
-        flags.num_mbufs = opts.dpdk_num_mbufs;
-        flags.mbuf_cache_size = opts.dpdk_mbuf_cache_size;
-        flags.mbuf_default_buf_size = opts.dpdk_mbuf_default_buf_size;
+        let flags = nethuns::dpdk::DpdkFlags {
+            num_mbufs: opts.dpdk_num_mbufs,
+            mbuf_cache_size: opts.dpdk_mbuf_cache_size,
+            mbuf_default_buf_size: opts.dpdk_mbuf_default_buf_size,
+            ..Default::default()
+        };
         create(portspec, queue, flags)
     }
 
@@ -473,8 +483,10 @@ impl Engine for nethuns::netmap::Sock {
         _role: Role,
     ) -> Result<Self, ToolError> {
         no_filter(opts, "netmap")?;
-        let mut flags = nethuns::netmap::NetmapFlags::default();
-        flags.extra_buf = opts.netmap_extra_buf;
+        let flags = nethuns::netmap::NetmapFlags {
+            extra_buf: opts.netmap_extra_buf,
+            ..Default::default()
+        };
         create(portspec, queue, flags)
     }
 

@@ -124,7 +124,7 @@ impl Reader {
 
     /// The next packet: its time in ns since the epoch and its captured bytes; `None` at the
     /// end of the file.
-    pub fn next(&mut self) -> Result<Option<(u64, &[u8])>, ToolError> {
+    pub fn next_packet(&mut self) -> Result<Option<(u64, &[u8])>, ToolError> {
         match self.cap.next_packet() {
             Ok(p) => {
                 let ts = p.header.ts.tv_sec as u64 * 1_000_000_000 + p.header.ts.tv_usec as u64;

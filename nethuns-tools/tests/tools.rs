@@ -89,7 +89,11 @@ fn run_ok(ns: &str, tool: &str, args: &[&str], limit: Duration) -> Done {
 fn total(out: &str, queue: &str) -> Value {
     out.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "total" && (v["queue"] == queue || v["queue"].to_string() == queue))
+        .find(|v| {
+            v["event"] == "total"
+                && (v["queue"] == queue
+                    || v["queue"].as_u64().map(|q| q.to_string()).as_deref() == Some(queue))
+        })
         .unwrap_or_else(|| panic!("no totals line for {queue} in {out:?}"))
 }
 
@@ -579,7 +583,7 @@ fn replay_keeps_the_asked_rate_within_5_percent() {
         assert_eq!(d.code, Some(0), "{}", d.stderr);
         let mut r = Reader::open(got).unwrap();
         let (mut first, mut last, mut n) = (None, 0u64, 0u64);
-        while let Some((ts, data)) = r.next().unwrap() {
+        while let Some((ts, data)) = r.next_packet().unwrap() {
             assert_eq!(frames::seq_of(data), Some(n % 200), "{be}: frames in order");
             first.get_or_insert(ts);
             last = ts;
@@ -663,7 +667,7 @@ fn dump_is_read_back_by_tcpdump_with_nanoseconds() {
         }
         let mut r = Reader::open(file).unwrap();
         let mut seq = 0;
-        while let Some((_, data)) = r.next().unwrap() {
+        while let Some((_, data)) = r.next_packet().unwrap() {
             assert_eq!(data.len(), 50, "{be}: cut to the snaplen");
             assert_eq!(frames::seq_of(data), Some(seq), "{be}");
             seq += 1;

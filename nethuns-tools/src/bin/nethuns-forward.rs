@@ -72,6 +72,8 @@ fn engine_stats<S: Engine>(rx: &[&Port<S>], tx: &[&Port<S>], w: &mut Worker) {
 struct Limit {
     total: Arc<AtomicU64>,
     count: u64,
+    /// Frames per flush.
+    batch: u64,
 }
 
 impl Limit {
@@ -92,7 +94,6 @@ fn step<S: Engine>(
     idle: &mut Backoff,
     backoff: &mut Backoff,
     limit: &Limit,
-    batch: u64,
     wait: bool,
 ) -> Result<Option<Idle>, ToolError> {
     let caps = tx.sock.capabilities();
@@ -113,7 +114,7 @@ fn step<S: Engine>(
                     return Ok(None);
                 }
                 moved += 1;
-                if moved < batch && !signal::stopped() {
+                if moved < limit.batch && !signal::stopped() {
                     continue;
                 }
                 break;
@@ -162,8 +163,8 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         let limit = Limit {
             total: total.clone(),
             count: a.count,
+            batch: a.batch.max(1),
         };
-        let batch = a.batch.max(1);
         if a.channel {
             let (pusher, popper) = {
                 let ctx = nethuns::api::Socket::context(&rx.sock).clone();
@@ -249,7 +250,6 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     &mut idle,
                     &mut backoff,
                     &limit,
-                    batch,
                     !both,
                 )?;
                 if r == Some(Idle::Eof) {
@@ -263,7 +263,6 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                         &mut idle2,
                         &mut backoff,
                         &limit,
-                        batch,
                         false,
                     )?;
                     if r.is_none() && r2.is_none() {

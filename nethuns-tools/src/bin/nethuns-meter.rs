@@ -42,7 +42,7 @@ fn meter<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         &queues,
     );
     let total = Arc::new(AtomicU64::new(0));
-    let idle_ns = (a.idle > 0.0).then(|| (a.idle * 1e9) as u64);
+    let idle_ns = (a.idle > 0.0).then_some((a.idle * 1e9) as u64);
     let mut workers = vec![];
     for (i, mut port) in ports.into_iter().enumerate() {
         let mut w = report.worker(i);

@@ -60,7 +60,7 @@ fn replay<S: Engine>(a: &Args) -> Result<i32, ToolError> {
     let (first, last, packets) = {
         let mut r = Reader::open(&a.read)?;
         let (mut first, mut last, mut n) = (None, 0u64, 0u64);
-        while let Some((ts, _)) = r.next()? {
+        while let Some((ts, _)) = r.next_packet()? {
             first.get_or_insert(ts);
             last = ts;
             n += 1;
@@ -116,7 +116,7 @@ fn replay<S: Engine>(a: &Args) -> Result<i32, ToolError> {
             'all: while (loops == 0 || k < loops) && !signal::stopped() {
                 let mut r = Reader::open(&path)?;
                 let mut idx = 0u64;
-                while let Some((ts, data)) = r.next()? {
+                while let Some((ts, data)) = r.next_packet()? {
                     idx += 1;
                     if (idx - 1) % n != i as u64 {
                         continue;

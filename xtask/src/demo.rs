@@ -1,4 +1,5 @@
-//! `cargo xtask demo`: pkt-gen in one namespace, meter in the other, for every backend.
+//! `cargo xtask demo`: `nethuns-gen` in one namespace, `nethuns-meter` in the other, for every
+//! backend.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -96,6 +97,23 @@ pub fn build_tools(features: &str) -> Result<std::path::PathBuf, String> {
     Ok(util::root().join("target/release/examples"))
 }
 
+/// Builds the `nethuns-tools` binaries in release mode with `features`; returns their folder.
+pub fn build_nethuns_tools(features: &str) -> Result<std::path::PathBuf, String> {
+    util::cargo(
+        &[
+            "build",
+            "--release",
+            "-p",
+            "nethuns-tools",
+            "--no-default-features",
+            "--features",
+            features,
+        ],
+        &[],
+    )?;
+    Ok(util::root().join("target/release"))
+}
+
 /// A number after `"key":` in a one-line JSON object.
 pub fn json_num(line: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
@@ -105,17 +123,18 @@ pub fn json_num(line: &str, key: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
-/// One run of `pkt-gen` in `ns_a` against `meter` in `ns_b`; returns (tx pps, rx pps, rx packets).
+/// One run of `nethuns-gen` in `ns_a` against `nethuns-meter` in `ns_b`; returns (tx pps,
+/// rx pps, rx packets, dropped by the engine).
 pub fn run_pair(
     tools: &std::path::Path,
     pair: &NetPair,
     backend: &str,
     size: usize,
     seconds: f64,
-) -> Result<(f64, f64, u64), String> {
+) -> Result<(f64, f64, u64, Option<u64>), String> {
     let meter = Command::new("ip")
         .args(["netns", "exec", &pair.ns_b])
-        .arg(tools.join("meter"))
+        .arg(tools.join("nethuns-meter"))
         .args([
             "--backend",
             backend,
@@ -131,11 +150,11 @@ pub fn run_pair(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("starting meter: {e}"))?;
+        .map_err(|e| format!("starting nethuns-meter: {e}"))?;
     std::thread::sleep(Duration::from_millis(700));
     let gen = Command::new("ip")
         .args(["netns", "exec", &pair.ns_a])
-        .arg(tools.join("pkt-gen"))
+        .arg(tools.join("nethuns-gen"))
         .args([
             "--backend",
             backend,
@@ -148,30 +167,32 @@ pub fn run_pair(
             "--size",
             &size.to_string(),
             "--json",
+            "--quiet",
         ])
         .output()
-        .map_err(|e| format!("running pkt-gen: {e}"))?;
+        .map_err(|e| format!("running nethuns-gen: {e}"))?;
     let m = meter
         .wait_with_output()
-        .map_err(|e| format!("waiting for meter: {e}"))?;
+        .map_err(|e| format!("waiting for nethuns-meter: {e}"))?;
     let gen_out = String::from_utf8_lossy(&gen.stdout);
     let m_out = String::from_utf8_lossy(&m.stdout);
     if !gen.status.success() {
         return Err(format!(
-            "pkt-gen failed: {}",
+            "nethuns-gen failed: {}",
             String::from_utf8_lossy(&gen.stderr).trim()
         ));
     }
     if !m.status.success() {
         return Err(format!(
-            "meter failed: {}",
+            "nethuns-meter failed: {}",
             String::from_utf8_lossy(&m.stderr).trim()
         ));
     }
-    let tx = json_num(&gen_out, "pps").ok_or("pkt-gen printed no rate")?;
-    let rx = json_num(&m_out, "pps").ok_or("meter printed no rate")?;
-    let n = json_num(&m_out, "packets").unwrap_or(0.0) as u64;
-    Ok((tx, rx, n))
+    let tx = json_num(&gen_out, "tx_pps").ok_or("nethuns-gen printed no rate")?;
+    let rx = json_num(&m_out, "rx_pps").ok_or("nethuns-meter printed no rate")?;
+    let n = json_num(&m_out, "rx_packets").unwrap_or(0.0) as u64;
+    let dropped = json_num(&m_out, "dropped").map(|d| d as u64);
+    Ok((tx, rx, n, dropped))
 }
 
 /// `cargo xtask demo`.
@@ -207,7 +228,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .filter(|b| WIRED.contains(&b.name))
         .map(|b| b.feature)
         .collect();
-    let tools = build_tools(&features.join(","))?;
+    let tools = build_nethuns_tools(&features.join(","))?;
     nethuns_testnet::cleanup_stale();
     let pair = NetPair::new("demo", Default::default())?;
     let mut rows = vec![];
@@ -218,21 +239,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (ns_a, ns_b) = (pair.ns_a.clone(), pair.ns_b.clone());
     drop(pair);
     println!();
-    println!("| backend | pkt-gen Mpps | meter Mpps | received |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| backend | nethuns-gen Mpps | nethuns-meter Mpps | received | dropped by the engine |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     let mut failed = vec![];
     for (name, r) in &rows {
         match r {
-            Ok((tx, rx, n)) => println!("| {name} | {:.3} | {:.3} | {n} |", tx / 1e6, rx / 1e6),
+            Ok((tx, rx, n, d)) => println!(
+                "| {name} | {:.3} | {:.3} | {n} | {} |",
+                tx / 1e6,
+                rx / 1e6,
+                d.map_or("unknown".to_string(), |d| d.to_string())
+            ),
             Err(e) => {
-                println!("| {name} | failed | failed | {e} |");
+                println!("| {name} | failed | failed | {e} | |");
                 failed.push(*name);
             }
         }
     }
     for b in all.iter().filter(|b| b.unavailable.is_some()) {
         println!(
-            "| {} | n/a | n/a | {} |",
+            "| {} | n/a | n/a | {} | |",
             b.name,
             b.unavailable.unwrap_or_default()
         );

@@ -8,8 +8,9 @@
 //!   `RUSTC_BOOTSTRAP=1` on the stable toolchain) against its snapshot `api/CRATE.txt`: fails
 //!   naming the added (`+`) and removed (`-`) lines; `--bless` rewrites the snapshots after an
 //!   intended change (then review `git diff api/`). See [`api`].
-//! - `cargo xtask demo` — two namespaces joined by a veth pair, `pkt-gen` in one and `meter` in
-//!   the other for every backend compiled in; a table of achieved rates.
+//! - `cargo xtask demo` — two namespaces joined by a veth pair, `nethuns-gen` in one and
+//!   `nethuns-meter` in the other for every backend compiled in; a table of achieved rates and
+//!   the engine's drops.
 //! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
 //! - `cargo xtask test-vm` — the lab tests inside a QEMU guest with emulated NICs (see
@@ -38,7 +39,7 @@ commands:
   api [--bless]   compare each library crate's public API (rustdoc JSON) with api/CRATE.txt,
                   listing added (+) and removed (-) items; --bless rewrites the snapshots
   demo [--seconds S] [--size BYTES]
-                  pkt-gen -> meter across a veth pair for every backend compiled in
+                  nethuns-gen -> nethuns-meter across a veth pair for every backend compiled in
   bench [--quick] benchmarks against the raw engines (table + SVG in results/)
   test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
   test-vm ...     lab tests inside a QEMU guest with emulated NICs (cargo xtask test-vm --help)

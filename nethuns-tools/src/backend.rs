@@ -300,6 +300,10 @@ fn create<S: Socket>(
     S::create(portspec, queue, flags).map_err(|e| ToolError::from_create(&what, e))
 }
 
+#[cfg_attr(
+    not(any(feature = "af-xdp", feature = "dpdk", feature = "netmap")),
+    allow(dead_code)
+)]
 fn no_filter(opts: &BackendOpts, backend: &str) -> Result<(), ToolError> {
     match &opts.filter {
         Some(f) => Err(ToolError::Config(format!(

@@ -112,3 +112,34 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit status: 0 done (limit reached, end of file, or stopped by SIGINT/SIGTERM), 1 runtime \
 error, 2 usage error, 3 backend not compiled in, 4 configuration refused by the backend, \
 5 no such interface (or it went away), 6 savefile error.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+
+    #[test]
+    fn a_backend_not_compiled_in_names_its_feature() {
+        for b in Backend::ALL {
+            let e = b.not_compiled();
+            assert_eq!(e.code(), NOT_COMPILED);
+            assert!(
+                e.to_string()
+                    .contains(&format!("feature `{}`", b.feature())),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn create_errors_are_classified() {
+        let flag = ToolError::from_create("x", Error::flag("block_size", "bad"));
+        assert_eq!(flag.code(), CONFIG);
+        let gone = ToolError::from_create(
+            "x",
+            Error::os("bind", std::io::Error::from_raw_os_error(libc::ENODEV)),
+        );
+        assert_eq!(gone.code(), NO_INTERFACE);
+        assert_eq!(ToolError::from_run("x", Error::Unknown).code(), RUNTIME);
+    }
+}

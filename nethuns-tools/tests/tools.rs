@@ -368,6 +368,7 @@ fn sigint_and_sigterm_print_totals_within_100_ms() {
             let (t, out, code) =
                 totals_after_signal(child, libc::SIGTERM, Duration::from_millis(1500));
             let _ = std::fs::remove_file(&file);
+            eprintln!("{be} {tool}, idle link: totals {t:?} after SIGTERM");
             assert_eq!(code, Some(0), "{be} {tool}: {out}");
             assert!(
                 t <= Duration::from_millis(100),
@@ -591,6 +592,7 @@ fn replay_keeps_the_asked_rate_within_5_percent() {
         }
         assert_eq!(n, 2000, "{be}: 10 loops of 200");
         let rate = (n - 1) as f64 / ((last - first.unwrap()) as f64 / 1e9);
+        eprintln!("{be}: replay --pps 1000: {rate:.2} pps at the receiver");
         assert!(
             (rate - 1000.0).abs() <= 50.0,
             "{be}: replay at --pps 1000 measured {rate:.1} pps at the receiver"

@@ -111,7 +111,10 @@ pub fn build_nethuns_tools(features: &str) -> Result<std::path::PathBuf, String>
         ],
         &[],
     )?;
-    Ok(util::root().join("target/release"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| util::root().join("target"));
+    Ok(target.join("release"))
 }
 
 /// A number after `"key":` in a one-line JSON object.

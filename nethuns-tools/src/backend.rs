@@ -99,6 +99,15 @@ pub enum PcapDirection {
     Out,
 }
 
+/// Timestamp precision of a live pcap capture.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Nanoseconds (falls back to microseconds where libpcap cannot).
+    Nano,
+    /// Microseconds.
+    Micro,
+}
+
 /// AF_PACKET fanout mode (`PACKET_FANOUT_*`).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FanoutMode {
@@ -143,6 +152,14 @@ pub struct BackendOpts {
     /// default is 32, the tools take 1024 to absorb bursts).
     #[arg(long, default_value_t = 1024, help_heading = "pcap flags")]
     pub pcap_buffer_count: usize,
+    /// pcap: libpcap's kernel capture buffer in bytes (PcapOptions::kernel_buffer_bytes; 0:
+    /// libpcap's 2 MiB). The tools take 32 MiB: in immediate mode libpcap's ring has one
+    /// snaplen-sized slot per frame, so 2 MiB holds only ~30 frames at snaplen 65535.
+    #[arg(long, default_value_t = 32 << 20, help_heading = "pcap flags")]
+    pub pcap_kernel_buffer_bytes: u32,
+    /// pcap: timestamp precision asked of a live capture (PcapOptions::precision).
+    #[arg(long, value_enum, default_value = "nano", help_heading = "pcap flags")]
+    pub pcap_precision: Precision,
     /// pcap: capture direction (default: inout; `in` for nethuns-forward).
     #[arg(long, value_enum, help_heading = "pcap flags")]
     pub pcap_direction: Option<PcapDirection>,
@@ -331,7 +348,21 @@ impl Engine for nethuns::pcap::Sock {
             buffer_size: opts.pcap_buffer_size,
             buffer_count: opts.pcap_buffer_count,
         };
-        let s: Self = create(portspec, queue, flags)?;
+        let options = nethuns::pcap::PcapOptions {
+            kernel_buffer_bytes: (opts.pcap_kernel_buffer_bytes > 0)
+                .then_some(opts.pcap_kernel_buffer_bytes),
+            precision: match opts.pcap_precision {
+                Precision::Nano => nethuns::pcap::metadata::TsPrecision::Nano,
+                Precision::Micro => nethuns::pcap::metadata::TsPrecision::Micro,
+            },
+            ..Default::default()
+        };
+        let what = match queue {
+            Some(q) => format!("opening {portspec} queue {q}"),
+            None => format!("opening {portspec}"),
+        };
+        let s = Self::create_with_options(portspec, queue, flags, options)
+            .map_err(|e| ToolError::from_create(&what, e))?;
         let live = !portspec.starts_with(nethuns::pcap::FILE_PREFIX);
         let dir = match (opts.pcap_direction, role.inbound_only, role.tx_only) {
             (Some(d), _, _) => Some(d),

@@ -127,8 +127,10 @@ impl PcapFlags {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PcapOptions {
     /// The size of libpcap's kernel capture buffer (`pcap_set_buffer_size`: on Linux the
-    /// TPACKET ring) in bytes; `None` keeps libpcap's default (2 MiB). Not the pool's
-    /// [`PcapFlags::buffer_size`].
+    /// TPACKET ring) in bytes; `None` means [`DEFAULT_KERNEL_BUFFER_BYTES`] (32 MiB), not
+    /// libpcap's own 2 MiB: in immediate mode libpcap gives each frame a slot of `snaplen`
+    /// bytes, so 2 MiB at the default `snaplen` of 65535 holds 32 frames and drops at a few
+    /// tens of kpps. Not the pool's [`PcapFlags::buffer_size`].
     pub kernel_buffer_bytes: Option<u32>,
     /// The timestamp precision asked of a live capture (`pcap_set_tstamp_precision`). Where
     /// libpcap cannot stamp in nanoseconds the socket falls back to microseconds, and each
@@ -136,6 +138,10 @@ pub struct PcapOptions {
     /// read at its own precision.
     pub precision: TsPrecision,
 }
+
+/// The kernel capture buffer a live socket asks for when [`PcapOptions::kernel_buffer_bytes`]
+/// is `None`: 32 MiB, 512 slots of the default `snaplen`.
+pub const DEFAULT_KERNEL_BUFFER_BYTES: u32 = 32 << 20;
 
 impl Default for PcapOptions {
     fn default() -> Self {

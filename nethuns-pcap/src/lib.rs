@@ -49,7 +49,7 @@ mod format;
 mod savefile;
 mod sock;
 
-pub use flags::{PcapFlags, PcapOptions};
+pub use flags::{PcapFlags, PcapOptions, DEFAULT_KERNEL_BUFFER_BYTES};
 pub use format::{dlt_to_linktype, SavefileFormat};
 pub use savefile::Dumper;
 pub use sock::{Sock, FILE_PREFIX, TX_BATCH};

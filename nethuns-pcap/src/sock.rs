@@ -297,9 +297,10 @@ impl Sock {
             // libpcap keeps microseconds where it cannot stamp in nanoseconds; the precision
             // it settled on is read back after activation.
             .precision(pcap_precision(options.precision));
-        if let Some(b) = options.kernel_buffer_bytes {
-            cap = cap.buffer_size(b as i32);
-        }
+        let kernel_buffer = options
+            .kernel_buffer_bytes
+            .unwrap_or(crate::flags::DEFAULT_KERNEL_BUFFER_BYTES);
+        cap = cap.buffer_size(kernel_buffer as i32);
         let cap = cap
             .open()
             .map_err(|e| Error::engine("pcap", ctx("opening"), e))?;

@@ -57,6 +57,39 @@ static void bind_to(int fd, const char *iface, int ifindex, int protocol)
 		die("binding to %s: %s", iface, strerror(errno));
 }
 
+/* The receive ring and where the reader is. */
+struct rx_ring {
+	uint8_t *ring;
+	unsigned block;
+	uint64_t bytes; /* received bytes (rx_poll adds to it) */
+};
+
+/* One poll: if the current block is the user's, walk its packets, count, hand the block back.
+ * Returns the packets taken. */
+static inline uint32_t rx_poll(struct rx_ring *r)
+{
+	struct tpacket_block_desc *bd =
+		(struct tpacket_block_desc *)(r->ring + (size_t)r->block * BLOCK_SIZE);
+	uint32_t status = __atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+	if (!(status & TP_STATUS_USER))
+		return 0;
+	uint32_t n = bd->hdr.bh1.num_pkts;
+	uint8_t *p = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)p;
+		bytes += h->tp_snaplen;
+		p += h->tp_next_offset;
+	}
+	r->bytes += bytes;
+	/* Whole block read: give it back to the kernel. */
+	__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+	r->block = r->block + 1 == BLOCK_COUNT ? 0 : r->block + 1;
+	return n;
+}
+
+RAW_COST_RX(struct rx_ring, rx_poll)
+
 static int run_rx(const struct args *a)
 {
 	int ifindex;
@@ -84,38 +117,32 @@ static int run_rx(const struct args *a)
 		die("entering promiscuous mode on %s: %s", a->iface, strerror(errno));
 	bind_to(fd, a->iface, ifindex, htons(ETH_P_ALL));
 
+	struct rx_ring r = { ring, 0, 0 };
+	if (a->mode == MODE_COST_RX) {
+		run_cost_rx(&r, a);
+		munmap(ring, map_len);
+		close(fd);
+		return 0;
+	}
 	double cpu0 = cpu_seconds();
 	struct rx_clock c;
 	rx_clock_init(&c, a);
-	unsigned block = 0;
 	uint32_t since_check = 0;
 	for (;;) {
-		struct tpacket_block_desc *bd =
-			(struct tpacket_block_desc *)(ring + (size_t)block * BLOCK_SIZE);
-		uint32_t status = __atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
-		if (status & TP_STATUS_USER) {
-			uint32_t n = bd->hdr.bh1.num_pkts;
-			uint8_t *p = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
-			uint64_t bytes = 0;
-			for (uint32_t i = 0; i < n; i++) {
-				struct tpacket3_hdr *h = (struct tpacket3_hdr *)p;
-				bytes += h->tp_snaplen;
-				p += h->tp_next_offset;
-			}
+		uint32_t n = rx_poll(&r);
+		if (n > 0) {
 			c.pkts += n;
-			c.bytes += bytes;
 			since_check += n;
-			/* Whole block read: give it back to the kernel. */
-			__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-			block = block + 1 == BLOCK_COUNT ? 0 : block + 1;
 			if (since_check < 4096)
 				continue;
 		}
 		/* Every 4096 packets or when the ring is empty: not per packet. */
 		since_check = 0;
+		c.bytes = r.bytes;
 		if (rx_clock_check(&c))
 			break;
 	}
+	c.bytes = r.bytes;
 	double cpu = cpu_seconds() - cpu0;
 	munmap(ring, map_len);
 	close(fd);
@@ -131,6 +158,56 @@ static void kick(int fd, const char *iface)
 		if (e != EAGAIN && e != ENOBUFS && e != EINTR)
 			die("sendto on %s: %s", iface, strerror(e));
 	}
+}
+
+/* The transmit ring's geometry. */
+struct tx_ring {
+	int fd;
+	const char *iface;
+	uint8_t *ring;
+	uint32_t tx_block, per_block, frames;
+};
+
+/* Transmits until `count` frames are queued (0: no limit) or `limit` (monotonic seconds, 0:
+ * none) passes: fill free slots, one sendto per 32 frames, and when the ring is full. Returns
+ * the frames queued. */
+static __attribute__((noinline)) uint64_t tx_loop(const struct tx_ring *t, uint8_t *tmpl,
+						  size_t len, uint64_t count, double limit)
+{
+	uint64_t sent = 0;
+	uint32_t next = 0, queued = 0;
+	for (;;) {
+		uint8_t *slot = t->ring + (size_t)(next / t->per_block) * t->tx_block +
+				(size_t)(next % t->per_block) * FRAME_SIZE;
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
+		uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+		if (st != TP_STATUS_AVAILABLE && !(st & TP_STATUS_WRONG_FORMAT)) {
+			/* Ring full: submit what is queued, and look again later. */
+			kick(t->fd, t->iface);
+			queued = 0;
+			if (stop_requested || (limit > 0 && now_s() >= limit))
+				break;
+			continue;
+		}
+		set_seq(tmpl, sent);
+		memcpy(slot + TX_DATA_OFFSET, tmpl, len);
+		h->tp_len = (uint32_t)len;
+		h->tp_snaplen = (uint32_t)len;
+		h->tp_next_offset = 0;
+		__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+		next = next + 1 == t->frames ? 0 : next + 1;
+		sent++;
+		if (++queued == TX_BATCH || (count && sent >= count)) {
+			kick(t->fd, t->iface);
+			queued = 0;
+			if (stop_requested || (count && sent >= count) ||
+			    (limit > 0 && now_s() >= limit))
+				break;
+		}
+	}
+	if (queued)
+		kick(t->fd, t->iface);
+	return sent;
 }
 
 static int run_tx(const struct args *a)
@@ -175,40 +252,11 @@ static int run_tx(const struct args *a)
 	size_t len = (size_t)a->size;
 	make_frame(tmpl, len);
 
+	struct tx_ring t = { fd, a->iface, ring, tx_block, per_block, frames };
 	double cpu0 = cpu_seconds();
-	double start = now_s(), limit = start + a->duration;
-	uint64_t sent = 0;
-	uint32_t next = 0, queued = 0;
-	for (;;) {
-		uint8_t *slot = ring + (size_t)(next / per_block) * tx_block +
-				(size_t)(next % per_block) * FRAME_SIZE;
-		struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
-		uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-		if (st != TP_STATUS_AVAILABLE && !(st & TP_STATUS_WRONG_FORMAT)) {
-			/* Ring full: submit what is queued, and look again later. */
-			kick(fd, a->iface);
-			queued = 0;
-			if (stop_requested || now_s() >= limit)
-				break;
-			continue;
-		}
-		set_seq(tmpl, sent);
-		memcpy(slot + TX_DATA_OFFSET, tmpl, len);
-		h->tp_len = (uint32_t)len;
-		h->tp_snaplen = (uint32_t)len;
-		h->tp_next_offset = 0;
-		__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
-		next = next + 1 == frames ? 0 : next + 1;
-		sent++;
-		if (++queued == TX_BATCH) {
-			kick(fd, a->iface);
-			queued = 0;
-			if (stop_requested || now_s() >= limit)
-				break;
-		}
-	}
-	if (queued)
-		kick(fd, a->iface);
+	double start = now_s();
+	uint64_t sent = tx_loop(&t, tmpl, len, a->mode == MODE_COST_TX ? (uint64_t)a->count : 0,
+				a->mode == MODE_COST_TX ? 0 : start + a->duration);
 	double el = now_s() - start;
 	double cpu = cpu_seconds() - cpu0;
 	munmap(ring, map_len);
@@ -223,5 +271,7 @@ int main(int argc, char **argv)
 	struct args a = parse_args(argc, argv, 1, 0);
 	install_stop_handler();
 	pin(a.cpu);
-	return a.mode == MODE_RX ? run_rx(&a) : run_tx(&a);
+	if (a.mode == MODE_COST_LOOP)
+		die("--mode cost-loop: an in-process pair is DPDK's (raw_dpdk)");
+	return a.mode == MODE_RX || a.mode == MODE_COST_RX ? run_rx(&a) : run_tx(&a);
 }

@@ -57,6 +57,7 @@ struct xsk {
 	int fd, map_fd, prog_fd, link_fd;
 	int copy_mode;
 	const char *iface;
+	uint64_t bytes; /* received bytes (rx_poll adds to it) */
 };
 
 /* The redirect program, as nethuns-afxdp's sys::redirect_program:
@@ -197,10 +198,41 @@ static void xsk_open(struct xsk *x, const char *iface)
 		die("%s queue %u: adding the socket to the XSKMAP: %s", iface, QUEUE, strerror(-rc));
 }
 
+/* One poll of the RX ring: count, refill the fill ring, release; wakes the kernel when the
+ * fill ring asks and the ring was empty. Returns the packets taken. */
+static inline uint32_t rx_poll(struct xsk *x)
+{
+	uint32_t rx_idx;
+	uint32_t n = xsk_ring_cons__peek(&x->rx, RX_BATCH, &rx_idx);
+	if (n == 0) {
+		if (xsk_ring_prod__needs_wakeup(&x->fill))
+			recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		return 0;
+	}
+	uint32_t fill_idx;
+	/* The fill ring has a slot for every receive frame, so there is always room for the n
+	 * frames just received. */
+	if (xsk_ring_prod__reserve(&x->fill, n, &fill_idx) != n)
+		die("%s: no room on the fill ring for %u frames", x->iface, n);
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, rx_idx + i);
+		bytes += d->len;
+		*xsk_ring_prod__fill_addr(&x->fill, fill_idx + i) = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
+	}
+	xsk_ring_prod__submit(&x->fill, n);
+	xsk_ring_cons__release(&x->rx, n);
+	x->bytes += bytes;
+	return n;
+}
+
+RAW_COST_RX(struct xsk, rx_poll)
+
 static int run_rx(const struct args *a)
 {
 	struct xsk x;
 	xsk_open(&x, a->iface);
+	x.bytes = 0;
 	/* Every receive frame goes to the fill ring. */
 	uint32_t idx;
 	if (xsk_ring_prod__reserve(&x.fill, RX_FRAMES, &idx) != RX_FRAMES)
@@ -208,42 +240,31 @@ static int run_rx(const struct args *a)
 	for (uint32_t i = 0; i < RX_FRAMES; i++)
 		*xsk_ring_prod__fill_addr(&x.fill, idx + i) = (uint64_t)i * FRAME_SIZE;
 	xsk_ring_prod__submit(&x.fill, RX_FRAMES);
+	if (a->mode == MODE_COST_RX) {
+		run_cost_rx(&x, a);
+		xsk_close(&x);
+		return 0;
+	}
 
 	double cpu0 = cpu_seconds();
 	struct rx_clock c;
 	rx_clock_init(&c, a);
 	uint32_t since_check = 0;
 	for (;;) {
-		uint32_t rx_idx;
-		uint32_t n = xsk_ring_cons__peek(&x.rx, RX_BATCH, &rx_idx);
+		uint32_t n = rx_poll(&x);
 		if (n > 0) {
-			uint32_t fill_idx;
-			/* The fill ring has a slot for every receive frame, so there is always
-			 * room for the n frames just received. */
-			if (xsk_ring_prod__reserve(&x.fill, n, &fill_idx) != n)
-				die("%s: no room on the fill ring for %u frames", a->iface, n);
-			uint64_t bytes = 0;
-			for (uint32_t i = 0; i < n; i++) {
-				const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x.rx, rx_idx + i);
-				bytes += d->len;
-				*xsk_ring_prod__fill_addr(&x.fill, fill_idx + i) =
-					d->addr & ~(uint64_t)(FRAME_SIZE - 1);
-			}
-			xsk_ring_prod__submit(&x.fill, n);
-			xsk_ring_cons__release(&x.rx, n);
 			c.pkts += n;
-			c.bytes += bytes;
 			since_check += n;
 			if (since_check < 4096)
 				continue;
-		} else if (xsk_ring_prod__needs_wakeup(&x.fill)) {
-			recvfrom(x.fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		}
 		/* Every 4096 packets or when the ring is empty: not per packet. */
 		since_check = 0;
+		c.bytes = x.bytes;
 		if (rx_clock_check(&c))
 			break;
 	}
+	c.bytes = x.bytes;
 	double cpu = cpu_seconds() - cpu0;
 	xsk_close(&x);
 	print_rx_totals(a, &c, cpu);
@@ -260,6 +281,50 @@ static void kick_tx(struct xsk *x)
 		if (e != EAGAIN && e != EBUSY && e != ENOBUFS && e != EINTR)
 			die("%s: sendto: %s", x->iface, strerror(e));
 	}
+}
+
+/* Transmits until `count` frames are queued (0: no limit) or `limit` (monotonic seconds, 0:
+ * none) passes: reap completions, fill up to 32 free frames, submit, kick. Returns the frames
+ * submitted. */
+static __attribute__((noinline)) uint64_t tx_loop(struct xsk *xp, uint64_t *free_tx, uint32_t nfree,
+						  uint8_t *tmpl, size_t len, uint64_t count, double limit)
+{
+	struct xsk x = *xp;
+	uint64_t sent = 0;
+	for (;;) {
+		/* Reap completions: their frames are free again. */
+		uint32_t cidx;
+		uint32_t done = xsk_ring_cons__peek(&x.comp, COMP_SIZE, &cidx);
+		for (uint32_t i = 0; i < done; i++)
+			free_tx[nfree++] = *xsk_ring_cons__comp_addr(&x.comp, cidx + i) &
+					   ~(uint64_t)(FRAME_SIZE - 1);
+		if (done)
+			xsk_ring_cons__release(&x.comp, done);
+		uint32_t k = nfree < TX_BATCH ? nfree : TX_BATCH;
+		if (count && count - sent < k)
+			k = (uint32_t)(count - sent);
+		uint32_t tidx;
+		if (k > 0 && xsk_ring_prod__reserve(&x.tx, k, &tidx) == k) {
+			for (uint32_t i = 0; i < k; i++) {
+				uint64_t addr = free_tx[--nfree];
+				uint8_t *p = xsk_umem__get_data(x.area, addr);
+				set_seq(tmpl, sent + i);
+				memcpy(p, tmpl, len);
+				struct xdp_desc *d = xsk_ring_prod__tx_desc(&x.tx, tidx + i);
+				d->addr = addr;
+				d->len = (uint32_t)len;
+				d->options = 0;
+			}
+			xsk_ring_prod__submit(&x.tx, k);
+			sent += k;
+		}
+		/* Kick also when nothing was free: the kernel completes frames in sendto. */
+		kick_tx(&x);
+		if (stop_requested || (count && sent >= count) || (limit > 0 && now_s() >= limit))
+			break;
+	}
+	*xp = x;
+	return sent;
 }
 
 static int run_tx(const struct args *a)
@@ -279,38 +344,10 @@ static int run_tx(const struct args *a)
 	make_frame(tmpl, len);
 
 	double cpu0 = cpu_seconds();
-	double start = now_s(), limit = start + a->duration;
-	uint64_t sent = 0;
-	for (;;) {
-		/* Reap completions: their frames are free again. */
-		uint32_t cidx;
-		uint32_t done = xsk_ring_cons__peek(&x.comp, COMP_SIZE, &cidx);
-		for (uint32_t i = 0; i < done; i++)
-			free_tx[nfree++] = *xsk_ring_cons__comp_addr(&x.comp, cidx + i) &
-					   ~(uint64_t)(FRAME_SIZE - 1);
-		if (done)
-			xsk_ring_cons__release(&x.comp, done);
-		uint32_t k = nfree < TX_BATCH ? nfree : TX_BATCH;
-		uint32_t tidx;
-		if (k > 0 && xsk_ring_prod__reserve(&x.tx, k, &tidx) == k) {
-			for (uint32_t i = 0; i < k; i++) {
-				uint64_t addr = free_tx[--nfree];
-				uint8_t *p = xsk_umem__get_data(x.area, addr);
-				set_seq(tmpl, sent + i);
-				memcpy(p, tmpl, len);
-				struct xdp_desc *d = xsk_ring_prod__tx_desc(&x.tx, tidx + i);
-				d->addr = addr;
-				d->len = (uint32_t)len;
-				d->options = 0;
-			}
-			xsk_ring_prod__submit(&x.tx, k);
-			sent += k;
-		}
-		/* Kick also when nothing was free: the kernel completes frames in sendto. */
-		kick_tx(&x);
-		if (stop_requested || now_s() >= limit)
-			break;
-	}
+	double start = now_s();
+	uint64_t sent = tx_loop(&x, free_tx, nfree, tmpl, len,
+				a->mode == MODE_COST_TX ? (uint64_t)a->count : 0,
+				a->mode == MODE_COST_TX ? 0 : start + a->duration);
 	double el = now_s() - start;
 	double cpu = cpu_seconds() - cpu0;
 	xsk_close(&x);
@@ -332,5 +369,7 @@ int main(int argc, char **argv)
 	install_stop_handler();
 	libbpf_set_print(libbpf_quiet);
 	pin(a.cpu);
-	return a.mode == MODE_RX ? run_rx(&a) : run_tx(&a);
+	if (a.mode == MODE_COST_LOOP)
+		die("--mode cost-loop: an in-process pair is DPDK's (raw_dpdk)");
+	return a.mode == MODE_RX || a.mode == MODE_COST_RX ? run_rx(&a) : run_tx(&a);
 }

@@ -42,7 +42,8 @@ RAW_FN void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
 	exit(1);
 }
 
-enum raw_mode { MODE_NONE = 0, MODE_RX, MODE_TX };
+/* MODE_COST_*: the abstraction-cost mode of `cargo xtask bench --cost` (see cost_wait_go). */
+enum raw_mode { MODE_NONE = 0, MODE_RX, MODE_TX, MODE_COST_RX, MODE_COST_TX, MODE_COST_LOOP };
 
 struct args {
 	enum raw_mode mode;
@@ -53,6 +54,8 @@ struct args {
 	int cpu;         /* -1: do not pin */
 	int json;
 	int native;      /* xdp_drop only: native (driver) XDP mode */
+	long count;      /* cost modes: packets to receive / send */
+	long polls;      /* cost-rx: empty polls measured after the drain */
 };
 
 /* Smallest frame: Ethernet header + the 8-byte sequence number. */
@@ -82,7 +85,7 @@ RAW_FN void usage(int with_mode, int with_native)
 {
 	fprintf(stderr,
 		"usage: %s %s--iface PORTSPEC [--duration SECS] [--idle SECS]%s [--cpu N] [--json]%s\n",
-		raw_prog, with_mode ? "--mode rx|tx " : "",
+		raw_prog, with_mode ? "--mode rx|tx|cost-rx|cost-tx|cost-loop [--count N] [--polls N] " : "",
 		with_mode ? " [--size BYTES]" : "", with_native ? " [--native]" : "");
 }
 
@@ -94,7 +97,7 @@ RAW_FN void usage(int with_mode, int with_native)
  */
 RAW_FN struct args parse_args(int argc, char **argv, int with_mode, int with_native)
 {
-	struct args a = { MODE_NONE, NULL, 5.0, 1.0, 64, -1, 0, 0 };
+	struct args a = { MODE_NONE, NULL, 5.0, 1.0, 64, -1, 0, 0, 1024, 10000 };
 	for (int i = 1; i < argc; i++) {
 		char *opt = argv[i];
 		const char *val = NULL;
@@ -136,6 +139,12 @@ RAW_FN struct args parse_args(int argc, char **argv, int with_mode, int with_nat
 				a.mode = MODE_RX;
 			else if (!strcmp(val, "tx") && with_mode)
 				a.mode = MODE_TX;
+			else if (!strcmp(val, "cost-rx") && with_mode)
+				a.mode = MODE_COST_RX;
+			else if (!strcmp(val, "cost-tx") && with_mode)
+				a.mode = MODE_COST_TX;
+			else if (!strcmp(val, "cost-loop") && with_mode)
+				a.mode = MODE_COST_LOOP;
 			else
 				die("--mode: %s is not %s", val, with_mode ? "rx or tx" : "rx (this tool only receives)");
 		} else if (!strcmp(name, "--iface")) {
@@ -144,6 +153,10 @@ RAW_FN struct args parse_args(int argc, char **argv, int with_mode, int with_nat
 			a.duration = parse_num(name, val);
 		} else if (!strcmp(name, "--idle")) {
 			a.idle = parse_num(name, val);
+		} else if (!strcmp(name, "--count")) {
+			a.count = parse_int(name, val);
+		} else if (!strcmp(name, "--polls")) {
+			a.polls = parse_int(name, val);
 		} else if (!strcmp(name, "--size")) {
 			a.size = parse_int(name, val);
 		} else if (!strcmp(name, "--cpu")) {
@@ -327,5 +340,70 @@ RAW_FN void print_rx_totals(const struct args *a, const struct rx_clock *c, doub
 	print_totals(a, c->pkts, c->bytes, c->pkts - c->base_pkts, c->bytes - c->base_bytes,
 		     active, cpu);
 }
+
+/*
+ * The cost mode (`cargo xtask bench --cost`, each program run under callgrind): the
+ * receiver sets up, prints `ready`, and waits for a line on stdin while the traffic is
+ * queued in its ring; then cost_drain takes --count packets and cost_empty makes --polls
+ * polls of the empty ring. Both are separate functions so callgrind reports each one's
+ * instructions; a transmitter's loop is tx_loop. nethuns' `cost` tool has the same shape.
+ */
+#define COST_DRAIN_GIVEUP 100000u
+
+RAW_FN void cost_wait_go(void)
+{
+	char line[16];
+	printf("ready\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		die("cost mode: stdin closed before the go line");
+}
+
+/* The cost mode's JSON line: packets drained, empty polls during the drain, empty polls
+ * measured after it, packets that came during those (should be 0), seconds of the send +
+ * drain rounds (loopback mode; else 0). */
+RAW_FN void print_cost(uint64_t pkts, uint64_t drain_empty, uint64_t polls, uint64_t late,
+		       double seconds)
+{
+	printf("{\"packets\":%llu,\"drain_empty\":%llu,\"polls\":%llu,\"late\":%llu,"
+	       "\"seconds\":%.6f}\n",
+	       (unsigned long long)pkts, (unsigned long long)drain_empty,
+	       (unsigned long long)polls, (unsigned long long)late, seconds);
+	fflush(stdout);
+}
+
+/*
+ * Defines cost_drain, cost_empty and run_cost_rx over `POLL(CTX *)`: one poll of the
+ * receive ring, returning the packets it took (0: empty), as the program's receive loop
+ * does it.
+ */
+#define RAW_COST_RX(CTX, POLL)                                                               \
+	static __attribute__((noinline)) uint64_t cost_drain(CTX *x, uint64_t n, uint64_t *empty) \
+	{                                                                                    \
+		uint64_t got = 0, idle = 0;                                                  \
+		*empty = 0;                                                                  \
+		while (got < n && idle < COST_DRAIN_GIVEUP) {                                \
+			uint32_t k = POLL(x);                                                \
+			got += k;                                                            \
+			idle = k ? 0 : idle + 1;                                             \
+			*empty += !k;                                                        \
+		}                                                                            \
+		return got;                                                                  \
+	}                                                                                    \
+	static __attribute__((noinline)) uint64_t cost_empty(CTX *x, uint64_t polls)        \
+	{                                                                                    \
+		uint64_t got = 0;                                                            \
+		for (uint64_t i = 0; i < polls; i++)                                         \
+			got += POLL(x);                                                      \
+		return got;                                                                  \
+	}                                                                                    \
+	static void run_cost_rx(CTX *x, const struct args *a)                                \
+	{                                                                                    \
+		uint64_t empty;                                                              \
+		cost_wait_go();                                                              \
+		uint64_t got = cost_drain(x, (uint64_t)a->count, &empty);                    \
+		uint64_t late = cost_empty(x, (uint64_t)a->polls);                           \
+		print_cost(got, empty, (uint64_t)a->polls, late, 0);                         \
+	}
 
 #endif /* RAW_COMMON_H */

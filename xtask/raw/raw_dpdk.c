@@ -169,62 +169,126 @@ static void setup_port(uint16_t port, struct rte_mempool *mp, const char *spec)
 	port_started = port;
 }
 
-static void run_rx(const struct args *a, uint16_t port)
+/* The port polled by rx_poll. */
+struct rx_port {
+	uint16_t port;
+	uint64_t bytes; /* received bytes (rx_poll adds to it) */
+};
+
+/* One poll: a burst of up to 32, counted and freed in bulk. Returns the packets taken. */
+static inline uint32_t rx_poll(struct rx_port *r)
 {
 	struct rte_mbuf *bufs[BURST];
+	uint16_t n = rte_eth_rx_burst(r->port, 0, bufs, BURST);
+	if (n == 0)
+		return 0;
+	uint64_t bytes = 0;
+	for (uint16_t i = 0; i < n; i++)
+		bytes += rte_pktmbuf_pkt_len(bufs[i]);
+	rte_pktmbuf_free_bulk(bufs, n);
+	r->bytes += bytes;
+	return n;
+}
+
+RAW_COST_RX(struct rx_port, rx_poll)
+
+static void run_rx(const struct args *a, uint16_t port)
+{
+	struct rx_port r = { port, 0 };
+	if (a->mode == MODE_COST_RX) {
+		run_cost_rx(&r, a);
+		return;
+	}
 	double cpu0 = cpu_seconds();
 	struct rx_clock c;
 	rx_clock_init(&c, a);
 	uint32_t since_check = 0;
 	for (;;) {
-		uint16_t n = rte_eth_rx_burst(port, 0, bufs, BURST);
+		uint32_t n = rx_poll(&r);
 		if (n > 0) {
-			uint64_t bytes = 0;
-			for (uint16_t i = 0; i < n; i++)
-				bytes += rte_pktmbuf_pkt_len(bufs[i]);
-			rte_pktmbuf_free_bulk(bufs, n);
 			c.pkts += n;
-			c.bytes += bytes;
 			since_check += n;
 			if (since_check < 4096)
 				continue;
 		}
 		/* Every 4096 packets or when the queue is empty: not per packet. */
 		since_check = 0;
+		c.bytes = r.bytes;
 		if (rx_clock_check(&c))
 			break;
 	}
+	c.bytes = r.bytes;
 	double cpu = cpu_seconds() - cpu0;
 	print_rx_totals(a, &c, cpu);
 }
 
-static void run_tx(const struct args *a, uint16_t port, struct rte_mempool *mp)
+/* Transmits until `count` frames went out (0: no limit) or `limit` (monotonic seconds, 0:
+ * none) passes: bursts of 32 mbufs allocated in bulk, filled, tx_burst, the unsent freed.
+ * `seq` is the first sequence number. Returns the frames the driver took. */
+static __attribute__((noinline)) uint64_t tx_loop(uint16_t port, struct rte_mempool *mp,
+						  uint8_t *tmpl, size_t len, uint64_t seq,
+						  uint64_t count, double limit)
 {
 	struct rte_mbuf *bufs[BURST];
+	uint64_t sent = 0;
+	for (;;) {
+		uint32_t k = BURST;
+		if (count && count - sent < k)
+			k = (uint32_t)(count - sent);
+		if (rte_pktmbuf_alloc_bulk(mp, bufs, k) == 0) {
+			for (uint32_t i = 0; i < k; i++) {
+				uint8_t *p = (uint8_t *)rte_pktmbuf_append(bufs[i], (uint16_t)len);
+				set_seq(tmpl, seq + sent + i);
+				memcpy(p, tmpl, len);
+			}
+			uint16_t done = rte_eth_tx_burst(port, 0, bufs, (uint16_t)k);
+			if (done < k)
+				rte_pktmbuf_free_bulk(bufs + done, k - done);
+			sent += done;
+		}
+		if (stop_requested || (count && sent >= count) || (limit > 0 && now_s() >= limit))
+			break;
+	}
+	return sent;
+}
+
+static void run_tx(const struct args *a, uint16_t port, struct rte_mempool *mp)
+{
 	uint8_t tmpl[RTE_MBUF_DEFAULT_DATAROOM];
 	size_t len = (size_t)a->size;
 	make_frame(tmpl, len);
 	double cpu0 = cpu_seconds();
-	double start = now_s(), limit = start + a->duration;
-	uint64_t sent = 0;
-	for (;;) {
-		if (rte_pktmbuf_alloc_bulk(mp, bufs, BURST) == 0) {
-			for (uint32_t i = 0; i < BURST; i++) {
-				uint8_t *p = (uint8_t *)rte_pktmbuf_append(bufs[i], (uint16_t)len);
-				set_seq(tmpl, sent + i);
-				memcpy(p, tmpl, len);
-			}
-			uint16_t k = rte_eth_tx_burst(port, 0, bufs, BURST);
-			if (k < BURST)
-				rte_pktmbuf_free_bulk(bufs + k, BURST - k);
-			sent += k;
-		}
-		if (stop_requested || now_s() >= limit)
-			break;
-	}
+	double start = now_s();
+	uint64_t sent = tx_loop(port, mp, tmpl, len, 0,
+				a->mode == MODE_COST_TX ? (uint64_t)a->count : 0,
+				a->mode == MODE_COST_TX ? 0 : start + a->duration);
 	double el = now_s() - start;
 	double cpu = cpu_seconds() - cpu0;
 	print_totals(a, sent, sent * len, sent, sent * len, el, cpu);
+}
+
+/* Loopback port (net_ring0: what is sent is received): --count frames sent and drained in
+ * rounds of 512 (the ring holds 1023), then --polls empty polls; the cost line. */
+static void run_cost_loop(const struct args *a, uint16_t port, struct rte_mempool *mp)
+{
+	uint8_t tmpl[RTE_MBUF_DEFAULT_DATAROOM];
+	size_t len = (size_t)a->size;
+	make_frame(tmpl, len);
+	struct rx_port r = { port, 0 };
+	uint64_t total = 0, got = 0, empty = 0;
+	cost_wait_go();
+	double t0 = now_s();
+	while (total < (uint64_t)a->count) {
+		uint64_t k = (uint64_t)a->count - total < 512 ? (uint64_t)a->count - total : 512;
+		uint64_t sent = tx_loop(port, mp, tmpl, len, total, k, 0);
+		uint64_t e;
+		got += cost_drain(&r, sent, &e);
+		empty += e;
+		total += sent;
+	}
+	double seconds = now_s() - t0;
+	uint64_t late = cost_empty(&r, (uint64_t)a->polls);
+	print_cost(got, empty, (uint64_t)a->polls, late, seconds);
 }
 
 int main(int argc, char **argv)
@@ -235,7 +299,7 @@ int main(int argc, char **argv)
 	/* Pinned before EAL init, as nethuns' tools pin before creating the socket: the lcore
 	 * then runs on the CPUs the thread may use. */
 	pin(a.cpu);
-	if (a.mode == MODE_TX && (size_t)a.size > RTE_MBUF_DEFAULT_DATAROOM)
+	if (a.mode != MODE_RX && a.mode != MODE_COST_RX && (size_t)a.size > RTE_MBUF_DEFAULT_DATAROOM)
 		die("--size: %ld bytes does not fit in an mbuf (at most %d)", a.size,
 		    RTE_MBUF_DEFAULT_DATAROOM);
 	eal_init();
@@ -253,13 +317,15 @@ int main(int argc, char **argv)
 		die("creating mempool of %u mbufs x %u B: %s (raise -m or lower the count)", NUM_MBUFS,
 		    (unsigned)RTE_MBUF_DEFAULT_BUF_SIZE, rte_strerror(rte_errno));
 	setup_port(port, mp, a.iface);
-	if (a.mode == MODE_TX) {
+	if (a.mode == MODE_TX || a.mode == MODE_COST_TX) {
 		uint16_t mtu = 1500;
 		rte_eth_dev_get_mtu(port, &mtu);
 		check_size_fits_mtu(a.size, mtu, a.iface);
 	}
-	if (a.mode == MODE_RX)
+	if (a.mode == MODE_RX || a.mode == MODE_COST_RX)
 		run_rx(&a, port);
+	else if (a.mode == MODE_COST_LOOP)
+		run_cost_loop(&a, port, mp);
 	else
 		run_tx(&a, port, mp);
 	/* Port first (its queues hold mbufs of the pool), then the pool, then the EAL. */

@@ -94,7 +94,7 @@ pub fn build_tools(features: &str) -> Result<std::path::PathBuf, String> {
         ],
         &[],
     )?;
-    Ok(util::root().join("target/release/examples"))
+    Ok(util::target_dir().join("release/examples"))
 }
 
 /// Builds the `nethuns-tools` binaries in release mode with `features`; returns their folder.

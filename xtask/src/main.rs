@@ -11,7 +11,8 @@
 //! - `cargo xtask demo` — two namespaces joined by a veth pair, `nethuns-gen` in one and
 //!   `nethuns-meter` in the other for every backend compiled in; a table of achieved rates and
 //!   the engine's drops.
-//! - `cargo xtask bench` — the benchmarks: nethuns against the raw engines.
+//! - `cargo xtask bench [--cost]` — the benchmarks: nethuns against the raw engines, in
+//!   user-space instructions per packet (callgrind) and in veth rates.
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
 //! - `cargo xtask test-vm` — the lab tests inside a QEMU guest with emulated NICs (see
 //!   `cargo xtask test-vm --help`).
@@ -40,7 +41,10 @@ commands:
                   listing added (+) and removed (-) items; --bless rewrites the snapshots
   demo [--seconds S] [--size BYTES]
                   nethuns-gen -> nethuns-meter across a veth pair for every backend compiled in
-  bench [--quick] benchmarks against the raw engines (table + SVG in results/)
+  bench [--quick] [--cost]
+                  benchmarks against the raw engines: the instruction cost under callgrind,
+                  then the veth rates (tables + SVGs in results/, README section); --cost:
+                  the instruction cost only (about two minutes)
   test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
   test-vm ...     lab tests inside a QEMU guest with emulated NICs (cargo xtask test-vm --help)
 ";

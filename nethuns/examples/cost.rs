@@ -1,0 +1,164 @@
+//! `cost`: the nethuns side of `cargo xtask bench --cost`, the same shape as the raw engine
+//! loops' `--mode cost-*` (xtask/raw/raw_common.h), run under callgrind.
+//!
+//! - `--mode rx`: sets up, prints `ready`, waits for a line on stdin (the traffic is queued
+//!   in the ring meanwhile), then `cost_drain` receives `--count` packets and `cost_empty`
+//!   makes `--polls` polls of the empty ring.
+//! - `--mode tx`: `tx_loop` sends `--count` frames, a flush every 32 (as `pkt-gen`).
+//! - `--mode loop`: a loopback port (DPDK `net_ring0`): `--count` frames sent and drained in
+//!   rounds of 512, then the empty polls.
+//!
+//! Each phase is its own function, never inlined, so callgrind reports its instructions. One
+//! JSON line at the end:
+//! `{"packets":N,"drain_empty":N,"polls":N,"late":N,"bytes":N,"seconds":F}` (seconds: of the
+//! loopback rounds).
+
+mod common;
+
+use std::io::{BufRead, Write};
+
+use clap::Parser;
+use nethuns::api::Socket;
+use nethuns::errors::Error;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Rx,
+    Tx,
+    Loop,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "The abstraction-cost loops (run under callgrind)")]
+struct Args {
+    /// Engine.
+    #[arg(long, value_enum, default_value = "pcap")]
+    backend: common::Backend,
+    /// Portspec: interface name, or the backend's port form.
+    #[arg(long)]
+    iface: String,
+    /// What to measure.
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// Packets to receive or send.
+    #[arg(long, default_value_t = 1024)]
+    count: u64,
+    /// Empty polls measured after the drain.
+    #[arg(long, default_value_t = 10_000)]
+    polls: u64,
+    /// Frame size (tx, loop).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+}
+
+/// Consecutive empty polls after which the drain gives up (frames lost before the ring).
+const GIVEUP: u64 = 100_000;
+
+/// Receives until `n` packets came (or [`GIVEUP`] empty polls in a row); returns the packets
+/// and the empty polls among the calls.
+#[inline(never)]
+fn cost_drain<S: Socket>(sock: &S, n: u64, bytes: &mut u64) -> Result<(u64, u64), String> {
+    let (mut got, mut empty, mut idle) = (0u64, 0u64, 0u64);
+    while got < n && idle < GIVEUP {
+        match sock.recv() {
+            Ok((payload, _meta)) => {
+                got += 1;
+                idle = 0;
+                *bytes += payload.len() as u64;
+            }
+            Err(Error::NoPacket) => {
+                empty += 1;
+                idle += 1;
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+    Ok((got, empty))
+}
+
+/// `polls` polls; returns the packets that came anyway (0 expected).
+#[inline(never)]
+fn cost_empty<S: Socket>(sock: &S, polls: u64) -> Result<u64, String> {
+    let mut late = 0;
+    for _ in 0..polls {
+        match sock.recv() {
+            Ok(_) => late += 1,
+            Err(Error::NoPacket) => {}
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+    Ok(late)
+}
+
+/// Sends `n` frames numbered from `seq`, as `pkt-gen`: a flush every 32 and when the
+/// transmit side is full; a flush at the end.
+#[inline(never)]
+fn tx_loop<S: Socket>(sock: &S, f: &mut [u8], seq: u64, n: u64) -> Result<u64, String> {
+    let mut sent = 0u64;
+    while sent < n {
+        common::set_seq(f, seq + sent);
+        match sock.send(f) {
+            Ok(()) => sent += 1,
+            Err(Error::NoMemory) | Err(Error::NoPacket) => {
+                sock.flush();
+                continue;
+            }
+            Err(e) => return Err(format!("send: {e}")),
+        }
+        if sent % 32 == 0 {
+            sock.flush();
+        }
+    }
+    sock.flush();
+    Ok(sent)
+}
+
+fn wait_go() -> Result<(), String> {
+    println!("ready");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err("stdin closed before the go line".into()),
+    }
+}
+
+fn cost<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
+    let sock = S::create(&a.iface, None, flags).map_err(|e| e.to_string())?;
+    let mut bytes = 0u64;
+    let mut seconds = 0.0;
+    let (got, empty, late, polls) = match a.mode {
+        Mode::Rx => {
+            wait_go()?;
+            let (got, empty) = cost_drain(&sock, a.count, &mut bytes)?;
+            (got, empty, cost_empty(&sock, a.polls)?, a.polls)
+        }
+        Mode::Tx => {
+            let mut f = common::frame(0, a.size);
+            (tx_loop(&sock, &mut f, 0, a.count)?, 0, 0, 0)
+        }
+        Mode::Loop => {
+            let mut f = common::frame(0, a.size);
+            wait_go()?;
+            let t0 = std::time::Instant::now();
+            let (mut total, mut got, mut empty) = (0u64, 0u64, 0u64);
+            while total < a.count {
+                let k = (a.count - total).min(512);
+                let sent = tx_loop(&sock, &mut f, total, k)?;
+                let (g, e) = cost_drain(&sock, sent, &mut bytes)?;
+                got += g;
+                empty += e;
+                total += sent;
+            }
+            seconds = t0.elapsed().as_secs_f64();
+            (got, empty, cost_empty(&sock, a.polls)?, a.polls)
+        }
+    };
+    println!("{{\"packets\":{got},\"drain_empty\":{empty},\"polls\":{polls},\"late\":{late},\"bytes\":{bytes},\"seconds\":{seconds:.6}}}");
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    common::exit_on_error("cost", with_backend!(args.backend, cost(&args)));
+}

@@ -312,7 +312,9 @@ impl PoolContext {
     /// A length larger than the buffer is clamped to it.
     #[inline]
     pub fn alloc_with(&self, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<Token> {
-        let desc = self.pool.get().ok_or(Error::NoMemory)?;
+        let Some(desc) = self.pool.get() else {
+            return Err(Error::NoMemory);
+        };
         // SAFETY: `desc` was just taken from the free list, so we own it exclusively.
         let buf = unsafe { &mut *self.pool.buffer_ptr(desc, self.pool.buffer_size()) };
         let len = fill(buf).min(buf.len());

@@ -345,7 +345,11 @@ impl Socket for Sock {
         // Take the buffer first, so a full pool is reported before a packet is consumed.
         let desc = match self.spare.take() {
             Some(d) => d,
-            None => self.ctx.pool().get().ok_or(Error::NoMemory)?,
+            // Not `ok_or(Error::NoMemory)`: that builds and drops an `Error` per packet.
+            None => match self.ctx.pool().get() {
+                Some(d) => d,
+                None => return Err(Error::NoMemory),
+            },
         };
         let mut handle = self.handle.borrow_mut();
         match handle.next_packet() {

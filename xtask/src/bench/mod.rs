@@ -33,6 +33,8 @@ struct Sample {
     cpu: f64,
     allocs: f64,
     pkts: f64,
+    /// Receive runs: the generator's rate in the same run (the offered load).
+    offered: f64,
 }
 
 impl Sample {
@@ -43,6 +45,7 @@ impl Sample {
             cpu: json_num(line, "cpu").unwrap_or(0.0),
             allocs: json_num(line, "allocs").unwrap_or(0.0),
             pkts: json_num(line, "packets").unwrap_or(0.0),
+            offered: 0.0,
         })
     }
 }
@@ -207,8 +210,11 @@ impl Bench<'_> {
         );
         let g = finish(spawn(gen, "pkt-gen")?, "generator");
         let r = finish(rxp, &rx.name());
-        g?;
-        r
+        let g = g?;
+        r.map(|s| Sample {
+            offered: g.pps,
+            ..s
+        })
     }
 
     /// Transmitter `tx` in ns_a; nobody listens (the peer's stack drops the frames).
@@ -524,7 +530,14 @@ fn fmt_mpps(v: &[Sample]) -> String {
         return "-".into();
     }
     let (m, lo, hi) = stats(&v.iter().map(|s| s.pps).collect::<Vec<_>>());
-    format!("{:.3} ({:.3}–{:.3})", m / 1e6, lo / 1e6, hi / 1e6)
+    let mut out = format!("{:.3} ({:.3}–{:.3})", m / 1e6, lo / 1e6, hi / 1e6);
+    // A receive rate is read against what was sent in the same run.
+    if v.iter().all(|s| s.offered > 0.0) {
+        let (o, _, _) = stats(&v.iter().map(|s| s.offered).collect::<Vec<_>>());
+        let (f, flo, fhi) = stats(&v.iter().map(|s| s.pps / s.offered).collect::<Vec<_>>());
+        out += &format!(" of {:.3} offered: {f:.2} ({flo:.2}–{fhi:.2})", o / 1e6);
+    }
+    out
 }
 
 fn per_pkt_allocs(v: &[Sample]) -> String {
@@ -563,7 +576,9 @@ fn report(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
     let _ = writeln!(
         md,
         "Machine: {}. {} repetitions of {} s each, alternating; median (min–max). Generator \
-         pinned to CPU 0, receiver to CPU 1, the receiving veth's RPS steered to CPU 1.\n",
+         pinned to CPU 0, receiver to CPU 1, the receiving veth's RPS steered to CPU 1. A \
+         receive rate is followed by the generator's rate in the same runs (offered) and the \
+         fraction of it received, median (min–max).\n",
         machine(),
         cfg.reps,
         cfg.seconds
@@ -801,8 +816,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let cost_only = args.iter().any(|a| a == "--cost");
     let cfg = Cfg {
-        seconds: if quick { 1.0 } else { 1.5 },
-        reps: if quick { 1 } else { 3 },
+        seconds: if quick { 1.0 } else { 1.2 },
+        reps: if quick { 1 } else { 4 },
         sizes: vec![64, 1500],
     };
     crate::deps::ensure(true)?;

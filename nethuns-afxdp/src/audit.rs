@@ -99,7 +99,10 @@ impl Sock {
             a.completion_ring += 1;
             mark(addr);
         }
-        a.in_use = self.handed_out.get() - self.umem.released();
+        a.in_use = self
+            .handed_out
+            .get()
+            .saturating_sub(self.umem.released() + u64::from(a.released));
         a.unaccounted = seen.iter().filter(|&&c| c == 0).count() as u32;
         a.duplicated = dup;
         a

@@ -27,6 +27,9 @@ const MAX_STALLS: u32 = 8;
 /// Least time between two link checks on the idle receive path (a deleted or downed
 /// interface is reported within this, plus the coarse clock's tick, of the first empty poll).
 const LINK_CHECK_MS: u64 = 10;
+/// Empty polls between two reads of the clock for the link check (a read costs more than
+/// the rest of an empty poll).
+pub(crate) const CLOCK_EVERY: u32 = 32;
 
 /// Milliseconds of `CLOCK_MONOTONIC_COARSE`: a vDSO read (no syscall), a few ns, with the
 /// kernel tick's resolution (1–10 ms), enough to pace the idle path's link checks.
@@ -66,10 +69,11 @@ impl Sock {
             return;
         }
         let mut spare = self.rx_spare.borrow_mut();
-        let mut n = 0u64;
+        let (mut n, mut taken) = (0u64, 0u64);
         loop {
             // Read `next` before the frame can be reused (it is ours now either way).
             let next = self.umem.chain_next(f);
+            taken += 1;
             if self.multi_buffer && self.umem.is_jumbo(f) {
                 self.jumbo_free.borrow_mut().push(f);
             } else {
@@ -82,6 +86,8 @@ impl Sock {
             }
         }
         drop(spare);
+        // Jumbo buffers too: `released` pairs with `handed_out`, which counts every payload.
+        self.umem.count_released(taken);
         self.refill_spare(n);
     }
 
@@ -230,10 +236,14 @@ impl Sock {
     /// clock, so an idle spin costs no syscall), `NoPacket` otherwise.
     #[inline]
     fn nothing_received(&self) -> Error {
-        let now = coarse_ms();
-        if now >= self.next_check_ms.get() {
-            self.next_check_ms.set(now + LINK_CHECK_MS);
-            self.check_link();
+        let idle = self.idle_polls.get().wrapping_add(1);
+        self.idle_polls.set(idle);
+        if idle % CLOCK_EVERY == 1 {
+            let now = coarse_ms();
+            if now >= self.next_check_ms.get() {
+                self.next_check_ms.set(now + LINK_CHECK_MS);
+                self.check_link();
+            }
         }
         if self.gone.get() || self.down.get() {
             return Error::InterfaceDown(self.ifname.clone());
@@ -247,8 +257,9 @@ impl Sock {
     /// Receive frames held by payloads and tokens now.
     #[inline]
     pub(crate) fn held_frames(&self) -> u64 {
-        // `released` counts a frame after it is on the released stack, so this never
-        // undercounts: at worst a release in progress is still counted as held.
+        // `released` counts a frame when the socket takes it back from the released stack, so
+        // this never undercounts: frames released since the last refill are still counted as
+        // held (the callers look right after a refill).
         self.handed_out.get().saturating_sub(self.umem.released())
     }
 

@@ -44,6 +44,8 @@ pub struct Sock {
     pub(crate) refused: Cell<u64>,
     /// Idle-path link check: the coarse-clock time (ms) at which the next check is due.
     pub(crate) next_check_ms: Cell<u64>,
+    /// Empty polls so far (the link clock is read every [`crate::io::CLOCK_EVERY`]-th).
+    pub(crate) idle_polls: Cell<u32>,
     /// The last link check found the interface down (admin down or no carrier).
     pub(crate) down: Cell<bool>,
     /// The interface was deleted: the kernel unbound the socket, for good.
@@ -343,6 +345,7 @@ impl Sock {
             sent: Cell::new(0),
             refused: Cell::new(0),
             next_check_ms: Cell::new(0),
+            idle_polls: Cell::new(0),
             down: Cell::new(false),
             gone: Cell::new(false),
             mtu,

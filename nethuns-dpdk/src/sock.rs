@@ -243,7 +243,8 @@ impl Sock {
         if n == 0 {
             let idle = self.idle_polls.get();
             self.idle_polls.set(idle.wrapping_add(1));
-            if idle % IDLE_CHECK_EVERY != 0 {
+            // Once the link is down or gone, every poll says so (no skipping).
+            if idle % IDLE_CHECK_EVERY != 0 && self.liveness.get() == Liveness::Up {
                 return Err(Error::NoPacket);
             }
             // Empty: tell "nothing arrived" from "no mbuf to receive into". Some drivers

@@ -5,6 +5,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::frame::{self, ETH_HLEN};
 use nethuns_core::{BufferDesc, Capabilities, Context, Error, Result, Socket, Stats, Token};
 
@@ -254,6 +255,46 @@ impl Sock {
         Error::NoPacket
     }
 
+    /// At the end of a window (every entry read): gives RX slots back, recycles released
+    /// frames, and looks at the ring again. (At every window, not only when the ring is
+    /// empty: under sustained traffic the kernel must see the slots and frames come back, or
+    /// it drops on a full ring.) `None`: a new window to read; else why there is nothing
+    /// (`NoPacket`, `NoMemory`, `InterfaceDown`).
+    #[inline]
+    fn next_window(&self) -> Option<Error> {
+        self.rx.release();
+        self.refill();
+        if self.rx.cons_avail(RX_BATCH) != 0 {
+            return None;
+        }
+        self.wake_rx();
+        Some(self.nothing_received())
+    }
+
+    /// Takes the next entry of the current window (not empty) as a token and its metadata;
+    /// single-buffer sockets only (a multi-buffer frame spans several entries).
+    #[inline]
+    fn take_one(&self) -> (Token, Meta) {
+        let XdpDesc { addr, len, options } = self.rx.pop();
+        self.umem.mark_out(self.umem.frame_of(addr));
+        self.handed_out.set(self.handed_out.get() + 1);
+        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
+        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
+        // UMEM (the kernel validates RX descriptors against the registered area).
+        let bytes = unsafe {
+            &*self
+                .umem
+                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        };
+        // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
+        // strips anything in SKB mode, and native drivers hand XDP the raw frame).
+        let meta = self.meta_for(addr, len, options, bytes);
+        // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
+        // and list until this token's payload releases it, and `len` fits in the frame.
+        let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
+        (token, meta)
+    }
+
     /// Receive frames held by payloads and tokens now.
     #[inline]
     pub(crate) fn held_frames(&self) -> u64 {
@@ -357,14 +398,8 @@ impl Socket for Sock {
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
         if self.rx.cons_window_done() {
-            // End of a batch: give RX slots back, recycle released frames, look again. (At
-            // every batch, not only when the ring is empty: under sustained traffic the
-            // kernel must see the slots and frames come back, or it drops on a full ring.)
-            self.rx.release();
-            self.refill();
-            if self.rx.cons_avail(RX_BATCH) == 0 {
-                self.wake_rx();
-                return Err(self.nothing_received());
+            if let Some(e) = self.next_window() {
+                return Err(e);
             }
         }
         let XdpDesc { addr, len, options } = self.rx.pop();
@@ -388,6 +423,44 @@ impl Socket for Sock {
         // and list until this token's payload releases it, and `len` fits in the frame.
         let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
         Ok((token, meta))
+    }
+
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        if self.multi_buffer {
+            // A multi-buffer frame takes several descriptors: packet by packet, as `recv`.
+            while sink.remaining() > 0 {
+                match self.recv_token() {
+                    Ok((t, m)) => {
+                        // Cannot fail: there is room.
+                        let _ = sink.push(t, m);
+                    }
+                    Err(Error::NoPacket) => return Ok(()),
+                    Err(e) if sink.is_empty() => return Err(e),
+                    Err(_) => return Ok(()),
+                }
+            }
+            return Ok(());
+        }
+        if self.rx.cons_window_done() {
+            if let Some(e) = self.next_window() {
+                if matches!(e, Error::NoPacket) {
+                    // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
+                    std::mem::forget(e);
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        // The rest of the current window, as far as the sink has room: one window check and
+        // one release per burst, not per packet.
+        let n = self.rx.cons_window_left().min(sink.remaining() as u32);
+        for _ in 0..n {
+            let (t, m) = self.take_one();
+            // Cannot fail: n is at most the room left.
+            let _ = sink.push(t, m);
+        }
+        Ok(())
     }
 
     fn send(&self, packet: &[u8]) -> Result<()> {

@@ -216,6 +216,12 @@ impl<T: Copy> Ring<T> {
         self.cached_prod.get() == self.cached_cons.get()
     }
 
+    /// Entries of the current window not read yet.
+    #[inline]
+    pub(crate) fn cons_window_left(&self) -> u32 {
+        self.cached_prod.get().wrapping_sub(self.cached_cons.get())
+    }
+
     /// Reads the next entry (caller checked `cons_avail`); the slot is not yet given back.
     #[inline]
     pub(crate) fn pop(&self) -> T {

@@ -39,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod channel;
 pub mod context;
 pub mod error;
@@ -57,6 +58,7 @@ pub use token::{leaked_tokens, Payload, Token};
 
 /// The spec's `api` module: the core traits and types in one place.
 pub mod api {
+    pub use crate::batch::{BatchSink, Received};
     pub use crate::channel::{
         Batch, BatchChannel, IntoBatchChannel, NethunsPopper, NethunsPusher, PayloadBatch,
     };
@@ -80,6 +82,7 @@ pub use flume;
 /// the whole API: `pub use nethuns_core::reexports::*;` in each backend's `lib.rs`.
 pub mod reexports {
     pub use crate::api;
+    pub use crate::batch;
     pub use crate::channel;
     pub use crate::errors;
     pub use crate::frame;

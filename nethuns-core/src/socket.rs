@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 
+use crate::batch::{BatchSink, Received, Slot};
 use crate::channel::{IntoBatchChannel, NethunsPopper, NethunsPusher};
 use crate::context::Context;
 use crate::error::Result;
@@ -123,8 +124,79 @@ pub trait Socket: Send + Sized {
     /// [`Token::consume`]); it borrows nothing and can cross threads.
     fn recv_token(&self) -> Result<(Token, Self::Metadata)>;
 
+    /// Receive up to `buf.len()` packets in one call, into caller-owned storage
+    /// ([`batch::buffer`](crate::batch::buffer)). The [`Received`] yields `(Payload, Metadata)`
+    /// pairs (or tokens) and releases the packets not taken when dropped. Nothing to read:
+    /// an empty `Received`, not an error; the errors of [`Socket::recv`] otherwise, when no
+    /// packet came.
+    #[inline]
+    fn recv_batch<'a>(
+        &'a self,
+        buf: &'a mut [Slot<Self::Metadata>],
+    ) -> Result<Received<'a, Self::Context, Self::Metadata>> {
+        let mut sink = BatchSink::new(buf);
+        let r = self.fill_batch(&mut sink);
+        // SAFETY: `fill_batch` pushes only tokens of this socket (its contract).
+        let got = unsafe { sink.into_received(self.context()) };
+        // Arms written out (no `_` over the result): the Ok arm must not reach the drop of
+        // an `Error`, which is not inlined.
+        match r {
+            Ok(()) => Ok(got),
+            Err(e) if got.is_empty() => Err(e),
+            Err(e) => {
+                drop(e);
+                Ok(got)
+            }
+        }
+    }
+
+    /// The backend side of [`Socket::recv_batch`]: pushes up to `sink.remaining()` received
+    /// packets of this socket (tokens of its own context only) into `sink`. Returns an error
+    /// only when it pushed nothing (`NoPacket` or not: an empty ring may also be `Ok`). The
+    /// default calls [`Socket::recv_token`] until the ring is empty or the sink full; a
+    /// backend overrides it to take a whole burst at once.
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Self::Metadata>) -> Result<()> {
+        while sink.remaining() > 0 {
+            match self.recv_token() {
+                Ok((t, m)) => {
+                    if let Err((t, _)) = sink.push(t, m) {
+                        // Unreachable (room was checked); kept total.
+                        drop(self.context().packet(t));
+                    }
+                }
+                Err(crate::Error::NoPacket) => return Ok(()),
+                Err(e) if sink.is_empty() => return Err(e),
+                // The error comes again on the next call; hand out what came first.
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     /// Send a packet. The bytes are copied into the transmit side and queued.
     fn send(&self, packet: &[u8]) -> Result<()>;
+
+    /// Queue `packets` in order and submit them (one [`Socket::flush`] at the end); returns
+    /// how many were queued. It stops early when the transmit side is full (`NoMemory`) or a
+    /// frame is refused after some were queued: the rest is for the next call, which reports
+    /// the refusal. An error only when not even the first frame was queued.
+    #[inline]
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let mut n = 0;
+        for p in packets {
+            match self.send(p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.flush();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.flush();
+        Ok(n)
+    }
 
     /// Flush pending transmissions: submit what `send` queued and kick the engine. Errors
     /// are counted in [`Stats::send_errors`]; [`Socket::try_flush`] reports them.

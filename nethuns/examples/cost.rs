@@ -49,6 +49,96 @@ struct Args {
     /// Frame size (tx, loop).
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Receive with `recv_batch` (bursts of 32) instead of `recv`; send with `send_batch`.
+    #[arg(long)]
+    batch: bool,
+}
+
+/// Packets per `recv_batch` / `send_batch` call.
+const BATCH: usize = 32;
+
+/// [`cost_drain`] with `recv_batch`: one call per burst of up to [`BATCH`]; an empty burst
+/// counts as one empty poll.
+#[inline(never)]
+fn cost_drain_batch<S: Socket>(sock: &S, n: u64, bytes: &mut u64) -> Result<(u64, u64), String> {
+    let mut buf = nethuns::batch::buffer::<S::Metadata, BATCH>();
+    let (mut got, mut empty, mut idle) = (0u64, 0u64, 0u64);
+    while got < n && idle < GIVEUP {
+        let burst = sock
+            .recv_batch(&mut buf)
+            .map_err(|e| format!("recv_batch: {e}"))?;
+        if burst.is_empty() {
+            empty += 1;
+            idle += 1;
+            continue;
+        }
+        idle = 0;
+        for (payload, _meta) in burst {
+            got += 1;
+            *bytes += payload.len() as u64;
+        }
+    }
+    Ok((got, empty))
+}
+
+/// [`cost_empty`] with `recv_batch`.
+#[inline(never)]
+fn cost_empty_batch<S: Socket>(sock: &S, polls: u64) -> Result<u64, String> {
+    let mut buf = nethuns::batch::buffer::<S::Metadata, BATCH>();
+    let mut late = 0;
+    for _ in 0..polls {
+        late += sock
+            .recv_batch(&mut buf)
+            .map_err(|e| format!("recv_batch: {e}"))?
+            .len() as u64;
+    }
+    Ok(late)
+}
+
+/// [`tx_loop`] with `send_batch`: bursts of [`BATCH`] frames (one buffer per frame of the
+/// burst, each numbered), retried while the transmit side is full.
+#[inline(never)]
+fn tx_loop_batch<S: Socket>(sock: &S, f: &mut [u8], seq: u64, n: u64) -> Result<u64, String> {
+    let mut frames = vec![f.to_vec(); BATCH];
+    let mut sent = 0u64;
+    while sent < n {
+        let k = (n - sent).min(BATCH as u64) as usize;
+        for (i, fr) in frames[..k].iter_mut().enumerate() {
+            common::set_seq(fr, seq + sent + i as u64);
+        }
+        let refs: [&[u8]; BATCH] = std::array::from_fn(|i| frames[i].as_slice());
+        match sock.send_batch(&refs[..k]) {
+            Ok(q) => sent += q as u64,
+            Err(Error::NoMemory) | Err(Error::NoPacket) => {}
+            Err(e) => return Err(format!("send_batch: {e}")),
+        }
+    }
+    Ok(sent)
+}
+
+/// Dispatches on `--batch`.
+fn drain<S: Socket>(a: &Args, sock: &S, n: u64, bytes: &mut u64) -> Result<(u64, u64), String> {
+    if a.batch {
+        cost_drain_batch(sock, n, bytes)
+    } else {
+        cost_drain(sock, n, bytes)
+    }
+}
+
+fn empty_polls<S: Socket>(a: &Args, sock: &S) -> Result<u64, String> {
+    if a.batch {
+        cost_empty_batch(sock, a.polls)
+    } else {
+        cost_empty(sock, a.polls)
+    }
+}
+
+fn send_n<S: Socket>(a: &Args, sock: &S, f: &mut [u8], seq: u64, n: u64) -> Result<u64, String> {
+    if a.batch {
+        tx_loop_batch(sock, f, seq, n)
+    } else {
+        tx_loop(sock, f, seq, n)
+    }
 }
 
 /// Consecutive empty polls after which the drain gives up (frames lost before the ring).
@@ -130,12 +220,12 @@ fn cost<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
     let (got, empty, late, polls) = match a.mode {
         Mode::Rx => {
             wait_go()?;
-            let (got, empty) = cost_drain(&sock, a.count, &mut bytes)?;
-            (got, empty, cost_empty(&sock, a.polls)?, a.polls)
+            let (got, e) = drain(a, &sock, a.count, &mut bytes)?;
+            (got, e, empty_polls(a, &sock)?, a.polls)
         }
         Mode::Tx => {
             let mut f = common::frame(0, a.size);
-            (tx_loop(&sock, &mut f, 0, a.count)?, 0, 0, 0)
+            (send_n(a, &sock, &mut f, 0, a.count)?, 0, 0, 0)
         }
         Mode::Loop => {
             let mut f = common::frame(0, a.size);
@@ -144,14 +234,14 @@ fn cost<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
             let (mut total, mut got, mut empty) = (0u64, 0u64, 0u64);
             while total < a.count {
                 let k = (a.count - total).min(512);
-                let sent = tx_loop(&sock, &mut f, total, k)?;
-                let (g, e) = cost_drain(&sock, sent, &mut bytes)?;
+                let sent = send_n(a, &sock, &mut f, total, k)?;
+                let (g, e) = drain(a, &sock, sent, &mut bytes)?;
                 got += g;
                 empty += e;
                 total += sent;
             }
             seconds = t0.elapsed().as_secs_f64();
-            (got, empty, cost_empty(&sock, a.polls)?, a.polls)
+            (got, empty, empty_polls(a, &sock)?, a.polls)
         }
     };
     println!("{{\"packets\":{got},\"drain_empty\":{empty},\"polls\":{polls},\"late\":{late},\"bytes\":{bytes},\"seconds\":{seconds:.6}}}");

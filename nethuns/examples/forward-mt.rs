@@ -51,18 +51,18 @@ fn forward_mt<S: Socket + 'static>(flags: S::Flags, a: &Args) -> Result<(), Stri
     let input = a.input.clone();
     let receiver = std::thread::spawn(move || -> Result<u64, String> {
         let mut n = 0u64;
-        loop {
-            match rx_sock.recv_token() {
-                Ok((tok, _)) => {
-                    n += 1;
-                    if pusher.push_token(tok).is_err() {
-                        break;
-                    }
-                    if n % 1024 != 0 {
-                        continue;
+        let mut buf = nethuns::batch::buffer::<S::Metadata, BATCH>();
+        'rx: loop {
+            match rx_sock.recv_batch(&mut buf) {
+                Ok(mut burst) if !burst.is_empty() => {
+                    while let Some((tok, _)) = burst.next_token() {
+                        n += 1;
+                        if pusher.push_token(tok).is_err() {
+                            break 'rx;
+                        }
                     }
                 }
-                Err(Error::NoPacket) => {
+                Ok(_) => {
                     let _ = pusher.flush();
                 }
                 // Every buffer is in the channel or being sent: hand over what we hold and

@@ -31,7 +31,7 @@
 #![warn(missing_docs)]
 
 pub use nethuns_core::{api, errors};
-pub use nethuns_core::{channel, crossbeam_channel, metadata, pool};
+pub use nethuns_core::{batch, channel, crossbeam_channel, metadata, pool};
 
 /// libpcap backend.
 #[cfg(feature = "pcap")]

@@ -65,6 +65,9 @@ impl Drop for SimRegion {
 struct KRing {
     ptr: *mut netmap_ring,
     hwcur: u32,
+    /// The kernel's own copy of `tail` (netmap's `rtail`): a `tail` in ring memory outside
+    /// the ring is not trusted by the sync.
+    tail: u32,
 }
 
 /// The kernel side of a simulated port.
@@ -91,6 +94,20 @@ pub(crate) struct SimKernel {
     /// When set, every sync fails with this errno (the port left netmap mode: `ENXIO`).
     pub sync_errno: Option<i32>,
     clock: i64,
+}
+
+/// The `tail` a sync starts from: the one in ring memory when it is a slot of the ring (a
+/// test may move it, as a kernel would), else the kernel's own copy.
+///
+/// # Safety
+/// `ring` is the ring header of `k`.
+unsafe fn sane_tail(ring: *mut netmap_ring, k: &KRing, n: u32) -> u32 {
+    let t = (*ring).tail;
+    if t < n {
+        t
+    } else {
+        k.tail
+    }
 }
 
 fn round_up(v: usize, a: usize) -> usize {
@@ -146,6 +163,7 @@ impl SimKernel {
                 let k = KRing {
                     ptr: ring,
                     hwcur: 0,
+                    tail: (*ring).tail,
                 };
                 if is_rx {
                     rx.push(k)
@@ -245,6 +263,18 @@ impl SimKernel {
         unsafe { (*sys::ring_slot(k.ptr, (*k.ptr).head)).buf_idx = idx };
     }
 
+    /// Overwrites `tail` in the memory of RX ring `ring`, as a faulty kernel would.
+    pub(crate) fn set_rx_tail(&mut self, ring: usize, tail: u32) {
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*self.rx[ring].ptr).tail = tail };
+    }
+
+    /// Overwrites `tail` in the memory of TX ring `ring`, as a faulty kernel would.
+    pub(crate) fn set_tx_tail(&mut self, ring: usize, tail: u32) {
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*self.tx[ring].ptr).tail = tail };
+    }
+
     fn rx_sync(&mut self) {
         self.rx_syncs += 1;
         self.clock += 1;
@@ -254,7 +284,7 @@ impl SimKernel {
             // SAFETY: the ring header and slots are inside the region; the user does not run
             // during a sync.
             unsafe {
-                let (head, tail) = ((*ring).head, (*ring).tail);
+                let (head, tail) = ((*ring).head, sane_tail(ring, &self.rx[r], n));
                 let hwcur = self.rx[r].hwcur;
                 assert!(head < n, "kernel: RX head {head} out of range");
                 assert!(
@@ -285,6 +315,7 @@ impl SimKernel {
                     t = nm_ring_next(n, t);
                 }
                 (*ring).tail = t;
+                self.rx[r].tail = t;
                 (*ring).ts = libc::timeval {
                     tv_sec: self.clock as _,
                     tv_usec: 0,
@@ -300,7 +331,7 @@ impl SimKernel {
             let ring = self.tx[r].ptr;
             // SAFETY: as in `rx_sync`.
             unsafe {
-                let (head, tail) = ((*ring).head, (*ring).tail);
+                let (head, tail) = ((*ring).head, sane_tail(ring, &self.tx[r], n));
                 let hwcur = self.tx[r].hwcur;
                 assert!(head < n, "kernel: TX head {head} out of range");
                 assert!(
@@ -326,9 +357,13 @@ impl SimKernel {
                     "kernel: TX head inside a multi-slot packet"
                 );
                 self.tx[r].hwcur = head;
-                if self.tx_complete {
-                    (*ring).tail = (head + n - 1) % n;
-                }
+                let tail = if self.tx_complete {
+                    (head + n - 1) % n
+                } else {
+                    tail
+                };
+                (*ring).tail = tail;
+                self.tx[r].tail = tail;
             }
         }
     }

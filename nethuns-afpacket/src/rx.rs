@@ -79,9 +79,10 @@ impl RxCursor {
                 std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr)
             };
             let mut data = hdr_off + h.tp_mac as usize;
-            if data >= block_end {
-                // Frame data past its block: its descriptor would name another block (or
-                // none). Treated as a header outside the block, below.
+            if data >= block_end || (h.tp_mac as usize) < HDR {
+                // Frame data past its block (its descriptor would name another block, or
+                // none), or over its own header (where the next header could start too, and
+                // hand out the same bytes again): the block is not a kernel's.
                 return self.drop_block(s);
             }
             // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
@@ -506,6 +507,22 @@ mod tests {
         kernel_write(&ctx, 0, &[100, 60]);
         // SAFETY: corrupting the test header of block 0.
         unsafe { (*header(&ctx, 48)).tp_next_offset = 64 };
+        let mut c = RxCursor::default();
+        assert_eq!(walk_all(&ctx, &mut c, 2), 1);
+        assert_eq!(ctx.blocks_in_use(), 0);
+    }
+
+    #[test]
+    fn frame_data_over_its_own_header_drops_the_rest() {
+        // Found by fuzzing: a zero-length packet followed by a header at its data offset
+        // with tp_mac 0 handed out the same buffer twice.
+        let ctx = test_ring(1);
+        kernel_write(&ctx, 0, &[0, 60]);
+        // SAFETY: corrupting the test headers of block 0.
+        unsafe {
+            (*header(&ctx, 48)).tp_next_offset = 80;
+            (*header(&ctx, 128)).tp_mac = 0;
+        }
         let mut c = RxCursor::default();
         assert_eq!(walk_all(&ctx, &mut c, 2), 1);
         assert_eq!(ctx.blocks_in_use(), 0);

@@ -177,7 +177,7 @@ impl ExtraPool {
     }
 
     /// The free list, head first (tests: buffer accounting).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn free_list(&self) -> Vec<u32> {
         let mut v = Vec::new();
         let mut i = self.head_idx();

@@ -74,6 +74,8 @@ struct KRing {
 pub(crate) struct SimKernel {
     region: Arc<SimRegion>,
     len: usize,
+    /// Where the buffers start.
+    buf_base: usize,
     nifp: *mut netmap_if,
     pub cfg: SimConfig,
     /// Extra buffers granted (may be fewer than configured, to test that).
@@ -184,6 +186,7 @@ impl SimKernel {
         SimKernel {
             region,
             len,
+            buf_base,
             nifp,
             cfg,
             granted: cfg.extra,
@@ -212,6 +215,31 @@ impl SimKernel {
     /// Raw access for tests that corrupt the layout.
     pub(crate) fn nifp(&self) -> *mut netmap_if {
         self.nifp
+    }
+
+    /// The start of the region and the length of its part before the buffers (the
+    /// `netmap_if`, the rings and their slots), for tests that corrupt any of it.
+    pub(crate) fn metadata(&self) -> (*mut u8, usize) {
+        (self.region.ptr, self.buf_base)
+    }
+
+    /// The link word of extra buffer `e` (0-based, in the order `build` chained them).
+    pub(crate) fn extra_link(&self, e: u32) -> *mut u32 {
+        let rings = 2 * (self.cfg.nic_rings + self.cfg.host_rings);
+        let idx = 2 + rings * self.cfg.slots + e;
+        let (base, meta) = self.metadata();
+        assert!(e < self.cfg.extra);
+        // SAFETY: buffer `idx` is inside the region (the buffers follow the metadata).
+        unsafe { base.add(meta + idx as usize * self.cfg.buf_size as usize) }.cast()
+    }
+
+    /// The header of RX ring `r` (`rx`) or TX ring `r`.
+    pub(crate) fn ring_ptr(&self, rx: bool, r: usize) -> *mut netmap_ring {
+        if rx {
+            self.rx[r].ptr
+        } else {
+            self.tx[r].ptr
+        }
     }
 
     /// The total number of buffers of the region.
@@ -413,13 +441,23 @@ pub(crate) fn attach_kernel(
     kernel: SimKernel,
     rings: Rings,
 ) -> Result<(Engine<SimPort>, Rc<RefCell<SimKernel>>)> {
+    attach_kernel_with(kernel, rings, |p| p)
+}
+
+/// [`attach_kernel`] with the port wrapped by `wrap` (a port that plays more than the
+/// simulator does).
+pub(crate) fn attach_kernel_with<P: Port>(
+    kernel: SimKernel,
+    rings: Rings,
+    wrap: impl FnOnce(SimPort) -> P,
+) -> Result<(Engine<P>, Rc<RefCell<SimKernel>>)> {
     let region = kernel.region();
     let owner = Box::new(kernel.region.clone());
     // SAFETY: the region is the allocation `owner` keeps alive, laid out by `build`.
     let attached = unsafe { attach(&region, rings, "sim:port", owner)? };
     let k = Rc::new(RefCell::new(kernel));
     Ok((
-        Engine::new(SimPort(k.clone()), attached, "sim:port".into()),
+        Engine::new(wrap(SimPort(k.clone())), attached, "sim:port".into()),
         k,
     ))
 }

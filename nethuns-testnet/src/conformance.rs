@@ -115,6 +115,7 @@ pub const CASES: &[&str] = &[
     "stats",
     "double_release",
     "jumbo",
+    "soak",
 ];
 
 /// Runs case `name` on backend `B`, prints its line, and panics if it failed. Returns the
@@ -146,6 +147,7 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
                 "filter" => filter::<B>(&pair),
                 "stats" => stats::<B>(&pair),
                 "double_release" => double_release::<B>(&pair),
+                "soak" => crate::soak::soak::<B>(&pair),
                 other => Err(format!("no case named {other:?}")),
             })
         }
@@ -268,7 +270,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats double_release jumbo);
+            filter savefile_eof stats double_release jumbo soak);
     };
 }
 

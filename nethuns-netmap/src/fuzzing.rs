@@ -170,10 +170,14 @@ impl FuzzPort {
     }
 
     fn after_sync(&self) {
-        let k = self.inner.0.borrow();
+        let mut k = self.inner.0.borrow_mut();
         let per_dir = (k.cfg.nic_rings + k.cfg.host_rings) as usize;
         let n = k.cfg.slots;
         for w in self.queued.borrow_mut().drain(..) {
+            if let Write::Tail { rx, ring, value } = w {
+                k.kernel_set_tail(rx, usize::from(ring) % per_dir, value);
+                continue;
+            }
             let ring_of = |rx: bool, r: u8| k.ring_ptr(rx, usize::from(r) % per_dir);
             // The user's part of a ring after the sync, `[head, tail)`, where the kernel
             // hands over slots; `None` if it is empty.
@@ -186,7 +190,7 @@ impl FuzzPort {
             // SAFETY (every arm): ring headers and slots below `num_slots` are inside the
             // region; the user does not run during a sync.
             match w {
-                Write::Tail { rx, ring, value } => unsafe { (*ring_of(rx, ring)).tail = value },
+                Write::Tail { .. } => {}
                 Write::SlotBuf {
                     rx,
                     ring,

@@ -291,6 +291,30 @@ impl SimKernel {
         unsafe { (*sys::ring_slot(k.ptr, (*k.ptr).head)).buf_idx = idx };
     }
 
+    /// The kernel moves `tail` of RX ring `ring` (`rx`) or TX ring `ring`, as a sync may: a
+    /// `value` below `num_slots` moves it forward by `value` modulo the slots the kernel may
+    /// still hand over (up to one before `hwcur`), and becomes its own copy too; any other
+    /// value lands only in ring memory (a corrupted `tail`, which the next sync does not
+    /// trust).
+    pub(crate) fn kernel_set_tail(&mut self, rx: bool, ring: usize, value: u32) {
+        let n = self.cfg.slots;
+        let k = if rx {
+            &mut self.rx[ring]
+        } else {
+            &mut self.tx[ring]
+        };
+        let tail = if value < n {
+            let room = dist(n, k.tail, (k.hwcur + n - 1) % n);
+            let t = (k.tail + value % (room + 1)) % n;
+            k.tail = t;
+            t
+        } else {
+            value
+        };
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*k.ptr).tail = tail };
+    }
+
     /// Overwrites `tail` in the memory of RX ring `ring`, as a faulty kernel would.
     pub(crate) fn set_rx_tail(&mut self, ring: usize, tail: u32) {
         // SAFETY: the ring header is inside the region.

@@ -75,6 +75,7 @@ pub(crate) struct SimKernel {
     region: Arc<SimRegion>,
     len: usize,
     /// Where the buffers start.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     buf_base: usize,
     nifp: *mut netmap_if,
     pub cfg: SimConfig,
@@ -217,12 +218,14 @@ impl SimKernel {
         self.nifp
     }
 
+    #[cfg(feature = "fuzzing")]
     /// The start of the region and the length of its part before the buffers (the
     /// `netmap_if`, the rings and their slots), for tests that corrupt any of it.
     pub(crate) fn metadata(&self) -> (*mut u8, usize) {
         (self.region.ptr, self.buf_base)
     }
 
+    #[cfg(feature = "fuzzing")]
     /// The link word of extra buffer `e` (0-based, in the order `build` chained them).
     pub(crate) fn extra_link(&self, e: u32) -> *mut u32 {
         let rings = 2 * (self.cfg.nic_rings + self.cfg.host_rings);
@@ -233,6 +236,7 @@ impl SimKernel {
         unsafe { base.add(meta + idx as usize * self.cfg.buf_size as usize) }.cast()
     }
 
+    #[cfg(feature = "fuzzing")]
     /// The header of RX ring `r` (`rx`) or TX ring `r`.
     pub(crate) fn ring_ptr(&self, rx: bool, r: usize) -> *mut netmap_ring {
         if rx {
@@ -291,6 +295,7 @@ impl SimKernel {
         unsafe { (*sys::ring_slot(k.ptr, (*k.ptr).head)).buf_idx = idx };
     }
 
+    #[cfg(feature = "fuzzing")]
     /// The kernel moves `tail` of RX ring `ring` (`rx`) or TX ring `ring`, as a sync may: a
     /// `value` below `num_slots` moves it forward by `value` modulo the slots the kernel may
     /// still hand over (up to one before `hwcur`), and becomes its own copy too; any other

@@ -68,6 +68,11 @@ pub trait Backend: 'static {
     fn savefile_portspec(_path: &str) -> Option<String> {
         None
     }
+    /// Frames the soak keeps in flight towards the socket at most: below what its kernel ring
+    /// holds, so that a receiver that falls behind loses nothing.
+    fn soak_window() -> u64 {
+        256
+    }
     /// A backend-only check run on the socket under test at the end of each case (frames
     /// audit, blocks in use, mempool in use …).
     fn check(_sock: &Self::S) -> Result<(), String> {

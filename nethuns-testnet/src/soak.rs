@@ -5,7 +5,7 @@
 //! tokens and hands each to another thread, which checks its bytes and releases it there.
 //! The socket then sends a quarter as many frames back, which the peer checks. The sender of
 //! each direction keeps at most a small window in flight, so a full ring never drops a frame
-//! and every frame must arrive. At the end: the counts, the socket's statistics (nothing
+//! and every frame must arrive ([`Backend::soak_window`]). At the end: the counts, the socket's statistics (nothing
 //! dropped), and the backend's own accounting ([`Backend::check`]: frame
 //! audit, blocks in use, mempool in use, pool buffers free) show that nothing was lost.
 //! Bounded in time: a direction that stalls for [`STALL`] fails the case.
@@ -26,10 +26,6 @@ pub const PACKETS_ENV: &str = "NETHUNS_SOAK_PACKETS";
 pub const DEFAULT_PACKETS: u64 = 100_000;
 /// A direction making no progress for this long fails the soak.
 pub const STALL: Duration = Duration::from_secs(10);
-/// Frames in flight towards the socket at most: below the smallest receive ring or pool of
-/// the suite's flags (pcap's 1024 buffers, net_af_packet's 512 frames), above what one
-/// AF_PACKET block holds before its timeout.
-const WINDOW: u64 = 256;
 /// Frames in flight towards the peer at most (its socket's receive buffer holds more).
 const BACK_WINDOW: u64 = 64;
 const SIZES: [usize; 4] = [60, 64, 512, 1514];
@@ -80,14 +76,15 @@ pub(crate) fn soak<B: Backend>(pair: &NetPair) -> Result<Verdict, String> {
         let consumed = AtomicU64::new(0);
         let received = AtomicU64::new(0);
         let failed = AtomicBool::new(false);
-        let (tx, rx) = mpsc::sync_channel::<nethuns_core::Token>(2 * WINDOW as usize);
+        let window = B::soak_window();
+        let (tx, rx) = mpsc::sync_channel::<nethuns_core::Token>(2 * window as usize);
         std::thread::scope(|s| -> Result<(), String> {
-            // The peer sends, keeping at most WINDOW frames ahead of the consumer.
+            // The peer sends, keeping at most `window` frames ahead of the consumer.
             let sender = s.spawn(|| -> Result<(), String> {
                 for seq in 0..n {
                     wait_for("receive", &consumed, || {
                         failed.load(Ordering::Relaxed)
-                            || seq - consumed.load(Ordering::Relaxed) < WINDOW
+                            || seq - consumed.load(Ordering::Relaxed) < window
                     })?;
                     if failed.load(Ordering::Relaxed) {
                         return Ok(());

@@ -47,6 +47,12 @@ impl Backend for Pcap {
         Some(format!("file:{path}"))
     }
 
+    /// libpcap's live ring in immediate mode is cut in snaplen-sized slots (65535 bytes
+    /// here): few of them, so the soak keeps few frames in flight.
+    fn soak_window() -> u64 {
+        24
+    }
+
     /// Every pool buffer is free again but the one the socket keeps ready for the next
     /// packet and one a case may still hold.
     fn check(sock: &Sock) -> Result<(), String> {

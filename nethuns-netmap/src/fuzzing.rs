@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::io;
 
+use crate::context::JUMBO_BASE;
 use crate::engine::Port;
 use crate::portspec::Rings;
 use crate::sim::{self, SimConfig, SimKernel, SimPort};
@@ -274,6 +275,7 @@ fn traffic(kernel: SimKernel, rings: Rings, input: &mut Input) {
     };
     let per_dir = (cfg.nic_rings + cfg.host_rings) as usize;
     let ctx = engine.context().clone();
+    let jumbo_total = ctx.free_jumbo_buffers();
     let mut held = Vec::new();
     let mut frame = vec![0u8; cfg.buf_size as usize];
     for _ in 0..512 {
@@ -296,7 +298,11 @@ fn traffic(kernel: SimKernel, rings: Rings, input: &mut Input) {
             }
             2 | 3 => {
                 if let Ok((token, meta)) = engine.recv_token() {
-                    assert!(meta.len <= cfg.buf_size, "a packet over its buffer");
+                    // A chain of slots arrives whole in a jumbo buffer, longer than a slot.
+                    assert!(
+                        meta.len <= cfg.buf_size || token.buffer_desc().get() >= JUMBO_BASE,
+                        "a packet over its buffer"
+                    );
                     let payload = token.consume(&ctx);
                     assert_eq!(payload.len(), meta.len as usize);
                     let sum: u32 = payload.iter().map(|&b| u32::from(b)).sum();
@@ -372,7 +378,12 @@ fn traffic(kernel: SimKernel, rings: Rings, input: &mut Input) {
     }
     // Account for every buffer: in a ring slot, held, or in the free list.
     engine.port().before_sync();
-    let held_bufs: Vec<u32> = held.iter().map(|t| t.buffer_desc().get() as u32).collect();
+    let held_bufs: Vec<u32> = held
+        .iter()
+        .map(|t| t.buffer_desc().get())
+        .filter(|&d| d < JUMBO_BASE)
+        .map(|d| d as u32)
+        .collect();
     let mut all = k.borrow().ring_buffers();
     all.extend(ctx.pool().free_list());
     all.extend_from_slice(&held_bufs);
@@ -384,6 +395,11 @@ fn traffic(kernel: SimKernel, rings: Rings, input: &mut Input) {
     }
     let total = ctx.extra_buffers();
     assert_eq!(ctx.free_extra_buffers(), total, "extra buffers not back");
+    assert_eq!(
+        ctx.free_jumbo_buffers(),
+        jumbo_total,
+        "jumbo buffers not back"
+    );
     drop(engine);
     drop(ctx);
     let back = sim::walk_bufs_head(&k.borrow());

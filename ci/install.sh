@@ -17,4 +17,10 @@ fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
+# cargo-fuzz for `cargo xtask fuzz` (built from crates.io, bounded in time).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "ci/install.sh: installing cargo-fuzz"
+  timeout 1200 cargo install cargo-fuzz --locked --quiet
+fi
 cargo --version
+cargo fuzz --version

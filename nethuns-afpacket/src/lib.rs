@@ -94,12 +94,17 @@
 //!   `libpcap-dev`), for the live interface as `tcpdump -i` does (VLAN tests use the kernel's
 //!   ancillary loads, since the kernel takes the tag out before the filter runs). Without it, filters are classic BPF programs ([`Filter::Classic`], e.g.
 //!   from `tcpdump -dd`).
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` (the RX block walker over
+//!   memory the fuzzer writes); not part of the API.
 //!
 //! Needs `CAP_NET_RAW` to open a socket.
 
 #![warn(missing_docs)]
 
 mod flags;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod geometry;
 mod link;
 mod ring;

@@ -110,7 +110,14 @@ impl Shared {
         if status & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        let num_pkts = self.block_word(block, NUM_PKTS).load(Ordering::Relaxed);
+        // Every packet takes at least its header, so a block holds at most this many: a
+        // larger count (not from a sane kernel) must neither overflow the count below nor
+        // make the walk repeat itself (the walk drops the rest of a block that ends early).
+        let max_pkts = self.rx.block_size / std::mem::size_of::<libc::tpacket3_hdr>() as u32;
+        let num_pkts = self
+            .block_word(block, NUM_PKTS)
+            .load(Ordering::Relaxed)
+            .min(max_pkts);
         let first = self.block_word(block, FIRST_PKT).load(Ordering::Relaxed);
         // Nobody else touches a zero count: the socket is the only one that opens blocks.
         refs.store(num_pkts + 1, Ordering::Relaxed);
@@ -254,7 +261,14 @@ pub(crate) mod tests {
             .store(libc::TP_STATUS_USER, Ordering::Release);
     }
 
-    fn status(ctx: &AfPacketContext, b: u32) -> u32 {
+    /// Plays a broken kernel: block `b` claims `n` packets.
+    pub(crate) fn kernel_set_num_pkts(ctx: &AfPacketContext, b: u32, n: u32) {
+        ctx.shared()
+            .block_word(b, NUM_PKTS)
+            .store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn status(ctx: &AfPacketContext, b: u32) -> u32 {
         ctx.shared()
             .block_word(b, BLOCK_STATUS)
             .load(Ordering::Acquire)

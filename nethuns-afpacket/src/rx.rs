@@ -79,8 +79,14 @@ impl RxCursor {
                 std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr)
             };
             let mut data = hdr_off + h.tp_mac as usize;
+            if data >= block_end || (h.tp_mac as usize) < HDR {
+                // Frame data past its block (its descriptor would name another block, or
+                // none), or over its own header (where the next header could start too, and
+                // hand out the same bytes again): the block is not a kernel's.
+                return self.drop_block(s);
+            }
             // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-            let mut caplen = (h.tp_snaplen as usize).min(block_end.saturating_sub(data)) as u32;
+            let mut caplen = (h.tp_snaplen as usize).min(block_end - data) as u32;
             let mut len = h.tp_len;
             let mut vlan_valid = h.tp_status & libc::TP_STATUS_VLAN_VALID != 0;
             let mut vlan_tci = h.hv1.tp_vlan_tci as u16;
@@ -114,7 +120,7 @@ impl RxCursor {
                     }
                     data -= VLAN_HLEN;
                     caplen += VLAN_HLEN as u32;
-                    len += VLAN_HLEN as u32;
+                    len = len.saturating_add(VLAN_HLEN as u32);
                 }
             } else if caplen as usize >= MACS + VLAN_HLEN {
                 // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
@@ -128,7 +134,16 @@ impl RxCursor {
                     vlan_tci = u16::from_be_bytes([b[14], b[15]]);
                 }
             }
-            self.next = hdr_off + h.tp_next_offset as usize;
+            // The next header must start after this packet's bytes (a sane kernel puts it at
+            // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
+            // the same bytes twice, or rewrite a payload already handed out when its tag is
+            // put back. Such a block is cut short here.
+            let next = hdr_off + h.tp_next_offset as usize;
+            self.next = if next >= (data + caplen as usize).max(hdr_off + HDR) {
+                next
+            } else {
+                block_end
+            };
             Some(RxPacket {
                 desc: BufferDesc::new(data),
                 caplen,
@@ -148,12 +163,7 @@ impl RxCursor {
             None
         };
         if pkt.is_none() {
-            // A header outside the block (never written by a sane kernel): drop the rest of
-            // the block rather than read outside it.
-            s.release(self.block, self.remaining + 1);
-            self.remaining = 0;
-            self.block = rx.next_block(self.block);
-            return None;
+            return self.drop_block(s);
         }
         self.remaining -= 1;
         if self.remaining == 0 {
@@ -163,6 +173,16 @@ impl RxCursor {
             self.block = rx.next_block(self.block);
         }
         pkt
+    }
+
+    /// A header outside the block (never written by a sane kernel): drops the rest of the
+    /// block rather than read outside it, and moves on to the next block.
+    #[cold]
+    fn drop_block(&mut self, s: &Shared) -> Option<RxPacket> {
+        s.release(self.block, self.remaining + 1);
+        self.remaining = 0;
+        self.block = s.rx().next_block(self.block);
+        None
     }
 
     /// Gives up the open block (socket closing): the packets not handed out and the socket's
@@ -178,7 +198,7 @@ impl RxCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::tests::{kernel_fill, test_ring};
+    use crate::ring::tests::{kernel_fill, kernel_set_num_pkts, status, test_ring};
     use nethuns_core::{Context, Metadata, Token};
 
     /// A packet as the kernel writes it: its captured bytes, where they start (`tp_mac`), and
@@ -427,5 +447,98 @@ mod tests {
         assert_eq!(p.caplen as usize, 4096 - 48 - 80);
         // SAFETY: test token for a packet just handed out.
         drop(ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) }));
+    }
+
+    /// Header `i` of block 0 (tests that corrupt what the kernel wrote).
+    fn header(ctx: &crate::AfPacketContext, off: usize) -> *mut libc::tpacket3_hdr {
+        // SAFETY: test memory of the anonymous ring; the callers pass header offsets.
+        unsafe { ctx.shared().base().add(off) as *mut libc::tpacket3_hdr }
+    }
+
+    /// Takes every packet the cursor gives (at most `max`), checks that each lies inside
+    /// block 0, releases them, and returns how many there were.
+    fn walk_all(ctx: &crate::AfPacketContext, c: &mut RxCursor, max: usize) -> usize {
+        let mut n = 0;
+        while let Some(p) = c.next(ctx.shared()) {
+            assert!(
+                p.desc.get() + p.caplen as usize <= 4096,
+                "packet leaves block 0"
+            );
+            // SAFETY: test token for a packet just handed out.
+            drop(ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) }));
+            n += 1;
+            assert!(n <= max, "more packets than the block can hold");
+        }
+        n
+    }
+
+    #[test]
+    fn frame_data_past_the_block_drops_the_rest() {
+        // tp_mac 0xffff put the frame in another block: its release used to panic ("buffer
+        // … is not in this RX ring") or release another block's reference.
+        let ctx = test_ring(1);
+        kernel_write(&ctx, 0, &[60, 60]);
+        // SAFETY: corrupting the test header of block 0.
+        unsafe { (*header(&ctx, 48)).tp_mac = 0xffff };
+        let mut c = RxCursor::default();
+        assert_eq!(walk_all(&ctx, &mut c, 2), 0);
+        assert_eq!(ctx.blocks_in_use(), 0);
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
+    }
+
+    #[test]
+    fn an_absurd_packet_count_is_bounded() {
+        // num_pkts u32::MAX: `num_pkts + 1` references used to overflow (a panic in debug
+        // builds), and the walk handed out the last header over and over.
+        let ctx = test_ring(1);
+        kernel_write(&ctx, 0, &[60, 70]);
+        kernel_set_num_pkts(&ctx, 0, u32::MAX);
+        let mut c = RxCursor::default();
+        assert_eq!(walk_all(&ctx, &mut c, 2), 2);
+        assert_eq!(ctx.blocks_in_use(), 0);
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
+    }
+
+    #[test]
+    fn a_header_inside_the_previous_packet_cuts_the_block() {
+        // The second header overlapping the first packet's bytes would hand them out twice
+        // (and its tag put back would rewrite a payload already handed out).
+        let ctx = test_ring(1);
+        kernel_write(&ctx, 0, &[100, 60]);
+        // SAFETY: corrupting the test header of block 0.
+        unsafe { (*header(&ctx, 48)).tp_next_offset = 64 };
+        let mut c = RxCursor::default();
+        assert_eq!(walk_all(&ctx, &mut c, 2), 1);
+        assert_eq!(ctx.blocks_in_use(), 0);
+    }
+
+    #[test]
+    fn frame_data_over_its_own_header_drops_the_rest() {
+        // Found by fuzzing: a zero-length packet followed by a header at its data offset
+        // with tp_mac 0 handed out the same buffer twice.
+        let ctx = test_ring(1);
+        kernel_write(&ctx, 0, &[0, 60]);
+        // SAFETY: corrupting the test headers of block 0.
+        unsafe {
+            (*header(&ctx, 48)).tp_next_offset = 80;
+            (*header(&ctx, 128)).tp_mac = 0;
+        }
+        let mut c = RxCursor::default();
+        assert_eq!(walk_all(&ctx, &mut c, 2), 1);
+        assert_eq!(ctx.blocks_in_use(), 0);
+    }
+
+    #[test]
+    fn a_huge_wire_length_with_a_tag_saturates() {
+        // tp_len u32::MAX plus the restored tag used to overflow (a panic in debug builds).
+        let ctx = test_ring(1);
+        let mut p = kpkt(0, 60);
+        p.vlan = Some((7, None));
+        kernel_write_pkts(&ctx, 0, &[p]);
+        // SAFETY: corrupting the test header of block 0.
+        unsafe { (*header(&ctx, 48)).tp_len = u32::MAX };
+        let mut c = RxCursor::new(false);
+        let (b, m) = take(&ctx, &mut c);
+        assert_eq!((b.len(), m.len, m.vlan()), (64, u32::MAX, Some(7)));
     }
 }

@@ -260,8 +260,21 @@ impl Mmap {
         })
     }
 
+    /// An anonymous zeroed mapping of `len` bytes followed by an inaccessible page, so that a
+    /// read past the ring faults at once (the fuzz target of the walker).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn anonymous_guarded(len: usize) -> Mmap {
+        let page = crate::flags::page_size();
+        let m = Mmap::anonymous(len.next_multiple_of(page) + page);
+        // SAFETY: the last page of the fresh mapping `m` owns; nothing points into it.
+        let rc =
+            unsafe { libc::mprotect(m.base().add(m.len - page).cast(), page, libc::PROT_NONE) };
+        assert_eq!(rc, 0, "mprotect of the guard page");
+        m
+    }
+
     /// An anonymous zeroed mapping of `len` bytes (tests of the ring logic without a kernel).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn anonymous(len: usize) -> Mmap {
         // SAFETY: a fresh private anonymous mapping.
         let p = unsafe {

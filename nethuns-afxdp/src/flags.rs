@@ -394,4 +394,13 @@ mod tests {
         assert!(msg.contains("lower the MTU to 69102"), "{msg}");
         assert!(f.check_mtu("veth0", u32::MAX).is_err());
     }
+
+    #[test]
+    fn huge_mtu_is_refused_not_wrapped() {
+        // `mtu + 18` used to overflow (a panic with overflow checks, Ok after wrapping).
+        for mtu in [u32::MAX - 17, u32::MAX - 1, u32::MAX] {
+            let e = AfXdpFlags::default().check_mtu("veth0", mtu).unwrap_err();
+            assert_eq!(field(e), "frame_size", "MTU {mtu}");
+        }
+    }
 }

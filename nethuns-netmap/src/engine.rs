@@ -165,6 +165,17 @@ impl<P: Port> Engine<P> {
                         self.rx_cur.set(i);
                         return self.recv_chain(ring, slots, len);
                     }
+                    Rx::BadTail { tail, num_slots } => {
+                        // A sync makes the kernel write `tail` again; the next call sees it.
+                        let _ = self.rx_sync();
+                        return Err(crate::netmap_error(
+                            format!("receiving on {} RX ring {}", self.label, ring.index),
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("tail {tail} outside the {num_slots}-slot ring"),
+                            ),
+                        ));
+                    }
                     Rx::Corrupt { slot, buf, len } => {
                         return Err(crate::netmap_error(
                             format!("receiving on {} RX ring {}", self.label, ring.index),

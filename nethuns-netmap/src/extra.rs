@@ -134,6 +134,14 @@ impl ExtraPool {
             if count >= limit {
                 return Err(format!("extra buffer list longer than the {limit} granted"));
             }
+            // A list that comes back to a buffer it named already loops forever: in debug
+            // builds the pool's bitmap sees the repeat at once; without it, a list longer than
+            // the region has buffers must repeat one.
+            if pool.marked(idx) || count >= mem.nbufs {
+                return Err(format!(
+                    "extra buffer list loops (back to index {idx} after {count} buffers)"
+                ));
+            }
             count += 1;
             pool.mark(idx, true);
             idx = mem.link(idx).load(Ordering::Relaxed);
@@ -169,7 +177,7 @@ impl ExtraPool {
     }
 
     /// The free list, head first (tests: buffer accounting).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn free_list(&self) -> Vec<u32> {
         let mut v = Vec::new();
         let mut i = self.head_idx();
@@ -240,6 +248,19 @@ impl ExtraPool {
                 Err(now) => cur = now,
             }
         }
+    }
+
+    /// Whether `idx` is marked as in the pool (debug builds; always false without the bitmap).
+    #[inline]
+    #[allow(unused_variables)]
+    fn marked(&self, idx: u32) -> bool {
+        #[cfg(debug_assertions)]
+        {
+            let (w, b) = (idx as usize / 64, 1u64 << (idx % 64));
+            self.in_pool[w].load(Ordering::Relaxed) & b != 0
+        }
+        #[cfg(not(debug_assertions))]
+        false
     }
 
     #[inline]
@@ -323,6 +344,35 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("index 99"), "{e}");
+    }
+
+    #[test]
+    fn a_cyclic_list_is_an_error_not_a_panic() {
+        // 2 -> 3 -> 4 -> 2: the kernel's list (input) loops. This used to panic in debug
+        // builds ("extra buffer 2 released twice") instead of returning the error.
+        let (mut words, head) = region(8, 3);
+        words[(4 * 16) as usize] = 2;
+        for limit in [3, 4, 100, u32::MAX] {
+            // SAFETY: as above.
+            let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
+            // SAFETY: as above.
+            let e = unsafe { ExtraPool::from_list(mem, head, limit) }
+                .err()
+                .unwrap();
+            assert!(
+                e.contains("loops") || e.contains("longer than the"),
+                "limit {limit}: {e}"
+            );
+        }
+        // A buffer linked to itself.
+        words[(2 * 16) as usize] = 2;
+        // SAFETY: as above.
+        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
+        // SAFETY: as above.
+        let e = unsafe { ExtraPool::from_list(mem, head, 100) }
+            .err()
+            .unwrap();
+        assert!(e.contains("loops (back to index 2"), "{e}");
     }
 
     #[test]

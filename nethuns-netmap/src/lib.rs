@@ -60,6 +60,10 @@
 //! [`Socket::stats`] counts received, sent and send errors; `dropped` is `None`, as netmap's ABI
 //! keeps no drop counter.
 //!
+//! ## Features
+//! - `fuzzing`: the entry point of the fuzz target in `fuzz/` (the ring and extra-buffer
+//!   logic over the simulated region, with what the kernel writes fuzzed); not part of the API.
+//!
 //! ## Platforms
 //! [`Sock`] exists on Linux and FreeBSD. The ring logic is tested everywhere against a
 //! simulated netmap region; the real-device tests are `#[ignore]` lab tests run by
@@ -80,7 +84,11 @@ mod ring;
 mod sock;
 pub mod sys;
 
-#[cfg(test)]
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod sim;
 #[cfg(test)]
 mod sim_tests;

@@ -119,6 +119,14 @@ pub(crate) enum Rx {
         /// Total length.
         len: usize,
     },
+    /// The kernel's `tail` is not a slot of the ring: nothing was taken (the ring cannot be
+    /// read until a sync rewrites it).
+    BadTail {
+        /// The value read.
+        tail: u32,
+        /// The ring's size.
+        num_slots: u32,
+    },
     /// Slot `slot` named an invalid buffer or length; it was skipped.
     Corrupt {
         /// The slot.
@@ -138,6 +146,11 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
         return Rx::Empty;
     }
     let n = ring.num_slots;
+    if tail >= n {
+        // Walking towards a tail outside the ring would never stop (and hand out slots the
+        // kernel never filled).
+        return Rx::BadTail { tail, num_slots: n };
+    }
     // SAFETY: `head` is below `num_slots` (we only ever set it with `nm_ring_next`).
     let slot = unsafe { ring.slot(head) };
     // SAFETY: the slot is in the user's part of the ring and mapped.
@@ -255,9 +268,12 @@ pub(crate) enum Tx {
 /// last (all in this ring, or none).
 pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
     let (n, head) = (ring.num_slots, ring.head());
+    let tail = ring.tail();
     let room = (mem.buf_size() as usize).min(u16::MAX as usize);
     let k = data.len().div_ceil(room).max(1) as u32;
-    if sys::nm_ring_space(n, head, ring.tail()) < k {
+    // A tail outside the ring (never from a sane kernel): nothing is owned for certain until
+    // a sync rewrites it.
+    if tail >= n || sys::nm_ring_space(n, head, tail) < k {
         return Tx::Full;
     }
     let mut i = head;

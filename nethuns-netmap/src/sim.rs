@@ -65,12 +65,18 @@ impl Drop for SimRegion {
 struct KRing {
     ptr: *mut netmap_ring,
     hwcur: u32,
+    /// The kernel's own copy of `tail` (netmap's `rtail`): a `tail` in ring memory outside
+    /// the ring is not trusted by the sync.
+    tail: u32,
 }
 
 /// The kernel side of a simulated port.
 pub(crate) struct SimKernel {
     region: Arc<SimRegion>,
     len: usize,
+    /// Where the buffers start.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    buf_base: usize,
     nifp: *mut netmap_if,
     pub cfg: SimConfig,
     /// Extra buffers granted (may be fewer than configured, to test that).
@@ -91,6 +97,20 @@ pub(crate) struct SimKernel {
     /// When set, every sync fails with this errno (the port left netmap mode: `ENXIO`).
     pub sync_errno: Option<i32>,
     clock: i64,
+}
+
+/// The `tail` a sync starts from: the one in ring memory when it is a slot of the ring (a
+/// test may move it, as a kernel would), else the kernel's own copy.
+///
+/// # Safety
+/// `ring` is the ring header of `k`.
+unsafe fn sane_tail(ring: *mut netmap_ring, k: &KRing, n: u32) -> u32 {
+    let t = (*ring).tail;
+    if t < n {
+        t
+    } else {
+        k.tail
+    }
 }
 
 fn round_up(v: usize, a: usize) -> usize {
@@ -146,6 +166,7 @@ impl SimKernel {
                 let k = KRing {
                     ptr: ring,
                     hwcur: 0,
+                    tail: (*ring).tail,
                 };
                 if is_rx {
                     rx.push(k)
@@ -166,6 +187,7 @@ impl SimKernel {
         SimKernel {
             region,
             len,
+            buf_base,
             nifp,
             cfg,
             granted: cfg.extra,
@@ -194,6 +216,34 @@ impl SimKernel {
     /// Raw access for tests that corrupt the layout.
     pub(crate) fn nifp(&self) -> *mut netmap_if {
         self.nifp
+    }
+
+    #[cfg(feature = "fuzzing")]
+    /// The start of the region and the length of its part before the buffers (the
+    /// `netmap_if`, the rings and their slots), for tests that corrupt any of it.
+    pub(crate) fn metadata(&self) -> (*mut u8, usize) {
+        (self.region.ptr, self.buf_base)
+    }
+
+    #[cfg(feature = "fuzzing")]
+    /// The link word of extra buffer `e` (0-based, in the order `build` chained them).
+    pub(crate) fn extra_link(&self, e: u32) -> *mut u32 {
+        let rings = 2 * (self.cfg.nic_rings + self.cfg.host_rings);
+        let idx = 2 + rings * self.cfg.slots + e;
+        let (base, meta) = self.metadata();
+        assert!(e < self.cfg.extra);
+        // SAFETY: buffer `idx` is inside the region (the buffers follow the metadata).
+        unsafe { base.add(meta + idx as usize * self.cfg.buf_size as usize) }.cast()
+    }
+
+    #[cfg(feature = "fuzzing")]
+    /// The header of RX ring `r` (`rx`) or TX ring `r`.
+    pub(crate) fn ring_ptr(&self, rx: bool, r: usize) -> *mut netmap_ring {
+        if rx {
+            self.rx[r].ptr
+        } else {
+            self.tx[r].ptr
+        }
     }
 
     /// The total number of buffers of the region.
@@ -245,6 +295,43 @@ impl SimKernel {
         unsafe { (*sys::ring_slot(k.ptr, (*k.ptr).head)).buf_idx = idx };
     }
 
+    #[cfg(feature = "fuzzing")]
+    /// The kernel moves `tail` of RX ring `ring` (`rx`) or TX ring `ring`, as a sync may: a
+    /// `value` below `num_slots` moves it forward by `value` modulo the slots the kernel may
+    /// still hand over (up to one before `hwcur`), and becomes its own copy too; any other
+    /// value lands only in ring memory (a corrupted `tail`, which the next sync does not
+    /// trust).
+    pub(crate) fn kernel_set_tail(&mut self, rx: bool, ring: usize, value: u32) {
+        let n = self.cfg.slots;
+        let k = if rx {
+            &mut self.rx[ring]
+        } else {
+            &mut self.tx[ring]
+        };
+        let tail = if value < n {
+            let room = dist(n, k.tail, (k.hwcur + n - 1) % n);
+            let t = (k.tail + value % (room + 1)) % n;
+            k.tail = t;
+            t
+        } else {
+            value
+        };
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*k.ptr).tail = tail };
+    }
+
+    /// Overwrites `tail` in the memory of RX ring `ring`, as a faulty kernel would.
+    pub(crate) fn set_rx_tail(&mut self, ring: usize, tail: u32) {
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*self.rx[ring].ptr).tail = tail };
+    }
+
+    /// Overwrites `tail` in the memory of TX ring `ring`, as a faulty kernel would.
+    pub(crate) fn set_tx_tail(&mut self, ring: usize, tail: u32) {
+        // SAFETY: the ring header is inside the region.
+        unsafe { (*self.tx[ring].ptr).tail = tail };
+    }
+
     fn rx_sync(&mut self) {
         self.rx_syncs += 1;
         self.clock += 1;
@@ -254,7 +341,7 @@ impl SimKernel {
             // SAFETY: the ring header and slots are inside the region; the user does not run
             // during a sync.
             unsafe {
-                let (head, tail) = ((*ring).head, (*ring).tail);
+                let (head, tail) = ((*ring).head, sane_tail(ring, &self.rx[r], n));
                 let hwcur = self.rx[r].hwcur;
                 assert!(head < n, "kernel: RX head {head} out of range");
                 assert!(
@@ -285,6 +372,7 @@ impl SimKernel {
                     t = nm_ring_next(n, t);
                 }
                 (*ring).tail = t;
+                self.rx[r].tail = t;
                 (*ring).ts = libc::timeval {
                     tv_sec: self.clock as _,
                     tv_usec: 0,
@@ -300,7 +388,7 @@ impl SimKernel {
             let ring = self.tx[r].ptr;
             // SAFETY: as in `rx_sync`.
             unsafe {
-                let (head, tail) = ((*ring).head, (*ring).tail);
+                let (head, tail) = ((*ring).head, sane_tail(ring, &self.tx[r], n));
                 let hwcur = self.tx[r].hwcur;
                 assert!(head < n, "kernel: TX head {head} out of range");
                 assert!(
@@ -326,9 +414,13 @@ impl SimKernel {
                     "kernel: TX head inside a multi-slot packet"
                 );
                 self.tx[r].hwcur = head;
-                if self.tx_complete {
-                    (*ring).tail = (head + n - 1) % n;
-                }
+                let tail = if self.tx_complete {
+                    (head + n - 1) % n
+                } else {
+                    tail
+                };
+                (*ring).tail = tail;
+                self.tx[r].tail = tail;
             }
         }
     }
@@ -378,13 +470,23 @@ pub(crate) fn attach_kernel(
     kernel: SimKernel,
     rings: Rings,
 ) -> Result<(Engine<SimPort>, Rc<RefCell<SimKernel>>)> {
+    attach_kernel_with(kernel, rings, |p| p)
+}
+
+/// [`attach_kernel`] with the port wrapped by `wrap` (a port that plays more than the
+/// simulator does).
+pub(crate) fn attach_kernel_with<P: Port>(
+    kernel: SimKernel,
+    rings: Rings,
+    wrap: impl FnOnce(SimPort) -> P,
+) -> Result<(Engine<P>, Rc<RefCell<SimKernel>>)> {
     let region = kernel.region();
     let owner = Box::new(kernel.region.clone());
     // SAFETY: the region is the allocation `owner` keeps alive, laid out by `build`.
     let attached = unsafe { attach(&region, rings, "sim:port", owner)? };
     let k = Rc::new(RefCell::new(kernel));
     Ok((
-        Engine::new(SimPort(k.clone()), attached, "sim:port".into()),
+        Engine::new(wrap(SimPort(k.clone())), attached, "sim:port".into()),
         k,
     ))
 }

@@ -436,6 +436,31 @@ fn corrupt_slot_is_reported_and_skipped() {
 }
 
 #[test]
+fn a_tail_outside_the_ring_is_reported_not_followed() {
+    // A `tail` past `num_slots` used to be followed: the walk handed out slots the kernel
+    // never filled, around and around the ring (and a fragment chain never ended).
+    let (e, k) = open(SimConfig::default());
+    k.borrow_mut().inject(0, frames::frame(1, 64));
+    assert!(e.wait_rx(0).unwrap());
+    k.borrow_mut().set_rx_tail(0, 9);
+    let err = e.recv_token().unwrap_err().to_string();
+    assert!(
+        err.contains("sim:port RX ring 0") && err.contains("tail 9 outside the 8-slot ring"),
+        "{err}"
+    );
+    // The sync that followed rewrote `tail`: the packet is there.
+    let (t, _) = e.recv_token().unwrap();
+    assert_eq!(frames::seq_of(&t.consume(e.context())), Some(1));
+    // A TX tail outside the ring: nothing is written through it until a sync fixes it.
+    let (_, tx) = e.rings();
+    let tx0 = tx[0];
+    k.borrow_mut().set_tx_tail(0, 1000);
+    e.send(&frames::frame(2, 64)).unwrap();
+    assert_ne!(tx0.tail(), 1000, "the send synced");
+    assert_conserved(&e, &k.borrow(), &[]);
+}
+
+#[test]
 fn all_rings_are_served_and_metadata_names_the_ring() {
     let (e, k) = open(SimConfig {
         nic_rings: 3,

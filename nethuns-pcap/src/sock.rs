@@ -261,10 +261,13 @@ impl Sock {
     #[inline]
     fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
         let vlan = nethuns_core::frame::outer_vlan(buf);
+        // A savefile is outside input: a record claiming a wire length under its captured
+        // length still reports `len >= caplen`.
+        let len = h.len.max(h.caplen);
         match self.format.precision {
-            TsPrecision::Micro => Meta::new(h.ts, h.len, caplen, vlan),
+            TsPrecision::Micro => Meta::new(h.ts, len, caplen, vlan),
             TsPrecision::Nano => {
-                Meta::with_nanos(h.ts.tv_sec, h.ts.tv_usec as u32, h.len, caplen, vlan)
+                Meta::with_nanos(h.ts.tv_sec, h.ts.tv_usec as u32, len, caplen, vlan)
             }
         }
     }

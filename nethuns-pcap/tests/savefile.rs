@@ -57,6 +57,33 @@ fn dumper_output_is_read_by_tcpdump() {
 }
 
 #[test]
+fn a_record_shorter_on_the_wire_than_captured_reports_len_at_least_caplen() {
+    // Found by fuzzing: a record with caplen 60 and len 1 was reported as `len() < caplen()`.
+    let path = tmp("short-len");
+    let f = frames::frame(0, 60);
+    let mut file = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&w.to_le_bytes());
+    }
+    for w in [1u32, 0, f.len() as u32, 1] {
+        file.extend_from_slice(&w.to_le_bytes());
+    }
+    file.extend_from_slice(&f);
+    std::fs::write(&path, file).unwrap();
+    let sock = Sock::create(
+        &format!("file:{}", path.display()),
+        None,
+        PcapFlags::default(),
+    )
+    .unwrap();
+    let (p, meta) = sock.recv().unwrap();
+    assert_eq!(p.len(), 60);
+    assert_eq!((meta.caplen, meta.len), (60, 60));
+    assert!(matches!(sock.recv(), Err(Error::Eof)));
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
 fn file_socket_replays_exactly_then_reports_eof() {
     let path = tmp("replay");
     write_file(&path, 40);

@@ -70,6 +70,11 @@ pub trait Backend: 'static {
     fn savefile_portspec(_path: &str) -> Option<String> {
         None
     }
+    /// Frames the soak keeps in flight towards the socket at most: below what its kernel ring
+    /// holds, so that a receiver that falls behind loses nothing.
+    fn soak_window() -> u64 {
+        256
+    }
     /// A backend-only check run on the socket under test at the end of each case (frames
     /// audit, blocks in use, mempool in use …).
     fn check(_sock: &Self::S) -> Result<(), String> {
@@ -118,6 +123,7 @@ pub const CASES: &[&str] = &[
     "double_release",
     "jumbo",
     "batch_exact",
+    "soak",
 ];
 
 /// Runs case `name` on backend `B`, prints its line, and panics if it failed. Returns the
@@ -150,6 +156,7 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
                 "stats" => stats::<B>(&pair),
                 "double_release" => double_release::<B>(&pair),
                 "batch_exact" => batch::batch_exact::<B>(&pair),
+                "soak" => crate::soak::soak::<B>(&pair),
                 other => Err(format!("no case named {other:?}")),
             })
         }
@@ -272,7 +279,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats double_release jumbo batch_exact);
+            filter savefile_eof stats double_release jumbo batch_exact soak);
     };
 }
 

@@ -35,6 +35,7 @@ pub mod faults;
 pub mod frames;
 pub mod io;
 pub mod peer;
+pub mod soak;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

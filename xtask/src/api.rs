@@ -143,7 +143,7 @@ fn current(krate: &str) -> Result<String, String> {
 }
 
 /// The target directory cargo uses here (`CARGO_TARGET_DIR`, config, or `target/`).
-fn target_dir() -> Result<PathBuf, String> {
+pub(crate) fn target_dir() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])

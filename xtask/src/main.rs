@@ -16,11 +16,17 @@
 //! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
 //! - `cargo xtask test-vm` — the lab tests inside a QEMU guest with emulated NICs (see
 //!   `cargo xtask test-vm --help`).
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` — every cargo-fuzz target of `fuzz/` for N
+//!   seconds (default 60), failing on any crash; see [`fuzz`].
+//! - `cargo xtask sanitize` — the whole test suite under AddressSanitizer and LeakSanitizer;
+//!   see [`sanitize`].
 
 mod api;
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
+mod sanitize;
 mod test_hw;
 mod test_vm;
 mod util;
@@ -47,6 +53,14 @@ commands:
                   the instruction cost only (about two minutes)
   test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
   test-vm ...     lab tests inside a QEMU guest with emulated NICs (cargo xtask test-vm --help)
+  fuzz [--seconds N] [TARGET...]
+                  each cargo-fuzz target of fuzz/ for N seconds (default 60): replays the
+                  saved crash inputs and seeds, fails on a crash naming its input; prints
+                  executions per target and writes results/fuzz.json
+  sanitize [--allow-skip] [--no-install] [-- <cargo test args>]
+                  the whole test suite (network tests included, doc tests not) under
+                  AddressSanitizer with LeakSanitizer, in its own target dir; the soaks
+                  with 200000 frames per backend
 ";
 
 fn main() -> ExitCode {
@@ -62,6 +76,8 @@ fn main() -> ExitCode {
         "api" => api::run(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "sanitize" => sanitize::run(rest),
         "test-hw" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {
                 print!("{}", test_hw::HELP);

@@ -55,8 +55,40 @@ fn check_netns() -> Result<(), String> {
     Ok(())
 }
 
+/// How [`run_suite`] runs the test suite.
+pub struct Suite<'a> {
+    /// The command's name in messages (`test`, `sanitize`).
+    pub name: &'a str,
+    /// Arguments of the command (`--allow-skip`, `--no-install`, `-- <cargo test args>`).
+    pub args: &'a [String],
+    /// Arguments for `cargo test` after `test` (e.g. `--target TRIPLE`).
+    pub cargo_args: &'a [&'a str],
+    /// Extra environment of `cargo test` (e.g. `RUSTFLAGS`).
+    pub envs: Vec<(&'a str, String)>,
+    /// Frames per backend of the conformance suite's soak (and the AF_XDP soak).
+    pub soak_packets: u64,
+    /// Whether to run the doc tests too.
+    pub doc: bool,
+}
+
 /// `cargo xtask test`.
 pub fn test(args: &[String]) -> Result<(), String> {
+    run_suite(Suite {
+        name: "test",
+        args,
+        cargo_args: &[],
+        envs: vec![],
+        // The full soak (1M packets a backend; ~25 s each in debug).
+        soak_packets: 1_000_000,
+        doc: true,
+    })
+}
+
+/// Runs the whole test suite as `suite` says: installs the system packages, requires root
+/// (or `--allow-skip`), checks that namespaces can be made, runs every target of the
+/// workspace, prints the conformance table, and fails if a test failed or left a namespace.
+pub fn run_suite(suite: Suite) -> Result<(), String> {
+    let args = suite.args;
     let allow_skip = args.iter().any(|a| a == "--allow-skip");
     let install = !args.iter().any(|a| a == "--no-install");
     let passthrough: Vec<&str> = args
@@ -66,14 +98,18 @@ pub fn test(args: &[String]) -> Result<(), String> {
         .map(String::as_str)
         .collect();
     crate::deps::ensure(install)?;
-    let mut envs = vec![];
+    let soak = suite.soak_packets.to_string();
+    let mut envs: Vec<(&str, &str)> = suite.envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     if nethuns_testnet::is_root() {
         check_netns()?;
         envs.push(("NETHUNS_REQUIRE_NET", "1"));
-        // The AF_XDP frame-accounting soak at its full size (1M packets; ~25 s in debug).
-        envs.push(("NETHUNS_AFXDP_SOAK_PACKETS", "1000000"));
+        envs.push((nethuns_testnet::soak::PACKETS_ENV, soak.as_str()));
+        envs.push(("NETHUNS_AFXDP_SOAK_PACKETS", soak.as_str()));
     } else if allow_skip {
-        eprintln!("xtask test: not root: the network tests will print SKIPPED and not run");
+        eprintln!(
+            "xtask {}: not root: the network tests will print SKIPPED and not run",
+            suite.name
+        );
     } else {
         return Err(
             "the network tests need root (network namespaces, raw sockets, XDP); \
@@ -83,25 +119,33 @@ pub fn test(args: &[String]) -> Result<(), String> {
     }
     nethuns_testnet::cleanup_stale();
     let before = nethuns_testnet::our_namespaces();
-    let log = root().join("target").join("conformance.log");
+    let log = root().join("target").join(match suite.name {
+        "test" => "conformance.log".to_string(),
+        other => format!("conformance-{other}.log"),
+    });
     let _ = std::fs::create_dir_all(root().join("target"));
     let _ = std::fs::remove_file(&log);
     let log_s = log.to_string_lossy().into_owned();
     envs.push((nethuns_testnet::conformance::LOG_ENV, log_s.as_str()));
-    let mut cargs = vec![
-        "test",
+    let mut cargs = vec!["test"];
+    cargs.extend_from_slice(suite.cargo_args);
+    cargs.extend([
         "--workspace",
         "--all-features",
         "--all-targets",
         "--no-fail-fast",
-    ];
+    ]);
     if !passthrough.is_empty() {
         cargs.push("--");
         cargs.extend(passthrough.iter().copied());
     }
     let r = cargo(&cargs, &envs);
     // Doc tests are not part of --all-targets.
-    let d = cargo(&["test", "--workspace", "--all-features", "--doc"], &envs);
+    let d = if suite.doc {
+        cargo(&["test", "--workspace", "--all-features", "--doc"], &envs)
+    } else {
+        Ok(())
+    };
     match std::fs::read_to_string(&log) {
         Ok(l) => println!(
             "\nconformance (case × backend):\n\n{}",

@@ -46,4 +46,24 @@ impl Backend for Pcap {
     fn savefile_portspec(path: &str) -> Option<String> {
         Some(format!("file:{path}"))
     }
+
+    /// libpcap's live ring in immediate mode is cut in snaplen-sized slots (65535 bytes
+    /// here): few of them, so the soak keeps few frames in flight.
+    fn soak_window() -> u64 {
+        24
+    }
+
+    /// Every pool buffer is free again but the one the socket keeps ready for the next
+    /// packet and one a case may still hold.
+    fn check(sock: &Sock) -> Result<(), String> {
+        use nethuns_pcap::Socket;
+        let ctx = sock.context();
+        let in_use = ctx.pool().capacity() - ctx.free_buffers();
+        if in_use > 2 {
+            return Err(format!(
+                "{in_use} pool buffers still out after the case released everything"
+            ));
+        }
+        Ok(())
+    }
 }

@@ -49,6 +49,7 @@ pub mod metadata;
 pub mod pool;
 pub mod socket;
 pub mod token;
+pub mod wait;
 
 pub use context::{next_pool_id, try_packet, BufferDesc, BufferRef, Context, ForeignToken};
 pub use error::{BoxError, Error, Result};
@@ -87,6 +88,7 @@ pub mod reexports {
     pub use crate::errors;
     pub use crate::frame;
     pub use crate::metadata;
+    pub use crate::wait;
     pub use crate::{crossbeam_channel, flume};
     pub use crate::{
         leaked_tokens, BufferDesc, BufferRef, Capabilities, Context, Error, Flags, ForeignToken,

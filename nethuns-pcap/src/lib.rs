@@ -40,6 +40,11 @@
 //! Errors from libpcap arrive as [`Error::Engine`] with engine `"pcap"` and the `pcap::Error`
 //! as source (`err.engine_source::<pcap::Error>()`). `queue` must be `None`: libpcap selects no
 //! queue.
+//!
+//! To wait for packets instead of spinning, `poll(2)` the socket's descriptor (`Sock` is
+//! `AsRawFd` and `AsFd`: libpcap's `pcap_get_selectable_fd` on a live interface, an always
+//! readable eventfd on a savefile; also [`Capabilities::pollable_fd`]), or call
+//! [`wait::recv_timeout`], which does so.
 
 #![warn(missing_docs)]
 

@@ -18,16 +18,19 @@ pub const TX_BATCH: usize = 64;
 pub const FILE_PREFIX: &str = "file:";
 
 enum Handle {
-    Live(Capture<Active>),
-    File(Capture<Offline>),
+    /// A live capture with its `pcap_get_selectable_fd` descriptor.
+    Live(Capture<Active>, std::os::fd::RawFd),
+    /// A savefile, with an eventfd that stays readable: a savefile never has to wait, and a
+    /// caller that polls before each receive finds it ready at once.
+    File(Capture<Offline>, std::os::fd::OwnedFd),
 }
 
 impl Handle {
     #[inline]
     fn next_packet(&mut self) -> std::result::Result<pcap::Packet<'_>, pcap::Error> {
         match self {
-            Handle::Live(c) => c.next_packet(),
-            Handle::File(c) => c.next_packet(),
+            Handle::Live(c, _) => c.next_packet(),
+            Handle::File(c, _) => c.next_packet(),
         }
     }
 }
@@ -130,10 +133,10 @@ impl Sock {
     /// sends.
     pub fn set_direction(&self, dir: Direction) -> Result<()> {
         match &mut *self.handle.borrow_mut() {
-            Handle::Live(c) => c.direction(dir).map_err(|e| {
+            Handle::Live(c, _) => c.direction(dir).map_err(|e| {
                 Error::engine("pcap", format!("setdirection on {}", self.portspec), e)
             }),
-            Handle::File(_) => Err(Error::Unsupported(format!(
+            Handle::File(..) => Err(Error::Unsupported(format!(
                 "{}: a savefile has no direction",
                 self.portspec
             ))),
@@ -144,10 +147,10 @@ impl Sock {
     /// the interface. [`Socket::stats`] gives the counters every backend has.
     pub fn native_stats(&self) -> Result<pcap::Stat> {
         match &mut *self.handle.borrow_mut() {
-            Handle::Live(c) => c
+            Handle::Live(c, _) => c
                 .stats()
                 .map_err(|e| Error::engine("pcap", format!("stats on {}", self.portspec), e)),
-            Handle::File(_) => Err(Error::Unsupported(format!(
+            Handle::File(..) => Err(Error::Unsupported(format!(
                 "{}: a savefile has no statistics",
                 self.portspec
             ))),
@@ -172,6 +175,19 @@ impl Sock {
     /// [`Dumper`](crate::Dumper) that writes back what this socket reads.
     pub fn savefile_format(&self) -> SavefileFormat {
         self.format
+    }
+
+    /// The descriptor to `poll(2)` for readability: libpcap's `pcap_get_selectable_fd` of a
+    /// live capture (readable when a packet waits or the interface went away), an eventfd
+    /// that is always readable for a savefile (which never has to wait).
+    ///
+    /// [`Capabilities::pollable_fd`] gives the same; `Sock` is also `AsRawFd` and `AsFd`.
+    pub fn selectable_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &*self.handle.borrow() {
+            Handle::Live(_, fd) => *fd,
+            Handle::File(_, ready) => ready.as_raw_fd(),
+        }
     }
 
     /// Like [`Socket::create`], with the libpcap settings of [`PcapOptions`] (kernel buffer
@@ -199,13 +215,15 @@ impl Sock {
             let format = SavefileFormat::of_file(path);
             let precision = format.map_or(TsPrecision::Micro, |f| f.precision);
             let cap = Self::open_file(path, &flags, precision)?;
+            let ready = crate::ffi::always_ready()
+                .map_err(|e| Error::os(format!("eventfd for {portspec}"), e))?;
             let link_type = cap.get_datalink();
             let format = format.unwrap_or(SavefileFormat {
                 linktype: dlt_to_linktype(link_type.0),
                 precision: crate::ffi::tstamp_precision(&cap),
                 snaplen: MAX_SNAPLEN,
             });
-            (Handle::File(cap), link_type, format)
+            (Handle::File(cap, ready), link_type, format)
         } else {
             if portspec.is_empty() || portspec.len() >= libc::IFNAMSIZ || portspec.contains('\0') {
                 return Err(Error::portspec(
@@ -214,6 +232,11 @@ impl Sock {
                 ));
             }
             let cap = Self::open_live(portspec, &flags, &options)?;
+            let fd = crate::ffi::selectable_fd(&cap).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{portspec}: libpcap gives no selectable descriptor (pcap_get_selectable_fd)"
+                ))
+            })?;
             let link_type = cap.get_datalink();
             let format = SavefileFormat {
                 linktype: dlt_to_linktype(link_type.0),
@@ -224,7 +247,7 @@ impl Sock {
             if portspec != "any" {
                 max_frame = if_mtu(portspec)? + nethuns_core::frame::ETH_HLEN;
             }
-            (Handle::Live(cap), link_type, format)
+            (Handle::Live(cap, fd), link_type, format)
         };
         let ctx = PoolContext::try_new(flags.buffer_count, flags.rx_buffer_size(format.snaplen))?;
         let tx = TxQueue {
@@ -377,7 +400,7 @@ impl Socket for Sock {
                         self.eof.set(true);
                         Err(Error::Eof)
                     }
-                    e if matches!(&*handle, Handle::Live(_)) => {
+                    e if matches!(&*handle, Handle::Live(..)) => {
                         drop(handle);
                         Err(self.live_error(e))
                     }
@@ -416,7 +439,7 @@ impl Socket for Sock {
     fn flush(&self) {
         let mut tx = self.tx.borrow_mut();
         let mut handle = self.handle.borrow_mut();
-        let Handle::Live(cap) = &mut *handle else {
+        let Handle::Live(cap, _) = &mut *handle else {
             tx.queued = 0;
             return;
         };
@@ -455,13 +478,13 @@ impl Socket for Sock {
     /// libpcap does not count what its filter rejected (`filtered` is `None`).
     fn stats(&self) -> Result<Stats> {
         let dropped = match &mut *self.handle.borrow_mut() {
-            Handle::Live(c) => {
+            Handle::Live(c, _) => {
                 let s = c
                     .stats()
                     .map_err(|e| Error::engine("pcap", format!("stats on {}", self.portspec), e))?;
                 Some(u64::from(s.dropped) + u64::from(s.if_dropped))
             }
-            Handle::File(_) => None,
+            Handle::File(..) => None,
         };
         Ok(Stats {
             received: self.received.get(),
@@ -473,11 +496,7 @@ impl Socket for Sock {
     }
 
     fn capabilities(&self) -> Capabilities {
-        use std::os::fd::AsRawFd;
-        let pollable_fd = match &*self.handle.borrow() {
-            Handle::Live(c) => Some(c.as_raw_fd()),
-            Handle::File(_) => None,
-        };
+        let pollable_fd = Some(self.selectable_fd());
         Capabilities {
             max_frame: self.max_frame,
             min_frame: nethuns_core::frame::ETH_HLEN,
@@ -491,6 +510,24 @@ impl Socket for Sock {
     #[inline]
     fn context(&self) -> &PoolContext {
         &self.ctx
+    }
+}
+
+/// [`Sock::selectable_fd`]: libpcap's selectable descriptor of a live capture, an always
+/// readable eventfd for a savefile.
+impl std::os::fd::AsRawFd for Sock {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.selectable_fd()
+    }
+}
+
+/// [`Sock::selectable_fd`], borrowed for as long as the socket.
+impl std::os::fd::AsFd for Sock {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor belongs to the capture handle or the eventfd, both owned by
+        // `self` and never replaced or closed before `self` is dropped; it is not -1
+        // (`create` refused a capture without one).
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.selectable_fd()) }
     }
 }
 

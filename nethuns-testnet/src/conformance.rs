@@ -6,7 +6,7 @@
 //! assertion whatever the engine: exact delivery both ways (payload = wire frame, VLAN tags
 //! included), the size rules of `send`, pool exhaustion and recovery, tokens across threads
 //! and foreign tokens, channel batches, a deleted interface, link down/up, tcpdump filters,
-//! the end of a savefile, and statistics.
+//! the end of a savefile, statistics, and waiting for a packet ([`nethuns_core::wait`]).
 //!
 //! A backend crate instantiates it in a test file:
 //!
@@ -36,6 +36,7 @@ use crate::peer::RawPeer;
 use crate::{frames, NetPair};
 
 mod batch;
+mod wait;
 
 /// How a backend is opened for the suite.
 pub trait Backend: 'static {
@@ -124,6 +125,7 @@ pub const CASES: &[&str] = &[
     "jumbo",
     "batch_exact",
     "soak",
+    "wait",
 ];
 
 /// Runs case `name` on backend `B`, prints its line, and panics if it failed. Returns the
@@ -157,6 +159,7 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
                 "double_release" => double_release::<B>(&pair),
                 "batch_exact" => batch::batch_exact::<B>(&pair),
                 "soak" => crate::soak::soak::<B>(&pair),
+                "wait" => wait::wait::<B>(&pair),
                 other => Err(format!("no case named {other:?}")),
             })
         }
@@ -279,7 +282,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats double_release jumbo batch_exact soak);
+            filter savefile_eof stats double_release jumbo batch_exact soak wait);
     };
 }
 

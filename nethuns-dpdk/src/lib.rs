@@ -55,6 +55,20 @@
 //! `Metadata::timestamp()` stays `None`); none of DPDK 22.11's virtual devices (net_ring,
 //! net_null, net_af_packet, net_af_xdp, net_tap) offers the offload.
 //!
+//! ## Waiting, threads and async
+//! A poll-mode driver has no descriptor to sleep on: `capabilities().pollable_fd` is `None`.
+//! [`wait::recv_timeout`] waits by spinning with a backoff (spin hints, yields, sleeps of at
+//! most [`wait::MAX_BACKOFF`]), which frees the core between bursts at the price of up to that
+//! much latency; a receive loop that owns its core spins on `recv` instead.
+//!
+//! Beside tokio (`nethuns-tokio`'s `AsyncSocket` refuses a socket without a descriptor), run
+//! the DPDK socket on a thread of its own — [`std::thread::spawn`], or
+//! `tokio::task::spawn_blocking` if a runtime thread may be taken for as long as the socket
+//! runs — and hand [`Token`]s (or copies) to the async tasks over a channel
+//! (`tokio::sync::mpsc`, or `flume`, whose receiver has `recv_async`); a task turns a token
+//! back into bytes with a clone of the socket's [`DpdkContext`]. Transmit the same way: the
+//! DPDK thread owns the socket and sends what a channel brings it.
+//!
 //! ## The contract
 //! - `send` takes 14 ≤ len ≤ MTU + 14 bytes (MTU + 18 with an 802.1Q outer tag), else
 //!   [`Error::TooSmallPacket`] / [`Error::TooBigPacket`]; the MTU is the kernel interface's

@@ -11,6 +11,10 @@
 //! | `af_xdp` | Linux AF_XDP (XSK, UMEM) | `af-xdp` (alias `af_xdp`) |
 //! | `netmap` | netmap | `netmap` |
 //! | `dpdk` | DPDK | `dpdk` |
+//! | `tokio` | async adapter over tokio (`AsyncSocket`: `recv().await`, `Stream`) | `tokio` |
+//!
+//! [`wait`] waits for a packet with any backend (`poll(2)` on its descriptor, a backoff where
+//! there is none).
 //!
 //! ```no_run
 //! use nethuns::api::Socket;
@@ -31,7 +35,7 @@
 #![warn(missing_docs)]
 
 pub use nethuns_core::{api, errors};
-pub use nethuns_core::{batch, channel, crossbeam_channel, metadata, pool};
+pub use nethuns_core::{batch, channel, crossbeam_channel, metadata, pool, wait};
 
 /// libpcap backend.
 #[cfg(feature = "pcap")]
@@ -52,6 +56,11 @@ pub use nethuns_netmap as netmap;
 /// DPDK backend.
 #[cfg(feature = "dpdk")]
 pub use nethuns_dpdk as dpdk;
+
+/// Async adapter over tokio: [`AsyncSocket`](nethuns_tokio::AsyncSocket) for every backend
+/// with a pollable descriptor.
+#[cfg(feature = "tokio")]
+pub use nethuns_tokio as tokio;
 
 /// The README's examples, compiled as doc tests.
 #[doc = include_str!("../../README.md")]

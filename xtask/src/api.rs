@@ -35,6 +35,7 @@ pub const CRATES: &[&str] = &[
     "nethuns-afxdp",
     "nethuns-netmap",
     "nethuns-dpdk",
+    "nethuns-tokio",
     "nethuns",
     "nethuns-testnet",
 ];

@@ -3,7 +3,7 @@
 # packages again (and installs them when run as root), so a developer needs only that command.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(iproute2 pkg-config libpcap-dev tcpdump tshark libxdp-dev libbpf-dev
+pkgs=(iproute2 iputils-ping pkg-config libpcap-dev tcpdump tshark libxdp-dev libbpf-dev
       clang libclang-dev libdpdk-dev dpdk)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use nethuns_core::{Error, Result};
 
 use crate::flags::{mode_name, XDP_FLAGS_DRV_MODE};
+use crate::steer::{self, HostAddrs, Steer, Tail};
+use crate::sys::Insn;
 use crate::{rxmeta, sys, xdpstate};
 
 /// Entries of the per-interface XSKMAP: queue ids above this cannot be used.
@@ -26,6 +28,8 @@ struct Attachment {
     mode: u32,
     /// The program writes XDP RX metadata (`Ok`), or why it does not.
     rx_meta: std::result::Result<(), String>,
+    /// What the program gives the sockets; every socket on the interface asks for the same.
+    steer: Steer,
     users: usize,
     /// The queues this process's sockets are bound to.
     queues: Vec<u32>,
@@ -80,6 +84,8 @@ impl Drop for XdpShare {
 
 /// Steers queue `queue` of interface `ifindex` (in the calling thread's namespace) to socket
 /// `xsk_fd`, attaching the program in `mode` if this is the interface's first socket.
+// One call site (Sock::open), each argument a plain value it already holds.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn steer(
     ifname: &str,
     ifindex: u32,
@@ -87,6 +93,7 @@ pub(crate) fn steer(
     queue: u32,
     mode: u32,
     frags: bool,
+    steering: &Steer,
     xsk_fd: i32,
 ) -> Result<XdpShare> {
     if queue >= MAX_QUEUES {
@@ -109,6 +116,17 @@ pub(crate) fn steer(
                     ),
                 ));
             }
+            if reg[i].steer != *steering {
+                return Err(Error::flag(
+                    "steer",
+                    format!(
+                        "{ifname} already has this process's XDP program steering {:?}; a \
+                         socket asking for {steering:?} cannot share it (one program per \
+                         interface)",
+                        reg[i].steer
+                    ),
+                ));
+            }
             i
         }
         None => {
@@ -116,6 +134,16 @@ pub(crate) fn steer(
             let map = sys::xskmap_create(MAX_QUEUES).map_err(|e| {
                 Error::os(ctx("creating the XSKMAP (needs CAP_BPF/CAP_NET_ADMIN)"), e)
             })?;
+            let addrs = match steering {
+                Steer::Match(_) => HostAddrs::default(),
+                _ => HostAddrs::of(ifname)
+                    .map_err(|e| Error::os(ctx("reading the interface's addresses"), e))?,
+            };
+            if *steering == Steer::All {
+                steer::warn_all(key, ifname, queue, &addrs);
+            }
+            // The steering match in front of what redirects (and writes metadata).
+            let wrap = |tail: Vec<Insn>| steer::program(steering, &addrs, Tail::Code(tail));
             // A program already there: removed if a dead libxdp user left it (then attach
             // again), else described.
             let mut stale = None;
@@ -138,7 +166,7 @@ pub(crate) fn steer(
             let mut attached = None;
             // Multi-buffer frames need a program that says it handles them (`xdp.frags`).
             let prog_flags = if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 };
-            match metadata_program(&map, ifindex, mode, prog_flags) {
+            match metadata_program(&map, ifindex, mode, prog_flags, &wrap) {
                 Ok(p) => match attach(&p) {
                     Ok(link) => attached = Some((p, Ok(link))),
                     Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
@@ -156,11 +184,11 @@ pub(crate) fn steer(
                 Some(pl) => pl,
                 None => {
                     let prog = sys::load_xdp_program(
-                        &sys::redirect_program(map.as_raw_fd()),
+                        &wrap(sys::redirect_program(map.as_raw_fd()).to_vec()),
                         prog_flags,
                         None,
                     )
-                    .map_err(|e| Error::os(ctx("loading the redirect XDP program"), e))?;
+                    .map_err(|e| Error::os(ctx("loading the steering XDP program"), e))?;
                     let link = attach(&prog);
                     (prog, link)
                 }
@@ -192,6 +220,7 @@ pub(crate) fn steer(
                 key,
                 mode,
                 rx_meta,
+                steer: steering.clone(),
                 users: 0,
                 queues: vec![],
                 map,
@@ -228,6 +257,7 @@ fn metadata_program(
     ifindex: u32,
     mode: u32,
     prog_flags: u32,
+    wrap: &dyn Fn(Vec<Insn>) -> Vec<Insn>,
 ) -> std::result::Result<OwnedFd, String> {
     if mode != XDP_FLAGS_DRV_MODE {
         return Err(format!(
@@ -238,7 +268,7 @@ fn metadata_program(
     }
     let k = rxmeta::kfuncs()?;
     sys::load_xdp_program(
-        &rxmeta::metadata_program(map.as_raw_fd(), k),
+        &wrap(rxmeta::metadata_program(map.as_raw_fd(), k)),
         sys::BPF_F_XDP_DEV_BOUND_ONLY | prog_flags,
         Some(ifindex),
     )

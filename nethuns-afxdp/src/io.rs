@@ -579,7 +579,12 @@ impl Socket for Sock {
     }
 
     fn create(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {
-        Sock::open(portspec, queue, flags)
+        Sock::open(
+            portspec,
+            queue,
+            flags,
+            crate::AfXdpOptions::process_default(),
+        )
     }
 
     #[inline]

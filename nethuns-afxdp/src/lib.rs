@@ -83,13 +83,40 @@
 //!   [`Sock`] for how each field maps onto `XDP_STATISTICS`; the kernel's own counters are
 //!   [`Sock::native_stats`].
 //!
+//! ## Sharing the queue with the kernel: [`Steer`]
+//! The steering program decides which frames of the bound queue the socket gets; the others
+//! go on to the kernel's stack (`XDP_PASS`) as if no program were there. Pass it in
+//! [`AfXdpOptions`] to [`Sock::create_with_options`] (or once for every later `create` with
+//! [`AfXdpOptions::set_process_default`]):
+//! - [`Steer::ExceptHost`] (the default): everything except what the host needs to stay
+//!   reachable — ARP, ICMPv6 (neighbour discovery), and IPv4/IPv6 packets to one of the
+//!   interface's addresses (read at `create`) or to 255.255.255.255. A capture or forwarding
+//!   program on the NIC a host is managed through leaves ARP, ping and SSH to the kernel; on
+//!   an interface without addresses it gets every frame.
+//! - [`Steer::Match`]: only the frames the user asked for — EtherType, IP protocol, TCP/UDP
+//!   destination port ([`Match`]) — everything else to the kernel.
+//! - [`Steer::All`]: every frame of the queue, the explicit opt-in for what C nethuns and
+//!   libxdp's default program do; `create` warns once per interface on stderr when that
+//!   interface carries IP addresses.
+//!
+//! ```no_run
+//! use nethuns_afxdp::{AfXdpFlags, AfXdpOptions, Match, Sock, Steer};
+//! // VXLAN to this host, the rest (SSH, ARP, ping …) to the kernel.
+//! let steer = Steer::Match(Match { ip_proto: Some(17), dst_port: Some(4789), ..Match::default() });
+//! let sock = Sock::create_with_options("eth0", Some(0), AfXdpFlags::default(),
+//!     AfXdpOptions { steer })?;
+//! # Ok::<(), nethuns_afxdp::Error>(())
+//! ```
+//!
 //! ## The steering program, and why this crate does not use xsk-rs/libxdp
-//! Frames reach the socket through a six-instruction XDP program (`bpf_redirect_map` on an
-//! XSKMAP indexed by the RX queue, falling back to `XDP_PASS`), loaded by this crate with the
-//! `bpf(2)` syscall and attached through a **bpf_link** when the first socket on an interface is
-//! created; it is detached when the process's last socket on that interface is dropped, and by
-//! the kernel when the process dies, even by SIGKILL, so a crash never leaves a program on the
-//! interface. Sockets of one process on one interface must use the same XDP mode, and one
+//! Frames reach the socket through a small XDP program (the match of [`Steer`], then
+//! `bpf_redirect_map` on an XSKMAP indexed by the RX queue, falling back to `XDP_PASS`;
+//! `Steer::All` is the six-instruction redirect alone), assembled and loaded by this crate
+//! with the `bpf(2)` syscall and attached through a **bpf_link** when the first socket on an
+//! interface is created; it is detached when the process's last socket on that interface is
+//! dropped, and by the kernel when the process dies, even by SIGKILL, so a crash never leaves
+//! a program on the interface. Sockets of one process on one interface must use the same XDP
+//! mode and the same [`Steer`], and one
 //! process at a time owns an interface's XDP slot (a second process gets a clear `EBUSY`
 //! error naming the interface; libxdp's multi-program dispatcher, which would lift this,
 //! needs bpffs and outlives crashes).
@@ -120,8 +147,8 @@
 //!   AF_XDP copy-mode TX, IP) reach the program with nothing to configure (tested on Linux
 //!   6.x). An XDP program or GRO on the peer is needed only for frames that XDP *redirects*
 //!   into a veth, which this crate never does.
-//! - Every frame arriving on the bound queue goes to the socket (no filter); frames on queues
-//!   without a socket go to the kernel stack.
+//! - The frames [`Steer`] selects on the bound queue go to the socket; the others, and every
+//!   frame of a queue without a socket, go to the kernel stack.
 //!
 //! ## Accounting and debugging
 //! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
@@ -135,7 +162,9 @@
 //! `af-xdp-skb` and `af-xdp-drv`: exact delivery both ways against a raw AF_PACKET peer,
 //! size rules, pool exhaustion, tokens, channels, deleted interface, link down/up, stats, with
 //! a frame audit after each case), AF_XDP to AF_XDP in both modes, multi-queue, every error
-//! case, program detach on drop and after SIGKILL, and the 1M-packet accounting run (200 000
+//! case, program detach on drop and after SIGKILL, the steering programs (each match run in
+//! the kernel with `BPF_PROG_TEST_RUN`; ARP and ping across a filtered socket in
+//! `tests/steering.rs`), and the 1M-packet accounting run (200 000
 //! packets in debug builds; `NETHUNS_AFXDP_SOAK_PACKETS` overrides). Without root they skip,
 //! or fail under `CI`.
 //! The `#[ignore]`d lab tests (`tests/lab.rs`, run by `cargo xtask test-hw --iface IF`) do the
@@ -167,6 +196,7 @@ mod ring;
 mod rxmeta;
 #[cfg(target_os = "linux")]
 mod socket;
+mod steer;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(target_os = "linux")]
@@ -188,6 +218,7 @@ pub use flags::{
 };
 #[cfg(target_os = "linux")]
 pub use socket::{Sock, XdpStatistics};
+pub use steer::{AfXdpOptions, Match, Steer};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 

@@ -12,7 +12,7 @@ use crate::attach::{self, XdpShare};
 use crate::flags::{mode_name, AfXdpFlags, Layout, XDP_ZEROCOPY};
 use crate::ring::{Ring, XdpDesc};
 use crate::umem::Umem;
-use crate::{netdev, xdpstate};
+use crate::{netdev, xdpstate, AfXdpOptions};
 
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 ///
@@ -181,9 +181,28 @@ pub struct XdpStatistics {
 struct Options(u32);
 
 impl Sock {
-    pub(crate) fn open(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {
+    /// Opens queue `queue` (`None` = 0) of interface `portspec` with `flags` and the
+    /// steering of `options` ([`AfXdpOptions`]: which frames the socket gets, the rest going to
+    /// the kernel). [`Socket::create`](nethuns_core::Socket::create) is this with
+    /// [`AfXdpOptions::process_default`].
+    pub fn create_with_options(
+        portspec: &str,
+        queue: Option<usize>,
+        flags: AfXdpFlags,
+        options: AfXdpOptions,
+    ) -> Result<Self> {
+        Self::open(portspec, queue, flags, options)
+    }
+
+    pub(crate) fn open(
+        portspec: &str,
+        queue: Option<usize>,
+        flags: AfXdpFlags,
+        options: AfXdpOptions,
+    ) -> Result<Self> {
         // Everything that needs no kernel first.
         let mut layout = flags.layout()?;
+        options.validate()?;
         let name = netdev::ifname(portspec)?;
         let queue = match queue {
             None => 0,
@@ -324,6 +343,7 @@ impl Sock {
             queue,
             layout.xdp_mode,
             multi_buffer,
+            &options.steer,
             fd.as_raw_fd(),
         )?;
 

@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
+#[cfg(test)]
+const BPF_PROG_TEST_RUN: i32 = 10;
 const BPF_LINK_CREATE: i32 = 28;
 const BPF_LINK_DETACH: i32 = 34;
 const BPF_PROG_GET_FD_BY_ID: i32 = 13;
@@ -115,6 +117,20 @@ pub(crate) struct Insn {
     pub(crate) imm: i32,
 }
 
+impl Insn {
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> u8 {
+        self.code
+    }
+    #[cfg(test)]
+    pub(crate) fn off(&self) -> i16 {
+        self.off
+    }
+    pub(crate) fn set_off(&mut self, off: i16) {
+        self.off = off;
+    }
+}
+
 pub(crate) const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
         code,
@@ -196,6 +212,21 @@ pub(crate) fn load_xdp_program(
             ))
         }
     }
+}
+
+/// Runs XDP program `prog` once on `frame` (`BPF_PROG_TEST_RUN`) and returns its action.
+#[cfg(test)]
+pub(crate) fn prog_test_run(prog: &OwnedFd, frame: &[u8]) -> io::Result<u32> {
+    let mut out = vec![0u8; frame.len() + 512];
+    let mut a = Attr::new();
+    a.u32_at(0, prog.as_raw_fd() as u32)
+        .u32_at(8, frame.len() as u32)
+        .u32_at(12, out.len() as u32)
+        .u64_at(16, frame.as_ptr() as u64)
+        .u64_at(24, out.as_mut_ptr() as u64)
+        .u32_at(32, 1);
+    bpf(BPF_PROG_TEST_RUN, &mut a)?;
+    Ok(u32::from_ne_bytes([a.0[4], a.0[5], a.0[6], a.0[7]]))
 }
 
 /// Attaches `prog` to interface `ifindex` as XDP through a bpf_link (`flags`: the mode bits).

@@ -8,6 +8,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "iproute2",
         "network namespaces and veth pairs for the tests",
     ),
+    (
+        "iputils-ping",
+        "ping across an AF_XDP socket that shares its queue",
+    ),
     ("pkg-config", "finding system libraries"),
     ("libpcap-dev", "the pcap backend"),
     ("tcpdump", "reading back savefiles in tests"),

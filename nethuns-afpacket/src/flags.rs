@@ -48,6 +48,7 @@ pub enum Filter {
     /// A tcpdump expression (feature `pcap`), compiled with libpcap for the socket's
     /// interface so that it selects exactly what `tcpdump -i IF EXPR` selects.
     #[cfg(feature = "pcap")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pcap")))]
     Expression(String),
 }
 
@@ -322,6 +323,7 @@ pub fn compile_filter(filter: &Filter) -> Result<Vec<BpfInstruction>> {
 /// compiles it again for the live interface with [`compile_expression_for`], because the
 /// kernel has taken the outer VLAN tag out of the frame before a socket filter runs.
 #[cfg(feature = "pcap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pcap")))]
 pub fn compile_expression(expr: &str) -> Result<Vec<BpfInstruction>> {
     if expr.trim().is_empty() {
         return Err(Error::flag("filter", "empty filter expression"));
@@ -346,6 +348,7 @@ const PCAP_SNAPLEN: i32 = 262_144;
 /// in the frame and so never match a tagged frame on a live socket. Call it in the network
 /// namespace of the interface; needs `CAP_NET_RAW`.
 #[cfg(feature = "pcap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pcap")))]
 pub fn compile_expression_for(expr: &str, ifname: &str) -> Result<Vec<BpfInstruction>> {
     if expr.trim().is_empty() {
         return Err(Error::flag("filter", "empty filter expression"));

@@ -100,6 +100,7 @@
 //! Needs `CAP_NET_RAW` to open a socket.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod flags;
 #[cfg(feature = "fuzzing")]

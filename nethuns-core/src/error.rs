@@ -53,12 +53,14 @@ pub enum Error {
 
     /// Netmap-specific error (the netmap backend's own failures).
     #[cfg(feature = "netmap")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "netmap")))]
     #[error("{0}")]
     Netmap(#[from] NetmapError),
 
     /// Pcap-specific error: libpcap's own error, as the `pcap` crate reports it (`?` on a
     /// `pcap` call converts it).
     #[cfg(feature = "pcap")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pcap")))]
     #[error("{0}")]
     Pcap(#[from] pcap::Error),
 
@@ -135,6 +137,7 @@ pub enum Error {
 
 /// An error of the netmap engine: what was being done, to which port, and the OS error.
 #[cfg(feature = "netmap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "netmap")))]
 #[derive(thiserror::Error, Debug)]
 #[error("netmap: {context}: {source}")]
 pub struct NetmapError {

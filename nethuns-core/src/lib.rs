@@ -38,6 +38,7 @@
 //!   re-exported by its crate as `Meta`, so [`MetadataType`] names every backend with no cfg.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod batch;
 pub mod channel;
@@ -72,6 +73,7 @@ pub mod api {
 /// The spec's `errors` module.
 pub mod errors {
     #[cfg(feature = "netmap")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "netmap")))]
     pub use crate::error::NetmapError;
     pub use crate::error::{BoxError, Error, Result};
 }

@@ -33,33 +33,40 @@
 //! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use nethuns_core::{api, errors};
 pub use nethuns_core::{batch, channel, crossbeam_channel, metadata, pool, wait};
 
 /// libpcap backend.
 #[cfg(feature = "pcap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pcap")))]
 pub use nethuns_pcap as pcap;
 
 /// AF_PACKET (TPACKET_v3) backend.
 #[cfg(feature = "af-packet")]
+#[cfg_attr(docsrs, doc(cfg(feature = "af-packet")))]
 pub use nethuns_afpacket as af_packet;
 
 /// AF_XDP backend.
 #[cfg(feature = "af-xdp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "af-xdp")))]
 pub use nethuns_afxdp as af_xdp;
 
 /// netmap backend.
 #[cfg(feature = "netmap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "netmap")))]
 pub use nethuns_netmap as netmap;
 
 /// DPDK backend.
 #[cfg(feature = "dpdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpdk")))]
 pub use nethuns_dpdk as dpdk;
 
 /// Async adapter over tokio: [`AsyncSocket`](nethuns_tokio::AsyncSocket) for every backend
 /// with a pollable descriptor.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use nethuns_tokio as tokio;
 
 /// The README's examples, compiled as doc tests.

@@ -11,6 +11,13 @@
 //! compiler and libclang (`apt-get install clang libclang-dev`). At run time a shared DPDK loads
 //! its poll-mode drivers from its driver directory (`dpdk` package on Debian), so PMDs are not
 //! linked here. Without libdpdk this crate fails with one compile error naming the package.
+//!
+//! Building its documentation needs libdpdk too, except on docs.rs (`DOCS_RS` set), where the
+//! build script uses bindings pre-generated from DPDK 22.11 on x86_64 Linux
+//! (`src/docsrs_bindings.rs`, checked against a fresh build by this crate's tests) and
+//! compiles nothing. To refresh them after a change to the build script:
+//! `cp $CARGO_TARGET_DIR/debug/build/nethuns-dpdk-sys-*/out/bindings.rs
+//! nethuns-dpdk/dpdk-sys/src/docsrs_bindings.rs` (from the newest build directory).
 
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(missing_docs, clippy::all, rustdoc::all)]
@@ -29,3 +36,25 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 /// The DPDK version the bindings were generated from (pkg-config's `libdpdk` version).
 #[cfg(not(nethuns_no_dpdk))]
 pub const DPDK_VERSION: &str = env!("NETHUNS_DPDK_VERSION");
+
+#[cfg(all(test, not(nethuns_no_dpdk)))]
+mod tests {
+    /// The bindings docs.rs documents are the ones a build against DPDK 22.11 generates.
+    #[test]
+    fn docsrs_bindings_current() {
+        if !super::DPDK_VERSION.starts_with("22.11") {
+            println!(
+                "docsrs_bindings_current: skipped, DPDK {} here (the file is from 22.11)",
+                super::DPDK_VERSION
+            );
+            return;
+        }
+        let fresh = include_str!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+        let kept = include_str!("docsrs_bindings.rs");
+        assert!(
+            fresh == kept,
+            "src/docsrs_bindings.rs differs from the bindings of this build: copy \
+             OUT_DIR/bindings.rs over it (see the crate docs)"
+        );
+    }
+}

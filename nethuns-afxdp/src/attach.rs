@@ -35,6 +35,8 @@ struct Attachment {
     queues: Vec<u32>,
     map: OwnedFd,
     _prog: OwnedFd,
+    /// A user program's other maps.
+    _maps: Vec<OwnedFd>,
     link: OwnedFd,
 }
 
@@ -131,11 +133,18 @@ pub(crate) fn steer(
         }
         None => {
             let ctx = |what: &str| format!("AF_XDP on {ifname} queue {queue}: {what}");
-            let map = sys::xskmap_create(MAX_QUEUES).map_err(|e| {
-                Error::os(ctx("creating the XSKMAP (needs CAP_BPF/CAP_NET_ADMIN)"), e)
-            })?;
+            // A user's own program brings its XSKMAP; ours gets one made here.
+            let (user_prog, user_maps, map) = if let Steer::Program(obj) = steering {
+                let l = crate::object::load(obj, frags)?;
+                (Some(l.prog), l._maps, l.xsk_map)
+            } else {
+                let map = sys::xskmap_create(MAX_QUEUES).map_err(|e| {
+                    Error::os(ctx("creating the XSKMAP (needs CAP_BPF/CAP_NET_ADMIN)"), e)
+                })?;
+                (None, vec![], map)
+            };
             let addrs = match steering {
-                Steer::Match(_) => HostAddrs::default(),
+                Steer::Match(_) | Steer::Program(_) => HostAddrs::default(),
                 _ => HostAddrs::of(ifname)
                     .map_err(|e| Error::os(ctx("reading the interface's addresses"), e))?,
             };
@@ -166,19 +175,28 @@ pub(crate) fn steer(
             let mut attached = None;
             // Multi-buffer frames need a program that says it handles them (`xdp.frags`).
             let prog_flags = if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 };
-            match metadata_program(&map, ifindex, mode, prog_flags, &wrap) {
-                Ok(p) => match attach(&p) {
-                    Ok(link) => attached = Some((p, Ok(link))),
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
-                        attached = Some((p, Err(e)))
-                    }
-                    Err(e) => {
-                        rx_meta = Err(format!(
-                            "attaching the device-bound metadata program to {ifname}: {e}"
-                        ))
-                    }
-                },
-                Err(why) => rx_meta = Err(why),
+            if let Some(p) = user_prog {
+                rx_meta = Err(
+                    "the user's XDP program (Steer::Program) writes no RX metadata for nethuns"
+                        .into(),
+                );
+                let link = attach(&p);
+                attached = Some((p, link));
+            } else {
+                match metadata_program(&map, ifindex, mode, prog_flags, &wrap) {
+                    Ok(p) => match attach(&p) {
+                        Ok(link) => attached = Some((p, Ok(link))),
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
+                            attached = Some((p, Err(e)))
+                        }
+                        Err(e) => {
+                            rx_meta = Err(format!(
+                                "attaching the device-bound metadata program to {ifname}: {e}"
+                            ))
+                        }
+                    },
+                    Err(why) => rx_meta = Err(why),
+                }
             }
             let (prog, link) = match attached {
                 Some(pl) => pl,
@@ -225,6 +243,7 @@ pub(crate) fn steer(
                 queues: vec![],
                 map,
                 _prog: prog,
+                _maps: user_maps,
                 link,
             });
             reg.len() - 1

@@ -98,6 +98,11 @@
 //! - [`Steer::All`]: every frame of the queue, the explicit opt-in for what C nethuns and
 //!   libxdp's default program do; `create` warns once per interface on stderr when that
 //!   interface carries IP addresses.
+//! - [`Steer::Program`]: the user's own XDP program from an ELF object file ([`XdpObject`],
+//!   built with `clang -target bpf`), as C nethuns allows: parsed and relocated with
+//!   `aya-obj` (BTF-defined and legacy maps, `.data`/`.rodata`/`.bss`, calls), its maps
+//!   created and the program loaded with this crate's `bpf(2)` calls; the sockets register in
+//!   its XSKMAP (`xsks_map` by default).
 //!
 //! ```no_run
 //! use nethuns_afxdp::{AfXdpFlags, AfXdpOptions, Match, Sock, Steer};
@@ -191,11 +196,14 @@ mod multibuf;
 #[cfg(target_os = "linux")]
 mod netdev;
 #[cfg(target_os = "linux")]
+mod object;
+#[cfg(target_os = "linux")]
 mod ring;
 #[cfg(target_os = "linux")]
 mod rxmeta;
 #[cfg(target_os = "linux")]
 mod socket;
+#[cfg(target_os = "linux")]
 mod steer;
 #[cfg(target_os = "linux")]
 mod sys;
@@ -218,7 +226,8 @@ pub use flags::{
 };
 #[cfg(target_os = "linux")]
 pub use socket::{Sock, XdpStatistics};
-pub use steer::{AfXdpOptions, Match, Steer};
+#[cfg(target_os = "linux")]
+pub use steer::{AfXdpOptions, Match, Steer, XdpObject};
 #[cfg(target_os = "linux")]
 pub use umem::Umem;
 

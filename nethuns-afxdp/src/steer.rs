@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use nethuns_core::{Error, Result};
 
+pub use crate::object::XdpObject;
 use crate::sys::{insn, Insn, XDP_PASS};
 
 /// Which frames of its queue the socket receives; the others go to the kernel's stack.
@@ -32,6 +33,9 @@ pub enum Steer {
     /// default program do). `create` warns once per interface on stderr when that interface
     /// carries IP addresses: the host cannot be reached through that queue while it runs.
     All,
+    /// The user's own XDP program from an ELF object file, which decides itself what goes to
+    /// the sockets (through its XSKMAP) and what to the kernel.
+    Program(XdpObject),
 }
 
 /// A frame filter of the steering program: every field that is `Some` must match. The
@@ -337,7 +341,9 @@ pub(crate) fn program(steer: &Steer, addrs: &HostAddrs, tail: Tail) -> Vec<Insn>
         match steer {
             Steer::Match(m) => match_body(&mut a, m, pass, take),
             Steer::ExceptHost => except_host_body(&mut a, addrs, pass, take),
-            Steer::All => unreachable!(),
+            Steer::All | Steer::Program(_) => {
+                unreachable!("All returns early; Program is loaded from its object")
+            }
         }
     }
     a.place(take);

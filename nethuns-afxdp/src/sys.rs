@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_MAP_FREEZE: i32 = 22;
 const BPF_PROG_LOAD: i32 = 5;
 #[cfg(test)]
 const BPF_PROG_TEST_RUN: i32 = 10;
@@ -21,7 +22,7 @@ const BPF_LINK_GET_FD_BY_ID: i32 = 30;
 const BPF_LINK_GET_NEXT_ID: i32 = 31;
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
+pub(crate) const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 pub(crate) const BPF_FUNC_REDIRECT_MAP: i32 = 51;
@@ -169,7 +170,18 @@ pub(crate) fn load_xdp_program(
     prog_flags: u32,
     ifindex: Option<u32>,
 ) -> io::Result<OwnedFd> {
-    let license = b"Dual BSD/GPL\0";
+    load_xdp_as(insns, c"Dual BSD/GPL", prog_flags, ifindex, b"nethuns_xsk")
+}
+
+/// [`load_xdp_program`] under `license`, named `name` (at most 15 bytes kept).
+pub(crate) fn load_xdp_as(
+    insns: &[Insn],
+    license: &std::ffi::CStr,
+    prog_flags: u32,
+    ifindex: Option<u32>,
+    name: &[u8],
+) -> io::Result<OwnedFd> {
+    let name = &name[..name.len().min(15)];
     let load = |log: &mut [u8]| {
         let mut a = Attr::new();
         a.u32_at(0, BPF_PROG_TYPE_XDP)
@@ -187,7 +199,7 @@ pub(crate) fn load_xdp_program(
                 },
             )
             .u32_at(44, prog_flags)
-            .bytes_at(48, b"nethuns_xsk")
+            .bytes_at(48, name)
             .u32_at(64, ifindex.unwrap_or(0))
             .u32_at(68, BPF_XDP);
         bpf(BPF_PROG_LOAD, &mut a)
@@ -212,6 +224,42 @@ pub(crate) fn load_xdp_program(
             ))
         }
     }
+}
+
+/// Creates a map of `map_type` (a BPF_MAP_TYPE_*), named `name` (at most 15 bytes).
+pub(crate) fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    name: &[u8],
+) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32_at(0, map_type)
+        .u32_at(4, key_size)
+        .u32_at(8, value_size)
+        .u32_at(12, max_entries)
+        .u32_at(16, map_flags)
+        .bytes_at(28, &name[..name.len().min(15)]);
+    bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+}
+
+/// Sets `map[key] = value` (byte images of the map's key and value sizes).
+pub(crate) fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32_at(0, map.as_raw_fd() as u32)
+        .u64_at(8, key.as_ptr() as u64)
+        .u64_at(16, value.as_ptr() as u64)
+        .u64_at(24, 0);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+}
+
+/// Makes `map` read-only for user space (`BPF_MAP_FREEZE`, for `.rodata`).
+pub(crate) fn map_freeze(map: &OwnedFd) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32_at(0, map.as_raw_fd() as u32);
+    bpf(BPF_MAP_FREEZE, &mut a).map(|_| ())
 }
 
 /// Runs XDP program `prog` once on `frame` (`BPF_PROG_TEST_RUN`) and returns its action.

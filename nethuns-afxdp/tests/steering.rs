@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use nethuns_afxdp::{AfXdpFlags, AfXdpOptions, Error, Match, Sock, Socket, Steer};
+use nethuns_afxdp::{AfXdpFlags, AfXdpOptions, Error, Match, Sock, Socket, Steer, XdpObject};
 use nethuns_testnet::peer::RawPeer;
 use nethuns_testnet::{frames, run_in, NetPair};
 
@@ -174,4 +174,97 @@ fn sockets_on_one_interface_must_agree() {
         Err(Error::InvalidFlag { field: "steer", .. }) => {}
         other => panic!("an impossible match: {:?}", other.map(|_| ())),
     }
+}
+
+/// Compiles `tests/xdp/steer_88b5.c` with clang into a temporary directory.
+fn build_user_object() -> Option<std::path::PathBuf> {
+    let have = std::process::Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nethuns_testnet::require("user_object", "clang (ci/install.sh installs it)", have) {
+        return None;
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xdp/steer_88b5.c");
+    let dir = std::env::temp_dir().join(format!("nethuns-xdp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let out = dir.join("steer_88b5.o");
+    let inc = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let o = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", &inc, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run clang");
+    assert!(
+        o.status.success(),
+        "clang -target bpf {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(out)
+}
+
+/// A user's XDP object (its XSKMAP, a BTF-defined array, .rodata): the socket receives what
+/// the program redirects (EtherType 0x88b5) and ping keeps working around it; bad objects are
+/// refused with the file and the reason.
+#[test]
+fn user_object() {
+    let Some(pair) = addressed_pair("steerobj") else {
+        return;
+    };
+    let Some(obj) = build_user_object() else {
+        return;
+    };
+    let peer = pair.in_b(|| RawPeer::open(&pair.veth_b)).expect("peer");
+    let sock = open(&pair, Steer::Program(XdpObject::new(&obj)));
+    let out = ping(&pair).unwrap_or_else(|e| panic!("ping across the user's program: {e}"));
+    assert!(out.contains("2 received"), "{out}");
+    for seq in 0..50 {
+        peer.send(&frames::frame(seq, 80)).expect("send");
+        peer.send(&frames::ipv4(seq as u16, 17, None))
+            .expect("send");
+    }
+    let got = receive(&sock, Duration::from_millis(500), |p| {
+        frames::seq_of(p).or(frames::ipv4_id(p).map(|i| 100_000 + u32::from(i)))
+    });
+    assert_eq!(got, (0..50).collect::<Vec<u32>>(), "the 0x88b5 frames only");
+    drop(sock);
+
+    let refused = |o: XdpObject, want: &str| match pair.in_a(|| {
+        Sock::create_with_options(
+            &pair.veth_a,
+            Some(0),
+            AfXdpFlags::default(),
+            AfXdpOptions {
+                steer: Steer::Program(o),
+            },
+        )
+    }) {
+        Err(e @ Error::InvalidFlag { field: "steer", .. }) => {
+            let m = e.to_string();
+            assert!(m.contains(want), "{m}");
+        }
+        other => panic!("{want}: {:?}", other.map(|_| ())),
+    };
+    refused(
+        XdpObject {
+            xsk_map: "redirected".into(),
+            ..XdpObject::new(&obj)
+        },
+        "not BPF_MAP_TYPE_XSKMAP",
+    );
+    refused(
+        XdpObject {
+            program: Some("nope".into()),
+            ..XdpObject::new(&obj)
+        },
+        "no XDP program named",
+    );
+    refused(XdpObject::new("/nonexistent.o"), "reading it");
+    let not_elf = obj.with_extension("txt");
+    std::fs::write(&not_elf, b"not an object").expect("write");
+    refused(XdpObject::new(&not_elf), "parsing it");
+    let _ = std::fs::remove_dir_all(obj.parent().expect("dir"));
 }

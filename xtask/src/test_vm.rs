@@ -251,12 +251,53 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::write(&script, run_script(&plan, a.filter.as_deref()))
         .map_err(|e| format!("{}: {e}", script.display()))?;
     let console = vm.join("console.log");
+    // A guest under software emulation on a loaded 2-core host can stall (RCU stalls, then the
+    // watchdog powers it off) without any test failing; such a run is booted once more, and
+    // the first run's outcome stays printed above. A test that failed is never retried.
+    let mut attempt = 1;
+    let (problems, guest_secs) = loop {
+        let (stalled, problems, secs) = boot_and_run(&kernel, &initramfs, &script, &console, &a)?;
+        if stalled && attempt == 1 {
+            println!(
+                "test-vm: the guest stalled before the end of its run script and no test \
+                 failed ({}); booting it once more",
+                problems.join("; ")
+            );
+            attempt += 1;
+            continue;
+        }
+        break (problems, secs);
+    };
+    println!(
+        "\ntest-vm: guest {guest_secs:.0} s, whole run {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ))
+    }
+}
+
+/// Boots the guest once and runs the script. Returns whether the guest stalled (never
+/// reached the end of the script, no test failed), the problems, and the guest's seconds.
+fn boot_and_run(
+    kernel: &setup::Kernel,
+    initramfs: &std::path::Path,
+    script: &std::path::Path,
+    console: &std::path::Path,
+    a: &Args,
+) -> Result<(bool, Vec<String>, f64), String> {
     let sockets = guest::SocketDir::new()?;
     let boot = guest::Boot {
         vmlinuz: &kernel.vmlinuz,
-        initramfs: &initramfs,
-        run_script: &script,
-        console_log: &console,
+        initramfs,
+        run_script: script,
+        console_log: console,
         sockets: &sockets.0,
     };
     println!(
@@ -274,8 +315,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if ended.timed_out {
         problems.push(format!("killed at the {} s limit", a.timeout.as_secs()));
     }
+    let mut stalled = false;
     if r.done.is_none() {
-        let log = std::fs::read_to_string(&console).unwrap_or_default();
+        let log = std::fs::read_to_string(console).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         eprintln!(
             "test-vm: qemu {}; last lines of the guest console {}:",
@@ -285,18 +327,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for l in tail.iter().rev() {
             eprintln!("  {l}");
         }
+        stalled = !ended.timed_out && !r.any_failed();
     }
-    println!(
-        "\ntest-vm: guest {guest_secs:.0} s, whole run {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} problem(s):\n  {}",
-            problems.len(),
-            problems.join("\n  ")
-        ))
-    }
+    Ok((stalled, problems, guest_secs))
 }

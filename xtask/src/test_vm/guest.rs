@@ -74,6 +74,18 @@ fn nic_pair(cmd: &mut Command, sockets: &Path, ids: [(&str, &str, &str); 2], slo
     }
 }
 
+/// The host directories the guest must see although they lie where it mounts its own tmpfs
+/// (`/tmp`, `/run`): the workspace and the target directory, comma-separated. A checkout under
+/// `/tmp` (as a CI clone may be) would otherwise be hidden by the guest's `/tmp`.
+fn keep_visible() -> String {
+    [crate::util::root(), crate::util::target_dir()]
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The QEMU command line.
 pub fn command(b: &Boot) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -100,8 +112,9 @@ pub fn command(b: &Boot) -> Command {
     cmd.arg("-initrd").arg(b.initramfs);
     cmd.arg("-append").arg(format!(
         "console=ttyS0 loglevel=4 panic=-1 intel_iommu=on iommu=pt hugepagesz=2M \
-         hugepages={HUGEPAGES} nethuns.run={}",
-        b.run_script.display()
+         hugepages={HUGEPAGES} nethuns.run={} nethuns.keep={}",
+        b.run_script.display(),
+        keep_visible()
     ));
     cmd.arg("-serial")
         .arg(format!("file:{}", b.console_log.display()));

@@ -41,6 +41,18 @@ pub struct Report {
     pub done: Option<i32>,
 }
 
+impl Report {
+    /// Whether a test ended with a non-zero status or a stage's setup failed (a test left
+    /// unfinished by a stalled guest does not count).
+    pub fn any_failed(&self) -> bool {
+        !self.setup_failed.is_empty()
+            || self
+                .outcomes
+                .iter()
+                .any(|o| matches!(o.status, Status::Failed(_)))
+    }
+}
+
 /// Reads the stream (the lines of the guest's test serial port).
 pub fn parse(lines: &[String]) -> Report {
     let mut r = Report::default();

@@ -417,7 +417,15 @@ fn open_close_cycles<B: Backend>(pair: &NetPair) -> Result<(), String> {
             "descriptors grew from {fd0} to {fd1} over {CYCLES} cycles"
         ));
     }
-    if rss1 > rss0 + RSS_SLACK {
+    // Under AddressSanitizer (`cargo xtask sanitize` sets NETHUNS_SANITIZER) freed memory
+    // stays resident in ASan's quarantine, so resident memory says nothing there; leaks are
+    // LeakSanitizer's to find in that run.
+    if std::env::var_os("NETHUNS_SANITIZER").is_some() {
+        println!(
+            "faults: {}: RSS bound not checked under a sanitizer",
+            B::NAME
+        );
+    } else if rss1 > rss0 + RSS_SLACK {
         return Err(format!(
             "resident memory grew from {} to {} KiB over {CYCLES} cycles",
             rss0 / 1024,

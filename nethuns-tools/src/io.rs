@@ -164,9 +164,10 @@ impl<S: Engine> Port<S> {
     }
 }
 
-/// Whether interface `name` is up and running (`SIOCGIFFLAGS`), `None` if it cannot be read.
-pub fn link_up(name: &str) -> Option<bool> {
-    if name.len() >= libc::IFNAMSIZ {
+/// Runs the interface ioctl `request` (`SIOCGIFFLAGS`, `SIOCGIFHWADDR`, ...) on a fresh
+/// datagram socket for interface `name`; the filled `ifreq`, or `None` if it cannot be read.
+pub fn ifreq_ioctl(name: &str, request: libc::c_ulong) -> Option<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return None;
     }
     // SAFETY: plain socket call; closed below.
@@ -179,13 +180,16 @@ pub fn link_up(name: &str) -> Option<bool> {
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    // SAFETY: fd is open, req a valid ifreq for SIOCGIFFLAGS.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) };
+    // SAFETY: fd is open, req a valid ifreq for the interface get-requests this is called with.
+    let rc = unsafe { libc::ioctl(fd, request, &mut req) };
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
-    if rc < 0 {
-        return None;
-    }
+    (rc >= 0).then_some(req)
+}
+
+/// Whether interface `name` is up and running (`SIOCGIFFLAGS`), `None` if it cannot be read.
+pub fn link_up(name: &str) -> Option<bool> {
+    let req = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
     // SAFETY: SIOCGIFFLAGS filled ifru_flags.
     let flags = unsafe { req.ifr_ifru.ifru_flags } as libc::c_int;
     Some(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)

@@ -10,26 +10,7 @@ use crate::exit::ToolError;
 /// libpcap maps it: Ethernet (and loopback, which carries Ethernet headers on Linux) is
 /// `EN10MB`, a tun device `RAW`. `None` if the interface cannot be read.
 pub fn interface_linktype(name: &str) -> Option<Linktype> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: plain socket call; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: fd is open, req a valid ifreq for SIOCGIFHWADDR.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return None;
-    }
+    let req = crate::io::ifreq_ioctl(name, libc::SIOCGIFHWADDR)?;
     // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
     let family = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
     Some(match family {

@@ -5,13 +5,14 @@
 //! with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues it; a full burst or
 //! `flush` submits with `rte_eth_tx_burst`, and frees what the driver did not take.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::time::{Duration, Instant};
 
 use dpdk_sys::rte_mbuf;
 use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{
-    check_frame_len, BufferDesc, Capabilities, Context, Error, Result, Socket, Stats, Token,
+    batch::BatchSink, check_frame_len, BufferDesc, Capabilities, Context, Error, Payload, Result,
+    Socket, Stats, Token,
 };
 
 use crate::eal;
@@ -31,27 +32,40 @@ const DRAIN_BURSTS: usize = 256;
 /// up (a deletion is reported within this, well under the contract's 100 ms).
 const LIVENESS_EVERY: Duration = Duration::from_millis(10);
 /// Empty polls in a row between two checks of the mempool and the link (the first empty poll
-/// after traffic checks): each check costs more than the poll itself (the mempool count
-/// walks every lcore's cache, the liveness check reads the clock).
+/// after traffic checks): each check costs more than the poll itself (the mempool count, the
+/// clock read of the liveness check).
 const IDLE_CHECK_EVERY: u32 = 32;
 
 const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
 const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
 const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
 
+/// The last RX burst: `bufs[head..len]` are received mbufs not handed out yet
+/// (`head <= len <= BURST`).
 struct RxBurst {
     bufs: [*mut rte_mbuf; BURST],
     head: usize,
     len: usize,
 }
 
-struct TxBurst {
-    /// Filled mbufs waiting for `rte_eth_tx_burst`.
-    bufs: [*mut rte_mbuf; BURST],
-    len: usize,
-    /// Pre-allocated empty mbufs for the next sends.
-    stash: [*mut rte_mbuf; BURST],
-    stash_len: usize,
+/// `bufs[..len]`: filled mbufs waiting for `rte_eth_tx_burst` (`len < BURST` between calls);
+/// `stash[..stash_len]`: pre-allocated empty mbufs for the next sends (`stash_len <= BURST`).
+pub(crate) struct TxBurst {
+    pub(crate) bufs: [*mut rte_mbuf; BURST],
+    pub(crate) len: usize,
+    pub(crate) stash: [*mut rte_mbuf; BURST],
+    pub(crate) stash_len: usize,
+}
+
+impl TxBurst {
+    fn new() -> Self {
+        TxBurst {
+            bufs: [std::ptr::null_mut(); BURST],
+            len: 0,
+            stash: [std::ptr::null_mut(); BURST],
+            stash_len: 0,
+        }
+    }
 }
 
 /// A DPDK socket: one queue (RX and TX) of a port that it owns, and a mempool as its
@@ -65,6 +79,10 @@ struct TxBurst {
 ///
 /// `Send` but not `Sync`: one thread at a time drives the queue; payloads and tokens may travel
 /// to other threads with a clone of the context.
+///
+/// The burst arrays live in `UnsafeCell`s: `Sock` is `!Sync`, and each method takes its
+/// `&mut` to them for a stretch that runs no caller code (`send_with` lets go before it calls
+/// the caller's closure), so no two such references exist at once.
 pub struct Sock {
     // Field order matters: the port (whose queues reference the mempool) is dropped before the
     // context (the mempool).
@@ -77,9 +95,10 @@ pub struct Sock {
     mbuf_room: usize,
     /// Leave stripped VLAN tags out of the data ([`DpdkOptions::vlan_strip`]).
     vlan_strip: bool,
-    rx: RefCell<RxBurst>,
-    tx: RefCell<TxBurst>,
-    /// Frames handed out by `recv`/`recv_token`.
+    rx: UnsafeCell<RxBurst>,
+    pub(crate) tx: UnsafeCell<TxBurst>,
+    /// Single-segment frames taken from the driver (the ones still in the RX burst are not
+    /// handed out yet: `stats` subtracts them).
     received: Cell<u64>,
     /// Frames the driver took for transmission.
     sent: Cell<u64>,
@@ -91,8 +110,9 @@ pub struct Sock {
     base: PortStats,
     /// When the idle receive path next checks the interface.
     next_check: Cell<Instant>,
-    /// Empty polls since the last burst that brought packets.
-    idle_polls: Cell<u32>,
+    /// Empty polls left before the next idle check (0: the next empty poll checks; so does
+    /// every one while the link is not up).
+    idle_countdown: Cell<u32>,
     /// What the last check found (`Gone` sticks).
     liveness: Cell<Liveness>,
 }
@@ -137,17 +157,12 @@ impl Sock {
             vlan_strip: options.vlan_strip,
             port,
             ctx,
-            rx: RefCell::new(RxBurst {
+            rx: UnsafeCell::new(RxBurst {
                 bufs: [std::ptr::null_mut(); BURST],
                 head: 0,
                 len: 0,
             }),
-            tx: RefCell::new(TxBurst {
-                bufs: [std::ptr::null_mut(); BURST],
-                len: 0,
-                stash: [std::ptr::null_mut(); BURST],
-                stash_len: 0,
-            }),
+            tx: UnsafeCell::new(TxBurst::new()),
             received: Cell::new(0),
             sent: Cell::new(0),
             tx_dropped: Cell::new(0),
@@ -155,7 +170,7 @@ impl Sock {
             rx_multiseg_dropped: Cell::new(0),
             base,
             next_check: Cell::new(Instant::now()),
-            idle_polls: Cell::new(0),
+            idle_countdown: Cell::new(0),
             liveness: Cell::new(Liveness::Up),
         })
     }
@@ -224,67 +239,90 @@ impl Sock {
 
     /// Frames queued by `send` and not yet submitted.
     pub fn pending(&self) -> usize {
-        self.tx.borrow().len
+        // SAFETY: a read of the TX state, no other reference to it is live (type docs).
+        unsafe { (*self.tx.get()).len }
     }
 
-    /// Refills the RX burst; returns how many mbufs arrived.
-    #[inline]
-    fn refill(&self, rx: &mut RxBurst) -> Result<usize> {
+    /// Refills the RX burst from the driver (one `rte_eth_rx_burst`); `NoPacket` when nothing
+    /// came, or what the idle checks found.
+    #[inline(always)]
+    fn refill(&self, rx: &mut RxBurst) -> Result<()> {
         // SAFETY: the port is started with this RX queue; bufs has room for BURST pointers,
-        // and this socket (!Sync, borrow held) is the only poller of the queue.
-        let mut n = usize::from(unsafe {
-            dpdk_sys::nh_rx_burst(
+        // and this socket (!Sync) is the only poller of the queue.
+        let n = unsafe {
+            dpdk_sys::inline::rx_burst(
                 self.port.id,
                 self.port.queue,
                 rx.bufs.as_mut_ptr(),
                 BURST as u16,
             )
-        });
+        };
         if n == 0 {
-            let idle = self.idle_polls.get();
-            self.idle_polls.set(idle.wrapping_add(1));
-            // Once the link is down or gone, every poll says so (no skipping).
-            if idle % IDLE_CHECK_EVERY != 0 && self.liveness.get() == Liveness::Up {
+            let left = self.idle_countdown.get();
+            if left != 0 {
+                self.idle_countdown.set(left - 1);
                 return Err(Error::NoPacket);
             }
-            // Empty: tell "nothing arrived" from "no mbuf to receive into". Some drivers
-            // (net_null) allocate a whole burst at once and give nothing when fewer are free.
-            let mut avail = self.ctx.available_here() as usize;
-            if avail < BURST {
-                // Give the idle TX stash back first: receiving needs the mbufs more.
-                let mut tx = self.tx.borrow_mut();
-                if tx.stash_len > 0 {
-                    // SAFETY: the stash mbufs are allocated, unused and owned by this socket.
-                    unsafe {
-                        dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32)
-                    };
-                    tx.stash_len = 0;
-                    avail = self.ctx.available_here() as usize;
-                }
-            }
-            self.check_alive()?;
-            if avail == 0 {
-                return Err(Error::NoMemory);
-            }
-            if avail < BURST {
-                // SAFETY: as above, with avail < BURST pointers of room.
-                n = usize::from(unsafe {
-                    dpdk_sys::nh_rx_burst(
-                        self.port.id,
-                        self.port.queue,
-                        rx.bufs.as_mut_ptr(),
-                        avail as u16,
-                    )
-                });
-            }
-            if n == 0 {
-                return Err(Error::NoPacket);
-            }
+            return self.idle_check(rx);
         }
-        self.idle_polls.set(0);
+        self.got_burst(rx, usize::from(n));
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn got_burst(&self, rx: &mut RxBurst, n: usize) {
+        self.idle_countdown.set(0);
+        self.received.set(self.received.get() + n as u64);
         rx.head = 0;
         rx.len = n;
-        Ok(n)
+    }
+
+    /// The empty poll's occasional checks: the mempool (tell "nothing arrived" from "no mbuf
+    /// to receive into") and the link.
+    #[cold]
+    #[inline(never)]
+    fn idle_check(&self, rx: &mut RxBurst) -> Result<()> {
+        // Released mbufs waiting for a bulk free go back first.
+        self.ctx.flush_released();
+        // Some drivers (net_null) allocate a whole burst at once and give nothing when fewer
+        // are free.
+        let mut avail = self.ctx.available_here() as usize;
+        if avail < BURST {
+            // Give the idle TX stash back first: receiving needs the mbufs more.
+            // SAFETY: no other reference to the TX state is live (type docs).
+            let tx = unsafe { &mut *self.tx.get() };
+            if tx.stash_len > 0 {
+                // SAFETY: the stash mbufs are allocated, unused and owned by this socket.
+                unsafe {
+                    dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32)
+                };
+                tx.stash_len = 0;
+                avail = self.ctx.available_here() as usize;
+            }
+        }
+        self.check_alive()?;
+        // Up: the next IDLE_CHECK_EVERY - 1 empty polls skip the checks (once the link is down
+        // or gone, check_alive returned above and every poll says so).
+        self.idle_countdown.set(IDLE_CHECK_EVERY - 1);
+        if avail == 0 {
+            return Err(Error::NoMemory);
+        }
+        if avail < BURST {
+            // SAFETY: as in refill, with avail < BURST pointers of room.
+            let n = unsafe {
+                dpdk_sys::inline::rx_burst(
+                    self.port.id,
+                    self.port.queue,
+                    rx.bufs.as_mut_ptr(),
+                    avail as u16,
+                )
+            };
+            if n > 0 {
+                self.got_burst(rx, usize::from(n));
+                return Ok(());
+            }
+        }
+        Err(Error::NoPacket)
     }
 
     /// On an empty burst, at most every [`LIVENESS_EVERY`]: whether the interface still
@@ -329,42 +367,112 @@ impl Sock {
         }
     }
 
-    fn meta_of(&self, m: *mut rte_mbuf) -> Meta {
-        // SAFETY: m is a received mbuf this socket owns; reading its header fields and the
-        // first bytes of its (single-segment) data.
-        let (pkt_len, flags, vlan, rss, outer) = unsafe {
-            let r = &*m;
-            let data = std::slice::from_raw_parts(
+    /// The next received single-segment mbuf (multi-segment ones are freed and counted),
+    /// refilling the RX burst when it is used up; ownership moves to the caller.
+    #[inline(always)]
+    fn next_mbuf(&self, rx: &mut RxBurst) -> Result<*mut rte_mbuf> {
+        if rx.head == rx.len {
+            self.refill(rx)?;
+        }
+        // SAFETY: head < len <= BURST (RxBurst invariant).
+        let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
+        rx.head += 1;
+        // SAFETY: m was just received: a valid mbuf.
+        if unsafe { (*m).nb_segs } != 1 {
+            return self.next_after_multiseg(rx, m);
+        }
+        Ok(m)
+    }
+
+    /// `next_mbuf` after multi-segment mbuf `m`: drops it, then the same in a loop (kept out
+    /// of the fast path).
+    #[cold]
+    #[inline(never)]
+    fn next_after_multiseg(&self, rx: &mut RxBurst, m: *mut rte_mbuf) -> Result<*mut rte_mbuf> {
+        let mut m = m;
+        loop {
+            self.drop_multiseg(m);
+            if rx.head == rx.len {
+                self.refill(rx)?;
+            }
+            // SAFETY: head < len <= BURST (RxBurst invariant).
+            m = unsafe { *rx.bufs.get_unchecked(rx.head) };
+            rx.head += 1;
+            // SAFETY: m was just received: a valid mbuf.
+            if unsafe { (*m).nb_segs } == 1 {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Frees received multi-segment mbuf `m` (ours, not handed out), counted.
+    #[cold]
+    #[inline(never)]
+    fn drop_multiseg(&self, m: *mut rte_mbuf) {
+        // SAFETY: m is ours and not handed out: free the whole chain.
+        unsafe { dpdk_sys::nh_pktmbuf_free(m) };
+        self.rx_multiseg_dropped
+            .set(self.rx_multiseg_dropped.get() + 1);
+        self.received.set(self.received.get() - 1);
+    }
+
+    /// Turns received single-segment mbuf `m` (from `next_mbuf`) into a token and its
+    /// metadata.
+    #[inline(always)]
+    fn token_of(&self, m: *mut rte_mbuf) -> (Token, Meta) {
+        // SAFETY: m was just received: a valid single-segment mbuf of this socket's pool,
+        // ours alone.
+        let r = unsafe { &*m };
+        let mut flags = r.ol_flags;
+        if flags & F_RX_VLAN_STRIPPED != 0 && !self.vlan_strip {
+            // SAFETY: m is a received single-segment mbuf (checked above), direct with one
+            // reference as the driver made it, not handed out yet.
+            unsafe { Self::reinsert_vlan(m) };
+            // SAFETY: as above.
+            flags = unsafe { (*m).ol_flags };
+        }
+        // SAFETY: as above (reinsert_vlan may have moved data_off / data_len).
+        let r = unsafe { &*m };
+        let data_len = r.data_len;
+        // SAFETY: a single-segment mbuf's data is data_len bytes at buf_addr + data_off.
+        let head = unsafe {
+            std::slice::from_raw_parts(
                 (r.buf_addr as *const u8).add(usize::from(r.data_off)),
-                usize::from(r.data_len).min(ETH_HLEN + VLAN_HLEN),
-            );
-            (
-                r.pkt_len,
-                r.ol_flags,
-                r.vlan_tci,
-                r.__bindgen_anon_2.hash.rss,
-                frame::outer_vlan(data),
+                usize::from(data_len).min(ETH_HLEN + VLAN_HLEN),
             )
         };
-        let timestamp = self.port.timestamp.and_then(|(off, mask)| {
-            // SAFETY: the dynfield offset was registered by the driver for every mbuf.
-            (flags & mask != 0).then(|| unsafe { dpdk_sys::nh_mbuf_dynfield_u64(m, off) })
-        });
-        Meta {
-            len: pkt_len,
+        let meta = Meta {
+            len: r.pkt_len,
             port: self.port.id,
             queue: self.port.queue,
-            rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(rss),
+            // SAFETY: the hash union is plain data; `rss` is the one the flag says is set.
+            rss_hash: (flags & F_RX_RSS_HASH != 0).then(|| unsafe { r.__bindgen_anon_2.hash.rss }),
             // A tag still out of the data (`vlan_strip`) is in vlan_tci; otherwise the frame's
             // own outer tag, as on the wire.
             vlan_tci: if flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED) == F_RX_VLAN | F_RX_VLAN_STRIPPED
             {
-                Some(vlan)
+                Some(r.vlan_tci)
             } else {
-                outer
+                frame::outer_vlan(head)
             },
-            timestamp,
-        }
+            timestamp: self.port.timestamp.and_then(|(off, mask)| {
+                // SAFETY: the dynfield offset was registered by the driver for every mbuf: 8
+                // bytes inside the mbuf header at `off`.
+                (flags & mask != 0).then(|| unsafe {
+                    std::ptr::read_unaligned((m as *const u8).add(off as usize).cast::<u64>())
+                })
+            }),
+        };
+        // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
+        // token (next_mbuf moved the RX burst's head past it).
+        let token = unsafe {
+            Token::new(
+                BufferDesc::new(m as usize),
+                u32::from(data_len),
+                self.pool_id,
+            )
+        };
+        (token, meta)
     }
 
     /// Submits the pending TX burst; frees what the driver would not take (counted in
@@ -378,7 +486,7 @@ impl Sock {
             // SAFETY: bufs[sent..len] are filled mbufs owned by this socket; the driver takes
             // ownership of the first `n` it returns; this socket is the queue's only user.
             let n = unsafe {
-                dpdk_sys::nh_tx_burst(
+                dpdk_sys::inline::tx_burst(
                     self.port.id,
                     self.port.queue,
                     tx.bufs.as_mut_ptr().add(sent),
@@ -399,35 +507,88 @@ impl Sock {
         tx.len = 0;
     }
 
-    /// One empty mbuf for `send`, from the stash (refilled in bulk) or the pool.
-    #[inline]
-    fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
+    /// One empty, reset mbuf for `send`, from the stash (refilled in bulk) or the pool.
+    #[inline(always)]
+    pub(crate) fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
         if tx.stash_len == 0 {
-            // SAFETY: stash has room for BURST pointers; the pool is alive.
-            let rc = unsafe {
-                dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
-            };
-            if rc == 0 {
-                tx.stash_len = BURST;
-            } else {
-                // Nearly exhausted: one at a time; submitting what is pending lets the
-                // driver give completed mbufs back.
-                // SAFETY: the pool is alive.
-                let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
-                if m.is_null() && tx.len > 0 {
-                    self.flush_tx(tx);
-                    // SAFETY: as above.
-                    m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
-                }
-                return if m.is_null() {
-                    Err(Error::NoMemory)
-                } else {
-                    Ok(m)
-                };
-            }
+            return self.restock(tx);
         }
         tx.stash_len -= 1;
-        Ok(tx.stash[tx.stash_len])
+        // SAFETY: stash_len < BURST now (type invariant), and stash[..old len] are ours.
+        Ok(unsafe { *tx.stash.get_unchecked(tx.stash_len) })
+    }
+
+    /// Refills the empty stash with one `rte_pktmbuf_alloc_bulk` and takes one; near
+    /// exhaustion one mbuf at a time, after giving back released ones and what the driver
+    /// completed.
+    #[inline(never)]
+    fn restock(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
+        // SAFETY: stash has room for BURST pointers; the pool is alive.
+        let rc = unsafe {
+            dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
+        };
+        if rc == 0 {
+            tx.stash_len = BURST - 1;
+            return Ok(tx.stash[BURST - 1]);
+        }
+        self.ctx.flush_released();
+        // SAFETY: the pool is alive.
+        let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+        if m.is_null() && tx.len > 0 {
+            // Submitting what is pending lets the driver give completed mbufs back.
+            self.flush_tx(tx);
+            // SAFETY: as above.
+            m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+        }
+        if m.is_null() {
+            Err(Error::NoMemory)
+        } else {
+            Ok(m)
+        }
+    }
+
+    /// Queues filled mbuf `m` (ours) for transmission; submits a full burst.
+    #[inline(always)]
+    pub(crate) fn push_tx(&self, tx: &mut TxBurst, m: *mut rte_mbuf) {
+        // SAFETY: len < BURST between calls (type invariant).
+        unsafe { *tx.bufs.get_unchecked_mut(tx.len) = m };
+        tx.len += 1;
+        if tx.len == BURST {
+            self.flush_tx(tx);
+        }
+    }
+
+    /// `send` into `tx`: the size rule, an mbuf, the copy, queued.
+    #[inline(always)]
+    fn queue_copy(&self, tx: &mut TxBurst, packet: &[u8]) -> Result<()> {
+        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
+        check_frame_len(packet.len(), ETH_HLEN, limit)?;
+        let m = self.take_mbuf(tx)?;
+        // SAFETY: m is a freshly allocated, reset, single-segment mbuf with at least
+        // mbuf_room >= len bytes of data room after data_off; nothing else references it.
+        unsafe {
+            let dst = set_data_len(m, packet.len());
+            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst, packet.len());
+        }
+        self.push_tx(tx, m);
+        Ok(())
+    }
+}
+
+/// Sets a reset single-segment mbuf's data to its first `len` bytes; returns where they start.
+///
+/// # Safety
+/// `m` is a reset, single-segment mbuf the caller owns, whose data room after `data_off`
+/// holds `len` bytes.
+#[inline(always)]
+pub(crate) unsafe fn set_data_len(m: *mut rte_mbuf, len: usize) -> *mut u8 {
+    // SAFETY: per the contract (what rte_pktmbuf_append does on a reset mbuf).
+    unsafe {
+        let r = &mut *m;
+        debug_assert!(usize::from(r.data_off) + len <= usize::from(r.buf_len));
+        r.data_len = len as u16;
+        r.pkt_len = len as u32;
+        (r.buf_addr as *mut u8).add(usize::from(r.data_off))
     }
 }
 
@@ -444,71 +605,98 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        let mut rx = self.rx.borrow_mut();
-        loop {
-            if rx.head == rx.len {
-                self.refill(&mut rx)?;
-            }
-            let m = rx.bufs[rx.head];
-            rx.head += 1;
-            // SAFETY: m is a valid mbuf just received; reading header fields.
-            let (nb_segs, ol_flags) = unsafe { ((*m).nb_segs, (*m).ol_flags) };
-            if nb_segs != 1 {
-                // SAFETY: m is ours and not handed out: free the whole chain.
-                unsafe { dpdk_sys::nh_pktmbuf_free(m) };
-                self.rx_multiseg_dropped
-                    .set(self.rx_multiseg_dropped.get() + 1);
-                continue;
-            }
-            if ol_flags & F_RX_VLAN_STRIPPED != 0 && !self.vlan_strip {
-                // SAFETY: m is a received single-segment mbuf (checked above), direct with
-                // one reference as the driver made it, not handed out yet.
-                unsafe { Self::reinsert_vlan(m) };
-            }
-            // SAFETY: as above; reading a header field.
-            let data_len = unsafe { (*m).data_len };
-            let meta = self.meta_of(m);
-            self.received.set(self.received.get() + 1);
-            // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
-            // token; it is no longer in the RX array's live range [head, len).
-            let token = unsafe {
-                Token::new(
-                    BufferDesc::new(m as usize),
-                    u32::from(data_len),
-                    self.pool_id,
-                )
-            };
-            return Ok((token, meta));
-        }
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        let m = self.next_mbuf(rx)?;
+        Ok(self.token_of(m))
     }
 
     #[inline]
-    fn send(&self, packet: &[u8]) -> Result<()> {
-        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
-        check_frame_len(packet.len(), ETH_HLEN, limit)?;
-        let mut tx = self.tx.borrow_mut();
-        let m = self.take_mbuf(&mut tx)?;
-        // SAFETY: m is a freshly allocated, reset mbuf with a data room of at least
-        // max_frame bytes after the headroom, so append(len) succeeds and returns a pointer to
-        // `len` writable bytes; nothing else references m.
-        unsafe {
-            let dst = dpdk_sys::nh_pktmbuf_append(m, packet.len() as u16);
-            debug_assert!(!dst.is_null());
-            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst.cast::<u8>(), packet.len());
+    fn recv(&self) -> Result<(Payload<'_, DpdkContext>, Meta)> {
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        let m = self.next_mbuf(rx)?;
+        let (token, meta) = self.token_of(m);
+        // SAFETY: the token was made just now from this socket's own context.
+        Ok((
+            unsafe { Payload::from_token_unchecked(token, &self.ctx) },
+            meta,
+        ))
+    }
+
+    /// One `rte_eth_rx_burst` (unless the last burst has packets left), its packets straight
+    /// into `sink`.
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        if sink.remaining() == 0 {
+            return Ok(());
         }
-        let i = tx.len;
-        tx.bufs[i] = m;
-        tx.len += 1;
-        if tx.len == BURST {
-            self.flush_tx(&mut tx);
+        if rx.head == rx.len {
+            match self.refill(rx) {
+                Ok(()) => {}
+                // Nothing to read: an empty batch.
+                Err(Error::NoPacket) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let end = rx.len.min(rx.head + sink.remaining());
+        while rx.head < end {
+            // SAFETY: head < end <= len <= BURST (RxBurst invariant).
+            let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
+            rx.head += 1;
+            // SAFETY: m was just received: a valid mbuf, ours.
+            if unsafe { (*m).nb_segs } != 1 {
+                self.drop_multiseg(m);
+                continue;
+            }
+            let (t, meta) = self.token_of(m);
+            if let Err((t, _)) = sink.push(t, meta) {
+                // Unreachable (room was checked); kept total.
+                drop(self.ctx.packet(t));
+            }
         }
         Ok(())
     }
 
-    fn flush(&self) {
-        let mut tx = self.tx.borrow_mut();
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        self.queue_copy(tx, packet)
+    }
+
+    /// Queues the frames in order, with one `rte_eth_tx_burst` per 32 (the mbufs come from
+    /// one `rte_pktmbuf_alloc_bulk` per 32).
+    #[inline]
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        let mut n = 0;
+        for p in packets {
+            match self.queue_copy(tx, p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    if tx.len > 0 {
+                        self.flush_tx(tx);
+                    }
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
         if tx.len > 0 {
-            self.flush_tx(&mut tx);
+            self.flush_tx(tx);
+        }
+        Ok(n)
+    }
+
+    fn flush(&self) {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        if tx.len > 0 {
+            self.flush_tx(tx);
         }
     }
 
@@ -544,8 +732,10 @@ impl Socket for Sock {
     fn stats(&self) -> Result<Stats> {
         let s = self.port.stats()?;
         let since = |now: u64, base: u64| now.saturating_sub(base);
+        // SAFETY: a read of the RX state, no other reference to it is live (type docs).
+        let waiting = unsafe { (*self.rx.get()).len - (*self.rx.get()).head };
         Ok(Stats {
-            received: self.received.get(),
+            received: self.received.get() - waiting as u64,
             dropped: Some(
                 since(s.imissed, self.base.imissed) + since(s.rx_nombuf, self.base.rx_nombuf),
             ),
@@ -582,15 +772,7 @@ impl Drop for Sock {
         let tx = self.tx.get_mut();
         if tx.len > 0 {
             // Best effort: what the driver takes now goes out before the port stops.
-            let mut t = std::mem::replace(
-                tx,
-                TxBurst {
-                    bufs: [std::ptr::null_mut(); BURST],
-                    len: 0,
-                    stash: [std::ptr::null_mut(); BURST],
-                    stash_len: 0,
-                },
-            );
+            let mut t = std::mem::replace(tx, TxBurst::new());
             self.flush_tx(&mut t);
             *self.tx.get_mut() = t;
         }

@@ -33,6 +33,9 @@ compile_error!(
 #[cfg(not(nethuns_no_dpdk))]
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
+#[cfg(not(nethuns_no_dpdk))]
+pub mod inline;
+
 /// The DPDK version the bindings were generated from (pkg-config's `libdpdk` version).
 #[cfg(not(nethuns_no_dpdk))]
 pub const DPDK_VERSION: &str = env!("NETHUNS_DPDK_VERSION");

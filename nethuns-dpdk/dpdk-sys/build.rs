@@ -198,6 +198,8 @@ const FUNCTIONS: &[&str] = &[
 
 const VARS: &[&str] = &[
     "RTE_MBUF_F_RX_.*",
+    "RTE_MBUF_F_INDIRECT",
+    "RTE_MBUF_F_EXTERNAL",
     "RTE_PKTMBUF_HEADROOM",
     "RTE_MEMPOOL_CACHE_MAX_SIZE",
     "RTE_MBUF_DEFAULT_BUF_SIZE",

@@ -141,6 +141,7 @@ mod mempool;
 mod port;
 mod portspec;
 mod sock;
+mod tx;
 
 pub use eal::{Eal, EAL_ARGS_ENV};
 pub use error::DpdkError;

@@ -5,14 +5,14 @@
 //! with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues it; a full burst or
 //! `flush` submits with `rte_eth_tx_burst`, and frees what the driver did not take.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::time::{Duration, Instant};
 
 use dpdk_sys::rte_mbuf;
 use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{
     batch::BatchSink, check_frame_len, BufferDesc, Capabilities, Context, Error, Payload, Result,
-    Socket, Stats, Token,
+    Socket, Stats, Token, Unsent,
 };
 
 use crate::eal;
@@ -106,6 +106,9 @@ pub struct Sock {
     /// Frames the driver refused since the last `try_flush` (which reports them).
     tx_unreported: Cell<u64>,
     rx_multiseg_dropped: Cell<u64>,
+    /// Other sockets' mempools whose mbufs `send_payload` queued here (the driver frees them
+    /// there, maybe later than their own socket lives), kept until this socket drops.
+    foreign: RefCell<Vec<DpdkContext>>,
     /// The port's counters at `create` (`stats` counts from there).
     base: PortStats,
     /// When the idle receive path next checks the interface.
@@ -171,6 +174,7 @@ impl Sock {
             base,
             next_check: Cell::new(Instant::now()),
             idle_countdown: Cell::new(0),
+            foreign: RefCell::new(Vec::new()),
             liveness: Cell::new(Liveness::Up),
         })
     }
@@ -235,6 +239,20 @@ impl Sock {
     /// mbufs only; RX scatter is not enabled, so drivers should not produce them).
     pub fn rx_multiseg_dropped(&self) -> u64 {
         self.rx_multiseg_dropped.get()
+    }
+
+    /// What one mbuf holds (the data room minus headroom).
+    pub(crate) fn mbuf_room(&self) -> usize {
+        self.mbuf_room
+    }
+
+    /// Keeps mempool `src` (another socket's) alive as long as this socket: its mbufs are
+    /// in this socket's TX path.
+    pub(crate) fn keep_pool(&self, src: &DpdkContext) {
+        let mut f = self.foreign.borrow_mut();
+        if !f.iter().any(|c| c.pool_id() == src.pool_id()) {
+            f.push(src.clone());
+        }
     }
 
     /// Frames queued by `send` and not yet submitted.
@@ -690,6 +708,22 @@ impl Socket for Sock {
             self.flush_tx(tx);
         }
         Ok(n)
+    }
+
+    /// `fill` writes straight into the mbuf that is sent.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        self.send_in_place(len, fill)
+    }
+
+    /// A payload of any DPDK socket of this process (an mbuf) is handed to the driver itself,
+    /// no copy (its mempool is kept alive as long as this socket); any other is copied.
+    #[inline]
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: Payload<'p, C>,
+    ) -> std::result::Result<(), Unsent<'p, C>> {
+        self.send_mbuf_or_copy(payload)
     }
 
     fn flush(&self) {

@@ -68,6 +68,20 @@ impl TxBurst {
     }
 }
 
+/// What [`Sock::refill`] found.
+enum Refill {
+    Got,
+    Empty,
+    Failed,
+}
+
+/// What [`Sock::next_mbuf`] found.
+enum Next {
+    Mbuf(*mut rte_mbuf),
+    Empty,
+    Failed,
+}
+
 /// A DPDK socket: one queue (RX and TX) of a port that it owns, and a mempool as its
 /// [`Context`].
 ///
@@ -113,6 +127,8 @@ pub struct Sock {
     base: PortStats,
     /// When the idle receive path next checks the interface.
     next_check: Cell<Instant>,
+    /// The error of the last `Refill::Failed`, until it is returned.
+    failed: Cell<Option<Error>>,
     /// Empty polls left before the next idle check (0: the next empty poll checks; so does
     /// every one while the link is not up).
     idle_countdown: Cell<u32>,
@@ -174,6 +190,7 @@ impl Sock {
             base,
             next_check: Cell::new(Instant::now()),
             idle_countdown: Cell::new(0),
+            failed: Cell::new(None),
             foreign: RefCell::new(Vec::new()),
             liveness: Cell::new(Liveness::Up),
         })
@@ -261,10 +278,12 @@ impl Sock {
         unsafe { (*self.tx.get()).len }
     }
 
-    /// Refills the RX burst from the driver (one `rte_eth_rx_burst`); `NoPacket` when nothing
-    /// came, or what the idle checks found.
+    /// Refills the RX burst from the driver (one `rte_eth_rx_burst`): `Got`, `Empty` (nothing
+    /// came), or `Failed` with the error of the idle checks in `self.failed`. (No `Result`
+    /// here: an `Error` passed up through the inlined layers is copied at each one, which
+    /// costs the empty poll more than the poll itself.)
     #[inline(always)]
-    fn refill(&self, rx: &mut RxBurst) -> Result<()> {
+    fn refill(&self, rx: &mut RxBurst) -> Refill {
         // SAFETY: the port is started with this RX queue; bufs has room for BURST pointers,
         // and this socket (!Sync) is the only poller of the queue.
         let n = unsafe {
@@ -279,12 +298,26 @@ impl Sock {
             let left = self.idle_countdown.get();
             if left != 0 {
                 self.idle_countdown.set(left - 1);
-                return Err(Error::NoPacket);
+                return Refill::Empty;
             }
-            return self.idle_check(rx);
+            return match self.idle_check(rx) {
+                Ok(()) => Refill::Got,
+                Err(Error::NoPacket) => Refill::Empty,
+                Err(e) => {
+                    self.failed.set(Some(e));
+                    Refill::Failed
+                }
+            };
         }
         self.got_burst(rx, usize::from(n));
-        Ok(())
+        Refill::Got
+    }
+
+    /// The error of a `Refill::Failed`.
+    #[cold]
+    #[inline(never)]
+    fn failure(&self) -> Error {
+        self.failed.take().unwrap_or(Error::NoPacket)
     }
 
     #[inline(always)]
@@ -388,9 +421,13 @@ impl Sock {
     /// The next received single-segment mbuf (multi-segment ones are freed and counted),
     /// refilling the RX burst when it is used up; ownership moves to the caller.
     #[inline(always)]
-    fn next_mbuf(&self, rx: &mut RxBurst) -> Result<*mut rte_mbuf> {
+    fn next_mbuf(&self, rx: &mut RxBurst) -> Next {
         if rx.head == rx.len {
-            self.refill(rx)?;
+            match self.refill(rx) {
+                Refill::Got => {}
+                Refill::Empty => return Next::Empty,
+                Refill::Failed => return Next::Failed,
+            }
         }
         // SAFETY: head < len <= BURST (RxBurst invariant).
         let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
@@ -399,26 +436,30 @@ impl Sock {
         if unsafe { (*m).nb_segs } != 1 {
             return self.next_after_multiseg(rx, m);
         }
-        Ok(m)
+        Next::Mbuf(m)
     }
 
     /// `next_mbuf` after multi-segment mbuf `m`: drops it, then the same in a loop (kept out
     /// of the fast path).
     #[cold]
     #[inline(never)]
-    fn next_after_multiseg(&self, rx: &mut RxBurst, m: *mut rte_mbuf) -> Result<*mut rte_mbuf> {
+    fn next_after_multiseg(&self, rx: &mut RxBurst, m: *mut rte_mbuf) -> Next {
         let mut m = m;
         loop {
             self.drop_multiseg(m);
             if rx.head == rx.len {
-                self.refill(rx)?;
+                match self.refill(rx) {
+                    Refill::Got => {}
+                    Refill::Empty => return Next::Empty,
+                    Refill::Failed => return Next::Failed,
+                }
             }
             // SAFETY: head < len <= BURST (RxBurst invariant).
             m = unsafe { *rx.bufs.get_unchecked(rx.head) };
             rx.head += 1;
             // SAFETY: m was just received: a valid mbuf.
             if unsafe { (*m).nb_segs } == 1 {
-                return Ok(m);
+                return Next::Mbuf(m);
             }
         }
     }
@@ -432,6 +473,43 @@ impl Sock {
         self.rx_multiseg_dropped
             .set(self.rx_multiseg_dropped.get() + 1);
         self.received.set(self.received.get() - 1);
+    }
+
+    /// `recv` / `recv_token` (`make` turns the token into what they return): the packet
+    /// path, with no call in it, when the RX burst holds a single-segment mbuf; else
+    /// [`Sock::recv_slow`].
+    #[inline(always)]
+    fn recv_as<'a, T, F: Fn(&'a Self, Token) -> T>(&'a self, make: F) -> Result<(T, Meta)> {
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        if rx.head == rx.len {
+            return self.recv_slow(make);
+        }
+        // SAFETY: head < len <= BURST (RxBurst invariant).
+        let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
+        // SAFETY: m was received: a valid mbuf.
+        if unsafe { (*m).nb_segs } != 1 {
+            return self.recv_slow(make);
+        }
+        rx.head += 1;
+        let (token, meta) = self.token_of(m);
+        Ok((make(self, token), meta))
+    }
+
+    /// `recv_as` at the end of a burst (the refill, the empty poll) or after a multi-segment
+    /// mbuf; out of line, so that the packet path saves no registers for its call.
+    #[inline(never)]
+    fn recv_slow<'a, T, F: Fn(&'a Self, Token) -> T>(&'a self, make: F) -> Result<(T, Meta)> {
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        match self.next_mbuf(rx) {
+            Next::Mbuf(m) => {
+                let (token, meta) = self.token_of(m);
+                Ok((make(self, token), meta))
+            }
+            Next::Empty => Err(Error::NoPacket),
+            Next::Failed => Err(self.failure()),
+        }
     }
 
     /// Turns received single-segment mbuf `m` (from `next_mbuf`) into a token and its
@@ -623,23 +701,13 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        // SAFETY: no other reference to the RX state is live (type docs).
-        let rx = unsafe { &mut *self.rx.get() };
-        let m = self.next_mbuf(rx)?;
-        Ok(self.token_of(m))
+        self.recv_as(|_, t| t)
     }
 
     #[inline]
     fn recv(&self) -> Result<(Payload<'_, DpdkContext>, Meta)> {
-        // SAFETY: no other reference to the RX state is live (type docs).
-        let rx = unsafe { &mut *self.rx.get() };
-        let m = self.next_mbuf(rx)?;
-        let (token, meta) = self.token_of(m);
         // SAFETY: the token was made just now from this socket's own context.
-        Ok((
-            unsafe { Payload::from_token_unchecked(token, &self.ctx) },
-            meta,
-        ))
+        self.recv_as(|s, t| unsafe { Payload::from_token_unchecked(t, &s.ctx) })
     }
 
     /// One `rte_eth_rx_burst` (unless the last burst has packets left), its packets straight
@@ -653,10 +721,10 @@ impl Socket for Sock {
         }
         if rx.head == rx.len {
             match self.refill(rx) {
-                Ok(()) => {}
+                Refill::Got => {}
                 // Nothing to read: an empty batch.
-                Err(Error::NoPacket) => return Ok(()),
-                Err(e) => return Err(e),
+                Refill::Empty => return Ok(()),
+                Refill::Failed => return Err(self.failure()),
             }
         }
         let end = rx.len.min(rx.head + sink.remaining());

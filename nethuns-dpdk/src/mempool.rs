@@ -39,6 +39,11 @@ struct ReleaseCache {
     bufs: UnsafeCell<[*mut rte_mbuf; BURST]>,
 }
 
+// A panic cannot leave the cache half-updated: nothing between taking and giving back `busy`
+// panics (no allocation, no indexing check, no caller code).
+impl std::panic::RefUnwindSafe for ReleaseCache {}
+impl std::panic::UnwindSafe for ReleaseCache {}
+
 impl ReleaseCache {
     fn new() -> Self {
         ReleaseCache {

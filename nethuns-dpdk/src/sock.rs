@@ -75,6 +75,13 @@ enum Refill {
     Failed,
 }
 
+/// Why a refill failed (the error is made when it is returned).
+#[derive(Clone, Copy)]
+enum Failed {
+    NoMemory,
+    Down,
+}
+
 /// What [`Sock::next_mbuf`] found.
 enum Next {
     Mbuf(*mut rte_mbuf),
@@ -127,8 +134,8 @@ pub struct Sock {
     base: PortStats,
     /// When the idle receive path next checks the interface.
     next_check: Cell<Instant>,
-    /// The error of the last `Refill::Failed`, until it is returned.
-    failed: Cell<Option<Error>>,
+    /// What the last `Refill::Failed` was.
+    failed: Cell<Failed>,
     /// Empty polls left before the next idle check (0: the next empty poll checks; so does
     /// every one while the link is not up).
     idle_countdown: Cell<u32>,
@@ -190,7 +197,7 @@ impl Sock {
             base,
             next_check: Cell::new(Instant::now()),
             idle_countdown: Cell::new(0),
-            failed: Cell::new(None),
+            failed: Cell::new(Failed::NoMemory),
             foreign: RefCell::new(Vec::new()),
             liveness: Cell::new(Liveness::Up),
         })
@@ -279,7 +286,7 @@ impl Sock {
     }
 
     /// Refills the RX burst from the driver (one `rte_eth_rx_burst`): `Got`, `Empty` (nothing
-    /// came), or `Failed` with the error of the idle checks in `self.failed`. (No `Result`
+    /// came), or `Failed` with the idle checks' finding in `self.failed`. (No `Result`
     /// here: an `Error` passed up through the inlined layers is copied at each one, which
     /// costs the empty poll more than the poll itself.)
     #[inline(always)]
@@ -303,8 +310,13 @@ impl Sock {
             return match self.idle_check(rx) {
                 Ok(()) => Refill::Got,
                 Err(Error::NoPacket) => Refill::Empty,
-                Err(e) => {
-                    self.failed.set(Some(e));
+                Err(Error::NoMemory) => {
+                    self.failed.set(Failed::NoMemory);
+                    Refill::Failed
+                }
+                // check_alive's InterfaceDown, the only other error of idle_check.
+                Err(_) => {
+                    self.failed.set(Failed::Down);
                     Refill::Failed
                 }
             };
@@ -317,7 +329,10 @@ impl Sock {
     #[cold]
     #[inline(never)]
     fn failure(&self) -> Error {
-        self.failed.take().unwrap_or(Error::NoPacket)
+        match self.failed.get() {
+            Failed::NoMemory => Error::NoMemory,
+            Failed::Down => Error::InterfaceDown(self.port.down_name()),
+        }
     }
 
     #[inline(always)]
@@ -541,8 +556,10 @@ impl Sock {
             len: r.pkt_len,
             port: self.port.id,
             queue: self.port.queue,
-            // SAFETY: the hash union is plain data; `rss` is the one the flag says is set.
-            rss_hash: (flags & F_RX_RSS_HASH != 0).then(|| unsafe { r.__bindgen_anon_2.hash.rss }),
+            // SAFETY: the hash union is plain data (any bits are a valid u32); `rss` is the
+            // member the flag says is set.
+            rss_hash: (flags & F_RX_RSS_HASH != 0)
+                .then_some(unsafe { r.__bindgen_anon_2.hash.rss }),
             // A tag still out of the data (`vlan_strip`) is in vlan_tci; otherwise the frame's
             // own outer tag, as on the wire.
             vlan_tci: if flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED) == F_RX_VLAN | F_RX_VLAN_STRIPPED

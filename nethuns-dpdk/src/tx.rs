@@ -12,8 +12,7 @@ use crate::sock::{set_data_len, Sock};
 
 /// The `ol_flags` bits a transmitted mbuf keeps: what its buffer is (attached, external);
 /// the receive flags go (a driver would read nothing of them, but no TX offload is asked).
-const F_KEEP_ON_TX: u64 =
-    dpdk_sys::RTE_MBUF_F_INDIRECT as u64 | dpdk_sys::RTE_MBUF_F_EXTERNAL as u64;
+const F_KEEP_ON_TX: u64 = dpdk_sys::RTE_MBUF_F_INDIRECT | dpdk_sys::RTE_MBUF_F_EXTERNAL;
 
 /// Frees an mbuf on drop: the one `send_with` took, if `fill` panics or the frame is refused.
 struct FreeOnDrop(*mut rte_mbuf);

@@ -3,9 +3,14 @@
 //!
 //! Invariants the unsafe code here relies on:
 //! - the mempool stays allocated while any clone of the context exists (`Arc<Mempool>`);
-//! - a `BufferDesc` given to this context names a single-segment mbuf of this mempool that the
-//!   caller owns (it came from a token/payload this context's socket made), so its data is
-//!   `data_len` bytes at `buf_addr + data_off` and nothing else touches it.
+//! - a `BufferDesc` given to this context names a single-segment mbuf that the caller owns
+//!   (it came from a token/payload this context's socket made), so its data is `data_len`
+//!   bytes at `buf_addr + data_off` and nothing else touches it. It is an mbuf of this
+//!   mempool, or of another socket's that `send_payload` sent into a loopback port (net_ring)
+//!   this socket receives from: freeing returns it to its own pool (`m->pool`), which the
+//!   sending socket keeps alive while it lives. (A token of such an mbuf kept after both the
+//!   sending socket and the mbuf's own socket and context clones are gone would name freed
+//!   memory: loopback ports only, not a NIC, which receives into its own mempool.)
 //!
 //! Releasing is batched: a released mbuf waits in the pool's [`ReleaseCache`] and goes back
 //! to the mempool with the next 31 in one `rte_pktmbuf_free_bulk`, as a DPDK receive loop

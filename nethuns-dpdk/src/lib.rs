@@ -154,6 +154,7 @@ mod flags;
 mod mempool;
 mod port;
 mod portspec;
+mod rx;
 mod sock;
 mod tx;
 

@@ -1,14 +1,37 @@
-//! The in-place transmit paths of [`Sock`]: `send_with` builds the frame in the mbuf it is
-//! sent from, `send_payload` hands a received mbuf itself to the driver.
+//! The transmit path of [`Sock`]: a stash of empty mbufs (one `rte_pktmbuf_alloc_bulk`), the
+//! TX burst submitted by one `rte_eth_tx_burst`, and the in-place paths: `send_with` builds
+//! the frame in the mbuf it is sent from, `send_payload` hands a received mbuf itself to the
+//! driver.
 
 use std::any::Any;
 
 use dpdk_sys::rte_mbuf;
 use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
-use nethuns_core::{check_frame_len, Context, Payload, Result, Socket, Unsent};
+use nethuns_core::{check_frame_len, Context, Error, Payload, Result, Socket, Unsent};
 
+use crate::flags::BURST;
 use crate::mempool::DpdkContext;
-use crate::sock::{set_data_len, Sock};
+use crate::sock::{Sock, TX_RETRIES};
+
+/// `bufs[..len]`: filled mbufs waiting for `rte_eth_tx_burst` (`len < BURST` between calls);
+/// `stash[..stash_len]`: pre-allocated empty mbufs for the next sends (`stash_len <= BURST`).
+pub(crate) struct TxBurst {
+    pub(crate) bufs: [*mut rte_mbuf; BURST],
+    pub(crate) len: usize,
+    pub(crate) stash: [*mut rte_mbuf; BURST],
+    pub(crate) stash_len: usize,
+}
+
+impl TxBurst {
+    pub(crate) fn new() -> Self {
+        TxBurst {
+            bufs: [std::ptr::null_mut(); BURST],
+            len: 0,
+            stash: [std::ptr::null_mut(); BURST],
+            stash_len: 0,
+        }
+    }
+}
 
 /// The `ol_flags` bits a transmitted mbuf keeps: what its buffer is (attached, external);
 /// the receive flags go (a driver would read nothing of them, but no TX offload is asked).
@@ -25,6 +48,105 @@ impl Drop for FreeOnDrop {
 }
 
 impl Sock {
+    /// Submits the pending TX burst; frees what the driver would not take (counted in
+    /// `tx_dropped`, and reported by the next `try_flush`).
+    pub(crate) fn flush_tx(&self, tx: &mut TxBurst) {
+        let mut sent = 0usize;
+        for _ in 0..TX_RETRIES {
+            if sent == tx.len {
+                break;
+            }
+            // SAFETY: bufs[sent..len] are filled mbufs owned by this socket; the driver takes
+            // ownership of the first `n` it returns; this socket is the queue's only user.
+            let n = unsafe {
+                dpdk_sys::inline::tx_burst(
+                    self.port.id,
+                    self.port.queue,
+                    tx.bufs.as_mut_ptr().add(sent),
+                    (tx.len - sent) as u16,
+                )
+            };
+            sent += usize::from(n);
+        }
+        self.sent.set(self.sent.get() + sent as u64);
+        if sent < tx.len {
+            let rest = tx.len - sent;
+            // SAFETY: bufs[sent..len] are still ours (not taken by the driver): free them.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.bufs.as_mut_ptr().add(sent), rest as u32) };
+            self.tx_dropped.set(self.tx_dropped.get() + rest as u64);
+            self.tx_unreported
+                .set(self.tx_unreported.get() + rest as u64);
+        }
+        tx.len = 0;
+    }
+
+    /// One empty, reset mbuf for `send`, from the stash (refilled in bulk) or the pool.
+    #[inline(always)]
+    pub(crate) fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
+        if tx.stash_len == 0 {
+            return self.restock(tx);
+        }
+        tx.stash_len -= 1;
+        // SAFETY: stash_len < BURST now (type invariant), and stash[..old len] are ours.
+        Ok(unsafe { *tx.stash.get_unchecked(tx.stash_len) })
+    }
+
+    /// Refills the empty stash with one `rte_pktmbuf_alloc_bulk` and takes one; near
+    /// exhaustion one mbuf at a time, after giving back released ones and what the driver
+    /// completed.
+    #[inline(never)]
+    pub(crate) fn restock(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
+        // SAFETY: stash has room for BURST pointers; the pool is alive.
+        let rc = unsafe {
+            dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
+        };
+        if rc == 0 {
+            tx.stash_len = BURST - 1;
+            return Ok(tx.stash[BURST - 1]);
+        }
+        self.ctx.flush_released();
+        // SAFETY: the pool is alive.
+        let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+        if m.is_null() && tx.len > 0 {
+            // Submitting what is pending lets the driver give completed mbufs back.
+            self.flush_tx(tx);
+            // SAFETY: as above.
+            m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+        }
+        if m.is_null() {
+            Err(Error::NoMemory)
+        } else {
+            Ok(m)
+        }
+    }
+
+    /// Queues filled mbuf `m` (ours) for transmission; submits a full burst.
+    #[inline(always)]
+    pub(crate) fn push_tx(&self, tx: &mut TxBurst, m: *mut rte_mbuf) {
+        // SAFETY: len < BURST between calls (type invariant).
+        unsafe { *tx.bufs.get_unchecked_mut(tx.len) = m };
+        tx.len += 1;
+        if tx.len == BURST {
+            self.flush_tx(tx);
+        }
+    }
+
+    /// `send` into `tx`: the size rule, an mbuf, the copy, queued.
+    #[inline(always)]
+    pub(crate) fn queue_copy(&self, tx: &mut TxBurst, packet: &[u8]) -> Result<()> {
+        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
+        check_frame_len(packet.len(), ETH_HLEN, limit)?;
+        let m = self.take_mbuf(tx)?;
+        // SAFETY: m is a freshly allocated, reset, single-segment mbuf with at least
+        // mbuf_room >= len bytes of data room after data_off; nothing else references it.
+        unsafe {
+            let dst = set_data_len(m, packet.len());
+            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst, packet.len());
+        }
+        self.push_tx(tx, m);
+        Ok(())
+    }
+
     /// [`Socket::send_with`](nethuns_core::Socket::send_with): `fill` writes straight into
     /// the mbuf's data.
     #[inline]
@@ -94,5 +216,22 @@ impl Sock {
         let tx = unsafe { &mut *self.tx.get() };
         self.push_tx(tx, m);
         Ok(())
+    }
+}
+
+/// Sets a reset single-segment mbuf's data to its first `len` bytes; returns where they start.
+///
+/// # Safety
+/// `m` is a reset, single-segment mbuf the caller owns, whose data room after `data_off`
+/// holds `len` bytes.
+#[inline(always)]
+pub(crate) unsafe fn set_data_len(m: *mut rte_mbuf, len: usize) -> *mut u8 {
+    // SAFETY: per the contract (what rte_pktmbuf_append does on a reset mbuf).
+    unsafe {
+        let r = &mut *m;
+        debug_assert!(usize::from(r.data_off) + len <= usize::from(r.buf_len));
+        r.data_len = len as u16;
+        r.pkt_len = len as u32;
+        (r.buf_addr as *mut u8).add(usize::from(r.data_off))
     }
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use nethuns_core::pool::PoolContext;
-use nethuns_dpdk::{DpdkFlags, Eal, Error, Payload, Sock, Socket, BURST};
+use nethuns_dpdk::{Context, DpdkFlags, Eal, Error, Payload, Sock, Socket, BURST};
 use nethuns_testnet::frames;
 
 /// Receives exactly `n` packets (bounded in time) as copies.
@@ -212,10 +212,57 @@ fn batches() {
     assert_eq!(ctx.in_use(), 0, "mbufs of {ctx:?} leaked");
 }
 
+/// Payloads released on another thread while the socket thread receives and releases too
+/// (both go through the mempool's release cache): every mbuf comes back, none twice.
+fn release_from_two_threads() {
+    let sock = Sock::create("net_ring5", None, DpdkFlags::default()).unwrap();
+    let ctx = sock.context().clone();
+    let (to_other, from_main) = std::sync::mpsc::sync_channel::<nethuns_dpdk::Token>(64);
+    let other = std::thread::spawn(move || {
+        let mut n = 0u32;
+        for t in from_main {
+            drop(t.consume(&ctx));
+            n += 1;
+        }
+        n
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut handed = 0u32;
+    for round in 0..300u32 {
+        for i in 0..BURST as u32 {
+            sock.send(&frames::frame(round * 100 + i, 64)).unwrap();
+        }
+        sock.flush();
+        let mut got = 0;
+        while got < BURST {
+            assert!(Instant::now() < end, "round {round}: {got} of {BURST}");
+            match sock.recv_token() {
+                Ok((t, _)) => {
+                    got += 1;
+                    if got % 2 == 0 {
+                        to_other.send(t).unwrap();
+                        handed += 1;
+                    } else {
+                        drop(sock.context().packet(t));
+                    }
+                }
+                Err(Error::NoPacket) => std::hint::spin_loop(),
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+    }
+    drop(to_other);
+    assert_eq!(other.join().unwrap(), handed);
+    let ctx = sock.context().clone();
+    drop(sock);
+    assert_eq!(ctx.in_use(), 0, "mbufs of {ctx:?} leaked");
+}
+
 #[test]
 fn dpdk_in_place() {
     Eal::new().init().expect("EAL with the default arguments");
     send_with_in_place();
     send_payload_forwards_mbufs();
     batches();
+    release_from_two_threads();
 }

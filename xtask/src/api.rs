@@ -21,11 +21,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::{Map, Value};
 
-use crate::util::{cargo, root};
+use crate::util::{cargo, root, target_dir};
 
 /// The library crates whose public API is frozen.
 pub const CRATES: &[&str] = &[
@@ -40,16 +39,17 @@ pub const CRATES: &[&str] = &[
     "nethuns-testnet",
 ];
 
+/// `cargo xtask api`'s options.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// Rewrite the snapshots after an intended change (then review `git diff api/`).
+    #[arg(long)]
+    pub bless: bool,
+}
+
 /// `cargo xtask api [--bless]`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let mut bless = false;
-    for a in args {
-        match a.as_str() {
-            "--bless" => bless = true,
-            other => return Err(format!("unknown option {other:?} (expected --bless)")),
-        }
-    }
-    if bless {
+pub fn run(args: &ApiArgs) -> Result<(), String> {
+    if args.bless {
         self::bless()
     } else {
         check()
@@ -127,7 +127,7 @@ fn current(krate: &str) -> Result<String, String> {
         ],
         &[("RUSTC_BOOTSTRAP", "1")],
     )?;
-    let file = target_dir()?
+    let file = target_dir()
         .join("doc")
         .join(format!("{}.json", krate.replace('-', "_")));
     let text =
@@ -141,28 +141,6 @@ fn current(krate: &str) -> Result<String, String> {
         out.push('\n');
     }
     Ok(out)
-}
-
-/// The target directory cargo uses here (`CARGO_TARGET_DIR`, config, or `target/`).
-pub(crate) fn target_dir() -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let meta: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| "cargo metadata: no target_directory".into())
 }
 
 /// The sorted public-API lines of one crate's rustdoc JSON.

@@ -4,11 +4,11 @@
 //! For each backend, nethuns' `cost` tool and the raw engine's loop (`--mode cost-*`, see
 //! xtask/raw/raw_common.h) run under `valgrind --tool=callgrind` with collection only inside
 //! one function: `cost_drain` (receive `N` packets queued in the ring beforehand by a
-//! generator, while the receiver waited), `cost_empty` (10 000 polls of the empty ring) or
-//! `tx_loop` (send `N` frames). Instructions per packet = (drain − empty polls during the
-//! drain × cost of one empty poll) / packets. DPDK runs in-process on `net_ring0` (a loopback
-//! port: no kernel at all), send and drain in rounds of 512, and also without callgrind for a
-//! rate.
+//! generator, while the receiver waited), `cost_fwd` (the same, each packet sent back),
+//! `cost_empty` (10 000 polls of the empty ring) or `tx_loop` (send `N` frames). Instructions
+//! per packet = (drain − empty polls during the drain × cost of one empty poll) / packets.
+//! DPDK runs in-process on `net_ring0` (a loopback port: no kernel at all), send and drain in
+//! rounds of 512, and also without callgrind for a rate.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 
 use nethuns_testnet::NetPair;
 
-use crate::demo::{json_num, portspec};
+use super::profile::{difference, flat, totals};
+use crate::backends::Backend;
+use crate::util::{json_num, strs};
 
 /// Empty polls measured per program.
 const POLLS: u64 = 10_000;
@@ -24,14 +26,81 @@ const POLLS: u64 = 10_000;
 const TX_COUNT: u64 = 4096;
 /// Frames through the DPDK loopback port when timed without callgrind.
 const LOOP_TIMED: u64 = 4_000_000;
+/// Entries of the profile difference shown per row.
+const TOP: usize = 4;
 
-/// One measured path: nethuns against the raw loop.
-#[derive(Default)]
+/// What a cost row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CostTest {
+    /// `recv` per packet against the raw receive loop.
+    Rx,
+    /// `recv_batch` of 32 against the raw receive loop.
+    RxBatch,
+    /// `send` per frame, a flush every 32, against the raw transmit loop.
+    Tx,
+    /// `send_batch` of 32.
+    TxBatch,
+    /// `send_with`: the frame written in place.
+    TxSendWith,
+    /// Receive + `send_payload` (zero-copy where the engine can) against receive + `send`.
+    Fwd,
+}
+
+impl CostTest {
+    /// Every test, in the order of the table.
+    pub const ALL: [CostTest; 6] = [
+        CostTest::Rx,
+        CostTest::Tx,
+        CostTest::RxBatch,
+        CostTest::TxBatch,
+        CostTest::TxSendWith,
+        CostTest::Fwd,
+    ];
+
+    /// The name in the table (DPDK's rows are prefixed `loop`).
+    pub fn label(self) -> &'static str {
+        match self {
+            CostTest::Rx => "rx",
+            CostTest::RxBatch => "rx batch 32",
+            CostTest::Tx => "tx",
+            CostTest::TxBatch => "tx batch 32",
+            CostTest::TxSendWith => "tx send_with",
+            CostTest::Fwd => "fwd",
+        }
+    }
+
+    /// The function callgrind counts in.
+    fn func(self) -> &'static str {
+        match self {
+            CostTest::Rx | CostTest::RxBatch => "cost_drain",
+            CostTest::Tx | CostTest::TxBatch | CostTest::TxSendWith => "tx_loop",
+            CostTest::Fwd => "cost_fwd",
+        }
+    }
+
+    /// The `cost` tool's flags for this test (after `--mode`).
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            CostTest::RxBatch | CostTest::TxBatch => &["--batch"],
+            CostTest::TxSendWith => &["--send-with"],
+            _ => &[],
+        }
+    }
+
+    /// Whether an empty poll is measured too.
+    fn receives(self) -> bool {
+        matches!(self, CostTest::Rx | CostTest::RxBatch | CostTest::Fwd)
+    }
+}
+
+/// One measured path: nethuns against the raw loop (or, for `fwd`, against the copy).
 pub struct CostRow {
-    pub backend: String,
-    /// `rx`, `tx`, `loop rx`, `loop tx`.
-    pub test: String,
+    pub backend: Backend,
+    pub test: CostTest,
+    /// DPDK's in-process loopback rows.
+    pub looped: bool,
     pub ours: Option<f64>,
+    /// The baseline: the raw loop, or nethuns' copying forward for `fwd`.
     pub raw: Option<f64>,
     /// Instructions per empty poll (receive rows).
     pub ours_empty: Option<f64>,
@@ -39,45 +108,89 @@ pub struct CostRow {
     /// Million packets per second without callgrind (DPDK loopback rows).
     pub ours_mpps: Option<f64>,
     pub raw_mpps: Option<f64>,
-    /// The largest entries of nethuns' profile (source file: function), instructions per
-    /// packet.
+    /// The largest entries of nethuns' profile beyond the baseline's, instructions per packet.
     pub top: Vec<(String, f64)>,
     pub error: Option<String>,
 }
 
 impl CostRow {
-    /// The row's target for the gap per packet, in instructions over raw.
-    pub fn target(&self) -> f64 {
-        if self.test.ends_with("batch 32") {
-            5.0
-        } else if self.backend == "pcap" && self.test == "rx" {
-            40.0
-        } else {
-            15.0
+    fn new(backend: Backend, test: CostTest, looped: bool) -> CostRow {
+        CostRow {
+            backend,
+            test,
+            looped,
+            ours: None,
+            raw: None,
+            ours_empty: None,
+            raw_empty: None,
+            ours_mpps: None,
+            raw_mpps: None,
+            top: vec![],
+            error: None,
         }
     }
 
-    /// Rows that miss a target, with the measured gap.
+    /// `rx`, or `loop rx` for DPDK's loopback.
+    pub fn label(&self) -> String {
+        if self.looped {
+            format!("loop {}", self.test.label())
+        } else {
+            self.test.label().to_string()
+        }
+    }
+
+    /// What the baseline column holds.
+    pub fn baseline(&self) -> &'static str {
+        if self.test == CostTest::Fwd {
+            "nethuns, send (copy)"
+        } else {
+            "raw"
+        }
+    }
+
+    /// The row's target for the gap per packet, in instructions over the baseline.
+    pub fn target(&self) -> Option<f64> {
+        match self.test {
+            CostTest::RxBatch | CostTest::TxBatch => Some(5.0),
+            CostTest::Rx if self.backend == Backend::Pcap => Some(40.0),
+            CostTest::Fwd => None,
+            _ => Some(15.0),
+        }
+    }
+
+    /// The targets the row misses, with the measured gap and the profile entries beyond the
+    /// baseline's.
     pub fn misses(&self) -> Vec<String> {
         let mut v = vec![];
-        if let (Some(o), Some(r)) = (self.ours, self.raw) {
-            if o - r > self.target() {
+        let why = if self.top.is_empty() {
+            String::new()
+        } else {
+            let t: Vec<String> = self
+                .top
+                .iter()
+                .map(|(n, i)| format!("{n} {i:.1}"))
+                .collect();
+            format!("; beyond raw: {}", t.join(", "))
+        };
+        if let (Some(o), Some(r), Some(t)) = (self.ours, self.raw, self.target()) {
+            if o - r > t {
                 v.push(format!(
-                    "{} {}: {:.1} instructions per packet over raw (target {})",
+                    "{} {}: {:+.1} instructions per packet over raw (target +{t}){why}",
                     self.backend,
-                    self.test,
+                    self.label(),
                     o - r,
-                    self.target()
                 ));
             }
         }
         if let (Some(o), Some(r)) = (self.ours_empty, self.raw_empty) {
-            if o > 1.2 * r {
+            if o > 1.2 * r && self.test != CostTest::Fwd {
                 v.push(format!(
-                    "{} {}: an empty poll {:.1}× raw's (target 1.2×)",
+                    "{} {}: an empty poll {:.0} instructions, {:.2}× raw's {:.0} (target 1.2×)",
                     self.backend,
-                    self.test,
-                    o / r
+                    self.label(),
+                    o,
+                    o / r,
+                    r
                 ));
             }
         }
@@ -93,17 +206,19 @@ struct Measured {
     out: PathBuf,
 }
 
+impl Measured {
+    fn per_packet(&self) -> f64 {
+        self.instructions as f64 / self.packets.max(1) as f64
+    }
+}
+
 /// Where the programs are and the pair they run on.
 pub struct Cost<'a> {
     pub tools: PathBuf,
     pub raw: PathBuf,
     pub pair: &'a NetPair,
-    pub generator: &'static str,
+    pub generator: Backend,
     pub work: PathBuf,
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
 }
 
 /// Reads lines of `child`'s stdout until one satisfies `f`.
@@ -120,69 +235,15 @@ fn read_until(r: &mut impl BufRead, f: impl Fn(&str) -> bool) -> Result<String, 
     }
 }
 
-/// Total instructions of a callgrind output file.
-fn totals(out: &Path) -> Result<u64, String> {
-    let text = std::fs::read_to_string(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("totals:")
-                .or_else(|| l.strip_prefix("summary:"))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("{}: no totals line", out.display()))
-}
-
-/// The flat profile of a callgrind output file: (source file: function, instructions).
-fn profile(out: &Path) -> Vec<(String, u64)> {
-    let Ok(o) = Command::new("callgrind_annotate").arg(out).output() else {
-        return vec![];
-    };
-    let text = String::from_utf8_lossy(&o.stdout);
-    let mut v = vec![];
-    let mut in_table = false;
-    for l in text.lines() {
-        if l.contains("file:function") {
-            in_table = true;
-            continue;
-        }
-        if !in_table || l.starts_with("---") {
-            continue;
-        }
-        if l.trim().is_empty() {
-            if !v.is_empty() {
-                break;
-            }
-            continue;
-        }
-        let mut it = l.trim().splitn(2, ' ');
-        let (Some(n), Some(rest)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let Ok(n) = n.replace(',', "").parse::<u64>() else {
-            continue;
-        };
-        let name = rest.split_once(')').map_or(rest, |(_, r)| r).trim();
-        v.push((short_name(name), n));
-    }
-    v
-}
-
-/// `…/nethuns-afpacket/src/rx.rs:nethuns_core::socket::Socket::recv [bin]` → `afpacket rx.rs:
-/// Socket::recv`: the crate, the file, and the last two path segments of the function.
-fn short_name(s: &str) -> String {
-    let s = s.split(" [").next().unwrap_or(s);
-    let (file, func) = s.split_once(':').unwrap_or(("???", s));
-    let mut parts = file.rsplit('/');
-    let base = parts.next().unwrap_or(file);
-    let krate = parts.nth(1).unwrap_or("").trim_start_matches("nethuns-");
-    let func: Vec<&str> = func.split("::").collect();
-    let func = func[func.len().saturating_sub(2)..].join("::");
-    let func = func.split('<').next().unwrap_or(&func).to_string();
-    if file == "???" {
-        func
-    } else {
-        format!("{krate}/{base}: {func}")
-    }
+/// The largest profile entries of `ours` beyond `base`'s, per packet.
+fn top(ours: &Measured, base: &Measured) -> Vec<(String, f64)> {
+    difference(
+        &flat(&ours.out),
+        ours.packets,
+        &flat(&base.out),
+        base.packets,
+        TOP,
+    )
 }
 
 impl Cost<'_> {
@@ -198,7 +259,13 @@ impl Cost<'_> {
         traffic: Option<u64>,
     ) -> Result<Measured, String> {
         let name = prog.file_name().unwrap_or_default().to_string_lossy();
-        let out = self.work.join(format!("callgrind.{name}.{func}.out"));
+        let tag: String = args
+            .iter()
+            .filter(|a| a.starts_with("--") && a.len() > 2)
+            .map(|a| a.trim_start_matches('-'))
+            .collect::<Vec<_>>()
+            .join("_");
+        let out = self.work.join(format!("callgrind.{name}.{func}.{tag}.out"));
         let _ = std::fs::remove_file(&out);
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns, "valgrind", "--tool=callgrind", "-q"])
@@ -243,9 +310,9 @@ impl Cost<'_> {
             read_until(&mut stdout, |l| l == "ready")?;
             if n > 0 {
                 self.generate(n)?;
+                // Let the last frames reach the ring (and AF_PACKET retire its block).
+                std::thread::sleep(std::time::Duration::from_millis(300));
             }
-            // Let the last frames reach the ring (and AF_PACKET retire its block).
-            std::thread::sleep(std::time::Duration::from_millis(300));
             let mut stdin = child.stdin.take().ok_or("no stdin")?;
             stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
         }
@@ -260,11 +327,9 @@ impl Cost<'_> {
             .arg(self.tools.join("pkt-gen"))
             .args(strs(&[
                 "--backend",
-                g,
+                g.name(),
                 "--iface",
-                &portspec(g, &self.pair.veth_a),
-            ]))
-            .args(strs(&[
+                &g.portspec(&self.pair.veth_a),
                 "--count",
                 &n.to_string(),
                 "--rate",
@@ -280,8 +345,15 @@ impl Cost<'_> {
         }
     }
 
-    /// Receive cost of one program: (instructions per packet, per empty poll, drain run).
-    fn rx(&self, prog: &Path, args: &[String], n: u64) -> Result<(f64, f64, Measured), String> {
+    /// Receive cost of one program (`func`: the drain function): (instructions per packet,
+    /// per empty poll, the drain run).
+    fn rx(
+        &self,
+        prog: &Path,
+        args: &[String],
+        func: &str,
+        n: u64,
+    ) -> Result<(f64, f64, Measured), String> {
         let ns = self.pair.ns_b.clone();
         let with = |count: u64, polls: u64| {
             let mut a = args.to_vec();
@@ -295,7 +367,7 @@ impl Cost<'_> {
         };
         let e = self.callgrind(&ns, prog, &with(0, POLLS), "cost_empty", Some(0))?;
         let empty = e.instructions as f64 / POLLS as f64;
-        let d = self.callgrind(&ns, prog, &with(n, 0), "cost_drain", Some(n))?;
+        let d = self.callgrind(&ns, prog, &with(n, 0), func, Some(n))?;
         if d.packets == 0 {
             return Err(format!("{}: no packet reached the ring", prog.display()));
         }
@@ -308,133 +380,107 @@ impl Cost<'_> {
         let mut a = args.to_vec();
         a.extend(strs(&["--count", &TX_COUNT.to_string()]));
         let m = self.callgrind(&self.pair.ns_a, prog, &a, "tx_loop", None)?;
-        Ok((m.instructions as f64 / m.packets.max(1) as f64, m))
+        Ok((m.per_packet(), m))
     }
 
-    /// The raw loop of a backend and its mode prefix.
-    fn raw_prog(&self, backend: &str) -> PathBuf {
-        match backend {
-            "pcap" => self.tools.join("raw-pcap"),
-            "af-packet" => self.raw.join("raw_afpacket"),
-            "af-xdp" => self.raw.join("raw_afxdp"),
-            _ => self.raw.join("raw_dpdk"),
-        }
-    }
-
-    /// The receive and transmit rows of a kernel backend on the veth pair.
-    pub fn veth_rows(&self, backend: &str) -> Vec<CostRow> {
+    /// The rows of a kernel backend on the veth pair.
+    pub fn veth_rows(&self, backend: Backend) -> Vec<CostRow> {
         // libpcap's ring holds fewer 64-byte frames than AF_PACKET's / AF_XDP's.
-        let n = if backend == "pcap" { 512 } else { 1024 };
+        let n = if backend == Backend::Pcap { 512 } else { 1024 };
         let cost = self.tools.join("cost");
-        let raw = self.raw_prog(backend);
-        let ours_args = |mode: &str, iface: &str| {
-            let p = portspec(backend, iface);
-            strs(&["--backend", backend, "--mode", mode, "--iface", &p])
+        let Some(raw) = backend.raw(&self.tools, &self.raw) else {
+            return vec![];
+        };
+        let ours_args = |mode: &str, iface: &str, flags: &[&str]| {
+            let p = backend.portspec(iface);
+            let mut a = strs(&["--backend", backend.name(), "--mode", mode, "--iface", &p]);
+            a.extend(strs(flags));
+            a
         };
         // --json: the raw transmit loops print their totals (packets) as JSON.
         let raw_args =
             |mode: &str, iface: &str| strs(&["--mode", mode, "--iface", iface, "--json"]);
         let (b, a) = (&self.pair.veth_b, &self.pair.veth_a);
-        let raw_rx = self.rx(&raw, &raw_args("cost-rx", b), n);
-        let raw_tx = self.tx(&raw, &raw_args("cost-tx", a));
+        let raw_rx = self.rx(&raw.path, &raw_args("cost-rx", b), "cost_drain", n);
+        let raw_tx = self.tx(&raw.path, &raw_args("cost-tx", a));
+        // The copying forward: the baseline of the zero-copy one.
+        let copy_fwd = self.rx(&cost, &ours_args("fwd", b, &["--copy"]), "cost_fwd", n);
         let mut rows = vec![];
-        // Per packet (`recv` / `send`), then in bursts of 32 (`recv_batch` / `send_batch`)
-        // against the same raw loop (which is burst-wise already).
-        for batch in [false, true] {
-            let (suffix, extra) = if batch {
-                (" batch 32", strs(&["--batch"]))
+        for test in CostTest::ALL {
+            let mut row = CostRow::new(backend, test, false);
+            let r = if test.receives() {
+                let (mode, base) = match test {
+                    CostTest::Fwd => ("fwd", &copy_fwd),
+                    _ => ("rx", &raw_rx),
+                };
+                self.rx(&cost, &ours_args(mode, b, test.flags()), test.func(), n)
+                    .and_then(|o| {
+                        let r = base.as_ref().map_err(Clone::clone)?;
+                        row.ours_empty = Some(o.1);
+                        row.raw_empty = Some(r.1);
+                        Ok(((o.0, o.2), (r.0, &r.2)))
+                    })
             } else {
-                ("", vec![])
+                self.tx(&cost, &ours_args("tx", a, test.flags()))
+                    .and_then(|o| {
+                        let r = raw_tx.as_ref().map_err(Clone::clone)?;
+                        Ok((o, (r.0, &r.1)))
+                    })
             };
-            let mut rx = CostRow {
-                backend: backend.into(),
-                test: format!("rx{suffix}"),
-                ..Default::default()
-            };
-            match (
-                self.rx(&cost, &[ours_args("rx", b), extra.clone()].concat(), n),
-                &raw_rx,
-            ) {
-                (Ok(o), Ok(r)) => {
-                    rx.ours = Some(o.0);
-                    rx.ours_empty = Some(o.1);
-                    rx.raw = Some(r.0);
-                    rx.raw_empty = Some(r.1);
-                    rx.top = top(&o.2);
+            match r {
+                Ok(((o, om), (r, rm))) => {
+                    row.ours = Some(o);
+                    row.raw = Some(r);
+                    row.top = top(&om, rm);
                 }
-                (Err(e), _) => rx.error = Some(e),
-                (_, Err(e)) => rx.error = Some(e.clone()),
+                Err(e) => row.error = Some(e),
             }
-            let mut tx = CostRow {
-                backend: backend.into(),
-                test: format!("tx{suffix}"),
-                ..Default::default()
-            };
-            match (
-                self.tx(&cost, &[ours_args("tx", a), extra].concat()),
-                &raw_tx,
-            ) {
-                (Ok(o), Ok(r)) => {
-                    tx.ours = Some(o.0);
-                    tx.raw = Some(r.0);
-                    tx.top = top(&o.1);
-                }
-                (Err(e), _) => tx.error = Some(e),
-                (_, Err(e)) => tx.error = Some(e.clone()),
-            }
-            rows.extend([rx, tx]);
+            rows.push(row);
         }
         rows
     }
 
-    /// DPDK in-process on `net_ring0`: the receive and transmit halves of the loop, and the
-    /// loop's rate without callgrind.
+    /// DPDK in-process on `net_ring0`: the receive, transmit and forward steps of the loop,
+    /// and the loop's rate without callgrind.
     pub fn dpdk_rows(&self) -> Vec<CostRow> {
         let cost = self.tools.join("cost");
-        let raw = self.raw_prog("dpdk");
-        let ours = strs(&[
-            "--backend",
-            "dpdk",
-            "--mode",
-            "loop",
-            "--iface",
-            "net_ring0",
-        ]);
+        let Some(raw) = Backend::Dpdk.raw(&self.tools, &self.raw) else {
+            return vec![];
+        };
+        let ours = |mode: &str, flags: &[&str]| {
+            let mut a = strs(&["--backend", "dpdk", "--mode", mode, "--iface", "net_ring0"]);
+            a.extend(strs(flags));
+            a
+        };
         let rawa = strs(&["--mode", "cost-loop", "--iface", "net_ring0"]);
+        let run = |prog: &Path, args: &[String], f: &str, count: u64, polls: u64| {
+            let mut a = args.to_vec();
+            a.extend(strs(&["--count", &count.to_string()]));
+            a.extend(strs(&["--polls", &polls.to_string()]));
+            self.callgrind(&self.pair.ns_a, prog, &a, f, Some(0))
+        };
         let mut rows = vec![];
-        let batch = strs(&["--batch"]);
-        let ours_batch = [ours.clone(), batch].concat();
-        for (test, func, ours) in [
-            ("loop rx", "cost_drain", &ours),
-            ("loop tx", "tx_loop", &ours),
-            ("loop rx batch 32", "cost_drain", &ours_batch),
-            ("loop tx batch 32", "tx_loop", &ours_batch),
-        ] {
-            let mut row = CostRow {
-                backend: "dpdk".into(),
-                test: test.into(),
-                ..Default::default()
-            };
+        for test in CostTest::ALL {
+            let mut row = CostRow::new(Backend::Dpdk, test, true);
             let r = (|| -> Result<(), String> {
-                let run = |prog: &Path, args: &[String], f: &str, count: u64, polls: u64| {
-                    let mut a = args.to_vec();
-                    a.extend(strs(&["--count", &count.to_string()]));
-                    a.extend(strs(&["--polls", &polls.to_string()]));
-                    self.callgrind(&self.pair.ns_a, prog, &a, f, Some(0))
+                let (o_args, b_prog, b_args) = match test {
+                    CostTest::Fwd => (ours("loop-fwd", &[]), &cost, ours("loop-fwd", &["--copy"])),
+                    _ => (ours("loop", test.flags()), &raw.path, rawa.clone()),
                 };
-                let o = run(&cost, ours, func, 1024, 0)?;
-                let r = run(&raw, &rawa, func, 1024, 0)?;
-                row.ours = Some(o.instructions as f64 / o.packets.max(1) as f64);
-                row.raw = Some(r.instructions as f64 / r.packets.max(1) as f64);
-                row.top = top(&o);
-                if func == "cost_drain" {
-                    let o = run(&cost, ours, "cost_empty", 0, POLLS)?;
-                    let r = run(&raw, &rawa, "cost_empty", 0, POLLS)?;
+                let o = run(&cost, &o_args, test.func(), 1024, 0)?;
+                let r = run(b_prog, &b_args, test.func(), 1024, 0)?;
+                row.ours = Some(o.per_packet());
+                row.raw = Some(r.per_packet());
+                row.top = top(&o, &r);
+                if test.receives() {
+                    let o = run(&cost, &o_args, "cost_empty", 0, POLLS)?;
+                    let r = run(b_prog, &b_args, "cost_empty", 0, POLLS)?;
                     row.ours_empty = Some(o.instructions as f64 / POLLS as f64);
                     row.raw_empty = Some(r.instructions as f64 / POLLS as f64);
-                } else {
-                    row.ours_mpps = Some(self.timed(&cost, ours)?);
-                    row.raw_mpps = Some(self.timed(&raw, &rawa)?);
+                }
+                if matches!(test, CostTest::Rx | CostTest::RxBatch) {
+                    row.ours_mpps = Some(self.timed(&cost, &o_args)?);
+                    row.raw_mpps = Some(self.timed(b_prog, &b_args)?);
                 }
                 Ok(())
             })();
@@ -473,71 +519,8 @@ impl Cost<'_> {
     }
 }
 
-/// The five largest entries of a run's profile, per packet.
-fn top(m: &Measured) -> Vec<(String, f64)> {
-    let mut p = profile(&m.out);
-    p.sort_by_key(|b| std::cmp::Reverse(b.1));
-    p.into_iter()
-        .take(5)
-        .map(|(n, i)| (n, i as f64 / m.packets.max(1) as f64))
-        .collect()
-}
-
-/// The instruction-cost table (markdown) and the rows that miss a target.
-pub fn report(rows: &[CostRow]) -> String {
-    let mut md = String::from(
-        "| backend | path | nethuns instr/pkt | raw instr/pkt | gap | nethuns instr/empty poll | raw instr/empty poll | ratio | Mpps nethuns / raw | largest in nethuns' loop (instr/pkt) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
-    );
-    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    for r in rows {
-        if let Some(e) = &r.error {
-            md += &format!(
-                "| {} | {} | error: {} ||||||||\n",
-                r.backend,
-                r.test,
-                e.replace('\n', " ")
-            );
-            continue;
-        }
-        let gap = match (r.ours, r.raw) {
-            (Some(o), Some(x)) => format!("{:+.1}", o - x),
-            _ => "-".into(),
-        };
-        let ratio = match (r.ours_empty, r.raw_empty) {
-            (Some(o), Some(x)) if x > 0.0 => format!("{:.2}×", o / x),
-            _ => "-".into(),
-        };
-        let mpps = match (r.ours_mpps, r.raw_mpps) {
-            (Some(o), Some(x)) => format!("{o:.2} / {x:.2}"),
-            _ => "-".into(),
-        };
-        let top: Vec<String> = r.top.iter().map(|(n, v)| format!("{n} {v:.1}")).collect();
-        md += &format!(
-            "| {} | {} | {} | {} | {gap} | {} | {} | {ratio} | {mpps} | {} |\n",
-            r.backend,
-            r.test,
-            f(r.ours),
-            f(r.raw),
-            f(r.ours_empty),
-            f(r.raw_empty),
-            top.join("; ")
-        );
-    }
-    md
-}
-
-/// The rows below target, one line.
-pub fn misses(rows: &[CostRow]) -> Vec<String> {
-    rows.iter().flat_map(CostRow::misses).collect()
-}
-
-/// Every row: the kernel backends on a veth pair of their own, DPDK in-process.
-pub fn run_all(
-    tools: &Path,
-    raw: &Path,
-    backends: &[&str],
-    generator: &'static str,
-) -> Vec<CostRow> {
+/// Every row of `backends`: the kernel backends on a veth pair of their own, DPDK in-process.
+pub fn run_all(tools: &Path, raw: &Path, backends: &[Backend], generator: Backend) -> Vec<CostRow> {
     let work = std::env::temp_dir().join("nethuns-bench-cost");
     let pair = std::fs::create_dir_all(&work)
         .map_err(|e| e.to_string())
@@ -545,12 +528,9 @@ pub fn run_all(
     let pair = match pair {
         Ok(p) => p,
         Err(e) => {
-            return vec![CostRow {
-                backend: "all".into(),
-                test: "-".into(),
-                error: Some(e),
-                ..Default::default()
-            }]
+            let mut row = CostRow::new(generator, CostTest::Rx, false);
+            row.error = Some(e);
+            return vec![row];
         }
     };
     let c = Cost {
@@ -561,9 +541,9 @@ pub fn run_all(
         work: work.clone(),
     };
     let mut rows = vec![];
-    for b in backends {
+    for &b in backends {
         eprintln!("bench --cost: {b}");
-        if *b == "dpdk" {
+        if b == Backend::Dpdk {
             rows.extend(c.dpdk_rows());
         } else {
             rows.extend(c.veth_rows(b));
@@ -571,41 +551,4 @@ pub fn run_all(
     }
     let _ = std::fs::remove_dir_all(&work);
     rows
-}
-
-/// A bar chart: instructions per packet, nethuns beside raw, one pair of bars per row.
-pub fn plot(rows: &[CostRow], path: &Path) -> Result<(), String> {
-    let rows: Vec<&CostRow> = rows.iter().filter(|r| r.ours.is_some()).collect();
-    let max = rows
-        .iter()
-        .flat_map(|r| [r.ours, r.raw])
-        .flatten()
-        .fold(1.0f64, f64::max);
-    let (w, row_h, left) = (760.0, 34.0, 150.0);
-    let h = 50.0 + row_h * rows.len() as f64;
-    let scale = (w - left - 80.0) / max;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"18\">User-space instructions per packet (callgrind): nethuns (blue) vs the raw engine loop (grey)</text>\n"
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let y = 34.0 + row_h * i as f64;
-        svg += &format!(
-            "<text x=\"10\" y=\"{}\">{} {}</text>\n",
-            y + 18.0,
-            r.backend,
-            r.test
-        );
-        for (j, (v, color)) in [(r.ours, "#3b6fb6"), (r.raw, "#999")].iter().enumerate() {
-            let v = v.unwrap_or(0.0);
-            let yy = y + 3.0 + 13.0 * j as f64;
-            svg += &format!(
-                "<rect x=\"{left}\" y=\"{yy}\" width=\"{:.1}\" height=\"12\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{}\">{v:.1}</text>\n",
-                v * scale,
-                left + v * scale + 4.0,
-                yy + 10.0
-            );
-        }
-    }
-    svg += "</svg>\n";
-    std::fs::write(path, svg).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -57,22 +57,67 @@ pub fn flat(out: &Path) -> Vec<(String, u64)> {
     v
 }
 
-/// `…/nethuns-afpacket/src/rx.rs:nethuns_core::socket::Socket::recv [bin]` → `afpacket/rx.rs:
-/// Socket::recv`: the crate, the file, and the last two path segments of the function.
+/// `…/nethuns-afxdp/src/ring/mod.rs:<nethuns_afxdp::io::Sock as nethuns_core::Socket>::recv
+/// [bin]` → `afxdp/ring/mod.rs: Sock::recv`: the crate (the folder above `src`), the file
+/// below `src`, and the function as `Type::name` without generic arguments.
 pub fn short_name(s: &str) -> String {
     let s = s.split(" [").next().unwrap_or(s);
     let (file, func) = s.split_once(':').unwrap_or(("???", s));
-    let mut parts = file.rsplit('/');
-    let base = parts.next().unwrap_or(file);
-    let krate = parts.nth(1).unwrap_or("").trim_start_matches("nethuns-");
-    let func: Vec<&str> = func.split("::").collect();
-    let func = func[func.len().saturating_sub(2)..].join("::");
-    let func = func.split('<').next().unwrap_or(&func).to_string();
+    let func = short_fn(func);
     if file == "???" {
-        func
-    } else {
-        format!("{krate}/{base}: {func}")
+        return func;
     }
+    let parts: Vec<&str> = file.split('/').collect();
+    let (krate, rel) = match parts.iter().rposition(|p| *p == "src") {
+        Some(i) if i > 0 => (parts[i - 1], parts[i + 1..].join("/")),
+        _ => ("", parts[parts.len().saturating_sub(2)..].join("/")),
+    };
+    let krate = krate.trim_start_matches("nethuns-");
+    if krate.is_empty() {
+        format!("{rel}: {func}")
+    } else {
+        format!("{krate}/{rel}: {func}")
+    }
+}
+
+/// `<a::B as c::D>::f` and `a::<impl c::D for a::B>::f` → `B::f`; `a::b::c<T>` → `b::c`.
+fn short_fn(f: &str) -> String {
+    let mut out = String::new();
+    let mut rest = f;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        // The matching `>`.
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (j, c) in rest[i..].char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let inner = &rest[(i + 1).min(end)..end];
+        // A qualified path (`<A as B>`, `<impl B for A>`) names the type A; generic
+        // arguments after a name are left out.
+        if out.is_empty() || out.ends_with("::") {
+            let ty = if let Some(t) = inner.strip_prefix("impl ") {
+                t.rsplit_once(" for ").map_or(t, |(_, ty)| ty)
+            } else {
+                inner.split_once(" as ").map_or(inner, |(ty, _)| ty)
+            };
+            out.push_str(&short_fn(ty));
+        }
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    let segs: Vec<&str> = out.split("::").filter(|s| !s.is_empty()).collect();
+    segs[segs.len().saturating_sub(2)..].join("::")
 }
 
 /// The largest entries of `ours` (per packet over `ours_n` packets) beyond the same entry of
@@ -113,6 +158,27 @@ mod tests {
         assert_eq!(
             short_name("/w/nethuns-afpacket/src/rx.rs:nethuns_core::socket::Socket::recv [/x]"),
             "afpacket/rx.rs: Socket::recv"
+        );
+        assert_eq!(
+            short_name(
+                "/w/nethuns-afxdp/src/ring/mod.rs:<nethuns_afxdp::io::Sock as \
+                 nethuns_core::socket::Socket>::recv_token"
+            ),
+            "afxdp/ring/mod.rs: Sock::recv_token"
+        );
+        assert_eq!(
+            short_fn(
+                "nethuns_afxdp::io::<impl nethuns_core::Socket for nethuns_afxdp::io::Sock>::send"
+            ),
+            "Sock::send"
+        );
+        assert_eq!(
+            short_fn("core::ptr::drop_in_place<a::B<c::D>>"),
+            "ptr::drop_in_place"
+        );
+        assert_eq!(
+            short_name("/w/nethuns/examples/cost.rs:cost::cost_drain<nethuns_afxdp::io::Sock>"),
+            "examples/cost.rs: cost::cost_drain"
         );
         assert_eq!(short_name("???:memcpy [/lib/libc.so.6]"), "memcpy");
         let ours = vec![

@@ -3,6 +3,8 @@
 //! ([`report`]) and plots ([`plot`]) go to results/ and the README's benchmark section.
 
 mod cost;
+mod forward;
+mod micro;
 mod plot;
 mod profile;
 mod report;
@@ -183,7 +185,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         cfg: cfg(args.quick),
         generator,
     };
-    let micro = run::micro(args.quick).unwrap_or_else(|e| {
+    let micro = micro::run(args.quick).unwrap_or_else(|e| {
         eprintln!("bench: micro-benchmarks failed: {e}");
         vec![]
     });
@@ -192,7 +194,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     drop(pair);
     for &b in &chosen {
         eprintln!("bench: {b} forwarding");
-        rows.extend(run::forward_rows(&tools, &cfg, b, generator));
+        rows.extend(forward::rows(&tools, &cfg, b, generator));
     }
     let md = report::veth(&rows, &micro, &cfg);
     if write.is_some() {

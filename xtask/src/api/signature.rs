@@ -5,6 +5,20 @@ use serde_json::Value;
 
 use super::render::{id_of, list, tagged, Api};
 
+/// `&'a mut ` of a `borrowed_ref` type.
+fn ref_prefix(r: &Value) -> String {
+    let lt = r["lifetime"]
+        .as_str()
+        .map(|l| format!("{l} "))
+        .unwrap_or_default();
+    let m = if r["is_mutable"].as_bool() == Some(true) {
+        "mut "
+    } else {
+        ""
+    };
+    format!("&{lt}{m}")
+}
+
 impl Api<'_> {
     pub(super) fn function(&self, path: &str, f: &Value, kw: &str) -> String {
         let h = &f["header"];
@@ -56,16 +70,7 @@ impl Api<'_> {
         }
         if let ("borrowed_ref", r) = tagged(t) {
             if is_self(&r["type"]) {
-                let lt = r["lifetime"]
-                    .as_str()
-                    .map(|l| format!("{l} "))
-                    .unwrap_or_default();
-                let m = if r["is_mutable"].as_bool() == Some(true) {
-                    "mut "
-                } else {
-                    ""
-                };
-                return format!("&{lt}{m}self");
+                return format!("{}self", ref_prefix(r));
             }
         }
         format!("self: {}", self.ty(t))
@@ -290,16 +295,7 @@ impl Api<'_> {
                 self.ty(&r["type"])
             ),
             ("borrowed_ref", r) => {
-                let lt = r["lifetime"]
-                    .as_str()
-                    .map(|l| format!("{l} "))
-                    .unwrap_or_default();
-                let m = if r["is_mutable"].as_bool() == Some(true) {
-                    "mut "
-                } else {
-                    ""
-                };
-                format!("&{lt}{m}{}", self.ty(&r["type"]))
+                format!("{}{}", ref_prefix(r), self.ty(&r["type"]))
             }
             ("dyn_trait", d) => {
                 let mut xs: Vec<String> = list(&d["traits"])

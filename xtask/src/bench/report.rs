@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::cost::CostRow;
+use super::cost::{CostRow, TABLE_TOP};
 use super::run::Cfg;
 use super::stats::{median, stats, Row, Sample, Test};
 use crate::backends::Backend;
@@ -55,7 +55,12 @@ pub fn cost(rows: &[CostRow]) -> String {
             (Some(o), Some(x)) => format!("{o:.2} / {x:.2}"),
             _ => "-".into(),
         };
-        let top: Vec<String> = r.top.iter().map(|(n, v)| format!("{n} {v:.1}")).collect();
+        let top: Vec<String> = r
+            .top
+            .iter()
+            .take(TABLE_TOP)
+            .map(|(n, v)| format!("{n} {v:.1}"))
+            .collect();
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {gap} | {} | {} | {ratio} | {mpps} | {} |",

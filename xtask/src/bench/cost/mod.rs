@@ -18,7 +18,7 @@ use nethuns_testnet::NetPair;
 
 mod row;
 
-pub use row::{CostRow, CostTest};
+pub use row::{CostRow, CostTest, TABLE_TOP};
 
 use super::profile::{difference, flat, totals};
 use crate::backends::Backend;
@@ -30,8 +30,9 @@ const POLLS: u64 = 10_000;
 const TX_COUNT: u64 = 4096;
 /// Frames through the DPDK loopback port when timed without callgrind.
 const LOOP_TIMED: u64 = 4_000_000;
-/// Entries of the profile difference shown per row.
-const TOP: usize = 4;
+/// Entries of the profile difference kept per row (the table shows the first
+/// [`row::TABLE_TOP`], the list of rows below target all).
+const TOP: usize = 8;
 
 /// What one program run under callgrind reported.
 struct Measured {

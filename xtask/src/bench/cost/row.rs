@@ -3,6 +3,9 @@
 
 use crate::backends::Backend;
 
+/// Entries of the profile difference in the table's last column.
+pub const TABLE_TOP: usize = 4;
+
 /// What a cost row measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CostTest {
@@ -144,7 +147,11 @@ impl CostRow {
                 .iter()
                 .map(|(n, i)| format!("{n} {i:.1}"))
                 .collect();
-            format!("; beyond raw: {}", t.join(", "))
+            let sum: f64 = self.top.iter().map(|(_, i)| i).sum();
+            format!(
+                "; beyond raw ({sum:.0} of the gap in these entries): {}",
+                t.join(", ")
+            )
         };
         if let (Some(o), Some(r), Some(t)) = (self.ours, self.raw, self.target()) {
             if o - r > t {

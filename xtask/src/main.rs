@@ -102,3 +102,78 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The invocations of .ci/run, ci/*.sh and the README.
+    #[test]
+    fn every_documented_invocation_parses() {
+        for args in [
+            &["test"][..],
+            &["test", "--allow-skip", "--no-install", "--", "conformance"],
+            &["lint"],
+            &["api"],
+            &["api", "--bless"],
+            &["demo"],
+            &["demo", "--seconds", "1", "--size", "1500"],
+            &["bench"],
+            &["bench", "--quick"],
+            &["bench", "--cost"],
+            &["bench", "--cost", "--backend", "af-xdp,dpdk"],
+            &["test-hw", "--iface", "eth1", "--dry-run"],
+            &["test-vm"],
+            &[
+                "test-vm",
+                "--only",
+                "af-xdp",
+                "--timeout",
+                "600",
+                "--",
+                "lab_",
+            ],
+            &["fuzz", "--seconds", "60"],
+            &["fuzz", "savefile", "flags"],
+            &["sanitize", "--no-install"],
+        ] {
+            assert!(
+                parse(args).is_ok(),
+                "{args:?}: {}",
+                parse(args).unwrap_err()
+            );
+        }
+        match parse(&["bench", "--cost", "--backend", "af-xdp,dpdk"]).unwrap() {
+            Command::Bench(b) => {
+                assert!(b.cost);
+                assert_eq!(
+                    b.backend,
+                    vec![backends::Backend::AfXdp, backends::Backend::Dpdk]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["test", "--", "a", "--nocapture"]).unwrap() {
+            Command::Test(t) => assert_eq!(t.test_args, ["a", "--nocapture"]),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            &["bench", "--backend", "bogus"][..],
+            &["fuzz", "--seconds", "0"],
+            &["test-vm", "--only", "bogus"],
+            &["frobnicate"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -163,7 +163,16 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
         return Ok(());
     }
-    remove_old_profiles(&dir)?;
+    // The perf profiles of rows below target go next to the results; a re-measurement's
+    // to a temporary folder (printed in its table).
+    let prof_dir = if write.is_some() {
+        remove_old_profiles(&dir)?;
+        dir.clone()
+    } else {
+        let d = std::env::temp_dir().join("nethuns-bench-profiles");
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        d
+    };
     let pair = NetPair::new("bench", Default::default())?;
     // On veth the receive work runs on the sender's CPU unless RPS moves it: steer it to the
     // receiver's CPU, so a receive rate measures the receiver and not only the generator.
@@ -189,7 +198,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         eprintln!("bench: micro-benchmarks failed: {e}");
         vec![]
     });
-    let mut rows = veth_rows(&bench, &chosen, &dir);
+    let mut rows = veth_rows(&bench, &chosen, &prof_dir);
     let cfg = bench.cfg;
     drop(pair);
     for &b in &chosen {

@@ -153,9 +153,10 @@ pub fn veth(rows: &[Row], micro: &[(String, f64)], cfg: &Cfg) -> String {
         };
         if let (Some(t), true) = (r.test.target(), r.below_target()) {
             let prof = match &r.profile {
+                // Relative to the workspace (results/…), else where it is.
                 Some(p) => format!(
-                    ", profile: results/{}",
-                    p.file_name().unwrap_or_default().to_string_lossy()
+                    ", profile: {}",
+                    p.strip_prefix(util::root()).unwrap_or(p).display()
                 ),
                 None => String::new(),
             };

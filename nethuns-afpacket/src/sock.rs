@@ -1,17 +1,17 @@
 //! [`Sock`]: an AF_PACKET socket with a TPACKET_v3 RX ring and a TX ring, and its setup.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::os::fd::OwnedFd;
 
 use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::metadata::AfPacketMeta;
-use nethuns_core::{Capabilities, Error, Result, Socket, Stats, Token};
+use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
 
 use crate::flags::{AfPacketFlags, Fanout};
 use crate::geometry::Geometry;
 use crate::link::LinkWatch;
 use crate::ring::{AfPacketContext, Shared};
-use crate::rx::RxCursor;
+use crate::rx::{RxCursor, RxPacket};
 use crate::sys::{self, Mmap};
 use crate::tx::TxRing;
 
@@ -27,7 +27,7 @@ pub struct Sock {
     ifindex: i32,
     queue: Option<usize>,
     fanout: Option<Fanout>,
-    rx: Cell<RxCursor>,
+    rx: CursorCell,
     tx: Option<TxRing>,
     link: LinkWatch,
     mtu: u32,
@@ -46,6 +46,33 @@ impl std::fmt::Debug for Sock {
             .field("fanout", &self.fanout)
             .field("context", &self.ctx)
             .finish()
+    }
+}
+
+/// The socket's [`RxCursor`], changed in place through `&Sock` (a `Cell` would copy it in and
+/// out on every `recv`).
+struct CursorCell(UnsafeCell<RxCursor>);
+
+impl CursorCell {
+    /// The next packet ([`RxCursor::next`]).
+    #[inline]
+    fn next(&self, s: &Shared) -> Option<RxPacket> {
+        // SAFETY: the cell is not Sync (UnsafeCell), so only this thread reaches it, and the
+        // only reference to the cursor lives during this call, which does not re-enter the
+        // cell (RxCursor::next sees the cursor and the ring only).
+        unsafe { (*self.0.get()).next(s) }
+    }
+
+    /// [`RxCursor::blocked`].
+    #[inline]
+    fn blocked(&self, s: &Shared) -> bool {
+        // SAFETY: as in `next`: a shared reference for this call only, none other exists.
+        unsafe { (*self.0.get()).blocked(s) }
+    }
+
+    /// [`RxCursor::close`].
+    fn close(&mut self, s: &Shared) {
+        self.0.get_mut().close(s)
     }
 }
 
@@ -302,13 +329,21 @@ impl Socket for Sock {
     type Metadata = AfPacketMeta;
     type Flags = AfPacketFlags;
 
-    #[inline]
+    /// As [`Socket::recv`]'s default, inlined whole into the caller's loop.
+    #[inline(always)]
+    fn recv(&self) -> Result<(Payload<'_, AfPacketContext>, AfPacketMeta)> {
+        let (token, meta) = self.recv_token()?;
+        // SAFETY: the token was made by this socket from its own context.
+        Ok((
+            unsafe { Payload::from_token_unchecked(token, &self.ctx) },
+            meta,
+        ))
+    }
+
+    #[inline(always)]
     fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
         let shared = self.ctx.shared();
-        let mut cur = self.rx.get();
-        let pkt = cur.next(shared);
-        self.rx.set(cur);
-        match pkt {
+        match self.rx.next(shared) {
             Some(p) => {
                 self.received.set(self.received.get() + 1);
                 // SAFETY: the cursor took one reference on the packet's block for this token,
@@ -317,12 +352,10 @@ impl Socket for Sock {
                 Ok((token, p.meta))
             }
             None => {
-                if self.tx.as_ref().is_some_and(|t| t.take_saw_down()) {
-                    self.link.mark_down();
+                if self.link.tick() {
+                    self.on_idle()?;
                 }
-                self.link
-                    .on_idle(shared.raw_fd(), &self.ifname, self.ifindex)?;
-                if cur.blocked(shared) {
+                if self.rx.blocked(shared) {
                     // The next block still holds payloads or tokens of the previous lap: the
                     // ring cannot advance (and the kernel drops once it reaches it) until
                     // they are released.
@@ -337,18 +370,19 @@ impl Socket for Sock {
     #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
         match &self.tx {
-            Some(tx) => tx.send(self.ctx.shared(), packet),
-            None => Err(Error::Unsupported(format!(
-                "send on {}: the socket has no TX ring (tx_frame_count is 0)",
-                self.ifname
-            ))),
+            Some(tx) => tx
+                .send(self.ctx.shared(), packet)
+                .inspect_err(|_| self.tx_seen()),
+            None => Err(self.no_tx_ring("send")),
         }
     }
 
     #[inline]
     fn flush(&self) {
         if let Some(tx) = &self.tx {
-            let _ = tx.flush(self.ctx.shared());
+            if tx.flush(self.ctx.shared()).is_err() {
+                self.tx_seen();
+            }
         }
     }
 
@@ -359,9 +393,10 @@ impl Socket for Sock {
     /// next flush, as they do after a failure.
     fn try_flush(&self) -> Result<()> {
         match &self.tx {
-            Some(tx) => tx
-                .flush(self.ctx.shared())
-                .map_err(|errno| self.flush_error(errno)),
+            Some(tx) => tx.flush(self.ctx.shared()).map_err(|errno| {
+                self.tx_seen();
+                self.flush_error(errno)
+            }),
             None => Ok(()),
         }
     }
@@ -433,7 +468,7 @@ impl Socket for Sock {
             ifindex,
             queue,
             fanout: flags.fanout,
-            rx: Cell::new(RxCursor::new(flags.strip_vlan)),
+            rx: CursorCell(UnsafeCell::new(RxCursor::new(flags.strip_vlan))),
             tx,
             link: LinkWatch::new(),
             mtu,
@@ -452,6 +487,37 @@ impl Sock {
     #[inline]
     fn ctx_pool_id(&self) -> u32 {
         nethuns_core::Context::pool_id(&self.ctx)
+    }
+
+    /// The error of a transmit call on a socket without a TX ring.
+    #[cold]
+    fn no_tx_ring(&self, what: &str) -> Error {
+        Error::Unsupported(format!(
+            "{what} on {}: the socket has no TX ring (tx_frame_count is 0)",
+            self.ifname
+        ))
+    }
+
+    /// After a failed transmission: if it found the interface down, the next empty `recv`
+    /// reports it (the failure consumed the socket error that `recv` looks for).
+    #[cold]
+    fn tx_seen(&self) {
+        if self.tx.as_ref().is_some_and(|t| t.take_saw_down()) {
+            self.link.mark_down();
+        }
+    }
+
+    /// The slow part of an empty `recv`, every few calls: is the interface still there?
+    #[cold]
+    #[inline(never)]
+    fn on_idle(&self) -> Result<()> {
+        let saw_down = self.tx.as_ref().is_some_and(|t| t.take_saw_down());
+        self.link.on_idle(
+            saw_down,
+            self.ctx.shared().raw_fd(),
+            &self.ifname,
+            self.ifindex,
+        )
     }
 }
 
@@ -477,9 +543,7 @@ impl Drop for Sock {
                 std::thread::yield_now();
             }
         }
-        let mut cur = self.rx.get();
-        cur.close(self.ctx.shared());
-        self.rx.set(cur);
+        self.rx.close(self.ctx.shared());
         // Payloads or context clones may keep the ring (and so the socket) alive after this:
         // stop the kernel from filling it. Fanout members cannot unbind; they get a filter
         // that drops everything instead.

@@ -30,6 +30,39 @@ pub(crate) struct RxCursor {
     keep_stripped: bool,
 }
 
+/// A packet header in an open block, read field by field (only the fields used are loaded).
+#[derive(Clone, Copy)]
+struct Hdr(*const libc::tpacket3_hdr);
+
+macro_rules! hdr_fields {
+    ($($name:ident: $t:ty = $($field:ident).+;)*) => {
+        impl Hdr {
+            $(
+                #[inline(always)]
+                fn $name(self) -> $t {
+                    // SAFETY: `Hdr` is made only for a header that lies inside an open block
+                    // (see `RxCursor::next`); unaligned reads stay sound whatever the offsets
+                    // say.
+                    unsafe { std::ptr::addr_of!((*self.0).$($field).+).read_unaligned() }
+                }
+            )*
+        }
+    };
+}
+
+hdr_fields! {
+    next_offset: u32 = tp_next_offset;
+    sec: u32 = tp_sec;
+    nsec: u32 = tp_nsec;
+    snaplen: u32 = tp_snaplen;
+    len: u32 = tp_len;
+    status: u32 = tp_status;
+    mac: u16 = tp_mac;
+    rxhash: u32 = hv1.tp_rxhash;
+    vlan_tci: u32 = hv1.tp_vlan_tci;
+    vlan_tpid: u16 = hv1.tp_vlan_tpid;
+}
+
 /// One received packet: where it is, its captured length, its metadata.
 pub(crate) struct RxPacket {
     pub(crate) desc: BufferDesc,
@@ -71,43 +104,43 @@ impl RxCursor {
         if hdr_off + HDR > block_end {
             return self.drop_block(s);
         }
-        // SAFETY: the header lies inside the open block (checked just above), which the
-        // kernel finished writing before it set TP_STATUS_USER (acquired in try_open) and
-        // does not touch while we hold it. The kernel aligns headers to 16 bytes; the
-        // unaligned read costs nothing and stays sound whatever the offsets say.
-        let h =
-            unsafe { std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr) };
-        let data = hdr_off + h.tp_mac as usize;
-        if data >= block_end || (h.tp_mac as usize) < HDR {
+        // SAFETY (of the pointer and of Hdr's reads): the header lies inside the open block
+        // (checked just above), which the kernel finished writing before it set
+        // TP_STATUS_USER (acquired in try_open) and does not touch while we hold it. The
+        // kernel aligns headers to 16 bytes; unaligned reads cost nothing and stay sound
+        // whatever the offsets say.
+        let h = Hdr(unsafe { s.base().add(hdr_off) } as *const libc::tpacket3_hdr);
+        let data = hdr_off + h.mac() as usize;
+        if data >= block_end || (h.mac() as usize) < HDR {
             // Frame data past its block (its descriptor would name another block, or
             // none), or over its own header (where the next header could start too, and
             // hand out the same bytes again): the block is not a kernel's.
             return self.drop_block(s);
         }
         // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-        let caplen = (h.tp_snaplen as usize).min(block_end - data) as u32;
+        let caplen = (h.snaplen() as usize).min(block_end - data) as u32;
         let mut pkt = RxPacket {
             desc: BufferDesc::new(data),
             caplen,
             meta: AfPacketMeta {
-                sec: h.tp_sec,
-                nsec: h.tp_nsec,
-                len: h.tp_len,
+                sec: h.sec(),
+                nsec: h.nsec(),
+                len: h.len(),
                 caplen,
                 // As the kernel reports them (valid with TP_STATUS_VLAN_VALID only).
-                vlan_tci: h.hv1.tp_vlan_tci as u16,
-                vlan_tpid: if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                    h.hv1.tp_vlan_tpid
+                vlan_tci: h.vlan_tci() as u16,
+                vlan_tpid: if h.status() & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    h.vlan_tpid()
                 } else {
                     0x8100
                 },
                 vlan_valid: false,
-                rxhash: h.hv1.tp_rxhash,
-                status: h.tp_status,
+                rxhash: h.rxhash(),
+                status: h.status(),
             },
         };
-        if h.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-            self.stripped_tag(s, &h, &mut pkt);
+        if h.status() & libc::TP_STATUS_VLAN_VALID != 0 {
+            self.stripped_tag(s, h, &mut pkt);
         } else if caplen as usize >= MACS + VLAN_HLEN {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
             // take out) is still the outermost: report it the same way.
@@ -124,7 +157,7 @@ impl RxCursor {
         // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
         // the same bytes twice, or rewrite a payload already handed out when its tag is
         // put back. Such a block is cut short here.
-        let next = hdr_off + h.tp_next_offset as usize;
+        let next = hdr_off + h.next_offset() as usize;
         let end = pkt.desc.get() + pkt.caplen as usize;
         self.next = if next >= end.max(hdr_off + HDR) {
             next
@@ -177,12 +210,12 @@ impl RxCursor {
     /// back in front of the frame unless the socket keeps the kernel's form.
     #[cold]
     #[inline(never)]
-    fn stripped_tag(&self, s: &Shared, h: &libc::tpacket3_hdr, pkt: &mut RxPacket) {
+    fn stripped_tag(&self, s: &Shared, h: Hdr, pkt: &mut RxPacket) {
         let m = &mut pkt.meta;
         m.vlan_valid = true;
         if !self.keep_stripped
             && pkt.caplen as usize >= MACS
-            && h.tp_mac as usize >= MAC_MIN + VLAN_HLEN
+            && h.mac() as usize >= MAC_MIN + VLAN_HLEN
         {
             let data = pkt.desc.get();
             // The kernel moved the outer tag out of the frame: put it back, as libpcap

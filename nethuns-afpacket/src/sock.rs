@@ -329,41 +329,28 @@ impl Socket for Sock {
     type Metadata = AfPacketMeta;
     type Flags = AfPacketFlags;
 
-    /// As [`Socket::recv`]'s default, inlined whole into the caller's loop.
+    /// As [`Socket::recv`]'s default, inlined whole into the caller's loop (and building the
+    /// result once, not through `recv_token`'s).
     #[inline(always)]
     fn recv(&self) -> Result<(Payload<'_, AfPacketContext>, AfPacketMeta)> {
-        let (token, meta) = self.recv_token()?;
-        // SAFETY: the token was made by this socket from its own context.
-        Ok((
-            unsafe { Payload::from_token_unchecked(token, &self.ctx) },
-            meta,
-        ))
+        match self.rx.next(self.ctx.shared()) {
+            Some(p) => {
+                let token = self.token(&p);
+                // SAFETY: the token was made by this socket from its own context.
+                Ok((
+                    unsafe { Payload::from_token_unchecked(token, &self.ctx) },
+                    p.meta,
+                ))
+            }
+            None => self.empty(),
+        }
     }
 
     #[inline(always)]
     fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
-        let shared = self.ctx.shared();
-        match self.rx.next(shared) {
-            Some(p) => {
-                self.received.set(self.received.get() + 1);
-                // SAFETY: the cursor took one reference on the packet's block for this token,
-                // which alone names this packet; caplen lies inside the block.
-                let token = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
-                Ok((token, p.meta))
-            }
-            None => {
-                if self.link.tick() {
-                    self.on_idle()?;
-                }
-                if self.rx.blocked(shared) {
-                    // The next block still holds payloads or tokens of the previous lap: the
-                    // ring cannot advance (and the kernel drops once it reaches it) until
-                    // they are released.
-                    Err(Error::NoMemory)
-                } else {
-                    Err(Error::NoPacket)
-                }
-            }
+        match self.rx.next(self.ctx.shared()) {
+            Some(p) => Ok((self.token(&p), p.meta)),
+            None => self.empty(),
         }
     }
 
@@ -487,6 +474,31 @@ impl Sock {
     #[inline]
     fn ctx_pool_id(&self) -> u32 {
         nethuns_core::Context::pool_id(&self.ctx)
+    }
+
+    /// The token of a packet the cursor just handed out, counted as received.
+    #[inline(always)]
+    fn token(&self, p: &RxPacket) -> Token {
+        self.received.set(self.received.get() + 1);
+        // SAFETY: the cursor took one reference on the packet's block for this token, which
+        // alone names this packet; caplen lies inside the block.
+        unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) }
+    }
+
+    /// What `recv` returns when the cursor has nothing: `NoMemory` while the next block is
+    /// held by payloads or tokens of the previous lap (the ring cannot advance, and the kernel
+    /// drops once it reaches it, until they are released), `NoPacket` otherwise; now and then
+    /// (and always once down) whether the interface is still there.
+    #[inline(always)]
+    fn empty<T>(&self) -> Result<T> {
+        if self.link.tick() {
+            self.on_idle()?;
+        }
+        if self.rx.blocked(self.ctx.shared()) {
+            Err(Error::NoMemory)
+        } else {
+            Err(Error::NoPacket)
+        }
     }
 
     /// The error of a transmit call on a socket without a TX ring.

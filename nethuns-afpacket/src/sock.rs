@@ -3,6 +3,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::os::fd::OwnedFd;
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
@@ -354,6 +355,32 @@ impl Socket for Sock {
         }
     }
 
+    /// Walks the open block (and the next ones the kernel handed over) in one call, up to
+    /// `sink.remaining()` packets; the link and held-block checks run once, when nothing came.
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, AfPacketMeta>) -> Result<()> {
+        let shared = self.ctx.shared();
+        let mut n = 0u64;
+        while sink.remaining() > 0 {
+            let Some(p) = self.rx.next(shared) else {
+                break;
+            };
+            // SAFETY: as in `token`: one reference on the packet's block for this token.
+            let t = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
+            n += 1;
+            if let Err((t, _)) = sink.push(t, p.meta) {
+                // Unreachable (room was checked); kept total.
+                drop(nethuns_core::Context::packet(&self.ctx, t));
+            }
+        }
+        self.received.set(self.received.get() + n);
+        if n == 0 {
+            self.idle()
+        } else {
+            Ok(())
+        }
+    }
+
     #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
         match &self.tx {
@@ -485,19 +512,27 @@ impl Sock {
         unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) }
     }
 
-    /// What `recv` returns when the cursor has nothing: `NoMemory` while the next block is
-    /// held by payloads or tokens of the previous lap (the ring cannot advance, and the kernel
-    /// drops once it reaches it, until they are released), `NoPacket` otherwise; now and then
-    /// (and always once down) whether the interface is still there.
+    /// What `recv` returns when the cursor has nothing: [`Sock::idle`]'s error, else
+    /// `NoPacket`.
     #[inline(always)]
     fn empty<T>(&self) -> Result<T> {
+        self.idle()?;
+        Err(Error::NoPacket)
+    }
+
+    /// The checks of an empty ring: `NoMemory` while the next block is held by payloads or
+    /// tokens of the previous lap (the ring cannot advance, and the kernel drops once it
+    /// reaches it, until they are released); now and then (and always once down) whether the
+    /// interface is still there.
+    #[inline(always)]
+    fn idle(&self) -> Result<()> {
         if self.link.tick() {
             self.on_idle()?;
         }
         if self.rx.blocked(self.ctx.shared()) {
             Err(Error::NoMemory)
         } else {
-            Err(Error::NoPacket)
+            Ok(())
         }
     }
 

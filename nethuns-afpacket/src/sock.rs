@@ -391,6 +391,43 @@ impl Socket for Sock {
         }
     }
 
+    /// Writes the frame straight into the next TX slot (no copy); the size rule of `send`,
+    /// on `len` first (at most [`Sock::max_tagged_frame`]) and on the written frame after
+    /// `fill` (over [`Sock::max_frame`] only with an 802.1Q outer tag). A refused frame
+    /// leaves the slot free. `fill` sees the slot's earlier bytes.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        match &self.tx {
+            Some(tx) => tx
+                .send_with(self.ctx.shared(), len, fill)
+                .inspect_err(|_| self.tx_seen()),
+            None => Err(self.no_tx_ring("send_with")),
+        }
+    }
+
+    /// Queues the frames into consecutive TX slots and submits them with one `sendto`.
+    #[inline]
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let Some(tx) = &self.tx else {
+            return Err(self.no_tx_ring("send_batch"));
+        };
+        let shared = self.ctx.shared();
+        let mut n = 0;
+        for p in packets {
+            match tx.send(shared, p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.flush();
+                    self.tx_seen();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.flush();
+        Ok(n)
+    }
+
     #[inline]
     fn flush(&self) {
         if let Some(tx) = &self.tx {

@@ -283,6 +283,17 @@ impl TxRing {
     fn reap(&self, s: &Shared) {
         let mut pending = self.pending.get();
         let count = self.geo.frame_count;
+        if pending == 0 {
+            return;
+        }
+        // The newest queued frame taken means all were (the common case: one look).
+        let newest = self.next.get().checked_sub(1).unwrap_or(count - 1);
+        let st = self.status(self.frame(s, newest)).load(Ordering::Acquire);
+        if st != libc::TP_STATUS_SEND_REQUEST {
+            self.pending.set(0);
+            self.sent.set(self.sent.get() + u64::from(pending));
+            return;
+        }
         let mut i = self.next.get() + count - pending;
         if i >= count {
             i -= count;

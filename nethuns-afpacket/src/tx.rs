@@ -332,3 +332,126 @@ impl TxRing {
         (self.errors.get(), self.last_error.get())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::RxGeometry;
+    use crate::sys::Mmap;
+
+    /// A TX ring of 4 slots of 2048 bytes after a one-block RX ring, over anonymous memory
+    /// (no kernel: a submission fails with EBADF and takes nothing), for an MTU of 1500.
+    fn ring() -> (Shared, TxRing) {
+        let rx = RxGeometry {
+            block_size: 4096,
+            block_count: 1,
+            frame_size: 2048,
+        };
+        let geo = TxGeometry::new(2048, 4, 4096);
+        let s = Shared::new(Mmap::anonymous(rx.bytes() + geo.bytes()), rx, None);
+        let tx = TxRing::new(geo, rx.bytes(), 1500);
+        (s, tx)
+    }
+
+    fn slot_status(s: &Shared, tx: &TxRing, i: u32) -> u32 {
+        tx.status(tx.frame(s, i)).load(Ordering::Acquire)
+    }
+
+    fn slot_bytes(s: &Shared, tx: &TxRing, i: u32, len: usize) -> Vec<u8> {
+        // SAFETY: test memory of the ring, inside slot i.
+        unsafe { std::slice::from_raw_parts(tx.frame(s, i).add(TX_DATA_OFFSET), len).to_vec() }
+    }
+
+    #[test]
+    fn send_with_writes_in_place() {
+        let (s, tx) = ring();
+        tx.send_with(&s, 60, |f| {
+            assert_eq!(f.len(), 60);
+            f.fill(0xab);
+        })
+        .unwrap();
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_SEND_REQUEST);
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![0xab; 60]);
+        assert_eq!(tx.pending(), 1);
+        tx.send(&s, &[1; 64]).unwrap();
+        assert_eq!(slot_bytes(&s, &tx, 1, 64), vec![1; 64]);
+        assert_eq!(tx.pending(), 2);
+    }
+
+    #[test]
+    fn send_with_applies_the_size_rule_and_refusals_leave_the_slot_free() {
+        let (s, tx) = ring();
+        assert!(matches!(
+            tx.send_with(&s, 13, |_| panic!("not called")),
+            Err(Error::TooSmallPacket(13))
+        ));
+        assert!(matches!(
+            tx.send_with(&s, 1519, |_| panic!("not called")),
+            Err(Error::TooBigPacket(1519))
+        ));
+        // 1518 bytes pass only with an 802.1Q outer tag, decided on the written frame.
+        assert!(matches!(
+            tx.send_with(&s, 1518, |f| f[12..14].copy_from_slice(&[0x88, 0xa8])),
+            Err(Error::TooBigPacket(1518))
+        ));
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_AVAILABLE);
+        assert_eq!(tx.pending(), 0);
+        tx.send_with(&s, 1518, |f| f[12..14].copy_from_slice(&[0x81, 0x00]))
+            .unwrap();
+        assert_eq!(tx.pending(), 1);
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_SEND_REQUEST);
+    }
+
+    #[test]
+    fn a_send_inside_send_with_does_not_take_the_slot_being_filled() {
+        let (s, tx) = ring();
+        tx.send_with(&s, 60, |f| {
+            assert!(matches!(tx.send(&s, &[2; 60]), Err(Error::NoMemory)));
+            f.fill(3);
+        })
+        .unwrap();
+        assert_eq!(tx.pending(), 1);
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![3; 60]);
+    }
+
+    #[test]
+    fn a_panicking_fill_leaves_the_slot_free() {
+        let (s, tx) = ring();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tx.send_with(&s, 60, |_| panic!("fill failed"));
+        }));
+        assert!(r.is_err());
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_AVAILABLE);
+        assert_eq!(tx.pending(), 0);
+        tx.send(&s, &[4; 60]).unwrap();
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![4; 60]);
+    }
+
+    #[test]
+    fn a_full_ring_is_no_memory_and_reaping_counts_what_the_kernel_took() {
+        let (s, tx) = ring();
+        for i in 0..4u8 {
+            tx.send(&s, &[i; 60]).unwrap();
+        }
+        assert!(matches!(tx.send(&s, &[9; 60]), Err(Error::NoMemory)));
+        assert!(matches!(
+            tx.send_with(&s, 60, |_| panic!("not called")),
+            Err(Error::NoMemory)
+        ));
+        // Plays the kernel: the two oldest went out.
+        for i in 0..2 {
+            tx.status(tx.frame(&s, i))
+                .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+        }
+        tx.reap(&s);
+        assert_eq!((tx.pending(), tx.sent()), (2, 2));
+        // Then all of them.
+        for i in 2..4 {
+            tx.status(tx.frame(&s, i))
+                .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+        }
+        tx.reap(&s);
+        assert_eq!((tx.pending(), tx.sent()), (0, 4));
+        tx.send(&s, &[5; 60]).unwrap();
+    }
+}

@@ -30,6 +30,41 @@ pub(crate) struct RxCursor {
     keep_stripped: bool,
 }
 
+/// The tag the kernel took out of the frame (`TP_STATUS_VLAN_VALID`) put back in front of the
+/// frame at `data` (`caplen` bytes), where there is room: the frame's new start, captured and
+/// wire lengths.
+#[cold]
+#[inline(never)]
+fn put_tag_back(s: &Shared, h: Hdr, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
+    if caplen as usize >= MACS && h.mac() as usize >= MAC_MIN + VLAN_HLEN {
+        // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
+        // that the payload is the frame as on the wire.
+        // SAFETY: the socket holds this block (the kernel does not touch it) and this packet
+        // was not handed out yet, so nobody else sees these bytes; `data - 4 ≥ hdr_off +
+        // MAC_MIN` (checked) keeps the write after the packet's header and sockaddr_ll, and
+        // `data + 12 ≤ block_end` (caplen ≥ 12, clamped to the block) keeps the moved bytes
+        // inside the block.
+        unsafe {
+            let p = s.base().add(data);
+            std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
+            let tag = p.sub(VLAN_HLEN).add(MACS);
+            let [t0, t1] = tpid.to_be_bytes();
+            let [c0, c1] = (h.vlan_tci() as u16).to_be_bytes();
+            tag.write(t0);
+            tag.add(1).write(t1);
+            tag.add(2).write(c0);
+            tag.add(3).write(c1);
+        }
+        (
+            data - VLAN_HLEN,
+            caplen + VLAN_HLEN as u32,
+            h.len().saturating_add(VLAN_HLEN as u32),
+        )
+    } else {
+        (data, caplen, h.len())
+    }
+}
+
 /// A packet header in an open block, read field by field (only the fields used are loaded).
 #[derive(Clone, Copy)]
 struct Hdr(*const libc::tpacket3_hdr);
@@ -102,7 +137,8 @@ impl RxCursor {
         let block_end = rx.block_offset(self.block) + rx.block_size as usize;
         let hdr_off = self.next;
         if hdr_off + HDR > block_end {
-            return self.drop_block(s);
+            self.drop_block(s);
+            return None;
         }
         // SAFETY (of the pointer and of Hdr's reads): the header lies inside the open block
         // (checked just above), which the kernel finished writing before it set
@@ -115,7 +151,8 @@ impl RxCursor {
             // Frame data past its block (its descriptor would name another block, or
             // none), or over its own header (where the next header could start too, and
             // hand out the same bytes again): the block is not a kernel's.
-            return self.drop_block(s);
+            self.drop_block(s);
+            return None;
         }
         // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
         let caplen = (h.snaplen() as usize).min(block_end - data) as u32;
@@ -140,7 +177,14 @@ impl RxCursor {
             },
         };
         if h.status() & libc::TP_STATUS_VLAN_VALID != 0 {
-            self.stripped_tag(s, h, &mut pkt);
+            pkt.meta.vlan_valid = true;
+            if !self.keep_stripped {
+                let (data, caplen, len) = put_tag_back(s, h, data, caplen, pkt.meta.vlan_tpid);
+                pkt.desc = BufferDesc::new(data);
+                pkt.caplen = caplen;
+                pkt.meta.caplen = caplen;
+                pkt.meta.len = len;
+            }
         } else if caplen as usize >= MACS + VLAN_HLEN {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
             // take out) is still the outermost: report it the same way.
@@ -206,52 +250,14 @@ impl RxCursor {
         self.block = s.rx().next_block(self.block);
     }
 
-    /// The tag the kernel took out of the frame (`TP_STATUS_VLAN_VALID`): reported, and put
-    /// back in front of the frame unless the socket keeps the kernel's form.
-    #[cold]
-    #[inline(never)]
-    fn stripped_tag(&self, s: &Shared, h: Hdr, pkt: &mut RxPacket) {
-        let m = &mut pkt.meta;
-        m.vlan_valid = true;
-        if !self.keep_stripped
-            && pkt.caplen as usize >= MACS
-            && h.mac() as usize >= MAC_MIN + VLAN_HLEN
-        {
-            let data = pkt.desc.get();
-            // The kernel moved the outer tag out of the frame: put it back, as libpcap
-            // does, so that the payload is the frame as on the wire.
-            // SAFETY: the socket holds this block (the kernel does not touch it) and this
-            // packet was not handed out yet, so nobody else sees these bytes; `data - 4 ≥
-            // hdr_off + MAC_MIN` (checked) keeps the write after the packet's header and
-            // sockaddr_ll, and `data + 12 ≤ block_end` (caplen ≥ 12, clamped to the block)
-            // keeps the moved bytes inside the block.
-            unsafe {
-                let p = s.base().add(data);
-                std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
-                let tag = p.sub(VLAN_HLEN).add(MACS);
-                let [t0, t1] = m.vlan_tpid.to_be_bytes();
-                let [c0, c1] = m.vlan_tci.to_be_bytes();
-                tag.write(t0);
-                tag.add(1).write(t1);
-                tag.add(2).write(c0);
-                tag.add(3).write(c1);
-            }
-            pkt.desc = BufferDesc::new(data - VLAN_HLEN);
-            pkt.caplen += VLAN_HLEN as u32;
-            m.caplen = pkt.caplen;
-            m.len = m.len.saturating_add(VLAN_HLEN as u32);
-        }
-    }
-
     /// A header outside the block (never written by a sane kernel): drops the rest of the
     /// block rather than read outside it, and moves on to the next block.
     #[cold]
     #[inline(never)]
-    fn drop_block(&mut self, s: &Shared) -> Option<RxPacket> {
+    fn drop_block(&mut self, s: &Shared) {
         s.release(self.block, self.remaining + 1);
         self.remaining = 0;
         self.block = s.rx().next_block(self.block);
-        None
     }
 
     /// Gives up the open block (socket closing): the packets not handed out and the socket's

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     // Field order is drop order: unmap before closing the socket.
     map: Mmap,
     rx: RxGeometry,
+    /// `rx.block_size`, known not zero (a division by it needs no check).
+    block_size: std::num::NonZeroU32,
     refs: Box<[BlockRefs]>,
     fd: Option<OwnedFd>,
 }
@@ -60,6 +62,7 @@ impl Shared {
         Shared {
             map,
             rx,
+            block_size: std::num::NonZeroU32::new(rx.block_size).expect("RX blocks of 0 bytes"),
             refs: (0..rx.block_count)
                 .map(|_| BlockRefs(AtomicU32::new(0)))
                 .collect(),
@@ -258,7 +261,7 @@ impl Context for AfPacketContext {
         let Ok(off) = u32::try_from(buf_idx.get()) else {
             not_in_ring(buf_idx)
         };
-        let block = off / s.rx.block_size;
+        let block = off / s.block_size;
         match s.refs.get(block as usize) {
             Some(refs) => s.release_refs(&refs.0, block, 1),
             None => not_in_ring(buf_idx),

@@ -25,6 +25,8 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 pub(crate) struct RxCursor {
     block: u32,
     next: usize,
+    /// End of the open block (offset in the mapping).
+    end: usize,
     remaining: u32,
     /// Leave the outer VLAN tag where the kernel put it (in the header only).
     keep_stripped: bool,
@@ -133,8 +135,7 @@ impl RxCursor {
         if self.remaining == 0 && !self.open(s) {
             return None;
         }
-        let rx = s.rx();
-        let block_end = rx.block_offset(self.block) + rx.block_size as usize;
+        let block_end = self.end;
         let hdr_off = self.next;
         if hdr_off + HDR > block_end {
             self.drop_block(s);
@@ -237,7 +238,9 @@ impl RxCursor {
             self.block = s.rx().next_block(self.block);
             return false;
         }
-        self.next = s.rx().block_offset(self.block) + open.first as usize;
+        let start = s.rx().block_offset(self.block);
+        self.end = start + s.rx().block_size as usize;
+        self.next = start + open.first as usize;
         self.remaining = open.num_pkts;
         true
     }

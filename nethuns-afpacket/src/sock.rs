@@ -381,7 +381,7 @@ impl Socket for Sock {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&self, packet: &[u8]) -> Result<()> {
         match &self.tx {
             Some(tx) => tx
@@ -395,7 +395,7 @@ impl Socket for Sock {
     /// on `len` first (at most [`Sock::max_tagged_frame`]) and on the written frame after
     /// `fill` (over [`Sock::max_frame`] only with an 802.1Q outer tag). A refused frame
     /// leaves the slot free. `fill` sees the slot's earlier bytes.
-    #[inline]
+    #[inline(always)]
     fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
         match &self.tx {
             Some(tx) => tx

@@ -178,7 +178,7 @@ impl TxRing {
     }
 
     /// Copies `data` into the next free slot and queues it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
         self.check_len(data)?;
         let (frame, status) = self.free_slot(s)?;
@@ -195,7 +195,7 @@ impl TxRing {
     /// queues it if it passes the size rule of `send` (checked on `len` first, then on the
     /// written frame, whose outer EtherType decides whether a tag's 4 extra bytes are
     /// allowed). A refused frame leaves the slot free.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send_with<F: FnOnce(&mut [u8])>(
         &self,
         s: &Shared,

@@ -63,7 +63,13 @@
 //!   [`Sock::max_tagged_frame`] (MTU + 18) for an 802.1Q-tagged frame (the kernel allows the
 //!   extra tag for TPID 0x8100 only, and discards longer 0x88A8/0x9100 frames silently); [`Error::NoMemory`] if every slot
 //!   is still queued or in flight after submitting the queued ones); `flush` submits all
-//!   queued slots with one `sendto` ([`Socket::try_flush`] says if that failed). Why a TX
+//!   queued slots with one `sendto` ([`Socket::try_flush`] says if that failed).
+//!   [`Socket::send_with`] lets a closure write the frame straight into the TX slot (the same
+//!   size rule, on the length and then on the written frame; a refused frame leaves the slot
+//!   free); [`Socket::send_batch`] fills consecutive slots and submits them with one `sendto`.
+//!   [`Socket::send_payload`] copies (its default): the RX and TX rings are separate areas of
+//!   the mapping, the kernel fills one and sends from the other, so a received packet cannot
+//!   be queued where it lies. Why a TX
 //!   ring rather than `sendmmsg`: see the measurement below.
 //! - **Statistics** ([`Socket::stats`]): received and sent counted by the socket, dropped
 //!   from the kernel's `PACKET_STATISTICS` (summed: the kernel resets it on every read;

@@ -51,6 +51,7 @@
 mod ffi;
 mod flags;
 mod format;
+mod rx;
 mod savefile;
 mod sock;
 

@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
 use nethuns_core::{BufferDesc, Capabilities, Error, Result, Socket, Stats, Token};
@@ -23,16 +24,6 @@ enum Handle {
     /// A savefile, with an eventfd that stays readable: a savefile never has to wait, and a
     /// caller that polls before each receive finds it ready at once.
     File(Capture<Offline>, std::os::fd::OwnedFd),
-}
-
-impl Handle {
-    #[inline]
-    fn next_packet(&mut self) -> std::result::Result<pcap::Packet<'_>, pcap::Error> {
-        match self {
-            Handle::Live(c, _) => c.next_packet(),
-            Handle::File(c, _) => c.next_packet(),
-        }
-    }
 }
 
 /// Frames queued by `send`, copied into one preallocated area, submitted by `flush`.
@@ -66,6 +57,10 @@ pub struct Sock {
     received: Cell<u64>,
     sent: Cell<u64>,
     down: Cell<bool>,
+    /// Packets received while the pool had no buffer, delivered first by the next receive.
+    backlog: RefCell<crate::rx::Backlog>,
+    /// Whether `backlog` holds any (one load on the fast path instead of a borrow).
+    backlogged: Cell<bool>,
     /// libpcap's `DLT_` value of the source.
     link_type: Linktype,
     /// Link type, precision and snaplen of the source, as a savefile would record them.
@@ -269,6 +264,8 @@ impl Sock {
             received: Cell::new(0),
             sent: Cell::new(0),
             down: Cell::new(false),
+            backlog: RefCell::default(),
+            backlogged: Cell::new(false),
             link_type,
             format,
         })
@@ -279,18 +276,76 @@ impl Sock {
         self.tx_errors.get()
     }
 
-    /// The metadata of a packet libpcap stamped at the socket's precision (a nanosecond
-    /// handle puts nanoseconds in `tv_usec`).
+    /// The metadata of a packet libpcap stamped at the socket's precision.
     #[inline]
     fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
-        let vlan = nethuns_core::frame::outer_vlan(buf);
-        // A savefile is outside input: a record claiming a wire length under its captured
-        // length still reports `len >= caplen`.
-        let len = h.len.max(h.caplen);
-        match self.format.precision {
-            TsPrecision::Micro => Meta::new(h.ts, len, caplen, vlan),
-            TsPrecision::Nano => {
-                Meta::with_nanos(h.ts.tv_sec, h.ts.tv_usec as u32, len, caplen, vlan)
+        crate::rx::meta(self.format.precision, h, caplen, buf)
+    }
+
+    /// A buffer for the next packet: the spare one, else one from the pool.
+    #[inline]
+    fn take_buffer(&self) -> Option<BufferDesc> {
+        match self.spare.take() {
+            Some(d) => Some(d),
+            None => self.ctx.pool().get(),
+        }
+    }
+
+    /// The token and metadata of a packet whose first `n` bytes were copied into `desc`.
+    ///
+    /// # Safety
+    /// The caller owns `desc`, a buffer of the pool holding the packet's first `n` bytes.
+    #[inline]
+    unsafe fn mint(&self, desc: BufferDesc, n: usize, h: &pcap::PacketHeader) -> (Token, Meta) {
+        // SAFETY: the caller owns `desc`; n ≤ buffer size (clamped by the copy).
+        let buf = unsafe { &*self.ctx.pool().buffer_ptr(desc, n) };
+        let meta = self.meta(h, n as u32, buf);
+        // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
+        let tok = unsafe { Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx)) };
+        self.received.set(self.received.get() + 1);
+        (tok, meta)
+    }
+
+    /// A packet kept in the backlog (see [`crate::rx::Backlog`]), copied into a pool buffer.
+    #[cold]
+    fn recv_backlog(&self) -> Result<(Token, Meta)> {
+        let mut backlog = self.backlog.borrow_mut();
+        let Some((data, h)) = backlog.pop() else {
+            self.backlogged.set(false);
+            return Err(Error::NoPacket);
+        };
+        let Some(desc) = self.take_buffer() else {
+            backlog.push_front((data, h));
+            return Err(Error::NoMemory);
+        };
+        self.backlogged.set(!backlog.is_empty());
+        let n = data.len().min(self.ctx.buffer_size());
+        // SAFETY: `desc` was taken above and is owned by this call.
+        unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&data[..n]) };
+        // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+        Ok(unsafe { self.mint(desc, n, &h) })
+    }
+
+    /// `recv_token` of a savefile: the `pcap` crate's `next_packet` (end of file is its own
+    /// return code there).
+    fn recv_file(&self, cap: &mut Capture<Offline>, desc: BufferDesc) -> Result<(Token, Meta)> {
+        match cap.next_packet() {
+            Ok(pkt) => {
+                let n = pkt.data.len().min(self.ctx.buffer_size());
+                // SAFETY: the caller passed the ownership of `desc`.
+                unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&pkt.data[..n]) };
+                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+                Ok(unsafe { self.mint(desc, n, pkt.header) })
+            }
+            Err(e) => {
+                self.spare.set(Some(desc));
+                match e {
+                    pcap::Error::NoMorePackets => {
+                        self.eof.set(true);
+                        Err(Error::Eof)
+                    }
+                    e => Err(self.pcap_err("receive", e)),
+                }
             }
         }
     }
@@ -368,45 +423,104 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
+        if self.backlogged.get() {
+            return self.recv_backlog();
+        }
         // Take the buffer first, so a full pool is reported before a packet is consumed.
-        let desc = match self.spare.take() {
-            Some(d) => d,
-            // Not `ok_or(Error::NoMemory)`: that builds and drops an `Error` per packet.
-            None => match self.ctx.pool().get() {
-                Some(d) => d,
-                None => return Err(Error::NoMemory),
-            },
+        // (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error` per packet.)
+        let Some(desc) = self.take_buffer() else {
+            return Err(Error::NoMemory);
         };
         let mut handle = self.handle.borrow_mut();
-        match handle.next_packet() {
-            Ok(pkt) => {
-                let n = pkt.data.len().min(self.ctx.buffer_size());
-                // SAFETY: `desc` was taken from the pool above and is owned by this call.
-                let buf = unsafe { &mut *self.ctx.pool().buffer_ptr(desc, n) };
-                buf.copy_from_slice(&pkt.data[..n]);
-                let meta = self.meta(pkt.header, n as u32, buf);
-                // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
-                let tok = unsafe {
-                    Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx))
-                };
-                self.received.set(self.received.get() + 1);
-                Ok((tok, meta))
+        let cap = match &mut *handle {
+            Handle::Live(c, _) => c,
+            Handle::File(c, _) => return self.recv_file(c, desc),
+        };
+        // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
+        // owned here and of this socket's pool.
+        match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
+            // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+            Ok(Some((n, h))) => Ok(unsafe { self.mint(desc, n, &h) }),
+            Ok(None) => {
+                self.spare.set(Some(desc));
+                Err(Error::NoPacket)
             }
             Err(e) => {
                 self.spare.set(Some(desc));
-                match e {
-                    pcap::Error::TimeoutExpired => Err(Error::NoPacket),
-                    pcap::Error::NoMorePackets => {
-                        self.eof.set(true);
-                        Err(Error::Eof)
+                drop(handle);
+                Err(self.live_error(e))
+            }
+        }
+    }
+
+    /// One `pcap_dispatch` for as many packets as the burst has room and the pool has
+    /// buffers (a savefile: up to its end).
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        while self.backlogged.get() && sink.remaining() > 0 {
+            match self.recv_backlog() {
+                Ok((t, m)) => {
+                    if let Err((t, _)) = sink.push(t, m) {
+                        drop(nethuns_core::Context::packet(&self.ctx, t));
                     }
-                    e if matches!(&*handle, Handle::Live(..)) => {
-                        drop(handle);
-                        Err(self.live_error(e))
-                    }
-                    e => Err(self.pcap_err("receive", e)),
+                }
+                Err(e) if sink.is_empty() => return Err(e),
+                Err(_) => return Ok(()),
+            }
+        }
+        let room = sink.remaining();
+        if room == 0 {
+            return Ok(());
+        }
+        let spare = self.spare.take();
+        let avail = self.ctx.free_buffers() + usize::from(spare.is_some());
+        if avail == 0 {
+            return if sink.is_empty() {
+                Err(Error::NoMemory)
+            } else {
+                Ok(())
+            };
+        }
+        let cnt = room.min(avail);
+        let before = sink.len();
+        let mut handle = self.handle.borrow_mut();
+        let (p, live) = match &mut *handle {
+            Handle::Live(c, _) => (c.as_ptr().cast(), true),
+            Handle::File(c, _) => (c.as_ptr().cast(), false),
+        };
+        let mut backlog = self.backlog.borrow_mut();
+        // SAFETY: `p` is this socket's handle, borrowed exclusively for the call; `spare`
+        // is owned here and of this socket's pool.
+        let (spare, r) = unsafe {
+            crate::rx::recv_burst(
+                p,
+                &self.ctx,
+                spare,
+                cnt,
+                sink,
+                self.format.precision,
+                &mut backlog,
+            )
+        };
+        self.spare.set(spare);
+        let got = sink.len() - before;
+        self.received.set(self.received.get() + got as u64);
+        self.backlogged.set(!backlog.is_empty());
+        drop(backlog);
+        match r {
+            Ok(0) if !live && self.backlog.borrow().is_empty() => {
+                self.eof.set(true);
+                if sink.is_empty() {
+                    Err(Error::Eof)
+                } else {
+                    Ok(())
                 }
             }
+            Ok(_) => Ok(()),
+            Err(e) if live => {
+                drop(handle);
+                Err(self.live_error(e))
+            }
+            Err(e) => Err(self.pcap_err("receive", e)),
         }
     }
 

@@ -1,0 +1,107 @@
+//! `recv_batch` over libpcap's `pcap_dispatch`: the same packets, metadata and errors as
+//! `recv`, in bursts; bounded by the pool.
+
+use std::time::{Duration, Instant};
+
+use nethuns_pcap::{batch, Context, Dumper, Error, Meta, PcapFlags, Sock, Socket};
+use nethuns_testnet::{frames, io, NetPair};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("nethuns-{}-{name}.pcap", std::process::id()))
+}
+
+#[test]
+fn a_savefile_in_bursts_is_every_record_then_eof() {
+    let path = tmp("batch");
+    let mut d = Dumper::create(&path).unwrap();
+    for i in 0..70u32 {
+        let f = frames::frame(i, 60 + i as usize);
+        let ts = libc::timeval {
+            tv_sec: 1_700_000_000 + i as libc::time_t,
+            tv_usec: 7,
+        };
+        d.write(&f, &Meta::new(ts, f.len() as u32, f.len() as u32, None));
+    }
+    d.flush().unwrap();
+    drop(d);
+    let sock = Sock::create(
+        &format!("file:{}", path.display()),
+        None,
+        PcapFlags::default(),
+    )
+    .unwrap();
+    let mut buf = batch::buffer::<Meta, 32>();
+    let mut seen = 0u32;
+    let mut bursts = 0;
+    loop {
+        match sock.recv_batch(&mut buf) {
+            Ok(got) => {
+                bursts += 1;
+                assert!(!got.is_empty());
+                for (p, m) in got {
+                    frames::check(&p, seen, 60 + seen as usize).unwrap();
+                    assert_eq!(m.timestamp.tv_sec, 1_700_000_000 + seen as libc::time_t);
+                    assert_eq!((m.len, m.caplen), (p.len() as u32, p.len() as u32));
+                    seen += 1;
+                }
+            }
+            Err(Error::Eof) => break,
+            Err(e) => panic!("recv_batch: {e}"),
+        }
+        assert!(bursts < 100, "no end of file");
+    }
+    std::fs::remove_file(&path).ok();
+    assert_eq!(seen, 70);
+    assert!(sock.at_eof());
+    assert_eq!(sock.stats().unwrap().received, 70);
+    assert_eq!(
+        sock.context().free_buffers(),
+        PcapFlags::default().buffer_count
+    );
+}
+
+#[test]
+fn live_bursts_deliver_every_frame_and_stop_at_the_pool() {
+    let Some(pair) = NetPair::for_test("pcap_batch") else {
+        return;
+    };
+    let a = pair.in_a(|| Sock::create(&pair.veth_a, None, PcapFlags::default()).unwrap());
+    let flags = PcapFlags {
+        buffer_count: 8,
+        filter: Some("ether proto 0x88b5".into()),
+        ..PcapFlags::default()
+    };
+    let b = pair.in_b(|| Sock::create(&pair.veth_b, None, flags).unwrap());
+    let frames: Vec<Vec<u8>> = (0..40).map(|i| frames::frame(i, 64 + i as usize)).collect();
+    io::send_all(&a, &frames, 0, Duration::from_secs(5));
+    a.try_flush().unwrap();
+    let mut buf = batch::buffer::<Meta, 32>();
+    let mut seen = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Hold each burst until the next one: a pool of 8 caps a burst at 8 (the held ones
+    // are released when `got` is replaced).
+    while seen < 40 && Instant::now() < deadline {
+        match b.recv_batch(&mut buf) {
+            Ok(got) if got.is_empty() => std::thread::sleep(Duration::from_millis(1)),
+            Ok(got) => {
+                assert!(got.len() <= 8, "a burst of {} from a pool of 8", got.len());
+                let held: Vec<_> = got.collect();
+                for (p, m) in &held {
+                    frames::check(p, seen, 64 + seen as usize).unwrap();
+                    assert_eq!(m.caplen as usize, p.len());
+                    seen += 1;
+                }
+                if held.len() == 8 {
+                    // Every buffer is held: the next burst has none.
+                    let mut more = batch::buffer::<Meta, 4>();
+                    assert!(matches!(b.recv_batch(&mut more), Err(Error::NoMemory)));
+                }
+            }
+            Err(e) => panic!("recv_batch: {e}"),
+        }
+    }
+    assert_eq!(seen, 40);
+    assert_eq!(b.context().free_buffers(), 8);
+    // Nothing waiting: an empty burst (as the default `fill_batch` gives).
+    assert!(b.recv_batch(&mut buf).unwrap().is_empty());
+}

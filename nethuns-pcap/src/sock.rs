@@ -12,9 +12,6 @@ use crate::flags::{PcapFlags, PcapOptions};
 use crate::format::{dlt_to_linktype, SavefileFormat, MAX_SNAPLEN};
 use crate::Meta;
 
-/// How many frames `send` queues before it submits them by itself.
-pub const TX_BATCH: usize = 64;
-
 /// The prefix of a savefile portspec: `file:PATH` replays a `.pcap` file.
 pub const FILE_PREFIX: &str = "file:";
 
@@ -26,34 +23,34 @@ enum Handle {
     File(Capture<Offline>, std::os::fd::OwnedFd),
 }
 
-/// Frames queued by `send`, copied into one preallocated area, submitted by `flush`.
-struct TxQueue {
-    area: Box<[u8]>,
-    lens: [usize; TX_BATCH],
-    queued: usize,
-    slot: usize,
-}
-
 /// A socket over libpcap: live capture and injection on an interface, or replay of a savefile
 /// (portspec `file:PATH`).
 ///
 /// Received packets are copied from libpcap's ring into a buffer of the socket's pool (the
 /// [`PoolContext`]), so a payload or token may be held as long as needed; `buffer_count`
-/// bounds how many are held at once. libpcap has no batch transmit on Linux: `flush` injects
-/// the queued frames one `pcap_inject` each, as a raw libpcap program would.
+/// bounds how many are held at once. libpcap has no batch transmit on Linux: `send` injects
+/// each frame at once (`pcap_sendpacket`, as a raw libpcap program would), so there is never
+/// anything pending and `flush` only marks where [`Socket::try_flush`] starts counting
+/// errors.
 pub struct Sock {
     handle: RefCell<Handle>,
     ctx: PoolContext,
     /// A buffer taken from the pool for a receive that found nothing, kept for the next one.
     spare: Cell<Option<BufferDesc>>,
-    tx: RefCell<TxQueue>,
+    /// Where `send_with` builds a frame (`buffer_size` bytes, allocated once).
+    scratch: RefCell<Box<[u8]>>,
     portspec: String,
     eof: Cell<bool>,
     tx_errors: Cell<u64>,
+    /// The first injection error since the last `flush`.
     last_tx_error: RefCell<Option<pcap::Error>>,
+    /// `tx_errors` at the last `flush`.
+    errors_at_flush: Cell<u64>,
     /// Largest untagged frame `send` accepts: the interface MTU + 14 (live), 0 (savefile,
     /// `any`: no sending).
     max_frame: usize,
+    /// The scratch buffer's size (`buffer_size`): the largest frame `send` accepts.
+    tx_slot: usize,
     received: Cell<u64>,
     sent: Cell<u64>,
     down: Cell<bool>,
@@ -245,22 +242,19 @@ impl Sock {
             (Handle::Live(cap, fd), link_type, format)
         };
         let ctx = PoolContext::try_new(flags.buffer_count, flags.rx_buffer_size(format.snaplen))?;
-        let tx = TxQueue {
-            area: vec![0u8; TX_BATCH * flags.buffer_size].into_boxed_slice(),
-            lens: [0; TX_BATCH],
-            queued: 0,
-            slot: flags.buffer_size,
-        };
+        let scratch = vec![0u8; flags.buffer_size].into_boxed_slice();
         Ok(Sock {
             handle: RefCell::new(handle),
             ctx,
             spare: Cell::new(None),
-            tx: RefCell::new(tx),
+            scratch: RefCell::new(scratch),
             portspec: portspec.to_owned(),
             eof: Cell::new(false),
             tx_errors: Cell::new(0),
             last_tx_error: RefCell::new(None),
+            errors_at_flush: Cell::new(0),
             max_frame,
+            tx_slot: flags.buffer_size,
             received: Cell::new(0),
             sent: Cell::new(0),
             down: Cell::new(false),
@@ -280,6 +274,47 @@ impl Sock {
     #[inline]
     fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
         crate::rx::meta(self.format.precision, h, caplen, buf)
+    }
+
+    /// The size rule of `send` for a frame of `len` bytes whose limit is `max`: at least an
+    /// Ethernet header, at most `max` and the scratch buffer (`buffer_size`); a savefile or
+    /// `any` socket sends nothing.
+    #[inline]
+    fn check_send(&self, len: usize, max: usize) -> Result<()> {
+        if self.max_frame == 0 {
+            return Err(self.cannot_send());
+        }
+        nethuns_core::check_frame_len(len, nethuns_core::frame::ETH_HLEN, max.min(self.tx_slot))
+    }
+
+    #[cold]
+    fn cannot_send(&self) -> Error {
+        Error::Unsupported(format!(
+            "{}: a savefile or `any` socket cannot send",
+            self.portspec
+        ))
+    }
+
+    /// `pcap_sendpacket` of one frame; a failure is counted and kept for `try_flush`.
+    #[inline]
+    fn inject(&self, frame: &[u8]) {
+        let mut handle = self.handle.borrow_mut();
+        let Handle::Live(cap, _) = &mut *handle else {
+            return; // Unreachable: a savefile has max_frame 0, refused by check_send.
+        };
+        match cap.sendpacket(frame) {
+            Ok(()) => self.sent.set(self.sent.get() + 1),
+            Err(e) => self.tx_failed(e),
+        }
+    }
+
+    #[cold]
+    fn tx_failed(&self, e: pcap::Error) {
+        self.tx_errors.set(self.tx_errors.get() + 1);
+        let mut last = self.last_tx_error.borrow_mut();
+        if last.is_none() {
+            *last = Some(e);
+        }
     }
 
     /// A buffer for the next packet: the spare one, else one from the pool.
@@ -524,61 +559,47 @@ impl Socket for Sock {
         }
     }
 
+    #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if self.max_frame == 0 {
-            return Err(Error::Unsupported(format!(
-                "{}: a savefile or `any` socket cannot send",
-                self.portspec
-            )));
-        }
-        let mut tx = self.tx.borrow_mut();
-        nethuns_core::check_frame_len(
+        self.check_send(
             packet.len(),
-            nethuns_core::frame::ETH_HLEN,
-            nethuns_core::frame::send_limit(packet, self.max_frame).min(tx.slot),
+            nethuns_core::frame::send_limit(packet, self.max_frame),
         )?;
-        if tx.queued == TX_BATCH {
-            drop(tx);
-            self.flush();
-            tx = self.tx.borrow_mut();
-        }
-        let i = tx.queued;
-        let off = i * tx.slot;
-        tx.area[off..off + packet.len()].copy_from_slice(packet);
-        tx.lens[i] = packet.len();
-        tx.queued += 1;
+        self.inject(packet);
         Ok(())
     }
 
-    fn flush(&self) {
-        let mut tx = self.tx.borrow_mut();
-        let mut handle = self.handle.borrow_mut();
-        let Handle::Live(cap, _) = &mut *handle else {
-            tx.queued = 0;
-            return;
-        };
-        for i in 0..tx.queued {
-            let off = i * tx.slot;
-            match cap.sendpacket(&tx.area[off..off + tx.lens[i]]) {
-                Ok(()) => self.sent.set(self.sent.get() + 1),
-                Err(e) => {
-                    self.tx_errors.set(self.tx_errors.get() + 1);
-                    *self.last_tx_error.borrow_mut() = Some(e);
-                }
-            }
-        }
-        tx.queued = 0;
+    /// Builds the frame in the socket's scratch buffer (no allocation, no zeroing), then
+    /// injects it as `send` does.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        // The tagged limit first (the tag is only known once the frame is written).
+        self.check_send(len, self.max_frame + nethuns_core::frame::VLAN_HLEN)?;
+        let mut scratch = self.scratch.borrow_mut();
+        let frame = &mut scratch[..len];
+        fill(frame);
+        self.check_send(len, nethuns_core::frame::send_limit(frame, self.max_frame))?;
+        self.inject(frame);
+        Ok(())
     }
 
-    /// Like `flush`, but reports the first injection error of this flush: the interface gone
-    /// or down as [`Error::InterfaceDown`], anything else as libpcap's error.
+    /// Nothing is pending (`send` injects at once); starts a new count of errors for
+    /// [`Socket::try_flush`].
+    #[inline]
+    fn flush(&self) {
+        self.errors_at_flush.set(self.tx_errors.get());
+    }
+
+    /// Reports the first injection error since the last `flush`: the interface gone or down
+    /// as [`Error::InterfaceDown`], anything else as libpcap's error.
     fn try_flush(&self) -> Result<()> {
-        let before = self.tx_errors.get();
+        let before = self.errors_at_flush.get();
         self.flush();
+        let first = self.last_tx_error.borrow_mut().take();
         if self.tx_errors.get() == before {
             return Ok(());
         }
-        match self.last_tx_error.borrow_mut().take() {
+        match first {
             Some(_) if !if_exists(&self.portspec) => {
                 Err(Error::InterfaceDown(self.portspec.clone()))
             }

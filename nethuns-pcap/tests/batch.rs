@@ -105,3 +105,36 @@ fn live_bursts_deliver_every_frame_and_stop_at_the_pool() {
     // Nothing waiting: an empty burst (as the default `fill_batch` gives).
     assert!(b.recv_batch(&mut buf).unwrap().is_empty());
 }
+
+#[test]
+fn send_with_builds_in_place_and_keeps_the_size_rule() {
+    let Some(pair) = NetPair::for_test("pcap_send_with") else {
+        return;
+    };
+    let a = pair.in_a(|| Sock::create(&pair.veth_a, None, PcapFlags::default()).unwrap());
+    let b = pair.in_b(|| Sock::create(&pair.veth_b, None, PcapFlags::default()).unwrap());
+    for i in 0..20u32 {
+        a.send_with(64 + i as usize, |f| frames::fill(f, i))
+            .unwrap();
+    }
+    a.try_flush().unwrap();
+    let got = io::recv_test_frames(&b, 20, Duration::from_secs(5));
+    assert_eq!(got.len(), 20);
+    for (i, (bytes, _)) in got.iter().enumerate() {
+        frames::check(bytes, i as u32, 64 + i).unwrap();
+    }
+    assert!(matches!(
+        a.send_with(13, |_| {}),
+        Err(Error::TooSmallPacket(13))
+    ));
+    // MTU 1500: 1514 untagged, 1518 only with a tag, refused after `fill` wrote it untagged.
+    assert!(matches!(
+        a.send_with(1516, |f| frames::fill(f, 0)),
+        Err(Error::TooBigPacket(1516))
+    ));
+    assert!(matches!(
+        a.send_with(4000, |_| unreachable!("refused before fill")),
+        Err(Error::TooBigPacket(4000))
+    ));
+    assert_eq!(a.stats().unwrap().sent, 20);
+}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use nethuns_pcap::{batch, Context, Dumper, Error, Meta, PcapFlags, Sock, Socket};
+use nethuns_pcap::{batch, Dumper, Error, Meta, PcapFlags, Sock, Socket};
 use nethuns_testnet::{frames, io, NetPair};
 
 fn tmp(name: &str) -> std::path::PathBuf {

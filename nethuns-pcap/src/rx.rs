@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_uchar, c_void};
+use std::mem::MaybeUninit;
 
 use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
@@ -92,37 +93,29 @@ pub(crate) fn meta(precision: TsPrecision, h: &PacketHeader, caplen: u32, buf: &
 }
 
 /// State of a one-packet dispatch: the buffer to copy into and what came.
-struct One {
-    dst: *mut u8,
-    cap: usize,
+struct One<'s> {
+    ctx: &'s PoolContext,
+    desc: BufferDesc,
     got: bool,
     n: usize,
-    hdr: PacketHeader,
+    hdr: MaybeUninit<PacketHeader>,
 }
 
 unsafe extern "C" fn one_cb(user: *mut c_uchar, h: *const PacketHeader, bytes: *const c_uchar) {
     // SAFETY: `user` is the `One` of `recv_one`, alive and not otherwise borrowed during the
-    // dispatch; libpcap passes a valid header and `caplen` readable bytes.
+    // dispatch; libpcap passes a valid header and `caplen` readable bytes; `recv_one`'s
+    // caller owns `desc`, of `ctx`'s pool, whose buffer holds `buffer_size` bytes.
     unsafe {
-        let st = &mut *user.cast::<One>();
+        let st = &mut *user.cast::<One<'_>>();
         let hdr = *h;
-        let n = (hdr.caplen as usize).min(st.cap);
-        std::ptr::copy_nonoverlapping(bytes, st.dst, n);
-        st.hdr = hdr;
+        let n = (hdr.caplen as usize).min(st.ctx.buffer_size());
+        let dst = st.ctx.pool().buffer_ptr(st.desc, n).cast::<u8>();
+        std::ptr::copy_nonoverlapping(bytes, dst, n);
+        st.hdr.write(hdr);
         st.n = n;
         st.got = true;
     }
 }
-
-/// An all-zero header (the value before a dispatch writes one).
-const NO_HEADER: PacketHeader = PacketHeader {
-    ts: libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    },
-    caplen: 0,
-    len: 0,
-};
 
 /// Receives at most one packet of `p` into buffer `desc` of `ctx`: its length and header,
 /// `None` if none was waiting.
@@ -136,19 +129,20 @@ pub(crate) unsafe fn recv_one(
     ctx: &PoolContext,
     desc: BufferDesc,
 ) -> std::result::Result<Option<(usize, PacketHeader)>, pcap::Error> {
-    let cap = ctx.buffer_size();
-    // SAFETY: the caller owns `desc`.
-    let dst = unsafe { ctx.pool().buffer_ptr(desc, cap) }.cast::<u8>();
     let mut st = One {
-        dst,
-        cap,
+        ctx,
+        desc,
         got: false,
         n: 0,
-        hdr: NO_HEADER,
+        hdr: MaybeUninit::uninit(),
     };
     // SAFETY: `p` per the contract; `st` outlives the call and is what `one_cb` expects.
-    unsafe { dispatch(p, 1, one_cb, (&mut st as *mut One).cast())? };
-    Ok(st.got.then_some((st.n, st.hdr)))
+    unsafe { dispatch(p, 1, one_cb, (&mut st as *mut One<'_>).cast())? };
+    if !st.got {
+        return Ok(None);
+    }
+    // SAFETY: `got` is set only after `hdr` was written.
+    Ok(Some((st.n, unsafe { st.hdr.assume_init() })))
 }
 
 /// State of a burst dispatch.
@@ -158,7 +152,7 @@ struct Burst<'s, 'a> {
     spare: Option<BufferDesc>,
     sink: &'s mut BatchSink<'a, Meta>,
     precision: TsPrecision,
-    backlog: &'s mut Backlog,
+    backlog: &'s std::cell::RefCell<Backlog>,
 }
 
 unsafe extern "C" fn burst_cb(user: *mut c_uchar, h: *const PacketHeader, bytes: *const c_uchar) {
@@ -177,7 +171,7 @@ unsafe extern "C" fn burst_cb(user: *mut c_uchar, h: *const PacketHeader, bytes:
         None => match st.ctx.pool().get() {
             Some(d) => d,
             None => {
-                st.backlog.0.push_back((data.into(), hdr));
+                st.backlog.borrow_mut().0.push_back((data.into(), hdr));
                 return;
             }
         },
@@ -208,7 +202,7 @@ pub(crate) unsafe fn recv_burst(
     cnt: usize,
     sink: &mut BatchSink<'_, Meta>,
     precision: TsPrecision,
-    backlog: &mut Backlog,
+    backlog: &std::cell::RefCell<Backlog>,
 ) -> (Option<BufferDesc>, DispatchResult) {
     let mut st = Burst {
         ctx,

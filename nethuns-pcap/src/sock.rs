@@ -362,26 +362,24 @@ impl Sock {
     }
 
     /// `recv_token` of a savefile: the `pcap` crate's `next_packet` (end of file is its own
-    /// return code there).
+    /// return code there), into the spare buffer `desc`.
     fn recv_file(&self, cap: &mut Capture<Offline>, desc: BufferDesc) -> Result<(Token, Meta)> {
         match cap.next_packet() {
             Ok(pkt) => {
+                self.spare.set(None);
                 let n = pkt.data.len().min(self.ctx.buffer_size());
                 // SAFETY: the caller passed the ownership of `desc`.
                 unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&pkt.data[..n]) };
                 // SAFETY: `desc` is owned here and holds the packet's first n bytes.
                 Ok(unsafe { self.mint(desc, n, pkt.header) })
             }
-            Err(e) => {
-                self.spare.set(Some(desc));
-                match e {
-                    pcap::Error::NoMorePackets => {
-                        self.eof.set(true);
-                        Err(Error::Eof)
-                    }
-                    e => Err(self.pcap_err("receive", e)),
+            Err(e) => match e {
+                pcap::Error::NoMorePackets => {
+                    self.eof.set(true);
+                    Err(Error::Eof)
                 }
-            }
+                e => Err(self.pcap_err("receive", e)),
+            },
         }
     }
 
@@ -461,10 +459,18 @@ impl Socket for Sock {
         if self.backlogged.get() {
             return self.recv_backlog();
         }
-        // Take the buffer first, so a full pool is reported before a packet is consumed.
-        // (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error` per packet.)
-        let Some(desc) = self.take_buffer() else {
-            return Err(Error::NoMemory);
+        // Take the buffer first, so a full pool is reported before a packet is consumed. It
+        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
+        // writes nothing. (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error`.)
+        let desc = match self.spare.get() {
+            Some(d) => d,
+            None => match self.ctx.pool().get() {
+                Some(d) => {
+                    self.spare.set(Some(d));
+                    d
+                }
+                None => return Err(Error::NoMemory),
+            },
         };
         let mut handle = self.handle.borrow_mut();
         let cap = match &mut *handle {
@@ -474,14 +480,14 @@ impl Socket for Sock {
         // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
         // owned here and of this socket's pool.
         match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
-            // SAFETY: `desc` is owned here and holds the packet's first n bytes.
-            Ok(Some((n, h))) => Ok(unsafe { self.mint(desc, n, &h) }),
-            Ok(None) => {
-                self.spare.set(Some(desc));
-                Err(Error::NoPacket)
+            Ok(Some((n, h))) => {
+                // The spare becomes the packet's.
+                self.spare.set(None);
+                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+                Ok(unsafe { self.mint(desc, n, &h) })
             }
+            Ok(None) => Err(Error::NoPacket),
             Err(e) => {
-                self.spare.set(Some(desc));
                 drop(handle);
                 Err(self.live_error(e))
             }
@@ -522,7 +528,6 @@ impl Socket for Sock {
             Handle::Live(c, _) => (c.as_ptr().cast(), true),
             Handle::File(c, _) => (c.as_ptr().cast(), false),
         };
-        let mut backlog = self.backlog.borrow_mut();
         // SAFETY: `p` is this socket's handle, borrowed exclusively for the call; `spare`
         // is owned here and of this socket's pool.
         let (spare, r) = unsafe {
@@ -533,14 +538,18 @@ impl Socket for Sock {
                 cnt,
                 sink,
                 self.format.precision,
-                &mut backlog,
+                &self.backlog,
             )
         };
         self.spare.set(spare);
         let got = sink.len() - before;
-        self.received.set(self.received.get() + got as u64);
-        self.backlogged.set(!backlog.is_empty());
-        drop(backlog);
+        if got > 0 {
+            self.received.set(self.received.get() + got as u64);
+        }
+        // libpcap handed over more than the sink took: the rest is in the backlog.
+        if matches!(r, Ok(k) if k > got) {
+            self.backlogged.set(true);
+        }
         match r {
             Ok(0) if !live && self.backlog.borrow().is_empty() => {
                 self.eof.set(true);

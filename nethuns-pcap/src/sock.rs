@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
-use nethuns_core::{BufferDesc, Capabilities, Error, Result, Socket, Stats, Token};
+use nethuns_core::{BufferDesc, Capabilities, Error, Payload, Result, Socket, Stats, Token};
 use pcap::{Active, Capture, Direction, Linktype, Offline, Precision};
 
 use crate::flags::{PcapFlags, PcapOptions};
@@ -317,6 +317,48 @@ impl Sock {
         }
     }
 
+    /// The receive of `recv_token` and `recv`: `wrap` makes the result of a packet.
+    #[inline(always)]
+    fn recv_as<R>(&self, wrap: impl FnOnce(Token, Meta) -> R) -> Result<R> {
+        if self.backlogged.get() {
+            return self.recv_backlog().map(|(t, m)| wrap(t, m));
+        }
+        // Take the buffer first, so a full pool is reported before a packet is consumed. It
+        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
+        // writes nothing. (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error`.)
+        let desc = match self.spare.get() {
+            Some(d) => d,
+            None => match self.ctx.pool().get() {
+                Some(d) => {
+                    self.spare.set(Some(d));
+                    d
+                }
+                None => return Err(Error::NoMemory),
+            },
+        };
+        let mut handle = self.handle.borrow_mut();
+        let cap = match &mut *handle {
+            Handle::Live(c, _) => c,
+            Handle::File(c, _) => return self.recv_file(c, desc).map(|(t, m)| wrap(t, m)),
+        };
+        // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
+        // owned here and of this socket's pool.
+        match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
+            Ok(Some((n, h))) => {
+                // The spare becomes the packet's.
+                self.spare.set(None);
+                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+                let (t, m) = unsafe { self.mint(desc, n, &h) };
+                Ok(wrap(t, m))
+            }
+            Ok(None) => Err(Error::NoPacket),
+            Err(e) => {
+                drop(handle);
+                Err(self.live_error(e))
+            }
+        }
+    }
+
     /// A buffer for the next packet: the spare one, else one from the pool.
     #[inline]
     fn take_buffer(&self) -> Option<BufferDesc> {
@@ -456,42 +498,17 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        if self.backlogged.get() {
-            return self.recv_backlog();
-        }
-        // Take the buffer first, so a full pool is reported before a packet is consumed. It
-        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
-        // writes nothing. (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error`.)
-        let desc = match self.spare.get() {
-            Some(d) => d,
-            None => match self.ctx.pool().get() {
-                Some(d) => {
-                    self.spare.set(Some(d));
-                    d
-                }
-                None => return Err(Error::NoMemory),
-            },
-        };
-        let mut handle = self.handle.borrow_mut();
-        let cap = match &mut *handle {
-            Handle::Live(c, _) => c,
-            Handle::File(c, _) => return self.recv_file(c, desc),
-        };
-        // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
-        // owned here and of this socket's pool.
-        match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
-            Ok(Some((n, h))) => {
-                // The spare becomes the packet's.
-                self.spare.set(None);
-                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
-                Ok(unsafe { self.mint(desc, n, &h) })
-            }
-            Ok(None) => Err(Error::NoPacket),
-            Err(e) => {
-                drop(handle);
-                Err(self.live_error(e))
-            }
-        }
+        self.recv_as(|t, m| (t, m))
+    }
+
+    /// `recv_token` with the payload made in place (the result is written once, not moved
+    /// from one `Result` into another).
+    #[inline]
+    fn recv(&self) -> Result<(Payload<'_, PoolContext>, Meta)> {
+        self.recv_as(|t, m| {
+            // SAFETY: the token was made by this socket from its own context.
+            (unsafe { Payload::from_token_unchecked(t, &self.ctx) }, m)
+        })
     }
 
     /// One `pcap_dispatch` for as many packets as the burst has room and the pool has
@@ -590,6 +607,35 @@ impl Socket for Sock {
         self.check_send(len, nethuns_core::frame::send_limit(frame, self.max_frame))?;
         self.inject(frame);
         Ok(())
+    }
+
+    /// One `pcap_sendpacket` per frame under one borrow of the handle; stops at the first
+    /// frame the size rule refuses (an error only if it is the first).
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let mut n = 0;
+        {
+            let mut handle = self.handle.borrow_mut();
+            let cap = match &mut *handle {
+                Handle::Live(cap, _) if self.max_frame > 0 => cap,
+                _ => return Err(self.cannot_send()),
+            };
+            for p in packets {
+                let limit = nethuns_core::frame::send_limit(p, self.max_frame);
+                if let Err(e) = self.check_send(p.len(), limit) {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
+                match cap.sendpacket(*p) {
+                    Ok(()) => self.sent.set(self.sent.get() + 1),
+                    Err(e) => self.tx_failed(e),
+                }
+                n += 1;
+            }
+        }
+        self.flush();
+        Ok(n)
     }
 
     /// Nothing is pending (`send` injects at once); starts a new count of errors for

@@ -137,4 +137,27 @@ fn send_with_builds_in_place_and_keeps_the_size_rule() {
         Err(Error::TooBigPacket(4000))
     ));
     assert_eq!(a.stats().unwrap().sent, 20);
+    // send_batch: every frame in order, stopping at the first refused one.
+    let frames: Vec<Vec<u8>> = (20..30u32)
+        .map(|i| frames::frame(i, 64 + i as usize))
+        .collect();
+    let mut refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    assert_eq!(a.send_batch(&refs).unwrap(), 10);
+    let big = vec![0u8; 1600];
+    refs.insert(3, &big);
+    assert!(matches!(
+        a.send_batch(&refs[3..]),
+        Err(Error::TooBigPacket(1600))
+    ));
+    assert_eq!(a.send_batch(&refs[..4]).unwrap(), 3);
+    let got = io::recv_test_frames(&b, 13, Duration::from_secs(5));
+    let seqs: Vec<u32> = got
+        .iter()
+        .map(|(f, _)| frames::seq_of(f).unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        [(20..30).collect::<Vec<u32>>(), vec![20, 21, 22]].concat()
+    );
+    assert_eq!(a.stats().unwrap().sent, 33);
 }

@@ -359,6 +359,53 @@ impl Sock {
         }
     }
 
+    /// The rarer ends of a burst: packets left in the backlog, the end of a savefile, an
+    /// error.
+    #[cold]
+    fn end_burst(
+        &self,
+        r: crate::rx::DispatchResult,
+        got: usize,
+        live: bool,
+        sink: &BatchSink<'_, Meta>,
+    ) -> Result<()> {
+        self.received.set(self.received.get() + got as u64);
+        // libpcap handed over more than the sink took: the rest is in the backlog.
+        if matches!(r, Ok(k) if k > got) {
+            self.backlogged.set(true);
+        }
+        match r {
+            Ok(0) if !live && self.backlog.borrow().is_empty() => {
+                self.eof.set(true);
+                if sink.is_empty() {
+                    Err(Error::Eof)
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(_) => Ok(()),
+            Err(e) if live => Err(self.live_error(e)),
+            Err(e) => Err(self.pcap_err("receive", e)),
+        }
+    }
+
+    /// Packets of the backlog into `sink`; `Some` if the burst ends there.
+    #[cold]
+    fn fill_from_backlog(&self, sink: &mut BatchSink<'_, Meta>) -> Option<Result<()>> {
+        while self.backlogged.get() && sink.remaining() > 0 {
+            match self.recv_backlog() {
+                Ok((t, m)) => {
+                    if let Err((t, _)) = sink.push(t, m) {
+                        drop(nethuns_core::Context::packet(&self.ctx, t));
+                    }
+                }
+                Err(e) if sink.is_empty() => return Some(Err(e)),
+                Err(_) => return Some(Ok(())),
+            }
+        }
+        None
+    }
+
     /// A buffer for the next packet: the spare one, else one from the pool.
     #[inline]
     fn take_buffer(&self) -> Option<BufferDesc> {
@@ -514,15 +561,9 @@ impl Socket for Sock {
     /// One `pcap_dispatch` for as many packets as the burst has room and the pool has
     /// buffers (a savefile: up to its end).
     fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
-        while self.backlogged.get() && sink.remaining() > 0 {
-            match self.recv_backlog() {
-                Ok((t, m)) => {
-                    if let Err((t, _)) = sink.push(t, m) {
-                        drop(nethuns_core::Context::packet(&self.ctx, t));
-                    }
-                }
-                Err(e) if sink.is_empty() => return Err(e),
-                Err(_) => return Ok(()),
+        if self.backlogged.get() {
+            if let Some(r) = self.fill_from_backlog(sink) {
+                return r;
             }
         }
         let room = sink.remaining();
@@ -560,29 +601,15 @@ impl Socket for Sock {
         };
         self.spare.set(spare);
         let got = sink.len() - before;
-        if got > 0 {
-            self.received.set(self.received.get() + got as u64);
-        }
-        // libpcap handed over more than the sink took: the rest is in the backlog.
-        if matches!(r, Ok(k) if k > got) {
-            self.backlogged.set(true);
-        }
-        match r {
-            Ok(0) if !live && self.backlog.borrow().is_empty() => {
-                self.eof.set(true);
-                if sink.is_empty() {
-                    Err(Error::Eof)
-                } else {
-                    Ok(())
-                }
+        // The common ends, nothing to look into: a live burst that came whole (or empty).
+        if live && matches!(r, Ok(k) if k == got) {
+            if got > 0 {
+                self.received.set(self.received.get() + got as u64);
             }
-            Ok(_) => Ok(()),
-            Err(e) if live => {
-                drop(handle);
-                Err(self.live_error(e))
-            }
-            Err(e) => Err(self.pcap_err("receive", e)),
+            return Ok(());
         }
+        drop(handle);
+        self.end_burst(r, got, live, sink)
     }
 
     #[inline]

@@ -79,6 +79,10 @@ impl Sock {
             a.released += 1;
             mark(self.umem.addr_of(f));
         }
+        for addr in self.umem.local_frames() {
+            a.released += 1;
+            mark(addr);
+        }
         for &addr in self.rx_spare.borrow().iter() {
             a.rx_spare += 1;
             mark(addr);

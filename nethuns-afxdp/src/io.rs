@@ -58,15 +58,44 @@ pub(crate) enum Kick {
 }
 
 impl Sock {
-    /// Moves every released RX frame back to the fill ring, in one batch.
+    /// Moves every released RX frame back to the fill ring, in one batch: those released
+    /// through the socket's own handle (a plain stack), then those released through clones
+    /// (the lock-free stack).
     #[inline]
     pub(crate) fn refill(&self) {
+        if self.umem.local_len() != 0 {
+            self.refill_local();
+        }
+        if self.umem.shared_pending() {
+            self.refill_shared();
+        } else if self.multi_buffer && !self.rx_spare.borrow().is_empty() {
+            // Segments of received multi-buffer frames wait in `rx_spare`.
+            self.refill_spare(0);
+        }
+    }
+
+    /// The frames of the local stack to the fill ring (frame starts, never jumbo buffers).
+    #[inline]
+    fn refill_local(&self) {
+        let n = self.umem.local_len();
+        if self.fill.prod_free(n) >= n {
+            self.umem.take_local(|addr| self.fill.push(addr));
+            self.fill.submit();
+            self.recycled.set(self.recycled.get() + u64::from(n));
+        } else {
+            let mut spare = self.rx_spare.borrow_mut();
+            self.umem.take_local(|addr| spare.push(addr));
+            drop(spare);
+            self.refill_spare(u64::from(n));
+        }
+        self.umem.count_released(u64::from(n));
+    }
+
+    /// The frames of the lock-free stack (released through clones) to the fill ring.
+    #[inline(never)]
+    fn refill_shared(&self) {
         let mut f = self.umem.take_released();
         if Umem::is_nil(f) {
-            if self.multi_buffer && !self.rx_spare.borrow().is_empty() {
-                // Segments of received multi-buffer frames wait in `rx_spare`.
-                self.refill_spare(0);
-            }
             return;
         }
         let mut spare = self.rx_spare.borrow_mut();
@@ -94,7 +123,7 @@ impl Sock {
 
     /// Moves the frames waiting in `rx_spare` to the fill ring (as many as fit), `n` of them
     /// released by payloads.
-    #[inline]
+    #[inline(never)]
     fn refill_spare(&self, n: u64) {
         let mut spare = self.rx_spare.borrow_mut();
         let room = self.fill.prod_free(spare.len() as u32) as usize;
@@ -109,21 +138,27 @@ impl Sock {
 
     /// Asks the kernel to process the fill ring (zero-copy drivers set the flag when it ran
     /// dry). One syscall, only when the kernel asks.
+    #[inline]
     fn wake_rx(&self) {
         if self.fill.needs_wakeup() {
-            // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented
-            // AF_XDP wakeup; no memory is written.
-            unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
+            self.wake_rx_call();
         }
+    }
+
+    #[inline(never)]
+    fn wake_rx_call(&self) {
+        // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented
+        // AF_XDP wakeup; no memory is written.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
     }
 
     /// Counts a frame queued on the TX ring (however many descriptors it took); submits a
@@ -240,14 +275,10 @@ impl Sock {
         let idle = self.idle_polls.get().wrapping_add(1);
         self.idle_polls.set(idle);
         if idle % CLOCK_EVERY == 1 {
-            let now = coarse_ms();
-            if now >= self.next_check_ms.get() {
-                self.next_check_ms.set(now + LINK_CHECK_MS);
-                self.check_link();
-            }
+            self.check_link_due();
         }
-        if self.gone.get() || self.down.get() {
-            return Error::InterfaceDown(self.ifname.clone());
+        if self.gone.get() | self.down.get() {
+            return self.down_error();
         }
         if self.held_frames() >= self.layout.rx_frames as u64 {
             return Error::NoMemory;
@@ -255,44 +286,90 @@ impl Sock {
         Error::NoPacket
     }
 
+    /// Checks the link if [`LINK_CHECK_MS`] passed since the last check.
+    #[inline(never)]
+    fn check_link_due(&self) {
+        let now = coarse_ms();
+        if now >= self.next_check_ms.get() {
+            self.next_check_ms.set(now + LINK_CHECK_MS);
+            self.check_link();
+        }
+    }
+
+    /// `InterfaceDown` with the interface's name.
+    #[cold]
+    #[inline(never)]
+    fn down_error(&self) -> Error {
+        Error::InterfaceDown(self.ifname.clone())
+    }
+
     /// At the end of a window (every entry read): gives RX slots back, recycles released
     /// frames, and looks at the ring again. (At every window, not only when the ring is
     /// empty: under sustained traffic the kernel must see the slots and frames come back, or
-    /// it drops on a full ring.) `None`: a new window to read; else why there is nothing
-    /// (`NoPacket`, `NoMemory`, `InterfaceDown`).
-    #[inline]
-    fn next_window(&self) -> Option<Error> {
+    /// it drops on a full ring.) `false`: nothing to read ([`Sock::nothing_received`] says
+    /// why).
+    #[inline(never)]
+    fn next_window(&self) -> bool {
         self.rx.release();
         self.refill();
         if self.rx.cons_avail(RX_BATCH) != 0 {
-            return None;
+            return true;
         }
         self.wake_rx();
-        Some(self.nothing_received())
+        false
     }
 
     /// Takes the next entry of the current window (not empty) as a token and its metadata;
     /// single-buffer sockets only (a multi-buffer frame spans several entries).
     #[inline]
     fn take_one(&self) -> (Token, Meta) {
-        let XdpDesc { addr, len, options } = self.rx.pop();
+        let d = self.rx.pop();
+        self.take_desc(d)
+    }
+
+    /// Hands out the frame of descriptor `d`, just popped (a single-buffer frame).
+    #[inline(always)]
+    fn take_desc(&self, d: XdpDesc) -> (Token, Meta) {
+        let XdpDesc { addr, len, options } = d;
         self.umem.mark_out(self.umem.frame_of(addr));
         self.handed_out.set(self.handed_out.get() + 1);
-        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
-        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
-        // UMEM (the kernel validates RX descriptors against the registered area).
-        let bytes = unsafe {
-            &*self
-                .umem
-                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        let (rx_timestamp, xdp_timestamp, rx_hash) = if self.rx_meta {
+            self.rx_metadata_fields(addr)
+        } else {
+            (None, None, None)
         };
         // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
         // strips anything in SKB mode, and native drivers hand XDP the raw frame).
-        let meta = self.meta_for(addr, len, options, bytes);
+        let meta = Meta {
+            len,
+            queue: self.queue,
+            options,
+            // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote
+            // `len` bytes there and no longer touches it; nobody else holds it yet, and it
+            // lies in the UMEM (the kernel validates RX descriptors against the registered
+            // area).
+            vlan: unsafe { self.umem.outer_vlan(addr, len) },
+            rx_timestamp,
+            xdp_timestamp,
+            rx_hash,
+        };
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.
         let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
         (token, meta)
+    }
+
+    /// The driver's RX timestamp, the program's software stamp (since the epoch) and the RX
+    /// hash the steering program wrote in front of the frame at `addr`.
+    #[inline(never)]
+    fn rx_metadata_fields(&self, addr: u64) -> (Option<u64>, Option<u64>, Option<u32>) {
+        let rx = self.rx_metadata_of(addr);
+        (
+            rx.driver_ts,
+            rx.tai_ts
+                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
+            rx.hash,
+        )
     }
 
     /// Receive frames held by payloads and tokens now.
@@ -339,19 +416,16 @@ impl Sock {
 
     /// The metadata of a received frame whose (first) descriptor had `addr` and `options`:
     /// `len` bytes, `bytes` its data.
-    #[inline]
     pub(crate) fn meta_for(&self, addr: u64, len: u32, options: u32, bytes: &[u8]) -> Meta {
-        let rx = self.rx_metadata_of(addr);
+        let (rx_timestamp, xdp_timestamp, rx_hash) = self.rx_metadata_fields(addr);
         Meta {
             len,
             queue: self.queue,
             options,
             vlan: frame::outer_vlan(bytes),
-            rx_timestamp: rx.driver_ts,
-            xdp_timestamp: rx
-                .tai_ts
-                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
-            rx_hash: rx.hash,
+            rx_timestamp,
+            xdp_timestamp,
+            rx_hash,
         }
     }
 
@@ -395,34 +469,35 @@ impl Socket for Sock {
     type Metadata = Meta;
     type Flags = AfXdpFlags;
 
-    #[inline]
-    fn recv_token(&self) -> Result<(Token, Meta)> {
-        if self.rx.cons_window_done() {
-            if let Some(e) = self.next_window() {
-                return Err(e);
-            }
+    /// [`Socket::recv_token`] paired with the socket's context, inlined into the caller.
+    #[inline(always)]
+    fn recv(&self) -> Result<(nethuns_core::Payload<'_, Umem>, Meta)> {
+        if self.rx.cons_window_done() && !self.next_window() {
+            return Err(self.nothing_received());
         }
-        let XdpDesc { addr, len, options } = self.rx.pop();
-        if options & libc::XDP_PKT_CONTD != 0 {
-            return self.recv_multi(XdpDesc { addr, len, options });
-        }
-        self.umem.mark_out(self.umem.frame_of(addr));
-        self.handed_out.set(self.handed_out.get() + 1);
-        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
-        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
-        // UMEM (the kernel validates RX descriptors against the registered area).
-        let bytes = unsafe {
-            &*self
-                .umem
-                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        let d = self.rx.pop();
+        let (token, meta) = if d.options & libc::XDP_PKT_CONTD != 0 {
+            self.recv_multi(d)?
+        } else {
+            self.take_desc(d)
         };
-        // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
-        // strips anything in SKB mode, and native drivers hand XDP the raw frame).
-        let meta = self.meta_for(addr, len, options, bytes);
-        // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
-        // and list until this token's payload releases it, and `len` fits in the frame.
-        let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
-        Ok((token, meta))
+        // SAFETY: the token was made by this socket from its own context.
+        Ok((
+            unsafe { nethuns_core::Payload::from_token_unchecked(token, &self.umem) },
+            meta,
+        ))
+    }
+
+    #[inline(always)]
+    fn recv_token(&self) -> Result<(Token, Meta)> {
+        if self.rx.cons_window_done() && !self.next_window() {
+            return Err(self.nothing_received());
+        }
+        let d = self.rx.pop();
+        if d.options & libc::XDP_PKT_CONTD != 0 {
+            return self.recv_multi(d);
+        }
+        Ok(self.take_desc(d))
     }
 
     #[inline]
@@ -442,15 +517,14 @@ impl Socket for Sock {
             }
             return Ok(());
         }
-        if self.rx.cons_window_done() {
-            if let Some(e) = self.next_window() {
-                if matches!(e, Error::NoPacket) {
-                    // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
-                    std::mem::forget(e);
-                    return Ok(());
-                }
-                return Err(e);
+        if self.rx.cons_window_done() && !self.next_window() {
+            let e = self.nothing_received();
+            if matches!(e, Error::NoPacket) {
+                // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
+                std::mem::forget(e);
+                return Ok(());
             }
+            return Err(e);
         }
         // The rest of the current window, as far as the sink has room: one window check and
         // one release per burst, not per packet.

@@ -242,12 +242,14 @@ impl Sock {
             netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
         let link_events = netdev::link_events_socket()
             .map_err(|e| Error::os(ctx("creating a netlink socket for link events"), e))?;
-        let umem = Umem::with_jumbo(
+        let mut umem = Umem::with_jumbo(
             layout.num_frames,
             layout.frame_size,
             jumbo_count,
             jumbo_size,
         )?;
+        // The socket's handle: payloads of `recv` release through it without atomics.
+        umem.make_local(layout.rx_frames);
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {

@@ -9,11 +9,19 @@
 //! address is its offset in the whole mapping (≥ the UMEM's length), so payloads, tokens and
 //! `release` treat it as any frame; its index comes after the UMEM's frames.
 //!
-//! Dropping a payload may happen on any thread. The frame goes onto a lock-free stack
-//! (one compare-and-swap, nothing else); the socket's thread takes the whole stack with one
-//! swap when it refills the fill ring, in batches. Because frames leave the stack only through that
-//! take-all, a push racing with it cannot see a stale `next` (no ABA), and no tag is needed.
+//! Releasing a frame takes one of two paths:
+//! - through the socket's own handle (the [`Umem`] inside the socket, which every payload of
+//!   `recv` / `recv_batch` borrows): onto a plain, non-atomic stack of frame addresses that
+//!   the socket moves to the fill ring once per receive window. A `Umem` is not `Sync`, so a
+//!   payload borrowing the socket's handle is dropped on the thread that holds the socket:
+//!   the socket and its payloads never touch that stack at the same time.
+//! - through a clone (a token consumed with a cloned context, on any thread): onto a
+//!   lock-free stack (one compare-and-swap, nothing else); the socket's thread takes the whole
+//!   stack with one swap when it refills the fill ring, in batches. Because frames leave the
+//!   stack only through that take-all, a push racing with it cannot see a stale `next` (no
+//!   ABA), and no tag is needed.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,9 +32,33 @@ const NIL: u32 = u32::MAX;
 /// The UMEM of one socket: `num_frames` frames of `frame_size` bytes in one anonymous mapping.
 /// Cheap to clone (an `Arc`); clones share the memory and the pool id. The memory lives as
 /// long as any clone, so payloads stay readable after their socket is gone.
-#[derive(Clone)]
+///
+/// `Send` but not `Sync`: a clone travels to another thread (with tokens, to make payloads
+/// there), a reference does not. Frames released through the socket's own handle go back
+/// without an atomic operation (see the module documentation).
 pub struct Umem {
     inner: Arc<Inner>,
+    /// The socket's own handle only (clones have none): frames released through it, waiting
+    /// for the socket's next refill.
+    local: Option<Local>,
+}
+
+impl Clone for Umem {
+    /// Another handle on the same memory and pool; frames released through it take the
+    /// lock-free path.
+    fn clone(&self) -> Self {
+        Umem {
+            inner: self.inner.clone(),
+            local: None,
+        }
+    }
+}
+
+/// A stack of released frame addresses, used by one thread at a time (`Cell`s make the
+/// owning [`Umem`] `!Sync`).
+struct Local {
+    addrs: Box<[Cell<u64>]>,
+    len: Cell<u32>,
 }
 
 struct Inner {
@@ -113,6 +145,7 @@ impl Umem {
         }
         let all = num_frames + jumbo_count;
         Ok(Umem {
+            local: None,
             inner: Arc::new(Inner {
                 area: area.cast(),
                 len,
@@ -137,6 +170,45 @@ impl Umem {
     /// are not registered).
     pub(crate) fn area(&self) -> (*mut u8, usize) {
         (self.inner.area, self.inner.len)
+    }
+
+    /// Makes this handle the socket's own: frames released through it (up to `cap` at a
+    /// time, more take the lock-free path) wait on a plain stack for [`Umem::take_local`].
+    pub(crate) fn make_local(&mut self, cap: u32) {
+        self.local = Some(Local {
+            addrs: (0..cap).map(|_| Cell::new(0)).collect(),
+            len: Cell::new(0),
+        });
+    }
+
+    /// Frames released through this handle since the last [`Umem::take_local`].
+    #[inline]
+    pub(crate) fn local_len(&self) -> u32 {
+        self.local.as_ref().map_or(0, |l| l.len.get())
+    }
+
+    /// Calls `f` with the address of every frame released through this handle (frame
+    /// starts), and empties the stack; returns how many there were. The caller owns them
+    /// from now on.
+    #[inline]
+    pub(crate) fn take_local(&self, mut f: impl FnMut(u64)) -> u32 {
+        let Some(l) = &self.local else { return 0 };
+        let n = l.len.get();
+        for c in &l.addrs[..n as usize] {
+            f(c.get());
+        }
+        l.len.set(0);
+        n
+    }
+
+    /// The frames waiting on the local stack (for the frame audit).
+    pub(crate) fn local_frames(&self) -> Vec<u64> {
+        self.local.as_ref().map_or(vec![], |l| {
+            l.addrs[..l.len.get() as usize]
+                .iter()
+                .map(Cell::get)
+                .collect()
+        })
     }
 
     /// Jumbo buffers (0 without multi-buffer frames).
@@ -245,6 +317,44 @@ impl Umem {
         }
     }
 
+    /// Whether frames wait on the lock-free stack (one relaxed load).
+    #[inline]
+    pub(crate) fn shared_pending(&self) -> bool {
+        self.inner.head.load(Ordering::Relaxed) != NIL
+    }
+
+    /// The TCI of the outermost VLAN tag (TPID 0x8100, 0x88A8 or 0x9100) of the `len`-byte
+    /// frame at `addr`, or `None` if it is untagged: [`frame::outer_vlan`] with one load.
+    ///
+    /// # Safety
+    /// `len` bytes at `addr` lie in the mapping and are not being written.
+    ///
+    /// [`frame::outer_vlan`]: nethuns_core::frame::outer_vlan
+    #[inline(always)]
+    pub(crate) unsafe fn outer_vlan(&self, addr: u64, len: u32) -> Option<u16> {
+        if len < 18 {
+            return None;
+        }
+        // SAFETY: bytes 12..16 of the frame lie within its `len` ≥ 18 bytes (caller's
+        // contract); an unaligned read of plain bytes.
+        let w = u32::from_be(unsafe {
+            self.inner
+                .area
+                .add(addr as usize + 12)
+                .cast::<u32>()
+                .read_unaligned()
+        });
+        let tpid = w >> 16;
+        // Below the smallest TPID (IPv4, ARP): one comparison.
+        if tpid < 0x8100 {
+            return None;
+        }
+        match tpid {
+            0x8100 | 0x88A8 | 0x9100 => Some(w as u16),
+            _ => None,
+        }
+    }
+
     /// Takes every released frame at once; iterate the returned chain with
     /// [`Umem::chain_next`]. Only the socket's thread calls this.
     #[inline]
@@ -299,13 +409,35 @@ impl Context for Umem {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.inner.pool_id, buf_idx);
-        let frame = self.frame_of(buf_idx.get() as u64);
+        let addr = buf_idx.get() as u64;
+        if let Some(l) = &self.local {
+            let n = l.len.get();
+            if addr < self.inner.len as u64 {
+                if let Some(slot) = l.addrs.get(n as usize) {
+                    #[cfg(debug_assertions)]
+                    {
+                        let frame = (addr >> self.inner.frame_shift) as usize;
+                        assert!(
+                            self.inner.out[frame].swap(false, Ordering::Relaxed),
+                            "AF_XDP frame {frame} released twice"
+                        );
+                    }
+                    slot.set(addr & !((1u64 << self.inner.frame_shift) - 1));
+                    l.len.set(n + 1);
+                    return;
+                }
+            }
+        }
+        self.release_shared(addr);
+    }
+}
+
+impl Umem {
+    /// The lock-free path of `release`: a push on the released stack.
+    fn release_shared(&self, addr: u64) {
+        let frame = self.frame_of(addr);
         if frame >= self.inner.num_frames + self.inner.jumbo_count {
-            debug_assert!(
-                false,
-                "release of UMEM address {} out of range",
-                buf_idx.get()
-            );
+            debug_assert!(false, "release of UMEM address {addr} out of range");
             return;
         }
         #[cfg(debug_assertions)]

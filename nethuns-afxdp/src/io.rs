@@ -74,6 +74,12 @@ impl Sock {
         }
     }
 
+    /// [`Sock::refill`], out of line (the receive path's window boundary).
+    #[inline(never)]
+    fn refill_now(&self) {
+        self.refill();
+    }
+
     /// The frames of the local stack to the fill ring (frame starts, never jumbo buffers).
     #[inline]
     fn refill_local(&self) {
@@ -308,10 +314,12 @@ impl Sock {
     /// empty: under sustained traffic the kernel must see the slots and frames come back, or
     /// it drops on a full ring.) `false`: nothing to read ([`Sock::nothing_received`] says
     /// why).
-    #[inline(never)]
+    #[inline(always)]
     fn next_window(&self) -> bool {
         self.rx.release();
-        self.refill();
+        if self.umem.local_len() != 0 || self.multi_buffer || self.umem.shared_pending() {
+            self.refill_now();
+        }
         if self.rx.cons_avail(RX_BATCH) != 0 {
             return true;
         }

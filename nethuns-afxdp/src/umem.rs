@@ -187,15 +187,15 @@ impl Umem {
         self.local.as_ref().map_or(0, |l| l.len.get())
     }
 
-    /// Calls `f` with the address of every frame released through this handle (frame
-    /// starts), and empties the stack; returns how many there were. The caller owns them
-    /// from now on.
+    /// Calls `f` with the start of every frame released through this handle, and empties the
+    /// stack; returns how many there were. The caller owns them from now on.
     #[inline]
     pub(crate) fn take_local(&self, mut f: impl FnMut(u64)) -> u32 {
         let Some(l) = &self.local else { return 0 };
         let n = l.len.get();
+        let mask = !(u64::from(self.frame_size()) - 1);
         for c in &l.addrs[..n as usize] {
-            f(c.get());
+            f(c.get() & mask);
         }
         l.len.set(0);
         n
@@ -335,24 +335,20 @@ impl Umem {
         if len < 18 {
             return None;
         }
+        let at = addr as usize + 12;
         // SAFETY: bytes 12..16 of the frame lie within its `len` ≥ 18 bytes (caller's
-        // contract); an unaligned read of plain bytes.
-        let w = u32::from_be(unsafe {
-            self.inner
-                .area
-                .add(addr as usize + 12)
-                .cast::<u32>()
-                .read_unaligned()
-        });
-        let tpid = w >> 16;
-        // Below the smallest TPID (IPv4, ARP): one comparison.
-        if tpid < 0x8100 {
-            return None;
+        // contract); unaligned reads of plain bytes.
+        let tpid = u16::from_le_bytes(unsafe { self.inner.area.add(at).cast::<[u8; 2]>().read() });
+        // Compared as read (bytes in wire order): 0x8100 and 0x9100 differ in one bit, so
+        // two comparisons cover the three TPIDs.
+        if tpid & 0xFFEF == u16::from_le_bytes([0x81, 0x00])
+            || tpid == u16::from_le_bytes([0x88, 0xA8])
+        {
+            // SAFETY: as above.
+            let tci = unsafe { self.inner.area.add(at + 2).cast::<[u8; 2]>().read() };
+            return Some(u16::from_be_bytes(tci));
         }
-        match tpid {
-            0x8100 | 0x88A8 | 0x9100 => Some(w as u16),
-            _ => None,
-        }
+        None
     }
 
     /// Takes every released frame at once; iterate the returned chain with
@@ -422,7 +418,8 @@ impl Context for Umem {
                             "AF_XDP frame {frame} released twice"
                         );
                     }
-                    slot.set(addr & !((1u64 << self.inner.frame_shift) - 1));
+                    // As released (the frame's start is taken when it goes to the fill ring).
+                    slot.set(addr);
                     l.len.set(n + 1);
                     return;
                 }
@@ -466,6 +463,25 @@ impl Umem {
 mod tests {
     use super::*;
     use nethuns_core::Token;
+
+    #[test]
+    fn outer_vlan_matches_the_frame_rule() {
+        let u = Umem::new(4, 2048).unwrap();
+        for tpid in [
+            0x8100u16, 0x88A8, 0x9100, 0x0800, 0x86DD, 0x88B5, 0x8000, 0x8110, 0x9000,
+        ] {
+            let mut f = [0u8; 64];
+            f[12..14].copy_from_slice(&tpid.to_be_bytes());
+            f[14..16].copy_from_slice(&[0x20, 0x07]);
+            u.write(2048 + 100, &f);
+            for len in [14u32, 17, 18, 64] {
+                // SAFETY (test): the frame was just written and nothing else uses it.
+                let got = unsafe { u.outer_vlan(2048 + 100, len) };
+                let want = nethuns_core::frame::outer_vlan(&f[..len as usize]);
+                assert_eq!(got, want, "tpid {tpid:#x} len {len}");
+            }
+        }
+    }
 
     #[test]
     fn release_from_many_threads_then_take_all() {

@@ -55,7 +55,7 @@ pub mod wait;
 pub use context::{next_pool_id, try_packet, BufferDesc, BufferRef, Context, ForeignToken};
 pub use error::{BoxError, Error, Result};
 pub use metadata::{Metadata, MetadataType};
-pub use socket::{check_frame_len, Capabilities, Flags, Socket, Stats};
+pub use socket::{check_frame_len, Capabilities, Flags, Socket, Stats, Unsent};
 pub use token::{leaked_tokens, Payload, Token};
 
 /// The spec's `api` module: the core traits and types in one place.
@@ -66,7 +66,7 @@ pub mod api {
     };
     pub use crate::context::{BufferDesc, BufferRef, Context, ForeignToken};
     pub use crate::metadata::{Metadata, MetadataType};
-    pub use crate::socket::{Capabilities, Flags, Socket, Stats};
+    pub use crate::socket::{Capabilities, Flags, Socket, Stats, Unsent};
     pub use crate::token::{Payload, Token};
 }
 
@@ -94,6 +94,6 @@ pub mod reexports {
     pub use crate::{crossbeam_channel, flume};
     pub use crate::{
         leaked_tokens, BufferDesc, BufferRef, Capabilities, Context, Error, Flags, ForeignToken,
-        Metadata, MetadataType, Payload, Result, Socket, Stats, Token,
+        Metadata, MetadataType, Payload, Result, Socket, Stats, Token, Unsent,
     };
 }

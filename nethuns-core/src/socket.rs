@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use crate::batch::{BatchSink, Received, Slot};
 use crate::channel::{IntoBatchChannel, NethunsPopper, NethunsPusher};
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::token::{Payload, Token};
 
@@ -177,6 +177,85 @@ pub trait Socket: Send + Sized {
     /// Send a packet. The bytes are copied into the transmit side and queued.
     fn send(&self, packet: &[u8]) -> Result<()>;
 
+    /// Send a frame of `len` bytes that `fill` writes in place: straight into the transmit
+    /// frame, ring slot or mbuf where the engine has one, so the frame is built where it is
+    /// sent from, with no copy (C nethuns' `nethuns_get_buf_addr` + `nethuns_send_slot`).
+    ///
+    /// `fill` gets exactly `len` bytes whose content is unspecified (a previous frame's bytes,
+    /// or zeros): it must write every byte it wants sent. The size rule of [`Socket::send`]
+    /// applies: `len` is checked before `fill` runs (a frame that cannot fit gets its error
+    /// and `fill` is not called) and the written frame after it (the 802.1Q allowance depends
+    /// on its EtherType); a refused frame is not queued. Queued like `send`; `flush` submits.
+    ///
+    /// The default builds the frame on the stack (on the heap above 2048 bytes) and calls
+    /// `send`; the backends whose engine has transmit memory of its own write into it.
+    ///
+    /// ```no_run
+    /// # use nethuns_core::Socket;
+    /// # fn demo<S: Socket>(sock: &S) -> nethuns_core::Result<()> {
+    /// sock.send_with(64, |frame| {
+    ///     frame[..12].copy_from_slice(&[0xff; 12]);
+    ///     frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    ///     frame[14..].fill(0);
+    /// })?;
+    /// sock.flush();
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        let caps = self.capabilities();
+        check_frame_len(
+            len,
+            caps.min_frame,
+            caps.max_frame + crate::frame::VLAN_HLEN,
+        )?;
+        let mut stack = [0u8; 2048];
+        let mut heap;
+        let frame = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap = vec![0u8; len];
+            &mut heap[..]
+        };
+        fill(frame);
+        self.send(frame)
+    }
+
+    /// Transmit a received packet, without a copy where the engine can: where the payload's
+    /// buffer lies in memory this socket's engine transmits from (AF_XDP: a frame of this
+    /// socket's UMEM; DPDK: an mbuf of this process), the buffer itself is queued and goes
+    /// back to its pool once sent. Otherwise the bytes are copied ([`Socket::send`]) and the
+    /// payload is released. Queued like `send`; `flush` submits.
+    ///
+    /// On failure (`NoMemory` when the transmit side is full, the size rule, a gone
+    /// interface) the payload comes back unchanged in [`Unsent`], to retry after a `flush`
+    /// or to drop.
+    ///
+    /// ```no_run
+    /// # use nethuns_core::{Error, Socket};
+    /// # fn demo<S: Socket, T: Socket>(rx: &S, tx: &T) -> nethuns_core::Result<()> {
+    /// if let Ok((payload, _meta)) = rx.recv() {
+    ///     if let Err(unsent) = tx.send_payload(payload) {
+    ///         if matches!(unsent.error, Error::NoMemory) {
+    ///             tx.flush();
+    ///         }
+    ///         // Dropping `unsent` releases the packet.
+    ///     }
+    /// }
+    /// tx.flush();
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: Payload<'p, C>,
+    ) -> std::result::Result<(), Unsent<'p, C>> {
+        match self.send(&payload) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(Unsent { error, payload }),
+        }
+    }
+
     /// Queue `packets` in order and submit them (one [`Socket::flush`] at the end); returns
     /// how many were queued. It stops early when the transmit side is full (`NoMemory`) or a
     /// frame is refused after some were queued: the rest is for the next call, which reports
@@ -268,5 +347,47 @@ pub trait Socket: Send + Sized {
         let pusher = NethunsPusher::new(tx, ctx.pool_id());
         let popper = NethunsPopper::new(rx, ctx);
         Ok((sock, pusher, popper))
+    }
+}
+
+/// A packet [`Socket::send_payload`] did not queue, and why. The packet is still owned:
+/// retry it or drop it (which releases its buffer).
+pub struct Unsent<'p, C: Context> {
+    /// Why it was not queued: the errors of [`Socket::send`].
+    pub error: Error,
+    /// The packet, unchanged.
+    pub payload: Payload<'p, C>,
+}
+
+impl<C: Context> std::fmt::Debug for Unsent<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsent")
+            .field("error", &self.error)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+impl<C: Context> std::fmt::Display for Unsent<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "packet of {} bytes not sent: {}",
+            self.payload.len(),
+            self.error
+        )
+    }
+}
+
+impl<C: Context> std::error::Error for Unsent<'_, C> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<C: Context> From<Unsent<'_, C>> for Error {
+    /// Keeps the error; the packet is released.
+    fn from(u: Unsent<'_, C>) -> Self {
+        u.error
     }
 }

@@ -56,7 +56,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context as TaskContext, Poll};
 
 use futures_core::Stream;
-use nethuns_core::{Context, Error, Payload, Result, Socket, Token};
+use nethuns_core::{Context, Error, Payload, Result, Socket, Token, Unsent};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -197,6 +197,47 @@ impl<S: Socket> AsyncSocket<S> {
                 r => return r,
             }
             self.socket().try_flush()?;
+            tries += 1;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Queues a frame of `len` bytes that `fill` writes in place ([`Socket::send_with`]),
+    /// flushing and yielding while the transmit side is full, as [`AsyncSocket::send`] does.
+    /// `fill` may run more than once when the engine refuses the frame after it was written
+    /// (never for `NoMemory` on the backends that write in place, which find room first).
+    pub async fn send_with<F: FnMut(&mut [u8])>(&self, len: usize, mut fill: F) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.socket().send_with(len, &mut fill) {
+                Err(Error::NoMemory) if tries < SEND_RETRIES => {}
+                r => return r,
+            }
+            self.socket().try_flush()?;
+            tries += 1;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Transmits a received packet ([`Socket::send_payload`]: without a copy where the engine
+    /// can), flushing and yielding while the transmit side is full, as [`AsyncSocket::send`]
+    /// does. On failure the packet comes back in the [`Unsent`].
+    pub async fn send_payload<'p, C: Context>(
+        &self,
+        payload: Payload<'p, C>,
+    ) -> std::result::Result<(), Unsent<'p, C>> {
+        let mut payload = payload;
+        let mut tries = 0;
+        loop {
+            match self.socket().send_payload(payload) {
+                Err(u) if matches!(u.error, Error::NoMemory) && tries < SEND_RETRIES => {
+                    payload = u.payload;
+                }
+                r => return r,
+            }
+            if let Err(error) = self.socket().try_flush() {
+                return Err(Unsent { error, payload });
+            }
             tries += 1;
             tokio::task::yield_now().await;
         }

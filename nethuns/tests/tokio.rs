@@ -72,6 +72,20 @@ async fn next_seq<S: Socket>(sock: &mut AsyncSocket<S>, way: Way) -> Result<u32,
     }
 }
 
+/// The sequence numbers of the test frames the peer receives until it has N or none comes.
+fn peer_seqs(peer: &RawPeer) -> Vec<u32> {
+    let mut seqs = vec![];
+    while let Some(f) = peer.recv(Duration::from_millis(500)) {
+        if let Some(seq) = frames::seq_of(&f) {
+            seqs.push(seq);
+        }
+        if seqs.len() == N as usize {
+            break;
+        }
+    }
+    seqs
+}
+
 /// Receives exactly N frames the three ways, then sends N that the peer receives.
 fn exactly_n<S: Socket + 'static>(
     name: &str,
@@ -138,23 +152,61 @@ fn exactly_n<S: Socket + 'static>(
         }
         sock.flush().await.expect("flush");
     });
-    let mut seqs = vec![];
-    while let Some(f) = peer.recv(Duration::from_millis(500)) {
-        if let Some(seq) = frames::seq_of(&f) {
-            seqs.push(seq);
-        }
-        if seqs.len() == N as usize {
-            break;
-        }
-    }
+    let seqs = peer_seqs(&peer);
     assert_eq!(seqs, (5000..5000 + N).collect::<Vec<_>>(), "{name}: sent");
+    println!("{name}: send + flush: {N} of {N} frames");
+    // send_with + send_payload: frames built in place, then received ones sent back as they are.
+    rt.block_on(async {
+        for seq in 0..N {
+            let f = frames::frame(6000 + seq, 128);
+            sock.send_with(f.len(), |b| b.copy_from_slice(&f))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: send_with: {e}"));
+        }
+        sock.flush().await.expect("flush");
+    });
+    assert_eq!(
+        peer_seqs(&peer),
+        (6000..6000 + N).collect::<Vec<_>>(),
+        "{name}: send_with"
+    );
+    // The peer takes the frames back while it sends (its socket buffer holds fewer than N).
+    let (got, back) = std::thread::scope(|s| {
+        let sender = s.spawn(|| send_later(&peer, 7000));
+        let back = s.spawn(|| peer_seqs(&peer));
+        let got = rt.block_on(async {
+            let mut n = 0;
+            while n < N {
+                let Ok(r) = tokio::time::timeout(LIMIT, sock.recv()).await else {
+                    break;
+                };
+                let (p, _) = r.map_err(|e| format!("recv: {e}"))?;
+                if frames::seq_of(&p).is_some() {
+                    sock.send_payload(p)
+                        .await
+                        .map_err(|e| format!("send_payload: {e}"))?;
+                    n += 1;
+                }
+            }
+            sock.flush().await.map_err(|e| format!("flush: {e}"))?;
+            Ok::<u32, String>(n)
+        });
+        sender.join().expect("sender").expect("peer send");
+        (got, back.join().expect("peer receiver"))
+    });
+    assert_eq!(got, Ok(N), "{name}: received for send_payload");
+    assert_eq!(
+        back,
+        (7000..7000 + N).collect::<Vec<_>>(),
+        "{name}: send_payload"
+    );
+    println!("{name}: send_with, send_payload: {N} of {N} frames each");
     let st = sock.socket().stats().expect("stats");
     assert_eq!(
         (st.received, st.sent),
-        (3 * N as u64, N as u64),
+        (4 * N as u64, 3 * N as u64),
         "{name}: stats"
     );
-    println!("{name}: send + flush: {N} of {N} frames");
     drop(rt.block_on(async { sock.into_inner() }));
 }
 

@@ -87,7 +87,7 @@ impl Sock {
             a.rx_spare += 1;
             mark(addr);
         }
-        for &addr in self.tx_free.borrow().iter() {
+        for addr in self.tx_free.to_vec() {
             a.tx_free += 1;
             mark(addr);
         }

@@ -46,6 +46,19 @@ fn coarse_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// A TX frame taken off the free list for `send_with`, put back on drop (a refused frame, a
+/// panicking closure); forgotten once the frame is on the TX ring.
+struct TxFrame<'a> {
+    free: &'a crate::stack::FrameStack,
+    addr: u64,
+}
+
+impl Drop for TxFrame<'_> {
+    fn drop(&mut self) {
+        self.free.push(self.addr);
+    }
+}
+
 /// What a flush's wakeup calls ran into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kick {
@@ -167,6 +180,18 @@ impl Sock {
         };
     }
 
+    /// Puts TX frame `addr` (`len` bytes) on the TX ring (the caller checked a slot is
+    /// free) and counts it queued.
+    #[inline]
+    fn queue_frame(&self, addr: u64, len: u32) {
+        self.tx.push(XdpDesc {
+            addr,
+            len,
+            options: 0,
+        });
+        self.queued_one();
+    }
+
     /// Counts a frame queued on the TX ring (however many descriptors it took); submits a
     /// full batch.
     #[inline]
@@ -185,9 +210,18 @@ impl Sock {
             return;
         }
         let mask = !(self.layout.frame_size as u64 - 1);
-        let mut free = self.tx_free.borrow_mut();
+        let rx_end = u64::from(self.layout.rx_frames) * u64::from(self.layout.frame_size);
         for _ in 0..n {
-            free.push(self.comp.pop() & mask);
+            let addr = self.comp.pop() & mask;
+            if addr < rx_end {
+                // A received frame sent by `send_payload`: released now, back to the fill
+                // ring with the next refill.
+                self.umem.recycle(addr);
+            } else {
+                let pushed = self.tx_free.push(addr);
+                // There is room for every TX frame.
+                debug_assert!(pushed, "TX free list full");
+            }
         }
         self.comp.release();
     }
@@ -415,11 +449,83 @@ impl Sock {
         }
     }
 
+    /// `send` off its fast path: the size rule, a gone interface, a multi-buffer frame, a
+    /// full TX side (kicks the kernel and reaps once before giving up with `NoMemory`).
+    #[inline(never)]
+    fn send_slow(&self, packet: &[u8]) -> Result<()> {
+        if let Err(e) =
+            nethuns_core::check_frame_len(packet.len(), ETH_HLEN, self.max_len_for(packet))
+        {
+            return self.refuse(e);
+        }
+        if self.gone.get() {
+            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
+        }
+        if packet.len() > self.layout.frame_size as usize {
+            return self.send_multi(packet);
+        }
+        let addr = self.reserve_tx_frame()?;
+        self.umem.write(addr, packet);
+        self.queue_frame(addr, packet.len() as u32);
+        Ok(())
+    }
+
+    /// A free TX frame for a send, after one kick and reap if none is free and a TX slot
+    /// for it: `NoMemory` (back-pressure), `InterfaceDown` when the link is down.
+    #[inline]
+    fn reserve_tx_frame(&self) -> Result<u64> {
+        if let Some(a) = self.tx_free.pop() {
+            if self.tx.prod_free(1) != 0 {
+                return Ok(a);
+            }
+            self.tx_free.push(a);
+        }
+        self.submit_and_kick();
+        match self.tx_free.pop() {
+            Some(a) if self.tx.prod_free(1) != 0 => Ok(a),
+            Some(a) => {
+                self.tx_free.push(a);
+                Err(Error::NoMemory)
+            }
+            None if self.link_down.get() && !self.link_is_up() => {
+                Err(self.refused(Error::InterfaceDown(self.ifname.clone())))
+            }
+            None => Err(Error::NoMemory),
+        }
+    }
+
+    /// Queues `frame`, a received frame of this socket's UMEM, by its address: `Ok(true)`
+    /// when it is on the TX ring (the caller gives up its payload without releasing it).
+    fn send_own(&self, addr: u64, frame: &[u8]) -> Result<bool> {
+        if let Err(e) =
+            nethuns_core::check_frame_len(frame.len(), ETH_HLEN, self.max_len_for(frame))
+        {
+            return Err(self.refused(e));
+        }
+        if self.gone.get() {
+            return Err(self.refused(Error::InterfaceDown(self.ifname.clone())));
+        }
+        if self.tx.prod_free(1) == 0 {
+            self.submit_and_kick();
+            if self.tx.prod_free(1) == 0 {
+                return Err(Error::NoMemory);
+            }
+        }
+        self.queue_frame(addr, frame.len() as u32);
+        Ok(true)
+    }
+
     /// Counts a refused send and returns its error.
     #[cold]
     fn refuse(&self, e: Error) -> Result<()> {
+        Err(self.refused(e))
+    }
+
+    /// Counts a refused send; returns `e`.
+    #[cold]
+    fn refused(&self, e: Error) -> Error {
         self.refused.set(self.refused.get() + 1);
-        Err(e)
+        e
     }
 
     /// The metadata of a received frame whose (first) descriptor had `addr` and `options`:
@@ -545,50 +651,138 @@ impl Socket for Sock {
         Ok(())
     }
 
+    #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if let Err(e) =
-            nethuns_core::check_frame_len(packet.len(), ETH_HLEN, self.max_len_for(packet))
-        {
+        let len = packet.len();
+        // The fast path: a frame of untagged size in one UMEM frame, a free TX frame and a
+        // free TX slot; anything else (the size rule's errors, a tagged frame's extra 4
+        // bytes, multi-buffer frames, a full TX side, a gone interface) takes `send_slow`.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.prod_free(1) != 0 {
+                    self.umem.write(addr, packet);
+                    self.queue_frame(addr, len as u32);
+                    return Ok(());
+                }
+                self.tx_free.push(addr);
+            }
+        }
+        self.send_slow(packet)
+    }
+
+    /// Reserves TX frames and slots for the whole burst at once, copies each frame in, and
+    /// publishes them with one producer store and one kick. Frames off `send`'s fast path
+    /// (see [`Socket::send`]'s size rule, multi-buffer frames) go through `send`.
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let want = packets.len().min(u32::MAX as usize) as u32;
+        let k = if self.gone.get() {
+            0
+        } else {
+            want.min(self.tx_free.len()).min(self.tx.prod_free(want))
+        };
+        let mut n = 0usize;
+        for p in &packets[..k as usize] {
+            let len = p.len();
+            if len < ETH_HLEN || len > self.fast_tx_len {
+                break;
+            }
+            let Some(addr) = self.tx_free.pop() else {
+                break;
+            };
+            self.umem.write(addr, p);
+            self.tx.push(XdpDesc {
+                addr,
+                len: len as u32,
+                options: 0,
+            });
+            n += 1;
+        }
+        self.tx_pending.set(self.tx_pending.get() + n as u32);
+        for p in &packets[n..] {
+            match self.send(p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.submit_and_kick();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.submit_and_kick();
+        Ok(n)
+    }
+
+    /// Writes the frame straight into a free TX frame of the UMEM (no copy); frames larger
+    /// than a UMEM frame (multi-buffer) are built aside and sent with `send`.
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        if let Err(e) = nethuns_core::check_frame_len(
+            len,
+            ETH_HLEN,
+            self.max_tx_len + nethuns_core::frame::VLAN_HLEN,
+        ) {
             return self.refuse(e);
+        }
+        if len > self.layout.frame_size as usize {
+            let mut frame = vec![0u8; len];
+            fill(&mut frame);
+            return self.send(&frame);
         }
         if self.gone.get() {
             return self.refuse(Error::InterfaceDown(self.ifname.clone()));
         }
-        if packet.len() > self.layout.frame_size as usize {
-            return self.send_multi(packet);
-        }
-        let addr = {
-            let mut free = self.tx_free.borrow_mut();
-            match free.pop() {
-                Some(a) => a,
-                None => {
-                    drop(free);
-                    self.submit_and_kick();
-                    match self.tx_free.borrow_mut().pop() {
-                        Some(a) => a,
-                        None if self.link_down.get() && !self.link_is_up() => {
-                            return self.refuse(Error::InterfaceDown(self.ifname.clone()))
-                        }
-                        None => return Err(Error::NoMemory),
-                    }
-                }
-            }
+        let addr = self.reserve_tx_frame()?;
+        // Gives the frame back if `fill` panics (or the frame is refused below).
+        let frame = TxFrame {
+            free: &self.tx_free,
+            addr,
         };
-        // Slots free >= frames free (a frame is freed only after its slot was consumed), but
-        // the cached consumer index may be stale: refresh it when needed.
+        // SAFETY: a TX frame taken off the free list is the socket's alone (no ring holds
+        // it); `len` ≤ the frame size (checked above); the slice lives only during `fill`.
+        let buf = unsafe { &mut *self.umem.unsafe_buffer(BufferDesc::new(addr as usize), len) };
+        fill(buf);
+        if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(buf)) {
+            drop(frame);
+            return self.refuse(e);
+        }
+        // `fill` may have used the socket: look at the TX ring again.
         if self.tx.prod_free(1) == 0 {
-            self.tx_free.borrow_mut().push(addr);
+            drop(frame);
             self.submit_and_kick();
             return Err(Error::NoMemory);
         }
-        self.umem.write(addr, packet);
-        self.tx.push(XdpDesc {
-            addr,
-            len: packet.len() as u32,
-            options: 0,
-        });
-        self.queued_one();
+        std::mem::forget(frame);
+        self.queue_frame(addr, len as u32);
         Ok(())
+    }
+
+    /// A received frame of this socket's UMEM is queued itself (its address on the TX ring,
+    /// no copy); it goes back to the fill ring once the kernel completes it. Any other
+    /// payload (another socket's, another backend's, a multi-buffer frame's jumbo buffer) is
+    /// copied by `send` and released.
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: nethuns_core::Payload<'p, C>,
+    ) -> std::result::Result<(), nethuns_core::Unsent<'p, C>> {
+        let ours = (payload.context() as &dyn std::any::Any)
+            .downcast_ref::<Umem>()
+            .is_some_and(|u| {
+                u.same_memory(&self.umem) && self.umem.in_frames(payload.buffer_desc().get() as u64)
+            });
+        let r = if ours {
+            self.send_own(payload.buffer_desc().get() as u64, &payload)
+        } else {
+            self.send(&payload).map(|()| false)
+        };
+        match r {
+            Ok(true) => {
+                // The frame is on the TX ring now: ownership passes to the ring (the ledger
+                // forgets it; the completion recycles it).
+                let _ = payload.into_token().into_raw();
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(nethuns_core::Unsent { error, payload }),
+        }
     }
 
     fn flush(&self) {

@@ -204,6 +204,8 @@ mod rxmeta;
 #[cfg(target_os = "linux")]
 mod socket;
 #[cfg(target_os = "linux")]
+mod stack;
+#[cfg(target_os = "linux")]
 mod steer;
 #[cfg(target_os = "linux")]
 mod sys;

@@ -21,11 +21,12 @@
 //!   stack only through that take-all, a push racing with it cannot see a stale `next` (no
 //!   ABA), and no tag is needed.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nethuns_core::{next_pool_id, BufferDesc, Context, Error, Result};
+
+use crate::stack::FrameStack;
 
 const NIL: u32 = u32::MAX;
 
@@ -40,7 +41,7 @@ pub struct Umem {
     inner: Arc<Inner>,
     /// The socket's own handle only (clones have none): frames released through it, waiting
     /// for the socket's next refill.
-    local: Option<Local>,
+    local: Option<FrameStack>,
 }
 
 impl Clone for Umem {
@@ -52,13 +53,6 @@ impl Clone for Umem {
             local: None,
         }
     }
-}
-
-/// A stack of released frame addresses, used by one thread at a time (`Cell`s make the
-/// owning [`Umem`] `!Sync`).
-struct Local {
-    addrs: Box<[Cell<u64>]>,
-    len: Cell<u32>,
 }
 
 struct Inner {
@@ -175,16 +169,13 @@ impl Umem {
     /// Makes this handle the socket's own: frames released through it (up to `cap` at a
     /// time, more take the lock-free path) wait on a plain stack for [`Umem::take_local`].
     pub(crate) fn make_local(&mut self, cap: u32) {
-        self.local = Some(Local {
-            addrs: (0..cap).map(|_| Cell::new(0)).collect(),
-            len: Cell::new(0),
-        });
+        self.local = Some(FrameStack::with_capacity(cap));
     }
 
     /// Frames released through this handle since the last [`Umem::take_local`].
     #[inline]
     pub(crate) fn local_len(&self) -> u32 {
-        self.local.as_ref().map_or(0, |l| l.len.get())
+        self.local.as_ref().map_or(0, FrameStack::len)
     }
 
     /// Calls `f` with the start of every frame released through this handle, and empties the
@@ -192,23 +183,13 @@ impl Umem {
     #[inline]
     pub(crate) fn take_local(&self, mut f: impl FnMut(u64)) -> u32 {
         let Some(l) = &self.local else { return 0 };
-        let n = l.len.get();
         let mask = !(u64::from(self.frame_size()) - 1);
-        for c in &l.addrs[..n as usize] {
-            f(c.get() & mask);
-        }
-        l.len.set(0);
-        n
+        l.drain(|a| f(a & mask))
     }
 
     /// The frames waiting on the local stack (for the frame audit).
     pub(crate) fn local_frames(&self) -> Vec<u64> {
-        self.local.as_ref().map_or(vec![], |l| {
-            l.addrs[..l.len.get() as usize]
-                .iter()
-                .map(Cell::get)
-                .collect()
-        })
+        self.local.as_ref().map_or(vec![], FrameStack::to_vec)
     }
 
     /// Jumbo buffers (0 without multi-buffer frames).
@@ -405,24 +386,43 @@ impl Context for Umem {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.inner.pool_id, buf_idx);
-        let addr = buf_idx.get() as u64;
+        self.recycle(buf_idx.get() as u64);
+    }
+}
+
+impl Umem {
+    /// Whether `other` is a handle on the same memory.
+    #[inline]
+    pub(crate) fn same_memory(&self, other: &Umem) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether `addr` lies in a UMEM frame (one the kernel can transmit from), not in a jumbo
+    /// buffer.
+    #[inline]
+    pub(crate) fn in_frames(&self, addr: u64) -> bool {
+        addr < self.inner.len as u64
+    }
+
+    /// `release` without the ledger: puts frame `addr`, handed out and now given back (by a
+    /// payload, or by the completion ring after a zero-copy send), on a released stack.
+    #[inline]
+    pub(crate) fn recycle(&self, addr: u64) {
         if let Some(l) = &self.local {
-            let n = l.len.get();
             if addr < self.inner.len as u64 {
-                if let Some(slot) = l.addrs.get(n as usize) {
-                    #[cfg(debug_assertions)]
-                    {
-                        let frame = (addr >> self.inner.frame_shift) as usize;
-                        assert!(
-                            self.inner.out[frame].swap(false, Ordering::Relaxed),
-                            "AF_XDP frame {frame} released twice"
-                        );
-                    }
-                    // As released (the frame's start is taken when it goes to the fill ring).
-                    slot.set(addr);
-                    l.len.set(n + 1);
+                #[cfg(debug_assertions)]
+                let frame = (addr >> self.inner.frame_shift) as usize;
+                #[cfg(debug_assertions)]
+                assert!(
+                    self.inner.out[frame].swap(false, Ordering::Relaxed),
+                    "AF_XDP frame {frame} released twice"
+                );
+                // As released (the frame's start is taken when it goes to the fill ring).
+                if l.push(addr) {
                     return;
                 }
+                #[cfg(debug_assertions)]
+                self.inner.out[frame].store(true, Ordering::Relaxed);
             }
         }
         self.release_shared(addr);

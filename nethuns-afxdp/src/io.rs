@@ -361,21 +361,31 @@ impl Sock {
         false
     }
 
-    /// Takes the next entry of the current window (not empty) as a token and its metadata;
+    /// Pushes the next `n` entries of the current window into `sink` (which has room);
     /// single-buffer sockets only (a multi-buffer frame spans several entries).
-    #[inline]
-    fn take_one(&self) -> (Token, Meta) {
-        let d = self.rx.pop();
-        self.take_desc(d)
+    #[inline(always)]
+    fn take_into<const RX_META: bool>(&self, sink: &mut BatchSink<'_, Meta>, n: u32) {
+        for _ in 0..n {
+            let (t, m) = self.take_desc_with(self.rx.pop(), RX_META);
+            // Cannot fail: n is at most the room left.
+            let _ = sink.push(t, m);
+        }
     }
 
     /// Hands out the frame of descriptor `d`, just popped (a single-buffer frame).
     #[inline(always)]
     fn take_desc(&self, d: XdpDesc) -> (Token, Meta) {
+        self.take_desc_with(d, self.rx_meta)
+    }
+
+    /// [`Sock::take_desc`], with the XDP RX metadata in front of the frame read or not
+    /// (`rx_meta`: whether the steering program writes it; a constant in the batch loops).
+    #[inline(always)]
+    fn take_desc_with(&self, d: XdpDesc, rx_meta: bool) -> (Token, Meta) {
         let XdpDesc { addr, len, options } = d;
         self.umem.mark_out(self.umem.frame_of(addr));
         self.handed_out.set(self.handed_out.get() + 1);
-        let (rx_timestamp, xdp_timestamp, rx_hash) = if self.rx_meta {
+        let (rx_timestamp, xdp_timestamp, rx_hash) = if rx_meta {
             self.rx_metadata_fields(addr)
         } else {
             (None, None, None)
@@ -643,10 +653,10 @@ impl Socket for Sock {
         // The rest of the current window, as far as the sink has room: one window check and
         // one release per burst, not per packet.
         let n = self.rx.cons_window_left().min(sink.remaining() as u32);
-        for _ in 0..n {
-            let (t, m) = self.take_one();
-            // Cannot fail: n is at most the room left.
-            let _ = sink.push(t, m);
+        if self.rx_meta {
+            self.take_into::<true>(sink, n);
+        } else {
+            self.take_into::<false>(sink, n);
         }
         Ok(())
     }

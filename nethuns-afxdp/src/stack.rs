@@ -7,6 +7,7 @@ use std::cell::Cell;
 /// time uses it, so a push or pop is a plain load and store.
 pub(crate) struct FrameStack {
     slots: Box<[Cell<u64>]>,
+    /// Invariant: `len ≤ slots.len()` (only `push` raises it, after checking).
     len: Cell<u32>,
 }
 
@@ -43,7 +44,8 @@ impl FrameStack {
     #[inline]
     pub(crate) fn pop(&self) -> Option<u64> {
         let n = self.len.get().checked_sub(1)?;
-        let a = self.slots.get(n as usize)?.get();
+        // SAFETY: n < len ≤ slots.len() (the invariant of `len`).
+        let a = unsafe { self.slots.get_unchecked(n as usize) }.get();
         self.len.set(n);
         Some(a)
     }

@@ -312,15 +312,34 @@ impl Sock {
     /// clock, so an idle spin costs no syscall), `NoPacket` otherwise.
     #[inline]
     fn nothing_received(&self) -> Error {
+        if self.idle_is_plain() {
+            Error::NoPacket
+        } else {
+            self.why_nothing()
+        }
+    }
+
+    /// Counts an empty poll (checking the link when due) and says whether it is a plain
+    /// `NoPacket`: the interface up, some receive frame not held.
+    #[inline(always)]
+    fn idle_is_plain(&self) -> bool {
         let idle = self.idle_polls.get().wrapping_add(1);
         self.idle_polls.set(idle);
         if idle % CLOCK_EVERY == 1 {
             self.check_link_due();
         }
+        !(self.gone.get() | self.down.get())
+            && self.held_frames() < u64::from(self.layout.rx_frames)
+    }
+
+    /// Why an empty poll is not a plain `NoPacket`: `InterfaceDown` or `NoMemory`.
+    #[cold]
+    #[inline(never)]
+    fn why_nothing(&self) -> Error {
         if self.gone.get() | self.down.get() {
             return self.down_error();
         }
-        if self.held_frames() >= self.layout.rx_frames as u64 {
+        if self.held_frames() >= u64::from(self.layout.rx_frames) {
             return Error::NoMemory;
         }
         Error::NoPacket
@@ -354,7 +373,8 @@ impl Sock {
         if self.umem.local_len() != 0 || self.multi_buffer || self.umem.shared_pending() {
             self.refill_now();
         }
-        if self.rx.cons_avail(RX_BATCH) != 0 {
+        // Called at a window's end: every entry of it was read.
+        if self.rx.cons_refresh(RX_BATCH) != 0 {
             return true;
         }
         self.wake_rx();
@@ -597,7 +617,12 @@ impl Socket for Sock {
     #[inline(always)]
     fn recv(&self) -> Result<(nethuns_core::Payload<'_, Umem>, Meta)> {
         if self.rx.cons_window_done() && !self.next_window() {
-            return Err(self.nothing_received());
+            // The plain case returns a constant: inlined, the caller's match on it needs no
+            // drop of an `Error`.
+            if self.idle_is_plain() {
+                return Err(Error::NoPacket);
+            }
+            return Err(self.why_nothing());
         }
         let d = self.rx.pop();
         let (token, meta) = if d.options & libc::XDP_PKT_CONTD != 0 {

@@ -479,6 +479,67 @@ impl Sock {
         }
     }
 
+    /// `send_with` off its fast path: the size rule (before and after `fill`), a gone
+    /// interface, a multi-buffer frame, a full TX side.
+    #[inline(never)]
+    fn send_with_slow<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        if let Err(e) = nethuns_core::check_frame_len(
+            len,
+            ETH_HLEN,
+            self.max_tx_len + nethuns_core::frame::VLAN_HLEN,
+        ) {
+            return self.refuse(e);
+        }
+        if len > self.layout.frame_size as usize {
+            let mut frame = vec![0u8; len];
+            fill(&mut frame);
+            return self.send(&frame);
+        }
+        if self.gone.get() {
+            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
+        }
+        let addr = self.reserve_tx_frame()?;
+        self.fill_and_queue(addr, len, fill, true)
+    }
+
+    /// Lets `fill` write the `len` bytes (≤ a UMEM frame) of TX frame `addr`, just taken off
+    /// the free list with a free TX slot, and queues it; `check_after`: apply the size rule
+    /// to the written frame (its EtherType decides the 802.1Q allowance), not needed for an
+    /// untagged-size length. The frame goes back to the free list if it is refused or `fill`
+    /// panics.
+    #[inline(always)]
+    fn fill_and_queue<F: FnOnce(&mut [u8])>(
+        &self,
+        addr: u64,
+        len: usize,
+        fill: F,
+        check_after: bool,
+    ) -> Result<()> {
+        let frame = TxFrame {
+            free: &self.tx_free,
+            addr,
+        };
+        // SAFETY: a TX frame taken off the free list is the socket's alone (no ring holds
+        // it); `len` ≤ the frame size (the callers check); the slice lives only during `fill`.
+        let buf = unsafe { &mut *self.umem.unsafe_buffer(BufferDesc::new(addr as usize), len) };
+        fill(buf);
+        if check_after {
+            if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(buf)) {
+                drop(frame);
+                return self.refuse(e);
+            }
+        }
+        // `fill` may have used the socket: look at the TX ring again.
+        if self.tx.prod_free(1) == 0 {
+            drop(frame);
+            self.submit_and_kick();
+            return Err(Error::NoMemory);
+        }
+        std::mem::forget(frame);
+        self.queue_frame(addr, len as u32);
+        Ok(())
+    }
+
     /// `send` off its fast path: the size rule, a gone interface, a multi-buffer frame, a
     /// full TX side (kicks the kernel and reaps once before giving up with `NoMemory`).
     #[inline(never)]
@@ -749,45 +810,19 @@ impl Socket for Sock {
 
     /// Writes the frame straight into a free TX frame of the UMEM (no copy); frames larger
     /// than a UMEM frame (multi-buffer) are built aside and sent with `send`.
+    #[inline]
     fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
-        if let Err(e) = nethuns_core::check_frame_len(
-            len,
-            ETH_HLEN,
-            self.max_tx_len + nethuns_core::frame::VLAN_HLEN,
-        ) {
-            return self.refuse(e);
+        // The fast path, as `send`'s: a length no frame can exceed the limit with (untagged
+        // size, in one UMEM frame), a free TX frame and slot.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.prod_free(1) != 0 {
+                    return self.fill_and_queue(addr, len, fill, false);
+                }
+                self.tx_free.push(addr);
+            }
         }
-        if len > self.layout.frame_size as usize {
-            let mut frame = vec![0u8; len];
-            fill(&mut frame);
-            return self.send(&frame);
-        }
-        if self.gone.get() {
-            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
-        }
-        let addr = self.reserve_tx_frame()?;
-        // Gives the frame back if `fill` panics (or the frame is refused below).
-        let frame = TxFrame {
-            free: &self.tx_free,
-            addr,
-        };
-        // SAFETY: a TX frame taken off the free list is the socket's alone (no ring holds
-        // it); `len` ≤ the frame size (checked above); the slice lives only during `fill`.
-        let buf = unsafe { &mut *self.umem.unsafe_buffer(BufferDesc::new(addr as usize), len) };
-        fill(buf);
-        if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(buf)) {
-            drop(frame);
-            return self.refuse(e);
-        }
-        // `fill` may have used the socket: look at the TX ring again.
-        if self.tx.prod_free(1) == 0 {
-            drop(frame);
-            self.submit_and_kick();
-            return Err(Error::NoMemory);
-        }
-        std::mem::forget(frame);
-        self.queue_frame(addr, len as u32);
-        Ok(())
+        self.send_with_slow(len, fill)
     }
 
     /// A received frame of this socket's UMEM is queued itself (its address on the TX ring,

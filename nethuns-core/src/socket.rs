@@ -187,8 +187,9 @@ pub trait Socket: Send + Sized {
     /// and `fill` is not called) and the written frame after it (the 802.1Q allowance depends
     /// on its EtherType); a refused frame is not queued. Queued like `send`; `flush` submits.
     ///
-    /// The default builds the frame on the stack (on the heap above 2048 bytes) and calls
-    /// `send`; the backends whose engine has transmit memory of its own write into it.
+    /// The default builds the frame in a per-thread scratch buffer (zeroed once, grown to the
+    /// largest frame) and calls `send`; the backends whose engine has transmit memory of its
+    /// own write into it.
     ///
     /// ```no_run
     /// # use nethuns_core::Socket;
@@ -209,16 +210,10 @@ pub trait Socket: Send + Sized {
             caps.min_frame,
             caps.max_frame + crate::frame::VLAN_HLEN,
         )?;
-        let mut stack = [0u8; 2048];
-        let mut heap;
-        let frame = if len <= stack.len() {
-            &mut stack[..len]
-        } else {
-            heap = vec![0u8; len];
-            &mut heap[..]
-        };
-        fill(frame);
-        self.send(frame)
+        scratch::with(len, |frame| {
+            fill(frame);
+            self.send(frame)
+        })
     }
 
     /// Transmit a received packet, without a copy where the engine can: where the payload's
@@ -389,5 +384,60 @@ impl<C: Context> From<Unsent<'_, C>> for Error {
     /// Keeps the error; the packet is released.
     fn from(u: Unsent<'_, C>) -> Self {
         u.error
+    }
+}
+
+/// The per-thread buffer the default [`Socket::send_with`] builds frames in.
+mod scratch {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` over `len` bytes of this thread's scratch buffer; a nested call (a `fill` that
+    /// sends on another socket) or one during the thread's exit gets a buffer of its own.
+    pub(super) fn with<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let mut f = Some(f);
+        let r = SCRATCH.try_with(|cell| {
+            let mut buf = cell.try_borrow_mut().ok()?;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let f = f.take()?;
+            Some(f(&mut buf[..len]))
+        });
+        // No scratch buffer (borrowed by an outer call, or this thread's storage is gone).
+        let r = r.ok().flatten();
+        match (r, f) {
+            (Some(r), _) => r,
+            (None, Some(f)) => f(&mut vec![0u8; len]),
+            (None, None) => unreachable!("the scratch closure runs at most once"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scratch;
+
+    #[test]
+    fn scratch_is_reused_and_nests() {
+        let first = scratch::with(64, |b| {
+            b.fill(7);
+            b.as_ptr() as usize
+        });
+        // The same buffer again, grown, with the old bytes (unspecified content).
+        let (again, inner) = scratch::with(128, |b| {
+            assert_eq!(b.len(), 128);
+            assert_eq!(b[0], 7);
+            let inner = scratch::with(16, |c| {
+                assert_eq!(c.len(), 16);
+                c.as_ptr() as usize
+            });
+            (b.as_ptr() as usize, inner)
+        });
+        assert_ne!(again, inner, "a nested call gets a buffer of its own");
+        let _ = first;
     }
 }

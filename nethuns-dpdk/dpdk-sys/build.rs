@@ -192,10 +192,14 @@ const FUNCTIONS: &[&str] = &[
     "rte_eal_get_runtime_dir",
     "rte_eth_dev_adjust_nb_rx_tx_desc",
     "rte_eth_dev_set_mtu",
+    "rte_eth_call_rx_callbacks",
+    "rte_eth_call_tx_callbacks",
 ];
 
 const VARS: &[&str] = &[
     "RTE_MBUF_F_RX_.*",
+    "RTE_MBUF_F_INDIRECT",
+    "RTE_MBUF_F_EXTERNAL",
     "RTE_PKTMBUF_HEADROOM",
     "RTE_MEMPOOL_CACHE_MAX_SIZE",
     "RTE_MBUF_DEFAULT_BUF_SIZE",
@@ -212,6 +216,7 @@ const VARS: &[&str] = &[
     "RTE_MBUF_DYNFIELD_TIMESTAMP_NAME",
     "RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME",
     "SOCKET_ID_ANY",
+    "rte_eth_fp_ops",
 ];
 
 const TYPES: &[&str] = &[
@@ -222,4 +227,5 @@ const TYPES: &[&str] = &[
     "rte_eth_link",
     "rte_ether_addr",
     "rte_proc_type_t",
+    "rte_eth_fp_ops",
 ];

@@ -3,7 +3,7 @@
 //! The DPDK backend of nethuns: [`Sock`] drives one queue of a DPDK port through the poll-mode
 //! driver, with the socket's mbuf mempool as its [`Context`] ([`DpdkContext`]) and the mbufs
 //! themselves as buffers — `recv` hands out the received mbuf's data in place, no copy, and
-//! dropping the [`Payload`] frees the mbuf.
+//! dropping the [`Payload`] returns the mbuf to the mempool (in bulk, see below).
 //!
 //! Pick it for NICs bound to DPDK (vfio-pci, with hugepages) at the highest packet rates, or to
 //! run nethuns code over DPDK's virtual devices: `net_ring` (in-process loopback), `net_null`
@@ -100,10 +100,23 @@
 //! An exhausted mempool is [`Error::NoMemory`] (from `send`, and from `recv` when no mbuf is
 //! left to receive into).
 //!
+//! ## The fast path
+//! `recv` takes the next mbuf of the last `rte_eth_rx_burst` (the burst functions are inlined
+//! from DPDK's `rte_eth_fp_ops` table, no call into C); dropped payloads go back to the mempool
+//! 32 at a time with one `rte_pktmbuf_free_bulk` (a small cache shared by the context's
+//! clones; the socket empties it before it reports [`Error::NoMemory`], and
+//! [`DpdkContext::available`] / [`DpdkContext::in_use`] count it as free). `recv_batch` takes a
+//! whole burst at once; `send` / `send_batch` fill mbufs of one `rte_pktmbuf_alloc_bulk` and
+//! submit 32 per `rte_eth_tx_burst`. `send_with` builds the frame in the mbuf that is sent, and
+//! `send_payload` of a payload of any DPDK socket of the process hands that mbuf itself to the
+//! driver (no copy; the socket keeps the payload's mempool alive while it lives, since the
+//! driver frees the mbuf there later); a payload of another backend is copied.
+//!
 //! ## Threads
 //! `Sock` is `Send`, not `Sync`. Payloads/tokens may be dropped or consumed on any thread with
-//! a clone of the context: `rte_pktmbuf_free` is thread-safe; threads that are not EAL lcores
-//! bypass the per-lcore mempool cache.
+//! a clone of the context: releasing is thread-safe (the release cache is taken with an atomic
+//! flag; a thread that finds it taken frees its mbuf alone with `rte_pktmbuf_free`); threads
+//! that are not EAL lcores bypass the per-lcore mempool cache.
 //!
 //! ## Build and run needs
 //! - Build: `libdpdk-dev` (pkg-config `libdpdk` ≥ 21.11; Debian 12 ships 22.11), `pkg-config`,
@@ -128,7 +141,8 @@
 //! portspecs, flags and options, EAL re-init; the suite needs a veth peer, so net_ring is
 //! checked here), `veth` (DPDK-only checks: promiscuous mode restored, the namespace rule,
 //! `vlan_strip`, net_tap), `netns_init` (EAL started from a namespace thread), `eal_env`,
-//! `eal_fail`. `lab` holds the `#[ignore]`d lab tests on a real
+//! `eal_fail`, `in_place` (`send_with`, `send_payload` forwarding mbufs between two net_ring
+//! ports with no leak, whole-burst `recv_batch` / `send_batch`). `lab` holds the `#[ignore]`d lab tests on a real
 //! PCI NIC with hugepages, run by `cargo xtask test-hw --pci ADDR` (`NETHUNS_HW_PCI`, with
 //! `NETHUNS_HW_PEER=IF` or `NETHUNS_HW_LOOPBACK=1` for the delivery checks).
 
@@ -140,7 +154,9 @@ mod flags;
 mod mempool;
 mod port;
 mod portspec;
+mod rx;
 mod sock;
+mod tx;
 
 pub use eal::{Eal, EAL_ARGS_ENV};
 pub use error::DpdkError;

@@ -3,41 +3,136 @@
 //!
 //! Invariants the unsafe code here relies on:
 //! - the mempool stays allocated while any clone of the context exists (`Arc<Mempool>`);
-//! - a `BufferDesc` given to this context names a single-segment mbuf of this mempool that the
-//!   caller owns (it came from a token/payload this context's socket made), so its data is
-//!   `data_len` bytes at `buf_addr + data_off` and nothing else touches it.
+//! - a `BufferDesc` given to this context names a single-segment mbuf that the caller owns
+//!   (it came from a token/payload this context's socket made), so its data is `data_len`
+//!   bytes at `buf_addr + data_off` and nothing else touches it. It is an mbuf of this
+//!   mempool, or of another socket's that `send_payload` sent into a loopback port (net_ring)
+//!   this socket receives from: freeing returns it to its own pool (`m->pool`), which the
+//!   sending socket keeps alive while it lives. (A token of such an mbuf kept after both the
+//!   sending socket and the mbuf's own socket and context clones are gone would name freed
+//!   memory: loopback ports only, not a NIC, which receives into its own mempool.)
+//!
+//! Releasing is batched: a released mbuf waits in the pool's [`ReleaseCache`] and goes back
+//! to the mempool with the next 31 in one `rte_pktmbuf_free_bulk`, as a DPDK receive loop
+//! frees its burst. The cache is shared by every clone of the context (any thread may release
+//! into it); a thread that finds it taken frees its mbuf alone. The socket empties the cache
+//! before it decides the pool is exhausted, and [`DpdkContext::available`] /
+//! [`DpdkContext::in_use`] count it as free.
 
+use std::cell::UnsafeCell;
 use std::ffi::CString;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use dpdk_sys::{rte_mbuf, rte_mempool};
 use nethuns_core::{next_pool_id, BufferDesc, Context, Result};
 
 use crate::error;
-use crate::flags::DpdkFlags;
+use crate::flags::{DpdkFlags, BURST};
 
 static NEXT_POOL: AtomicU32 = AtomicU32::new(0);
+
+/// Released mbufs waiting to go back to the mempool in one bulk free.
+///
+/// Invariant: `bufs[..len]` are mbufs whose owners gave them up (nothing else names them),
+/// `len < BURST` between calls, and `len`/`bufs` are touched only by the thread that set
+/// `busy` (or through `&mut`).
+struct ReleaseCache {
+    busy: AtomicBool,
+    len: UnsafeCell<usize>,
+    bufs: UnsafeCell<[*mut rte_mbuf; BURST]>,
+}
+
+// A panic cannot leave the cache half-updated: nothing between taking and giving back `busy`
+// panics (no allocation, no indexing check, no caller code).
+impl std::panic::RefUnwindSafe for ReleaseCache {}
+impl std::panic::UnwindSafe for ReleaseCache {}
+
+impl ReleaseCache {
+    fn new() -> Self {
+        ReleaseCache {
+            busy: AtomicBool::new(false),
+            len: UnsafeCell::new(0),
+            bufs: UnsafeCell::new([std::ptr::null_mut(); BURST]),
+        }
+    }
+
+    /// Queues `m` for the next bulk free (which happens now if the cache is full); frees it
+    /// alone if another thread holds the cache.
+    ///
+    /// # Safety
+    /// `m` is an mbuf the caller owns and gives up.
+    #[inline]
+    unsafe fn put(&self, m: *mut rte_mbuf) {
+        if self.busy.swap(true, Ordering::Acquire) {
+            // SAFETY: m is the caller's to give up; rte_pktmbuf_free is thread-safe.
+            unsafe { dpdk_sys::nh_pktmbuf_free(m) };
+            return;
+        }
+        // SAFETY: `busy` is ours, so len and bufs are ours alone (type invariant); len <
+        // BURST, so the slot exists; a full cache is freed at once and emptied.
+        unsafe {
+            let len = &mut *self.len.get();
+            let bufs = &mut *self.bufs.get();
+            *bufs.get_unchecked_mut(*len) = m;
+            *len += 1;
+            if *len == BURST {
+                dpdk_sys::rte_pktmbuf_free_bulk(bufs.as_mut_ptr(), BURST as u32);
+                *len = 0;
+            }
+        }
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Frees what the cache holds (nothing if another thread holds it at this moment: that
+    /// thread is releasing, so the pool is not starved).
+    fn flush(&self) {
+        if self.busy.swap(true, Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: `busy` is ours (see put); bufs[..len] are given-up mbufs.
+        unsafe { Self::free(&mut *self.len.get(), &mut *self.bufs.get()) };
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// # Safety
+    /// `bufs[..*len]` are given-up mbufs, and the caller has exclusive access.
+    unsafe fn free(len: &mut usize, bufs: &mut [*mut rte_mbuf; BURST]) {
+        if *len > 0 {
+            // SAFETY: per the contract.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(bufs.as_mut_ptr(), *len as u32) };
+            *len = 0;
+        }
+    }
+}
 
 /// Owner of one `rte_mempool` of packet mbufs; frees it on drop.
 pub(crate) struct Mempool {
     mp: NonNull<rte_mempool>,
     name: String,
+    released: ReleaseCache,
 }
 
 // SAFETY: an rte_mempool is made for use from many threads: get/put go through its lock-free
 // ring (ring_mp_mc ops) or the calling lcore's private cache; non-EAL threads use no cache.
+// The release cache's pointers are given-up mbufs, freeable from any thread.
 unsafe impl Send for Mempool {}
-// SAFETY: as above; `&Mempool` only exposes those thread-safe operations.
+// SAFETY: as above; `&Mempool` only exposes those thread-safe operations, and the release
+// cache's cells are only touched by the thread holding its `busy` flag.
 unsafe impl Sync for Mempool {}
 
 impl Drop for Mempool {
     fn drop(&mut self) {
         // SAFETY: the last owner is going; the port using the pool was stopped and closed
         // before (Sock drops its port before its context), and mbufs still named by unconsumed
-        // tokens can no longer be turned into payloads (that needs a context).
-        unsafe { dpdk_sys::rte_mempool_free(self.mp.as_ptr()) };
+        // tokens can no longer be turned into payloads (that needs a context). The released
+        // mbufs still cached go back first (`&mut self`: no other thread is in the cache).
+        unsafe {
+            let c = &mut self.released;
+            ReleaseCache::free(c.len.get_mut(), c.bufs.get_mut());
+            dpdk_sys::rte_mempool_free(self.mp.as_ptr());
+        }
     }
 }
 
@@ -88,7 +183,11 @@ impl DpdkContext {
             )));
         };
         Ok(DpdkContext {
-            pool: Arc::new(Mempool { mp, name }),
+            pool: Arc::new(Mempool {
+                mp,
+                name,
+                released: ReleaseCache::new(),
+            }),
             pool_id: next_pool_id(),
         })
     }
@@ -105,14 +204,18 @@ impl DpdkContext {
     }
 
     /// Mbufs currently in the mempool (not held by payloads, tokens, the NIC or in-flight
-    /// transmissions). Sums every lcore's cache: not for the fast path.
+    /// transmissions); released mbufs waiting for a bulk free are returned first. Sums every
+    /// lcore's cache: not for the fast path.
     pub fn available(&self) -> u32 {
+        self.flush_released();
         // SAFETY: the pool is alive (held by self).
         unsafe { dpdk_sys::rte_mempool_avail_count(self.raw()) }
     }
 
-    /// Mbufs currently out of the mempool.
+    /// Mbufs currently out of the mempool (released mbufs waiting for a bulk free are
+    /// returned first).
     pub fn in_use(&self) -> u32 {
+        self.flush_released();
         // SAFETY: the pool is alive (held by self).
         unsafe { dpdk_sys::rte_mempool_in_use_count(self.raw()) }
     }
@@ -122,6 +225,11 @@ impl DpdkContext {
     pub(crate) fn available_here(&self) -> u32 {
         // SAFETY: the pool is alive (held by self).
         unsafe { dpdk_sys::nh_mempool_avail_here(self.raw()) }
+    }
+
+    /// Returns the released mbufs waiting for a bulk free to the mempool now.
+    pub(crate) fn flush_released(&self) {
+        self.pool.released.flush();
     }
 }
 
@@ -144,8 +252,8 @@ impl Context for DpdkContext {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.pool_id, buf_idx);
-        // SAFETY: the caller owns this mbuf of our pool and gives it up (trait contract);
-        // rte_pktmbuf_free returns it to its pool, thread-safely.
-        unsafe { dpdk_sys::nh_pktmbuf_free(buf_idx.get() as *mut rte_mbuf) }
+        // SAFETY: the caller owns this mbuf of our pool and gives it up (trait contract); the
+        // release cache frees it with the next ones, thread-safely.
+        unsafe { self.pool.released.put(buf_idx.get() as *mut rte_mbuf) }
     }
 }

@@ -1,17 +1,17 @@
 //! [`Sock`]: one RX/TX queue pair of a DPDK port as a nethuns [`Socket`].
 //!
-//! RX: `rte_eth_rx_burst` refills a local array of up to [`BURST`] mbufs, handed out one by one
-//! as tokens naming the mbuf (no copy). TX: `send` takes an mbuf from a local stash (refilled
-//! with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues it; a full burst or
-//! `flush` submits with `rte_eth_tx_burst`, and frees what the driver did not take.
+//! RX (`rx.rs`): `rte_eth_rx_burst` refills a local array of up to [`BURST`] mbufs, handed out
+//! one by one as tokens naming the mbuf (no copy). TX (`tx.rs`): `send` takes an mbuf from a
+//! local stash (refilled with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues
+//! it; a full burst or `flush` submits with `rte_eth_tx_burst`, and frees what the driver did
+//! not take.
 
-use std::cell::{Cell, RefCell};
-use std::time::{Duration, Instant};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::time::Instant;
 
-use dpdk_sys::rte_mbuf;
-use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
+use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::{
-    check_frame_len, BufferDesc, Capabilities, Context, Error, Result, Socket, Stats, Token,
+    batch::BatchSink, Capabilities, Context, Error, Payload, Result, Socket, Stats, Token, Unsent,
 };
 
 use crate::eal;
@@ -19,40 +19,15 @@ use crate::error;
 use crate::flags::{DpdkFlags, DpdkOptions, BURST};
 use crate::mempool::DpdkContext;
 use crate::port::{LinkStatus, Liveness, Port, PortInfo, PortStats};
+use crate::rx::{Failed, Refill, RxBurst};
+use crate::tx::TxBurst;
 use crate::Meta;
 
 /// How many times `flush` offers the rest of a burst to a driver that took only part of it.
-const TX_RETRIES: usize = 8;
+pub(crate) const TX_RETRIES: usize = 8;
 
 /// Most bursts `Sock::drop` reads to empty the RX queue before the port stops.
 const DRAIN_BURSTS: usize = 256;
-
-/// How often, at most, the idle receive path checks that the interface still exists and is
-/// up (a deletion is reported within this, well under the contract's 100 ms).
-const LIVENESS_EVERY: Duration = Duration::from_millis(10);
-/// Empty polls in a row between two checks of the mempool and the link (the first empty poll
-/// after traffic checks): each check costs more than the poll itself (the mempool count
-/// walks every lcore's cache, the liveness check reads the clock).
-const IDLE_CHECK_EVERY: u32 = 32;
-
-const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
-const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
-const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
-
-struct RxBurst {
-    bufs: [*mut rte_mbuf; BURST],
-    head: usize,
-    len: usize,
-}
-
-struct TxBurst {
-    /// Filled mbufs waiting for `rte_eth_tx_burst`.
-    bufs: [*mut rte_mbuf; BURST],
-    len: usize,
-    /// Pre-allocated empty mbufs for the next sends.
-    stash: [*mut rte_mbuf; BURST],
-    stash_len: usize,
-}
 
 /// A DPDK socket: one queue (RX and TX) of a port that it owns, and a mempool as its
 /// [`Context`].
@@ -65,36 +40,47 @@ struct TxBurst {
 ///
 /// `Send` but not `Sync`: one thread at a time drives the queue; payloads and tokens may travel
 /// to other threads with a clone of the context.
+///
+/// The burst arrays live in `UnsafeCell`s: `Sock` is `!Sync`, and each method takes its
+/// `&mut` to them for a stretch that runs no caller code (`send_with` lets go before it calls
+/// the caller's closure), so no two such references exist at once.
 pub struct Sock {
     // Field order matters: the port (whose queues reference the mempool) is dropped before the
     // context (the mempool).
-    port: Port,
-    ctx: DpdkContext,
-    pool_id: u32,
+    pub(crate) port: Port,
+    pub(crate) ctx: DpdkContext,
+    pub(crate) pool_id: u32,
     /// The largest untagged frame `send` accepts: min(MTU + 14, mbuf room).
-    max_untagged: usize,
+    pub(crate) max_untagged: usize,
     /// What one mbuf holds (the data room minus headroom).
-    mbuf_room: usize,
+    pub(crate) mbuf_room: usize,
     /// Leave stripped VLAN tags out of the data ([`DpdkOptions::vlan_strip`]).
-    vlan_strip: bool,
-    rx: RefCell<RxBurst>,
-    tx: RefCell<TxBurst>,
-    /// Frames handed out by `recv`/`recv_token`.
-    received: Cell<u64>,
+    pub(crate) vlan_strip: bool,
+    pub(crate) rx: UnsafeCell<RxBurst>,
+    pub(crate) tx: UnsafeCell<TxBurst>,
+    /// Single-segment frames taken from the driver (the ones still in the RX burst are not
+    /// handed out yet: `stats` subtracts them).
+    pub(crate) received: Cell<u64>,
     /// Frames the driver took for transmission.
-    sent: Cell<u64>,
-    tx_dropped: Cell<u64>,
+    pub(crate) sent: Cell<u64>,
+    pub(crate) tx_dropped: Cell<u64>,
     /// Frames the driver refused since the last `try_flush` (which reports them).
-    tx_unreported: Cell<u64>,
-    rx_multiseg_dropped: Cell<u64>,
+    pub(crate) tx_unreported: Cell<u64>,
+    pub(crate) rx_multiseg_dropped: Cell<u64>,
+    /// Other sockets' mempools whose mbufs `send_payload` queued here (the driver frees them
+    /// there, maybe later than their own socket lives), kept until this socket drops.
+    foreign: RefCell<Vec<DpdkContext>>,
     /// The port's counters at `create` (`stats` counts from there).
     base: PortStats,
     /// When the idle receive path next checks the interface.
-    next_check: Cell<Instant>,
-    /// Empty polls since the last burst that brought packets.
-    idle_polls: Cell<u32>,
+    pub(crate) next_check: Cell<Instant>,
+    /// What the last `Refill::Failed` was.
+    pub(crate) failed: Cell<Failed>,
+    /// Empty polls left before the next idle check (0: the next empty poll checks; so does
+    /// every one while the link is not up).
+    pub(crate) idle_countdown: Cell<u32>,
     /// What the last check found (`Gone` sticks).
-    liveness: Cell<Liveness>,
+    pub(crate) liveness: Cell<Liveness>,
 }
 
 // SAFETY: the raw mbuf pointers in the burst arrays are owned by this socket (not shared);
@@ -137,17 +123,12 @@ impl Sock {
             vlan_strip: options.vlan_strip,
             port,
             ctx,
-            rx: RefCell::new(RxBurst {
+            rx: UnsafeCell::new(RxBurst {
                 bufs: [std::ptr::null_mut(); BURST],
                 head: 0,
                 len: 0,
             }),
-            tx: RefCell::new(TxBurst {
-                bufs: [std::ptr::null_mut(); BURST],
-                len: 0,
-                stash: [std::ptr::null_mut(); BURST],
-                stash_len: 0,
-            }),
+            tx: UnsafeCell::new(TxBurst::new()),
             received: Cell::new(0),
             sent: Cell::new(0),
             tx_dropped: Cell::new(0),
@@ -155,7 +136,9 @@ impl Sock {
             rx_multiseg_dropped: Cell::new(0),
             base,
             next_check: Cell::new(Instant::now()),
-            idle_polls: Cell::new(0),
+            idle_countdown: Cell::new(0),
+            failed: Cell::new(Failed::NoMemory),
+            foreign: RefCell::new(Vec::new()),
             liveness: Cell::new(Liveness::Up),
         })
     }
@@ -222,212 +205,24 @@ impl Sock {
         self.rx_multiseg_dropped.get()
     }
 
+    /// What one mbuf holds (the data room minus headroom).
+    pub(crate) fn mbuf_room(&self) -> usize {
+        self.mbuf_room
+    }
+
+    /// Keeps mempool `src` (another socket's) alive as long as this socket: its mbufs are
+    /// in this socket's TX path.
+    pub(crate) fn keep_pool(&self, src: &DpdkContext) {
+        let mut f = self.foreign.borrow_mut();
+        if !f.iter().any(|c| c.pool_id() == src.pool_id()) {
+            f.push(src.clone());
+        }
+    }
+
     /// Frames queued by `send` and not yet submitted.
     pub fn pending(&self) -> usize {
-        self.tx.borrow().len
-    }
-
-    /// Refills the RX burst; returns how many mbufs arrived.
-    #[inline]
-    fn refill(&self, rx: &mut RxBurst) -> Result<usize> {
-        // SAFETY: the port is started with this RX queue; bufs has room for BURST pointers,
-        // and this socket (!Sync, borrow held) is the only poller of the queue.
-        let mut n = usize::from(unsafe {
-            dpdk_sys::nh_rx_burst(
-                self.port.id,
-                self.port.queue,
-                rx.bufs.as_mut_ptr(),
-                BURST as u16,
-            )
-        });
-        if n == 0 {
-            let idle = self.idle_polls.get();
-            self.idle_polls.set(idle.wrapping_add(1));
-            // Once the link is down or gone, every poll says so (no skipping).
-            if idle % IDLE_CHECK_EVERY != 0 && self.liveness.get() == Liveness::Up {
-                return Err(Error::NoPacket);
-            }
-            // Empty: tell "nothing arrived" from "no mbuf to receive into". Some drivers
-            // (net_null) allocate a whole burst at once and give nothing when fewer are free.
-            let mut avail = self.ctx.available_here() as usize;
-            if avail < BURST {
-                // Give the idle TX stash back first: receiving needs the mbufs more.
-                let mut tx = self.tx.borrow_mut();
-                if tx.stash_len > 0 {
-                    // SAFETY: the stash mbufs are allocated, unused and owned by this socket.
-                    unsafe {
-                        dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32)
-                    };
-                    tx.stash_len = 0;
-                    avail = self.ctx.available_here() as usize;
-                }
-            }
-            self.check_alive()?;
-            if avail == 0 {
-                return Err(Error::NoMemory);
-            }
-            if avail < BURST {
-                // SAFETY: as above, with avail < BURST pointers of room.
-                n = usize::from(unsafe {
-                    dpdk_sys::nh_rx_burst(
-                        self.port.id,
-                        self.port.queue,
-                        rx.bufs.as_mut_ptr(),
-                        avail as u16,
-                    )
-                });
-            }
-            if n == 0 {
-                return Err(Error::NoPacket);
-            }
-        }
-        self.idle_polls.set(0);
-        rx.head = 0;
-        rx.len = n;
-        Ok(n)
-    }
-
-    /// On an empty burst, at most every [`LIVENESS_EVERY`]: whether the interface still
-    /// exists and is up. `InterfaceDown` once it is gone (for good) or while it is down.
-    #[inline]
-    fn check_alive(&self) -> Result<()> {
-        if self.liveness.get() != Liveness::Gone {
-            let now = Instant::now();
-            if now >= self.next_check.get() {
-                self.next_check.set(now + LIVENESS_EVERY);
-                self.liveness.set(self.port.liveness());
-            }
-        }
-        match self.liveness.get() {
-            Liveness::Up => Ok(()),
-            Liveness::Down | Liveness::Gone => Err(Error::InterfaceDown(self.port.down_name())),
-        }
-    }
-
-    /// Puts back the VLAN tag the driver stripped (in front of the EtherType, in the mbuf's
-    /// headroom), so the data is the wire frame; false if it cannot (no headroom, too short).
-    ///
-    /// # Safety
-    /// `m` is a received, direct, single-segment mbuf this socket owns and has not handed out.
-    unsafe fn reinsert_vlan(m: *mut rte_mbuf) -> bool {
-        // SAFETY: per the contract m is ours alone; the headroom before data_off is part of the
-        // mbuf's buffer, so data_off - 4 .. data_off + data_len is inside it.
-        unsafe {
-            let r = &mut *m;
-            if usize::from(r.data_off) < VLAN_HLEN || usize::from(r.data_len) < 12 {
-                return false;
-            }
-            r.data_off -= VLAN_HLEN as u16;
-            r.data_len += VLAN_HLEN as u16;
-            r.pkt_len += VLAN_HLEN as u32;
-            let p = (r.buf_addr as *mut u8).add(usize::from(r.data_off));
-            std::ptr::copy(p.add(VLAN_HLEN), p, 12);
-            let tci = r.vlan_tci.to_be_bytes();
-            std::ptr::copy_nonoverlapping([0x81, 0x00, tci[0], tci[1]].as_ptr(), p.add(12), 4);
-            r.ol_flags &= !F_RX_VLAN_STRIPPED;
-            true
-        }
-    }
-
-    fn meta_of(&self, m: *mut rte_mbuf) -> Meta {
-        // SAFETY: m is a received mbuf this socket owns; reading its header fields and the
-        // first bytes of its (single-segment) data.
-        let (pkt_len, flags, vlan, rss, outer) = unsafe {
-            let r = &*m;
-            let data = std::slice::from_raw_parts(
-                (r.buf_addr as *const u8).add(usize::from(r.data_off)),
-                usize::from(r.data_len).min(ETH_HLEN + VLAN_HLEN),
-            );
-            (
-                r.pkt_len,
-                r.ol_flags,
-                r.vlan_tci,
-                r.__bindgen_anon_2.hash.rss,
-                frame::outer_vlan(data),
-            )
-        };
-        let timestamp = self.port.timestamp.and_then(|(off, mask)| {
-            // SAFETY: the dynfield offset was registered by the driver for every mbuf.
-            (flags & mask != 0).then(|| unsafe { dpdk_sys::nh_mbuf_dynfield_u64(m, off) })
-        });
-        Meta {
-            len: pkt_len,
-            port: self.port.id,
-            queue: self.port.queue,
-            rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(rss),
-            // A tag still out of the data (`vlan_strip`) is in vlan_tci; otherwise the frame's
-            // own outer tag, as on the wire.
-            vlan_tci: if flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED) == F_RX_VLAN | F_RX_VLAN_STRIPPED
-            {
-                Some(vlan)
-            } else {
-                outer
-            },
-            timestamp,
-        }
-    }
-
-    /// Submits the pending TX burst; frees what the driver would not take (counted in
-    /// `tx_dropped`, and reported by the next `try_flush`).
-    fn flush_tx(&self, tx: &mut TxBurst) {
-        let mut sent = 0usize;
-        for _ in 0..TX_RETRIES {
-            if sent == tx.len {
-                break;
-            }
-            // SAFETY: bufs[sent..len] are filled mbufs owned by this socket; the driver takes
-            // ownership of the first `n` it returns; this socket is the queue's only user.
-            let n = unsafe {
-                dpdk_sys::nh_tx_burst(
-                    self.port.id,
-                    self.port.queue,
-                    tx.bufs.as_mut_ptr().add(sent),
-                    (tx.len - sent) as u16,
-                )
-            };
-            sent += usize::from(n);
-        }
-        self.sent.set(self.sent.get() + sent as u64);
-        if sent < tx.len {
-            let rest = tx.len - sent;
-            // SAFETY: bufs[sent..len] are still ours (not taken by the driver): free them.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.bufs.as_mut_ptr().add(sent), rest as u32) };
-            self.tx_dropped.set(self.tx_dropped.get() + rest as u64);
-            self.tx_unreported
-                .set(self.tx_unreported.get() + rest as u64);
-        }
-        tx.len = 0;
-    }
-
-    /// One empty mbuf for `send`, from the stash (refilled in bulk) or the pool.
-    #[inline]
-    fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
-        if tx.stash_len == 0 {
-            // SAFETY: stash has room for BURST pointers; the pool is alive.
-            let rc = unsafe {
-                dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
-            };
-            if rc == 0 {
-                tx.stash_len = BURST;
-            } else {
-                // Nearly exhausted: one at a time; submitting what is pending lets the
-                // driver give completed mbufs back.
-                // SAFETY: the pool is alive.
-                let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
-                if m.is_null() && tx.len > 0 {
-                    self.flush_tx(tx);
-                    // SAFETY: as above.
-                    m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
-                }
-                return if m.is_null() {
-                    Err(Error::NoMemory)
-                } else {
-                    Ok(m)
-                };
-            }
-        }
-        tx.stash_len -= 1;
-        Ok(tx.stash[tx.stash_len])
+        // SAFETY: a read of the TX state, no other reference to it is live (type docs).
+        unsafe { (*self.tx.get()).len }
     }
 }
 
@@ -444,71 +239,104 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        let mut rx = self.rx.borrow_mut();
-        loop {
-            if rx.head == rx.len {
-                self.refill(&mut rx)?;
-            }
-            let m = rx.bufs[rx.head];
-            rx.head += 1;
-            // SAFETY: m is a valid mbuf just received; reading header fields.
-            let (nb_segs, ol_flags) = unsafe { ((*m).nb_segs, (*m).ol_flags) };
-            if nb_segs != 1 {
-                // SAFETY: m is ours and not handed out: free the whole chain.
-                unsafe { dpdk_sys::nh_pktmbuf_free(m) };
-                self.rx_multiseg_dropped
-                    .set(self.rx_multiseg_dropped.get() + 1);
-                continue;
-            }
-            if ol_flags & F_RX_VLAN_STRIPPED != 0 && !self.vlan_strip {
-                // SAFETY: m is a received single-segment mbuf (checked above), direct with
-                // one reference as the driver made it, not handed out yet.
-                unsafe { Self::reinsert_vlan(m) };
-            }
-            // SAFETY: as above; reading a header field.
-            let data_len = unsafe { (*m).data_len };
-            let meta = self.meta_of(m);
-            self.received.set(self.received.get() + 1);
-            // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
-            // token; it is no longer in the RX array's live range [head, len).
-            let token = unsafe {
-                Token::new(
-                    BufferDesc::new(m as usize),
-                    u32::from(data_len),
-                    self.pool_id,
-                )
-            };
-            return Ok((token, meta));
-        }
+        self.recv_as(|_, t| t)
     }
 
     #[inline]
-    fn send(&self, packet: &[u8]) -> Result<()> {
-        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
-        check_frame_len(packet.len(), ETH_HLEN, limit)?;
-        let mut tx = self.tx.borrow_mut();
-        let m = self.take_mbuf(&mut tx)?;
-        // SAFETY: m is a freshly allocated, reset mbuf with a data room of at least
-        // max_frame bytes after the headroom, so append(len) succeeds and returns a pointer to
-        // `len` writable bytes; nothing else references m.
-        unsafe {
-            let dst = dpdk_sys::nh_pktmbuf_append(m, packet.len() as u16);
-            debug_assert!(!dst.is_null());
-            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst.cast::<u8>(), packet.len());
+    fn recv(&self) -> Result<(Payload<'_, DpdkContext>, Meta)> {
+        // SAFETY: the token was made just now from this socket's own context.
+        self.recv_as(|s, t| unsafe { Payload::from_token_unchecked(t, &s.ctx) })
+    }
+
+    /// One `rte_eth_rx_burst` (unless the last burst has packets left), its packets straight
+    /// into `sink`.
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        // SAFETY: no other reference to the RX state is live (type docs).
+        let rx = unsafe { &mut *self.rx.get() };
+        if sink.remaining() == 0 {
+            return Ok(());
         }
-        let i = tx.len;
-        tx.bufs[i] = m;
-        tx.len += 1;
-        if tx.len == BURST {
-            self.flush_tx(&mut tx);
+        if rx.head == rx.len {
+            match self.refill(rx) {
+                Refill::Got => {}
+                // Nothing to read: an empty batch.
+                Refill::Empty => return Ok(()),
+                Refill::Failed => return Err(self.failure()),
+            }
+        }
+        let end = rx.len.min(rx.head + sink.remaining());
+        while rx.head < end {
+            // SAFETY: head < end <= len <= BURST (RxBurst invariant).
+            let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
+            rx.head += 1;
+            // SAFETY: m was just received: a valid mbuf, ours.
+            if unsafe { (*m).nb_segs } != 1 {
+                self.drop_multiseg(m);
+                continue;
+            }
+            let (t, meta) = self.token_of(m);
+            if let Err((t, _)) = sink.push(t, meta) {
+                // Unreachable (room was checked); kept total.
+                drop(self.ctx.packet(t));
+            }
         }
         Ok(())
     }
 
-    fn flush(&self) {
-        let mut tx = self.tx.borrow_mut();
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        self.queue_copy(tx, packet)
+    }
+
+    /// Queues the frames in order, with one `rte_eth_tx_burst` per 32 (the mbufs come from
+    /// one `rte_pktmbuf_alloc_bulk` per 32).
+    #[inline]
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        let mut n = 0;
+        for p in packets {
+            match self.queue_copy(tx, p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    if tx.len > 0 {
+                        self.flush_tx(tx);
+                    }
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
         if tx.len > 0 {
-            self.flush_tx(&mut tx);
+            self.flush_tx(tx);
+        }
+        Ok(n)
+    }
+
+    /// `fill` writes straight into the mbuf that is sent.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        self.send_in_place(len, fill)
+    }
+
+    /// A payload of any DPDK socket of this process (an mbuf) is handed to the driver itself,
+    /// no copy (its mempool is kept alive as long as this socket); any other is copied.
+    #[inline]
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: Payload<'p, C>,
+    ) -> std::result::Result<(), Unsent<'p, C>> {
+        self.send_mbuf_or_copy(payload)
+    }
+
+    fn flush(&self) {
+        // SAFETY: no other reference to the TX state is live (type docs).
+        let tx = unsafe { &mut *self.tx.get() };
+        if tx.len > 0 {
+            self.flush_tx(tx);
         }
     }
 
@@ -544,8 +372,10 @@ impl Socket for Sock {
     fn stats(&self) -> Result<Stats> {
         let s = self.port.stats()?;
         let since = |now: u64, base: u64| now.saturating_sub(base);
+        // SAFETY: a read of the RX state, no other reference to it is live (type docs).
+        let waiting = unsafe { (*self.rx.get()).len - (*self.rx.get()).head };
         Ok(Stats {
-            received: self.received.get(),
+            received: self.received.get() - waiting as u64,
             dropped: Some(
                 since(s.imissed, self.base.imissed) + since(s.rx_nombuf, self.base.rx_nombuf),
             ),
@@ -582,15 +412,7 @@ impl Drop for Sock {
         let tx = self.tx.get_mut();
         if tx.len > 0 {
             // Best effort: what the driver takes now goes out before the port stops.
-            let mut t = std::mem::replace(
-                tx,
-                TxBurst {
-                    bufs: [std::ptr::null_mut(); BURST],
-                    len: 0,
-                    stash: [std::ptr::null_mut(); BURST],
-                    stash_len: 0,
-                },
-            );
+            let mut t = std::mem::replace(tx, TxBurst::new());
             self.flush_tx(&mut t);
             *self.tx.get_mut() = t;
         }
@@ -633,40 +455,5 @@ impl Drop for Sock {
         rx.head = 0;
         rx.len = 0;
         // Then `port` (stop, close, remove) and `ctx` (mempool, once no clone is left) drop.
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The tag a driver stripped goes back in front of the EtherType, in the headroom.
-    #[test]
-    fn stripped_vlan_tag_is_put_back() {
-        let mut room = vec![0u8; 256];
-        let frame: Vec<u8> = (0..60u8).collect();
-        room[128..188].copy_from_slice(&frame);
-        // SAFETY: an all-zero rte_mbuf is plain data; only the fields below are used.
-        let mut m: rte_mbuf = unsafe { std::mem::zeroed() };
-        m.buf_addr = room.as_mut_ptr().cast();
-        m.data_off = 128;
-        m.data_len = 60;
-        m.pkt_len = 60;
-        m.nb_segs = 1;
-        m.vlan_tci = 0x2007;
-        m.ol_flags = F_RX_VLAN | F_RX_VLAN_STRIPPED;
-        // SAFETY: m is a single-segment mbuf over `room`, owned here.
-        assert!(unsafe { Sock::reinsert_vlan(&mut m) });
-        assert_eq!((m.data_off, m.data_len, m.pkt_len), (124, 64, 64));
-        assert_eq!(m.ol_flags, F_RX_VLAN);
-        let data = &room[124..188];
-        assert_eq!(&data[..12], &frame[..12]);
-        assert_eq!(&data[12..16], &[0x81, 0x00, 0x20, 0x07]);
-        assert_eq!(&data[16..], &frame[12..]);
-        assert_eq!(frame::outer_vlan(data), Some(0x2007));
-        // No headroom left: refused, untouched.
-        m.data_off = 2;
-        assert!(!unsafe { Sock::reinsert_vlan(&mut m) });
-        assert_eq!(m.data_off, 2);
     }
 }

@@ -7,6 +7,13 @@
 //! - `--mode tx`: `tx_loop` sends `--count` frames, a flush every 32 (as `pkt-gen`).
 //! - `--mode loop`: a loopback port (DPDK `net_ring0`): `--count` frames sent and drained in
 //!   rounds of 512, then the empty polls.
+//! - `--mode fwd`: as `rx`, but `cost_fwd` sends each received packet back on the same
+//!   socket: `send_payload` (zero-copy where the engine can), or `send` with `--copy`.
+//! - `--mode loop-fwd`: as `loop`, each round's frames forwarded once (`cost_fwd`) before
+//!   they are drained.
+//!
+//! `--batch` receives with `recv_batch` and sends with `send_batch`; `--send-with` sends with
+//! `send_with` (the frame written in place).
 //!
 //! Each phase is its own function, never inlined, so callgrind reports its instructions. One
 //! JSON line at the end:
@@ -26,6 +33,8 @@ enum Mode {
     Rx,
     Tx,
     Loop,
+    Fwd,
+    LoopFwd,
 }
 
 #[derive(Parser, Debug)]
@@ -52,6 +61,12 @@ struct Args {
     /// Receive with `recv_batch` (bursts of 32) instead of `recv`; send with `send_batch`.
     #[arg(long)]
     batch: bool,
+    /// Send with `send_with` (the frame written in place) instead of `send`.
+    #[arg(long)]
+    send_with: bool,
+    /// Forward with `send` (a copy) instead of `send_payload`.
+    #[arg(long)]
+    copy: bool,
 }
 
 /// Packets per `recv_batch` / `send_batch` call.
@@ -136,9 +151,67 @@ fn empty_polls<S: Socket>(a: &Args, sock: &S) -> Result<u64, String> {
 fn send_n<S: Socket>(a: &Args, sock: &S, f: &mut [u8], seq: u64, n: u64) -> Result<u64, String> {
     if a.batch {
         tx_loop_batch(sock, f, seq, n)
+    } else if a.send_with {
+        tx_loop_send_with(sock, f, seq, n)
     } else {
         tx_loop(sock, f, seq, n)
     }
+}
+
+fn forward<S: Socket>(a: &Args, sock: &S, n: u64, bytes: &mut u64) -> Result<Fwd, String> {
+    if a.copy {
+        cost_fwd::<S, true>(sock, n, bytes)
+    } else {
+        cost_fwd::<S, false>(sock, n, bytes)
+    }
+}
+
+/// What [`cost_fwd`] did.
+struct Fwd {
+    got: u64,
+    empty: u64,
+    sent: u64,
+}
+
+/// Receives until `n` packets came (as [`cost_drain`]) and sends each back on the same
+/// socket as it comes: `send_payload` (`COPY`: `send`), a flush every 32 and at the end. A
+/// packet the transmit side has no room for is dropped after a flush.
+#[inline(never)]
+fn cost_fwd<S: Socket, const COPY: bool>(sock: &S, n: u64, bytes: &mut u64) -> Result<Fwd, String> {
+    let (mut got, mut empty, mut idle, mut sent, mut pending) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    while got < n && idle < GIVEUP {
+        match sock.recv() {
+            Ok((payload, _meta)) => {
+                got += 1;
+                idle = 0;
+                *bytes += payload.len() as u64;
+                let r = if COPY {
+                    sock.send(&payload)
+                } else {
+                    sock.send_payload(payload).map_err(|u| u.error)
+                };
+                match r {
+                    Ok(()) => {
+                        sent += 1;
+                        pending += 1;
+                    }
+                    Err(Error::NoMemory) => pending = 32,
+                    Err(e) => return Err(format!("send: {e}")),
+                }
+                if pending >= 32 {
+                    sock.flush();
+                    pending = 0;
+                }
+            }
+            Err(Error::NoPacket) => {
+                empty += 1;
+                idle += 1;
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+    sock.flush();
+    Ok(Fwd { got, empty, sent })
 }
 
 /// Consecutive empty polls after which the drain gives up (frames lost before the ring).
@@ -184,16 +257,42 @@ fn cost_empty<S: Socket>(sock: &S, polls: u64) -> Result<u64, String> {
 /// transmit side is full; a flush at the end.
 #[inline(never)]
 fn tx_loop<S: Socket>(sock: &S, f: &mut [u8], seq: u64, n: u64) -> Result<u64, String> {
+    tx_each(sock, n, "send", |i| {
+        common::set_seq(f, seq + i);
+        sock.send(f)
+    })
+}
+
+/// [`tx_loop`] with `send_with`: each frame written in place (the template, then its
+/// number).
+#[inline(never)]
+fn tx_loop_send_with<S: Socket>(sock: &S, f: &[u8], seq: u64, n: u64) -> Result<u64, String> {
+    tx_each(sock, n, "send_with", |i| {
+        sock.send_with(f.len(), |buf| {
+            buf.copy_from_slice(f);
+            common::set_seq(buf, seq + i);
+        })
+    })
+}
+
+/// The transmit loop around `one(i)`, which queues frame `i`: retried after a flush while
+/// the transmit side is full, a flush every 32 and at the end.
+#[inline(always)]
+fn tx_each<S: Socket>(
+    sock: &S,
+    n: u64,
+    what: &str,
+    mut one: impl FnMut(u64) -> Result<(), Error>,
+) -> Result<u64, String> {
     let mut sent = 0u64;
     while sent < n {
-        common::set_seq(f, seq + sent);
-        match sock.send(f) {
+        match one(sent) {
             Ok(()) => sent += 1,
             Err(Error::NoMemory) | Err(Error::NoPacket) => {
                 sock.flush();
                 continue;
             }
-            Err(e) => return Err(format!("send: {e}")),
+            Err(e) => return Err(format!("{what}: {e}")),
         }
         if sent % 32 == 0 {
             sock.flush();
@@ -227,7 +326,12 @@ fn cost<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
             let mut f = common::frame(0, a.size);
             (send_n(a, &sock, &mut f, 0, a.count)?, 0, 0, 0)
         }
-        Mode::Loop => {
+        Mode::Fwd => {
+            wait_go()?;
+            let fwd = forward(a, &sock, a.count, &mut bytes)?;
+            (fwd.got, fwd.empty, empty_polls(a, &sock)?, a.polls)
+        }
+        Mode::Loop | Mode::LoopFwd => {
             let mut f = common::frame(0, a.size);
             wait_go()?;
             let t0 = std::time::Instant::now();
@@ -235,7 +339,14 @@ fn cost<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
             while total < a.count {
                 let k = (a.count - total).min(512);
                 let sent = send_n(a, &sock, &mut f, total, k)?;
-                let (g, e) = drain(a, &sock, sent, &mut bytes)?;
+                let (g, e) = if a.mode == Mode::LoopFwd {
+                    let fwd = forward(a, &sock, sent, &mut bytes)?;
+                    // The forwarded frames come round again: drained before the next round.
+                    drain(a, &sock, fwd.sent, &mut 0)?;
+                    (fwd.got, fwd.empty)
+                } else {
+                    drain(a, &sock, sent, &mut bytes)?
+                };
                 got += g;
                 empty += e;
                 total += sent;

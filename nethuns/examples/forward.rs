@@ -1,4 +1,6 @@
-//! `forward`: receives on one interface and sends every packet on another, one thread.
+//! `forward`: receives on one interface and sends every packet on another, one thread. The
+//! received payload itself is handed to the sending socket (`send_payload`: zero-copy where
+//! the engine can, e.g. AF_XDP with a shared UMEM, DPDK); `--copy` sends a copy (`send`).
 //!
 //! `cargo run --release --example forward -- --backend pcap --in eth0 --out eth1`
 
@@ -32,6 +34,9 @@ struct Args {
     /// Packets per flush.
     #[arg(long, default_value_t = 32)]
     batch: u64,
+    /// Send a copy of each packet (`send`) instead of the packet itself (`send_payload`).
+    #[arg(long)]
+    copy: bool,
     /// Print the totals as one JSON line.
     #[arg(long)]
     json: bool,
@@ -46,10 +51,16 @@ fn forward<S: Socket>(flags: S::Flags, a: &Args) -> Result<(), String> {
     loop {
         match rx.recv() {
             Ok((p, _)) => {
-                match tx.send(&p) {
+                let len = p.len() as u64;
+                let r = if a.copy {
+                    tx.send(&p)
+                } else {
+                    tx.send_payload(p).map_err(|u| u.error)
+                };
+                match r {
                     Ok(()) => {
                         pkts += 1;
-                        bytes += p.len() as u64;
+                        bytes += len;
                         pending += 1;
                     }
                     Err(Error::NoMemory) | Err(Error::TooBigPacket(_)) => dropped += 1,

@@ -6,124 +6,18 @@ use std::time::Duration;
 
 use nethuns_testnet::NetPair;
 
-use crate::util;
+use crate::backends::{self, Backend};
+use crate::util::{build_nethuns_tools, json_num};
 
-/// A backend the demo can drive, with how to name the veth end for it.
-pub struct DemoBackend {
-    /// The `--backend` value of the tools.
-    pub name: &'static str,
-    /// The facade feature.
-    pub feature: &'static str,
-    /// Why it cannot run here, if so.
-    pub unavailable: Option<&'static str>,
-}
-
-/// Backends whose crates the tools can drive yet.
-pub const WIRED: &[&str] = &["pcap", "af-packet", "af-xdp", "dpdk", "netmap"];
-
-/// Every backend of the workspace.
-pub fn backends() -> Vec<DemoBackend> {
-    let mut v = vec![
-        DemoBackend {
-            name: "pcap",
-            feature: "pcap",
-            unavailable: None,
-        },
-        DemoBackend {
-            name: "af-packet",
-            feature: "af-packet",
-            unavailable: None,
-        },
-        DemoBackend {
-            name: "af-xdp",
-            feature: "af-xdp",
-            unavailable: None,
-        },
-        DemoBackend {
-            name: "dpdk",
-            feature: "dpdk",
-            unavailable: None,
-        },
-        DemoBackend {
-            name: "netmap",
-            feature: "netmap",
-            unavailable: Some("no netmap kernel module on this machine"),
-        },
-    ];
-    for b in v.iter_mut().filter(|b| !WIRED.contains(&b.name)) {
-        b.unavailable = Some("not wired into the tools yet");
-    }
-    if !WIRED.contains(&"netmap") {
-    } else if !std::path::Path::new("/dev/netmap").exists() {
-        v.iter_mut()
-            .filter(|b| b.name == "netmap")
-            .for_each(|b| b.unavailable = Some("no /dev/netmap (netmap module not loaded)"));
-    } else {
-        v.iter_mut()
-            .filter(|b| b.name == "netmap")
-            .for_each(|b| b.unavailable = None);
-    }
-    v
-}
-
-/// The portspec of veth `dev` for backend `name` (DPDK reaches a veth through net_af_packet).
-pub fn portspec(name: &str, dev: &str) -> String {
-    portspec_n(name, dev, 0)
-}
-
-/// [`portspec`] for the `n`-th port of one process (DPDK virtual devices need distinct names).
-pub fn portspec_n(name: &str, dev: &str, n: usize) -> String {
-    match name {
-        "dpdk" => format!("net_af_packet{n},iface={dev}"),
-        "netmap" => format!("netmap:{dev}"),
-        _ => dev.to_string(),
-    }
-}
-
-/// Builds the example tools in release mode with `features`; returns the examples folder.
-pub fn build_tools(features: &str) -> Result<std::path::PathBuf, String> {
-    util::cargo(
-        &[
-            "build",
-            "--release",
-            "-p",
-            "nethuns",
-            "--examples",
-            "--features",
-            features,
-        ],
-        &[],
-    )?;
-    Ok(util::target_dir().join("release/examples"))
-}
-
-/// Builds the `nethuns-tools` binaries in release mode with `features`; returns their folder.
-pub fn build_nethuns_tools(features: &str) -> Result<std::path::PathBuf, String> {
-    util::cargo(
-        &[
-            "build",
-            "--release",
-            "-p",
-            "nethuns-tools",
-            "--no-default-features",
-            "--features",
-            features,
-        ],
-        &[],
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| util::root().join("target"));
-    Ok(target.join("release"))
-}
-
-/// A number after `"key":` in a one-line JSON object.
-pub fn json_num(line: &str, key: &str) -> Option<f64> {
-    let pat = format!("\"{key}\":");
-    let i = line.find(&pat)? + pat.len();
-    let rest = &line[i..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
+/// `cargo xtask demo`'s options.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Seconds of traffic per backend.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Frame size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
 }
 
 /// One run of `nethuns-gen` in `ns_a` against `nethuns-meter` in `ns_b`; returns (tx pps,
@@ -131,7 +25,7 @@ pub fn json_num(line: &str, key: &str) -> Option<f64> {
 pub fn run_pair(
     tools: &std::path::Path,
     pair: &NetPair,
-    backend: &str,
+    backend: Backend,
     size: usize,
     seconds: f64,
 ) -> Result<(f64, f64, u64, Option<u64>), String> {
@@ -140,9 +34,9 @@ pub fn run_pair(
         .arg(tools.join("nethuns-meter"))
         .args([
             "--backend",
-            backend,
+            backend.name(),
             "--iface",
-            &portspec(backend, &pair.veth_b),
+            &backend.portspec(&pair.veth_b),
             "--duration",
             &format!("{}", seconds + 3.0),
             "--idle",
@@ -160,9 +54,9 @@ pub fn run_pair(
         .arg(tools.join("nethuns-gen"))
         .args([
             "--backend",
-            backend,
+            backend.name(),
             "--iface",
-            &portspec(backend, &pair.veth_a),
+            &backend.portspec(&pair.veth_a),
             "--count",
             "0",
             "--duration",
@@ -199,45 +93,20 @@ pub fn run_pair(
 }
 
 /// `cargo xtask demo`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let mut seconds = 2.0;
-    let mut size = 64usize;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => {
-                seconds = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--seconds takes a number")?
-            }
-            "--size" => {
-                size = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--size takes a number")?
-            }
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
+pub fn run(args: &DemoArgs) -> Result<(), String> {
+    let (seconds, size) = (args.seconds, args.size);
     crate::deps::ensure(true)?;
     if !nethuns_testnet::is_root() {
         return Err("the demo creates network namespaces: run it as root".into());
     }
-    let all = backends();
-    let runnable: Vec<&DemoBackend> = all.iter().filter(|b| b.unavailable.is_none()).collect();
-    let features: Vec<&str> = all
-        .iter()
-        .filter(|b| WIRED.contains(&b.name))
-        .map(|b| b.feature)
-        .collect();
-    let tools = build_nethuns_tools(&features.join(","))?;
+    let runnable = backends::runnable();
+    let tools = build_nethuns_tools(&backends::all_features())?;
     nethuns_testnet::cleanup_stale();
     let pair = NetPair::new("demo", Default::default())?;
     let mut rows = vec![];
     for b in &runnable {
-        eprintln!("demo: {} ({size}-byte frames, {seconds} s)", b.name);
-        rows.push((b.name, run_pair(&tools, &pair, b.name, size, seconds)));
+        eprintln!("demo: {b} ({size}-byte frames, {seconds} s)");
+        rows.push((*b, run_pair(&tools, &pair, *b, size, seconds)));
     }
     let (ns_a, ns_b) = (pair.ns_a.clone(), pair.ns_b.clone());
     drop(pair);
@@ -257,16 +126,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ),
             Err(e) => {
                 println!("| {name} | failed | failed | {e} | |");
-                failed.push(*name);
+                failed.push(name.name());
             }
         }
     }
-    for b in all.iter().filter(|b| b.unavailable.is_some()) {
-        println!(
-            "| {} | n/a | n/a | {} | |",
-            b.name,
-            b.unavailable.unwrap_or_default()
-        );
+    for (b, why) in backends::ALL
+        .iter()
+        .filter_map(|b| Some((b, b.unavailable()?)))
+    {
+        println!("| {b} | n/a | n/a | {why} | |");
     }
     let left = nethuns_testnet::our_namespaces();
     if left.contains(&ns_a) || left.contains(&ns_b) {

@@ -57,33 +57,31 @@ pub fn targets() -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses `--seconds N` and the target names.
-fn parse(args: &[String]) -> Result<(u64, Vec<String>), String> {
+/// `cargo xtask fuzz`'s options.
+#[derive(clap::Args, Debug)]
+pub struct FuzzArgs {
+    /// Seconds of fuzzing per target.
+    #[arg(long, default_value_t = DEFAULT_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seconds: u64,
+    /// The targets to run (the `[[bin]]` names of fuzz/Cargo.toml); all when none is given.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+}
+
+/// The targets `args` chose, checked against fuzz/Cargo.toml.
+fn chosen(args: &FuzzArgs) -> Result<Vec<String>, String> {
     let all = targets()?;
-    let mut seconds = DEFAULT_SECONDS;
-    let mut chosen = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => {
-                let v = it.next().ok_or("--seconds needs a number")?;
-                seconds = v
-                    .parse()
-                    .map_err(|_| format!("--seconds {v:?}: not a number of seconds"))?;
-                if seconds == 0 {
-                    return Err("--seconds must be at least 1".into());
-                }
-            }
-            t if all.iter().any(|x| x == t) => chosen.push(t.to_string()),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}: expected --seconds N or targets among {}",
-                    all.join(", ")
-                ))
-            }
-        }
+    if let Some(bad) = args.targets.iter().find(|t| !all.contains(t)) {
+        return Err(format!(
+            "unknown target {bad:?}: expected targets among {}",
+            all.join(", ")
+        ));
     }
-    Ok((seconds, if chosen.is_empty() { all } else { chosen }))
+    Ok(if args.targets.is_empty() {
+        all
+    } else {
+        args.targets.clone()
+    })
 }
 
 /// `cargo fuzz` with RUSTC_BOOTSTRAP=1 and the fuzz build's own target dir.
@@ -202,9 +200,9 @@ fn run_one(target: &str, seconds: u64, target_dir: &Path) -> Result<Outcome, Str
 }
 
 /// `cargo xtask fuzz`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (seconds, chosen) = parse(args)?;
-    let target_dir: PathBuf = crate::api::target_dir()?.join("fuzz");
+pub fn run(args: &FuzzArgs) -> Result<(), String> {
+    let (seconds, chosen) = (args.seconds, chosen(args)?);
+    let target_dir: PathBuf = crate::util::target_dir().join("fuzz");
     let st = cargo_fuzz(&target_dir)
         .args(["build", "--debug-assertions"])
         .status()

@@ -1,107 +1,179 @@
-//! `cargo xtask`: everything that is not a library.
-//!
-//! - `cargo xtask test` — installs the system packages the backends need (apt, as root), then
-//!   runs the whole test suite with the privileged network tests required to run.
-//! - `cargo xtask lint` — `cargo fmt --check` and `cargo clippy -D warnings` over the workspace,
-//!   then the public-API check of `cargo xtask api`.
-//! - `cargo xtask api [--bless]` — the public API of every library crate (from rustdoc JSON,
-//!   `RUSTC_BOOTSTRAP=1` on the stable toolchain) against its snapshot `api/CRATE.txt`: fails
-//!   naming the added (`+`) and removed (`-`) lines; `--bless` rewrites the snapshots after an
-//!   intended change (then review `git diff api/`). See [`api`].
-//! - `cargo xtask demo` — two namespaces joined by a veth pair, `nethuns-gen` in one and
-//!   `nethuns-meter` in the other for every backend compiled in; a table of achieved rates and
-//!   the engine's drops.
-//! - `cargo xtask bench [--cost]` — the benchmarks: nethuns against the raw engines, in
-//!   user-space instructions per packet (callgrind) and in veth rates.
-//! - `cargo xtask test-hw` — the lab tests on real NICs (see `cargo xtask test-hw --help`).
-//! - `cargo xtask test-vm` — the lab tests inside a QEMU guest with emulated NICs (see
-//!   `cargo xtask test-vm --help`).
-//! - `cargo xtask fuzz [--seconds N] [TARGET...]` — every cargo-fuzz target of `fuzz/` for N
-//!   seconds (default 60), failing on any crash; see [`fuzz`].
-//! - `cargo xtask sanitize` — the whole test suite under AddressSanitizer and LeakSanitizer;
-//!   see [`sanitize`].
+//! `cargo xtask`: everything that is not a library. One module per command; the command line
+//! is the [`Command`] enum (`cargo xtask help` lists it, `cargo xtask COMMAND --help` says
+//! more).
 
 mod api;
+mod backends;
 mod bench;
 mod demo;
 mod deps;
 mod fuzz;
+mod lint;
 mod sanitize;
+mod test;
 mod test_hw;
 mod test_vm;
 mod util;
 
 use std::process::ExitCode;
 
-const HELP: &str = "\
-usage: cargo xtask <command> [options]
+use clap::Parser;
 
-commands:
-  test [--allow-skip] [--no-install] [-- <cargo test args>]
-                  install what the backends need, then run every test this machine can run,
-                  including the root-only network tests (fails if they cannot run, unless
-                  --allow-skip)
-  lint            cargo fmt --check, cargo clippy --workspace --all-targets -D warnings,
-                  then the public-API check (cargo xtask api)
-  api [--bless]   compare each library crate's public API (rustdoc JSON) with api/CRATE.txt,
-                  listing added (+) and removed (-) items; --bless rewrites the snapshots
-  demo [--seconds S] [--size BYTES]
-                  nethuns-gen -> nethuns-meter across a veth pair for every backend compiled in
-  bench [--quick] [--cost]
-                  benchmarks against the raw engines: the instruction cost under callgrind,
-                  then the veth rates (tables + SVGs in results/, README section); --cost:
-                  the instruction cost only (about two minutes)
-  test-hw ...     lab tests on real NICs (cargo xtask test-hw --help)
-  test-vm ...     lab tests inside a QEMU guest with emulated NICs (cargo xtask test-vm --help)
-  fuzz [--seconds N] [TARGET...]
-                  each cargo-fuzz target of fuzz/ for N seconds (default 60): replays the
-                  saved crash inputs and seeds, fails on a crash naming its input; prints
-                  executions per target and writes results/fuzz.json
-  sanitize [--allow-skip] [--no-install] [-- <cargo test args>]
-                  the whole test suite (network tests included, doc tests not) under
-                  AddressSanitizer with LeakSanitizer, in its own target dir; the soaks
-                  with 200000 frames per backend
-";
+/// nethuns orchestration: tests, lint, API snapshots, demo, benchmarks, lab tests, fuzzing,
+/// sanitizers.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Install what the backends need (apt, as root), then run every test this machine can
+    /// run, the root-only network tests included (fails if they cannot run, unless
+    /// --allow-skip).
+    Test(test::SuiteArgs),
+    /// `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`, then the
+    /// public-API check (`cargo xtask api`).
+    Lint,
+    /// Compare each library crate's public API (rustdoc JSON) with api/CRATE.txt, listing
+    /// added (+) and removed (-) items; --bless rewrites the snapshots.
+    Api(api::ApiArgs),
+    /// nethuns-gen -> nethuns-meter across a veth pair for every backend that can run here.
+    Demo(demo::DemoArgs),
+    /// Benchmarks against the raw engines: the instruction cost under callgrind, then the
+    /// veth rates (tables + SVGs in results/, README section).
+    Bench(bench::BenchArgs),
+    /// Lab tests on real NICs (netmap, AF_XDP zero-copy, DPDK on PCI).
+    #[command(after_long_help = test_hw::HELP)]
+    TestHw(test_hw::HwArgs),
+    /// Lab tests inside a QEMU guest with emulated NICs.
+    #[command(after_long_help = test_vm::HELP)]
+    TestVm(test_vm::VmArgs),
+    /// Each cargo-fuzz target of fuzz/ for N seconds: replays the saved crash inputs and
+    /// seeds, fails on a crash naming its input; prints executions per target and writes
+    /// results/fuzz.json.
+    Fuzz(fuzz::FuzzArgs),
+    /// The whole test suite (network tests included, doc tests not) under AddressSanitizer
+    /// with LeakSanitizer, in its own target dir; the soaks with 200000 frames per backend.
+    Sanitize(test::SuiteArgs),
+}
+
+impl Command {
+    fn run(&self) -> Result<(), String> {
+        match self {
+            Command::Test(a) => test::run(a),
+            Command::Lint => lint::run(),
+            Command::Api(a) => api::run(a),
+            Command::Demo(a) => demo::run(a),
+            Command::Bench(a) => bench::run(a),
+            Command::TestHw(a) => test_hw::run(a),
+            Command::TestVm(a) => test_vm::run(a),
+            Command::Fuzz(a) => fuzz::run(a),
+            Command::Sanitize(a) => sanitize::run(a),
+        }
+    }
+
+    /// The command's name in error messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Test(_) => "test",
+            Command::Lint => "lint",
+            Command::Api(_) => "api",
+            Command::Demo(_) => "demo",
+            Command::Bench(_) => "bench",
+            Command::TestHw(_) => "test-hw",
+            Command::TestVm(_) => "test-vm",
+            Command::Fuzz(_) => "fuzz",
+            Command::Sanitize(_) => "sanitize",
+        }
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else {
-        eprint!("{HELP}");
-        return ExitCode::FAILURE;
-    };
-    let rest = &args[1..];
-    let r = match cmd.as_str() {
-        "test" => util::test(rest),
-        "lint" => util::lint(),
-        "api" => api::run(rest),
-        "demo" => demo::run(rest),
-        "bench" => bench::run(rest),
-        "fuzz" => fuzz::run(rest),
-        "sanitize" => sanitize::run(rest),
-        "test-hw" => {
-            if rest.iter().any(|a| a == "--help" || a == "-h") {
-                print!("{}", test_hw::HELP);
-                Ok(())
-            } else {
-                test_hw::run(rest)
-            }
-        }
-        "test-vm" if rest.iter().any(|a| a == "--help" || a == "-h") => {
-            print!("{}", test_vm::HELP);
-            Ok(())
-        }
-        "test-vm" => test_vm::run(rest),
-        "-h" | "--help" | "help" => {
-            print!("{HELP}");
-            Ok(())
-        }
-        other => Err(format!("unknown command {other:?}\n{HELP}")),
-    };
-    match r {
+    let cli = Cli::parse();
+    match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask {cmd}: {e}");
+            eprintln!("xtask {}: {e}", cli.command.name());
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The invocations of .ci/run, ci/*.sh and the README.
+    #[test]
+    fn every_documented_invocation_parses() {
+        for args in [
+            &["test"][..],
+            &["test", "--allow-skip", "--no-install", "--", "conformance"],
+            &["lint"],
+            &["api"],
+            &["api", "--bless"],
+            &["demo"],
+            &["demo", "--seconds", "1", "--size", "1500"],
+            &["bench"],
+            &["bench", "--quick"],
+            &["bench", "--cost"],
+            &["bench", "--cost", "--backend", "af-xdp,dpdk"],
+            &["test-hw", "--iface", "eth1", "--dry-run"],
+            &["test-vm"],
+            &[
+                "test-vm",
+                "--only",
+                "af-xdp",
+                "--timeout",
+                "600",
+                "--",
+                "lab_",
+            ],
+            &["fuzz", "--seconds", "60"],
+            &["fuzz", "savefile", "flags"],
+            &["sanitize", "--no-install"],
+        ] {
+            assert!(
+                parse(args).is_ok(),
+                "{args:?}: {}",
+                parse(args).unwrap_err()
+            );
+        }
+        match parse(&["bench", "--cost", "--backend", "af-xdp,dpdk"]).unwrap() {
+            Command::Bench(b) => {
+                assert!(b.cost);
+                assert_eq!(
+                    b.backend,
+                    vec![backends::Backend::AfXdp, backends::Backend::Dpdk]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["test", "--", "a", "--nocapture"]).unwrap() {
+            Command::Test(t) => assert_eq!(t.test_args, ["a", "--nocapture"]),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            &["bench", "--backend", "bogus"][..],
+            &["fuzz", "--seconds", "0"],
+            &["test-vm", "--only", "bogus"],
+            &["frobnicate"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 }

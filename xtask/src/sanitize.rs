@@ -15,7 +15,8 @@
 //! backend): ASan makes every access several times slower, and what it checks (every buffer
 //! touched, every allocation freed) does not need a million packets to show.
 
-use crate::util::{root, run_suite, Suite};
+use crate::test::{run_suite, Suite, SuiteArgs};
+use crate::util::root;
 
 /// Frames per backend of the soaks under ASan.
 pub const SOAK_PACKETS: u64 = 200_000;
@@ -24,13 +25,13 @@ pub const SOAK_PACKETS: u64 = 200_000;
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// `cargo xtask sanitize`.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub fn run(args: &SuiteArgs) -> Result<(), String> {
     if std::env::consts::ARCH != "x86_64" || std::env::consts::OS != "linux" {
         return Err(format!(
             "sanitize runs on x86_64 Linux only (AddressSanitizer for {TARGET})"
         ));
     }
-    let target_dir = crate::api::target_dir()?.join("sanitize");
+    let target_dir = crate::util::target_dir().join("sanitize");
     let supp = root().join("ci").join("lsan.supp");
     if !supp.is_file() {
         return Err(format!("{} is missing", supp.display()));

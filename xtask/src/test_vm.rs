@@ -11,16 +11,12 @@ mod report;
 mod setup;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use report::{Report, MARK};
 
 /// `cargo xtask test-vm --help`.
 pub const HELP: &str = "\
-usage: cargo xtask test-vm [--only LIST] [--release] [--timeout SECONDS] [--no-install]
-                           [-- FILTER]
-
 Runs the lab tests (the #[ignore]d `lab` tests of nethuns-afxdp and nethuns-dpdk) inside a
 QEMU guest with emulated NICs, as root, without KVM (software emulation):
   af-xdp          AF_XDP on a virtio-net NIC in native (driver) mode, cabled to a second
@@ -41,13 +37,6 @@ outcome with counts per stage, and exits non-zero if one failed. Bounded: each t
 timeout inside the guest, the guest by a watchdog and `panic=-1`, the whole run by
 --timeout (default 900 s), after which the QEMU process it started is killed.
 
-options:
-  --only LIST      stages to run (comma-separated): af-xdp, dpdk-vfio-pci, dpdk-uio
-  --release        build and run the release test binaries (default: the debug ones that
-                   `cargo xtask test` already built)
-  --timeout S      host-side limit for the whole guest run (default 900)
-  --no-install     do not install packages, fail naming them instead
-  -- FILTER        run only the lab tests whose name contains FILTER
 Under CI (CI=true) a skip the emulated hardware does not explain fails the run.
 ";
 
@@ -98,60 +87,36 @@ const STAGES: &[Stage] = &[
 /// Seconds one lab test may take inside the guest.
 const TEST_TIMEOUT: u32 = 300;
 
-struct Args {
-    only: Option<Vec<String>>,
-    release: bool,
-    timeout: Duration,
-    install: bool,
-    filter: Option<String>,
+/// `cargo xtask test-vm`'s options (see [`HELP`]).
+#[derive(clap::Args, Debug)]
+pub struct VmArgs {
+    /// Stages to run (comma-separated): af-xdp, dpdk-vfio-pci, dpdk-uio.
+    #[arg(long, value_delimiter = ',', value_parser = stage_name)]
+    pub only: Option<Vec<String>>,
+    /// Build and run the release test binaries (default: the debug ones that `cargo xtask
+    /// test` already built).
+    #[arg(long)]
+    pub release: bool,
+    /// Host-side limit for the whole guest run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub timeout: u64,
+    /// Do not install packages, fail naming them instead.
+    #[arg(long)]
+    pub no_install: bool,
+    /// Run only the lab tests whose name contains FILTER.
+    #[arg(last = true, value_name = "FILTER", num_args = 0..=1)]
+    pub filter: Option<String>,
 }
 
-fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        only: None,
-        release: false,
-        timeout: Duration::from_secs(900),
-        install: true,
-        filter: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--only" => {
-                let v = it.next().ok_or("--only needs a list")?;
-                let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = list.iter().find(|s| !STAGES.iter().any(|st| st.name == *s)) {
-                    return Err(format!(
-                        "--only: unknown stage {bad:?} (af-xdp, dpdk-vfio-pci, dpdk-uio)"
-                    ));
-                }
-                a.only = Some(list);
-            }
-            "--release" => a.release = true,
-            "--no-install" => a.install = false,
-            "--timeout" => {
-                let v = it.next().ok_or("--timeout needs seconds")?;
-                let s: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--timeout {v:?}: not a number of seconds"))?;
-                a.timeout = Duration::from_secs(s);
-            }
-            "--" => {
-                a.filter = it.next().cloned();
-                break;
-            }
-            other => return Err(format!("unknown argument {other:?}\n\n{HELP}")),
-        }
-    }
-    Ok(a)
-}
-
-/// The cargo target directory (where the kernel cache, initramfs and logs go too).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => crate::util::root().join(d),
-        None => crate::util::root().join("target"),
+/// A stage name of `--only`.
+fn stage_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if STAGES.iter().any(|st| st.name == s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown stage {s:?} (af-xdp, dpdk-vfio-pci, dpdk-uio)"
+        ))
     }
 }
 
@@ -215,8 +180,7 @@ fn run_script(stages: &[(&Stage, &setup::Binary)], filter: Option<&str>) -> Stri
 }
 
 /// Runs `cargo xtask test-vm ARGS`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let a = parse_args(args)?;
+pub fn run(a: &VmArgs) -> Result<(), String> {
     if !nethuns_testnet::is_root() {
         return Err("test-vm runs as root (apt, QEMU reading the whole / over 9p)".into());
     }
@@ -229,8 +193,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .is_none_or(|o| o.iter().any(|n| n == s.name))
         })
         .collect();
-    setup::ensure_packages(a.install)?;
-    let vm = target_dir().join("vm");
+    setup::ensure_packages(!a.no_install)?;
+    let vm = crate::util::target_dir().join("vm");
     let kernel = setup::kernel(&vm.join("kernels"))?;
     println!("test-vm: guest kernel {}", kernel.release);
     let mut packages: Vec<&str> = stages.iter().map(|s| s.package).collect();
@@ -256,7 +220,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // the first run's outcome stays printed above. A test that failed is never retried.
     let mut attempt = 1;
     let (problems, guest_secs) = loop {
-        let (stalled, problems, secs) = boot_and_run(&kernel, &initramfs, &script, &console, &a)?;
+        let (stalled, problems, secs) = boot_and_run(&kernel, &initramfs, &script, &console, a)?;
         if stalled && attempt == 1 {
             println!(
                 "test-vm: the guest stalled before the end of its run script and no test \
@@ -290,7 +254,7 @@ fn boot_and_run(
     initramfs: &std::path::Path,
     script: &std::path::Path,
     console: &std::path::Path,
-    a: &Args,
+    a: &VmArgs,
 ) -> Result<(bool, Vec<String>, f64), String> {
     let sockets = guest::SocketDir::new()?;
     let boot = guest::Boot {
@@ -303,17 +267,19 @@ fn boot_and_run(
     println!(
         "test-vm: booting the guest (console: {}), {} s at most",
         console.display(),
-        a.timeout.as_secs()
+        a.timeout
     );
     let booted = Instant::now();
-    let ended = guest::run(guest::command(&boot), a.timeout, |l| println!("vm| {l}"))?;
+    let ended = guest::run(guest::command(&boot), Duration::from_secs(a.timeout), |l| {
+        println!("vm| {l}")
+    })?;
     drop(sockets);
     let guest_secs = booted.elapsed().as_secs_f64();
     let r: Report = report::parse(&ended.lines);
     let (text, mut problems) = r.summary(nethuns_testnet::required());
     print!("{text}");
     if ended.timed_out {
-        problems.push(format!("killed at the {} s limit", a.timeout.as_secs()));
+        problems.push(format!("killed at the {} s limit", a.timeout));
     }
     let mut stalled = false;
     if r.done.is_none() {

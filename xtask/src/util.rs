@@ -1,4 +1,5 @@
-//! `test` and `lint`, and process helpers.
+//! Process helpers shared by the commands: the workspace's paths, running cargo and shell
+//! lines, building the tools, reading the tools' JSON lines.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,11 +12,19 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target` in the workspace root.
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root if relative),
+/// else `target` in the workspace root.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if PathBuf::from(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
+/// The cargo that runs xtask (`CARGO`), else `cargo` from `PATH`.
+pub fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Runs a shell command line, inheriting stdio.
@@ -33,8 +42,7 @@ pub fn sh(line: &str) -> Result<(), String> {
 
 /// `cargo ARGS` in the workspace root, inheriting stdio.
 pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(&cargo)
+    let st = Command::new(cargo_bin())
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(root())
@@ -47,138 +55,71 @@ pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     }
 }
 
-/// Checks that this machine can make network namespaces and veth pairs.
-fn check_netns() -> Result<(), String> {
-    let pair = nethuns_testnet::NetPair::new("xtaskprobe", Default::default())
-        .map_err(|e| format!("cannot create network namespaces and veth pairs: {e}"))?;
-    drop(pair);
-    Ok(())
-}
-
-/// How [`run_suite`] runs the test suite.
-pub struct Suite<'a> {
-    /// The command's name in messages (`test`, `sanitize`).
-    pub name: &'a str,
-    /// Arguments of the command (`--allow-skip`, `--no-install`, `-- <cargo test args>`).
-    pub args: &'a [String],
-    /// Arguments for `cargo test` after `test` (e.g. `--target TRIPLE`).
-    pub cargo_args: &'a [&'a str],
-    /// Extra environment of `cargo test` (e.g. `RUSTFLAGS`).
-    pub envs: Vec<(&'a str, String)>,
-    /// Frames per backend of the conformance suite's soak (and the AF_XDP soak).
-    pub soak_packets: u64,
-    /// Whether to run the doc tests too.
-    pub doc: bool,
-}
-
-/// `cargo xtask test`.
-pub fn test(args: &[String]) -> Result<(), String> {
-    run_suite(Suite {
-        name: "test",
-        args,
-        cargo_args: &[],
-        envs: vec![],
-        // The full soak (1M packets a backend; ~25 s each in debug).
-        soak_packets: 1_000_000,
-        doc: true,
-    })
-}
-
-/// Runs the whole test suite as `suite` says: installs the system packages, requires root
-/// (or `--allow-skip`), checks that namespaces can be made, runs every target of the
-/// workspace, prints the conformance table, and fails if a test failed or left a namespace.
-pub fn run_suite(suite: Suite) -> Result<(), String> {
-    let args = suite.args;
-    let allow_skip = args.iter().any(|a| a == "--allow-skip");
-    let install = !args.iter().any(|a| a == "--no-install");
-    let passthrough: Vec<&str> = args
-        .iter()
-        .skip_while(|a| *a != "--")
-        .skip(1)
-        .map(String::as_str)
-        .collect();
-    crate::deps::ensure(install)?;
-    let soak = suite.soak_packets.to_string();
-    let mut envs: Vec<(&str, &str)> = suite.envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    if nethuns_testnet::is_root() {
-        check_netns()?;
-        envs.push(("NETHUNS_REQUIRE_NET", "1"));
-        envs.push((nethuns_testnet::soak::PACKETS_ENV, soak.as_str()));
-        envs.push(("NETHUNS_AFXDP_SOAK_PACKETS", soak.as_str()));
-    } else if allow_skip {
-        eprintln!(
-            "xtask {}: not root: the network tests will print SKIPPED and not run",
-            suite.name
-        );
-    } else {
-        return Err(
-            "the network tests need root (network namespaces, raw sockets, XDP); \
-             run as root, or pass --allow-skip to run only what needs no privilege"
-                .into(),
-        );
-    }
-    nethuns_testnet::cleanup_stale();
-    let before = nethuns_testnet::our_namespaces();
-    let log = root().join("target").join(match suite.name {
-        "test" => "conformance.log".to_string(),
-        other => format!("conformance-{other}.log"),
-    });
-    let _ = std::fs::create_dir_all(root().join("target"));
-    let _ = std::fs::remove_file(&log);
-    let log_s = log.to_string_lossy().into_owned();
-    envs.push((nethuns_testnet::conformance::LOG_ENV, log_s.as_str()));
-    let mut cargs = vec!["test"];
-    cargs.extend_from_slice(suite.cargo_args);
-    cargs.extend([
-        "--workspace",
-        "--all-features",
-        "--all-targets",
-        "--no-fail-fast",
-    ]);
-    if !passthrough.is_empty() {
-        cargs.push("--");
-        cargs.extend(passthrough.iter().copied());
-    }
-    let r = cargo(&cargs, &envs);
-    // Doc tests are not part of --all-targets.
-    let d = if suite.doc {
-        cargo(&["test", "--workspace", "--all-features", "--doc"], &envs)
-    } else {
-        Ok(())
-    };
-    match std::fs::read_to_string(&log) {
-        Ok(l) => println!(
-            "\nconformance (case × backend):\n\n{}",
-            nethuns_testnet::conformance::table(&l)
-        ),
-        Err(_) => println!("\nconformance: no case ran (log {} missing)", log.display()),
-    }
-    let left: Vec<String> = nethuns_testnet::our_namespaces()
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
-    r?;
-    d?;
-    if !left.is_empty() {
-        return Err(format!("tests left network namespaces behind: {left:?}"));
-    }
-    Ok(())
-}
-
-/// `cargo xtask lint`.
-pub fn lint() -> Result<(), String> {
-    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+/// Builds the example tools (`nethuns/examples`) in release mode with `features`; returns the
+/// examples folder.
+pub fn build_examples(features: &str) -> Result<PathBuf, String> {
     cargo(
         &[
-            "clippy",
-            "--workspace",
-            "--all-features",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
+            "build",
+            "--release",
+            "-p",
+            "nethuns",
+            "--examples",
+            "--features",
+            features,
         ],
         &[],
     )?;
-    crate::api::check()
+    Ok(target_dir().join("release/examples"))
+}
+
+/// Builds the `nethuns-tools` binaries in release mode with `features`; returns their folder.
+pub fn build_nethuns_tools(features: &str) -> Result<PathBuf, String> {
+    cargo(
+        &[
+            "build",
+            "--release",
+            "-p",
+            "nethuns-tools",
+            "--no-default-features",
+            "--features",
+            features,
+        ],
+        &[],
+    )?;
+    Ok(target_dir().join("release"))
+}
+
+/// A number after `"key":` in a one-line JSON object.
+pub fn json_num(line: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let i = line.find(&pat)? + pat.len();
+    let rest = &line[i..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+/// `["a", "b"]` as owned strings (argument lists).
+pub fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// `N × CPU model, Linux RELEASE`.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{n} × {cpu}, Linux {kernel}")
 }

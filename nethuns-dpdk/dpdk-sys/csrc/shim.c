@@ -48,10 +48,14 @@ uint16_t nh_pktmbuf_data_room_size(struct rte_mempool *mp)
 
 unsigned nh_mempool_avail_here(struct rte_mempool *mp)
 {
-	/* rte_mempool_ops_get_count is internal to DPDK; the public count adds every lcore's
-	 * cache, which only matters for pools with a cache (and then over-counts by what other
-	 * lcores hold). Called on empty polls only. */
-	return rte_mempool_avail_count(mp);
+	/* What this thread can allocate: the pool's common store (the ops' count, as
+	 * rte_mempool_avail_count reads it) plus the calling lcore's own cache, without walking
+	 * every lcore's cache as rte_mempool_avail_count does. */
+	unsigned n = rte_mempool_get_ops(mp->ops_index)->get_count(mp);
+	struct rte_mempool_cache *c = rte_mempool_default_cache(mp, rte_lcore_id());
+	if (c != NULL)
+		n += c->len;
+	return n > mp->size ? mp->size : n;
 }
 
 void nh_mbuf_rx_info(const struct rte_mbuf *m, struct nh_rx_info *out)

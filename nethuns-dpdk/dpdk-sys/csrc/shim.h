@@ -28,7 +28,8 @@ uint16_t nh_pktmbuf_tailroom(const struct rte_mbuf *m);
 /* Data room of the pool's mbufs, headroom included (rte_pktmbuf_data_room_size). */
 uint16_t nh_pktmbuf_data_room_size(struct rte_mempool *mp);
 
-/* Free mbufs in `mp` (rte_mempool_avail_count: the common store plus every lcore cache). */
+/* Free mbufs this thread could allocate from `mp`: the common store plus the calling lcore's
+ * cache (cheaper than rte_mempool_avail_count, which adds every lcore's cache). */
 unsigned nh_mempool_avail_here(struct rte_mempool *mp);
 
 /* The receive-side fields of an mbuf, read in one call. */

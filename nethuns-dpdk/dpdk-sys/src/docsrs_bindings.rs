@@ -174,6 +174,8 @@ pub const RTE_MBUF_F_RX_OUTER_L4_CKSUM_UNKNOWN: u32 = 0;
 pub const RTE_MBUF_F_RX_OUTER_L4_CKSUM_BAD: u32 = 2097152;
 pub const RTE_MBUF_F_RX_OUTER_L4_CKSUM_GOOD: u32 = 4194304;
 pub const RTE_MBUF_F_RX_OUTER_L4_CKSUM_INVALID: u32 = 6291456;
+pub const RTE_MBUF_F_EXTERNAL: u64 = 2305843009213693952;
+pub const RTE_MBUF_F_INDIRECT: u64 = 4611686018427387904;
 pub const RTE_MBUF_DEFAULT_DATAROOM: u32 = 2048;
 pub const RTE_MBUF_DEFAULT_BUF_SIZE: u32 = 2176;
 pub const RTE_ETHER_CRC_LEN: u32 = 4;
@@ -2449,6 +2451,128 @@ unsafe extern "C" {
         nb_rx_desc: *mut u16,
         nb_tx_desc: *mut u16,
     ) -> ::std::os::raw::c_int;
+}
+pub type eth_rx_burst_t = ::std::option::Option<
+    unsafe extern "C" fn(
+        rxq: *mut ::std::os::raw::c_void,
+        rx_pkts: *mut *mut rte_mbuf,
+        nb_pkts: u16,
+    ) -> u16,
+>;
+pub type eth_tx_burst_t = ::std::option::Option<
+    unsafe extern "C" fn(
+        txq: *mut ::std::os::raw::c_void,
+        tx_pkts: *mut *mut rte_mbuf,
+        nb_pkts: u16,
+    ) -> u16,
+>;
+pub type eth_tx_prep_t = ::std::option::Option<
+    unsafe extern "C" fn(
+        txq: *mut ::std::os::raw::c_void,
+        tx_pkts: *mut *mut rte_mbuf,
+        nb_pkts: u16,
+    ) -> u16,
+>;
+pub type eth_rx_queue_count_t =
+    ::std::option::Option<unsafe extern "C" fn(rxq: *mut ::std::os::raw::c_void) -> u32>;
+pub type eth_rx_descriptor_status_t = ::std::option::Option<
+    unsafe extern "C" fn(rxq: *mut ::std::os::raw::c_void, offset: u16) -> ::std::os::raw::c_int,
+>;
+pub type eth_tx_descriptor_status_t = ::std::option::Option<
+    unsafe extern "C" fn(txq: *mut ::std::os::raw::c_void, offset: u16) -> ::std::os::raw::c_int,
+>;
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct rte_ethdev_qdata {
+    pub data: *mut *mut ::std::os::raw::c_void,
+    pub clbk: *mut *mut ::std::os::raw::c_void,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rte_ethdev_qdata"][::std::mem::size_of::<rte_ethdev_qdata>() - 16usize];
+    ["Alignment of rte_ethdev_qdata"][::std::mem::align_of::<rte_ethdev_qdata>() - 8usize];
+    ["Offset of field: rte_ethdev_qdata::data"]
+        [::std::mem::offset_of!(rte_ethdev_qdata, data) - 0usize];
+    ["Offset of field: rte_ethdev_qdata::clbk"]
+        [::std::mem::offset_of!(rte_ethdev_qdata, clbk) - 8usize];
+};
+impl Default for rte_ethdev_qdata {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[repr(align(64))]
+#[derive(Copy, Clone)]
+pub struct rte_eth_fp_ops {
+    pub rx_pkt_burst: eth_rx_burst_t,
+    pub rx_queue_count: eth_rx_queue_count_t,
+    pub rx_descriptor_status: eth_rx_descriptor_status_t,
+    pub rxq: rte_ethdev_qdata,
+    pub reserved1: [usize; 3usize],
+    pub tx_pkt_burst: eth_tx_burst_t,
+    pub tx_pkt_prepare: eth_tx_prep_t,
+    pub tx_descriptor_status: eth_tx_descriptor_status_t,
+    pub txq: rte_ethdev_qdata,
+    pub reserved2: [usize; 3usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rte_eth_fp_ops"][::std::mem::size_of::<rte_eth_fp_ops>() - 128usize];
+    ["Alignment of rte_eth_fp_ops"][::std::mem::align_of::<rte_eth_fp_ops>() - 64usize];
+    ["Offset of field: rte_eth_fp_ops::rx_pkt_burst"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, rx_pkt_burst) - 0usize];
+    ["Offset of field: rte_eth_fp_ops::rx_queue_count"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, rx_queue_count) - 8usize];
+    ["Offset of field: rte_eth_fp_ops::rx_descriptor_status"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, rx_descriptor_status) - 16usize];
+    ["Offset of field: rte_eth_fp_ops::rxq"][::std::mem::offset_of!(rte_eth_fp_ops, rxq) - 24usize];
+    ["Offset of field: rte_eth_fp_ops::reserved1"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, reserved1) - 40usize];
+    ["Offset of field: rte_eth_fp_ops::tx_pkt_burst"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, tx_pkt_burst) - 64usize];
+    ["Offset of field: rte_eth_fp_ops::tx_pkt_prepare"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, tx_pkt_prepare) - 72usize];
+    ["Offset of field: rte_eth_fp_ops::tx_descriptor_status"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, tx_descriptor_status) - 80usize];
+    ["Offset of field: rte_eth_fp_ops::txq"][::std::mem::offset_of!(rte_eth_fp_ops, txq) - 88usize];
+    ["Offset of field: rte_eth_fp_ops::reserved2"]
+        [::std::mem::offset_of!(rte_eth_fp_ops, reserved2) - 104usize];
+};
+impl Default for rte_eth_fp_ops {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+unsafe extern "C" {
+    pub static mut rte_eth_fp_ops: [rte_eth_fp_ops; 32usize];
+}
+unsafe extern "C" {
+    pub fn rte_eth_call_rx_callbacks(
+        port_id: u16,
+        queue_id: u16,
+        rx_pkts: *mut *mut rte_mbuf,
+        nb_rx: u16,
+        nb_pkts: u16,
+        opaque: *mut ::std::os::raw::c_void,
+    ) -> u16;
+}
+unsafe extern "C" {
+    pub fn rte_eth_call_tx_callbacks(
+        port_id: u16,
+        queue_id: u16,
+        tx_pkts: *mut *mut rte_mbuf,
+        nb_pkts: u16,
+        opaque: *mut ::std::os::raw::c_void,
+    ) -> u16;
 }
 unsafe extern "C" {
     pub fn rte_version() -> *const ::std::os::raw::c_char;

@@ -3,7 +3,8 @@
 //! Raw FFI to the system DPDK for `nethuns-dpdk`: bindings generated at build time by bindgen
 //! over the headers `pkg-config libdpdk` points to (only the items nethuns uses), plus a small C
 //! shim (`nh_*` functions) that gives DPDK's static-inline fast-path functions
-//! (`rte_eth_rx_burst`, `rte_pktmbuf_alloc`, `rte_errno` …) an address Rust can call.
+//! (`rte_eth_rx_burst`, `rte_pktmbuf_alloc`, `rte_errno` …) an address Rust can call. The
+//! burst functions are also written out in Rust in [`inline`], to inline into a receive loop.
 //!
 //! Everything here is `unsafe` and documented by DPDK itself; use `nethuns-dpdk` for a safe API.
 //!
@@ -32,6 +33,9 @@ compile_error!(
 
 #[cfg(not(nethuns_no_dpdk))]
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+#[cfg(not(nethuns_no_dpdk))]
+pub mod inline;
 
 /// The DPDK version the bindings were generated from (pkg-config's `libdpdk` version).
 #[cfg(not(nethuns_no_dpdk))]

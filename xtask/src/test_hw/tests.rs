@@ -3,9 +3,22 @@
 
 use super::*;
 use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
 
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
+}
+
+/// The options as `cargo xtask test-hw ARGS` parses them.
+fn parse_args(args: &[String]) -> Result<HwArgs, clap::Error> {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: HwArgs,
+    }
+    use clap::Parser as _;
+    Cli::try_parse_from(std::iter::once("test-hw".to_string()).chain(args.iter().cloned()))
+        .map(|c| c.a)
 }
 
 /// A fake host tree under a fresh temp dir.
@@ -60,7 +73,10 @@ fn parses_arguments() {
     assert_eq!(a.only, Some(vec![Backend::Netmap, Backend::Dpdk]));
     assert!(a.dry_run);
     assert_eq!(a.test_args, s(&["lab_vale"]));
-    assert!(parse_args(&s(&["--help"])).unwrap().help);
+    assert_eq!(
+        parse_args(&s(&["--help"])).unwrap_err().kind(),
+        clap::error::ErrorKind::DisplayHelp
+    );
     for bad in [
         &["--iface"][..],
         &["--iface", "--pci"],
@@ -149,6 +165,7 @@ fn a_ready_lab_passes_every_check() {
             Backend::Dpdk => {
                 assert_eq!(c.env, vec![("NETHUNS_HW_PCI", "0000:3b:00.0".to_string())])
             }
+            other => panic!("{other} has no lab tests"),
         }
     }
     std::fs::remove_dir_all(root).unwrap();
@@ -232,9 +249,9 @@ fn only_restricts_and_vale_alone_selects_netmap() {
 #[test]
 fn the_real_machine_without_devices_fails_clearly() {
     // No --iface/--vale/--pci: an error, not a silent success.
-    let e = run(&[]).unwrap_err();
+    let e = run(&HwArgs::default()).unwrap_err();
     assert!(e.contains("nothing to test"), "{e}");
-    let e = run(&s(&["--vale", "vale0", "--dry-run"]));
+    let e = run(&parse_args(&s(&["--vale", "vale0", "--dry-run"])).unwrap());
     if !Path::new("/dev/netmap").exists() {
         let e = e.unwrap_err();
         assert!(e.contains("netmap: cannot run"), "{e}");

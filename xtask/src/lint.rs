@@ -1,0 +1,22 @@
+//! `cargo xtask lint`: `cargo fmt --check`, clippy with `-D warnings` over every target and
+//! feature, then the public-API check of [`crate::api`].
+
+use crate::util::cargo;
+
+/// `cargo xtask lint`.
+pub fn run() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-features",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    crate::api::check()
+}

@@ -42,10 +42,7 @@
 //!   dropped unconsumed pins its block until the context goes (see
 //!   [`nethuns_core::leaked_tokens`]), and when every block is held the kernel drops new
 //!   packets. [`AfPacketContext::blocks_in_use`] shows how many are out.
-//! - `recv` never blocks and makes no syscall while there are packets (draining 100 000 frames
-//!   already in the ring, `recv` + drop, takes 12–17 ns a packet here, ~3 ns of it reading
-//!   the EtherType to report a tag the kernel left in the frame: `tests/rx_rate.rs`); when
-//!   the next block is still the kernel's it returns [`Error::NoPacket`] at once. To
+//! - `recv` never blocks and makes no syscall while there are packets; when the next block is still the kernel's it returns [`Error::NoPacket`] at once. To
 //!   sleep instead of spinning, `poll` the socket's descriptor (`Sock` is `AsRawFd`) for
 //!   `POLLIN`. Only on that empty path, at most
 //!   every [`CHECK_INTERVAL`], it polls the socket for an error, so an interface that goes
@@ -63,8 +60,13 @@
 //!   [`Sock::max_tagged_frame`] (MTU + 18) for an 802.1Q-tagged frame (the kernel allows the
 //!   extra tag for TPID 0x8100 only, and discards longer 0x88A8/0x9100 frames silently); [`Error::NoMemory`] if every slot
 //!   is still queued or in flight after submitting the queued ones); `flush` submits all
-//!   queued slots with one `sendto` ([`Socket::try_flush`] says if that failed). Why a TX
-//!   ring rather than `sendmmsg`: see the measurement below.
+//!   queued slots with one `sendto` ([`Socket::try_flush`] says if that failed).
+//!   [`Socket::send_with`] lets a closure write the frame straight into the TX slot (the same
+//!   size rule, on the length and then on the written frame; a refused frame leaves the slot
+//!   free); [`Socket::send_batch`] fills consecutive slots and submits them with one `sendto`.
+//!   [`Socket::send_payload`] copies (its default): the RX and TX rings are separate areas of
+//!   the mapping, the kernel fills one and sends from the other, so a received packet cannot
+//!   be queued where it lies. [`AfPacketFlags::qdisc_bypass`] sends straight to the driver.
 //! - **Statistics** ([`Socket::stats`]): received and sent counted by the socket, dropped
 //!   from the kernel's `PACKET_STATISTICS` (summed: the kernel resets it on every read;
 //!   [`Sock::native_stats`] gives the raw numbers).
@@ -76,18 +78,9 @@
 //!   `Meta::hardware_timestamp` says which), original and captured length, VLAN TCI/TPID, the
 //!   kernel's flow hash, `tp_status`.
 //!
-//! ## TX: ring or `sendmmsg`?
-//! Both cost one syscall per batch. Measured on this project's machine (2 shared, busy cores;
-//! veth pair; batches of 64; best of 5 alternating 0.4 s rounds; `tests/tx_compare.rs`, run
-//! with `--release -- --ignored`), they are within the noise of each other: 64-byte frames
-//! 0.46–0.69 Mpps with the ring against 0.53–0.62 with `sendmmsg`; 1514-byte frames 0.44–0.55
-//! against 0.50–0.64 (`sendmmsg` ahead by ~10% there, less than the run-to-run spread). On
-//! veth the cost is the skb's trip through the peer's receive path, the same for both. The
-//! ring is kept because it is not slower here and is cheaper where the driver is the limit:
-//! the kernel builds each skb over the ring page instead of copying from user memory, a batch
-//! needs no `mmsghdr`/`iovec` set-up, a batch can be as large as the ring, and the memory in
-//! flight is bounded by the ring (`send` reports [`Error::NoMemory`] rather than queueing
-//! without limit). [`AfPacketFlags::qdisc_bypass`] sends straight to the driver.
+//! ## Design notes
+//! Why a TX ring rather than `sendmmsg`, why payloads hold their block, and what was measured
+//! to decide: `docs/af-packet.md` in the nethuns repository.
 //!
 //! ## Features
 //! - `pcap`: [`Filter::Expression`] compiles tcpdump expressions with libpcap (needs

@@ -19,7 +19,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(5);
 const CLOCK_EVERY: u32 = 32;
 
 pub(crate) struct LinkWatch {
-    idle: Cell<u32>,
+    /// Empty `recv` calls until the next look at the clock (1 while down: every one looks).
+    countdown: Cell<u32>,
     last: Cell<Instant>,
     down: Cell<bool>,
 }
@@ -27,35 +28,60 @@ pub(crate) struct LinkWatch {
 impl LinkWatch {
     pub(crate) fn new() -> Self {
         LinkWatch {
-            idle: Cell::new(0),
+            countdown: Cell::new(CLOCK_EVERY),
             last: Cell::new(Instant::now()),
             down: Cell::new(false),
         }
     }
 
-    /// Called when `recv` found nothing: `Err` if the interface is known to be down or gone.
+    /// Called when `recv` found nothing: whether to call [`LinkWatch::on_idle`] now (every
+    /// [`CLOCK_EVERY`] calls, every call while the interface is known to be down).
     #[inline]
-    pub(crate) fn on_idle(&self, fd: i32, ifname: &str, ifindex: i32) -> Result<()> {
-        if self.down.get() {
-            return self.recheck(fd, ifname, ifindex);
+    pub(crate) fn tick(&self) -> bool {
+        let n = self.countdown.get() - 1;
+        self.countdown.set(n);
+        n == 0
+    }
+
+    /// The slow part of an empty `recv`, when [`LinkWatch::tick`] says so: `Err` if the
+    /// interface is known to be down or gone. `saw_down`: a failed transmission found it down.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn on_idle(
+        &self,
+        saw_down: bool,
+        fd: i32,
+        ifname: &str,
+        ifindex: i32,
+    ) -> Result<()> {
+        self.countdown.set(CLOCK_EVERY);
+        if saw_down {
+            self.mark_down();
         }
-        let n = self.idle.get().wrapping_add(1);
-        self.idle.set(n);
-        if n % CLOCK_EVERY != 0 {
-            return Ok(());
+        if self.down.get() {
+            let r = self.recheck(fd, ifname, ifindex);
+            if self.down.get() {
+                self.countdown.set(1);
+            }
+            return r;
         }
         let now = Instant::now();
         if now.duration_since(self.last.get()) < CHECK_INTERVAL {
             return Ok(());
         }
         self.last.set(now);
-        self.check(fd, ifname, ifindex)
+        let r = self.check(fd, ifname, ifindex);
+        if self.down.get() {
+            self.countdown.set(1);
+        }
+        r
     }
 
     /// Records that the interface was seen down elsewhere (a failed transmission consumed the
-    /// socket error that `poll` would have reported).
+    /// socket error that `poll` would have reported): the next empty `recv` looks.
     pub(crate) fn mark_down(&self) {
         self.down.set(true);
+        self.countdown.set(1);
     }
 
     /// Looks for a pending socket error now.

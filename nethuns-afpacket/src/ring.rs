@@ -5,12 +5,13 @@
 //! Every payload or token names one packet, so it carries one reference; dropping the payload
 //! (on any thread) takes one away, and the socket drops its own once it has handed out the
 //! last packet. Whoever takes the count to zero gives the block back to the kernel by storing
-//! `TP_STATUS_KERNEL` in it. That is one compare-and-swap per release, no lock.
+//! `TP_STATUS_KERNEL` in it. That is one atomic subtraction per release, no lock, no retry.
 //!
-//! Releasing is ordered so that the socket, walking the ring in order, never mistakes a block
-//! it still holds from the previous lap for a fresh one: the last releaser, being the only
-//! holder, first stores `TP_STATUS_KERNEL` and only then the zero count (release); the socket
-//! reads the count (acquire) before the status.
+//! Opening a block also sets [`OPENED`] in its status word (the kernel looks only at
+//! `TP_STATUS_USER` there, or compares with `TP_STATUS_KERNEL`, and rewrites the whole word when
+//! it next fills the block). So the socket, walking the ring in order, tells a block it still
+//! holds from the previous lap (`USER | OPENED`) from a fresh one (`USER`) by the status word
+//! alone: one load, which is all an empty poll costs.
 
 use std::mem::offset_of;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -28,6 +29,9 @@ const BLOCK_STATUS: usize = offset_of!(libc::tpacket_block_desc, hdr);
 const NUM_PKTS: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, num_pkts);
 /// Offset of `offset_to_first_pkt` in a block.
 const FIRST_PKT: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt);
+/// The bit of a block's status word that says the socket opened the block (and payloads or
+/// the socket may still hold it). The kernel never sets it.
+pub(crate) const OPENED: u32 = 1 << 31;
 
 /// A reference count on its own cache line: counts are released from several threads.
 #[repr(align(64))]
@@ -38,6 +42,8 @@ pub(crate) struct Shared {
     // Field order is drop order: unmap before closing the socket.
     map: Mmap,
     rx: RxGeometry,
+    /// `rx.block_size`, known not zero (a division by it needs no check).
+    block_size: std::num::NonZeroU32,
     refs: Box<[BlockRefs]>,
     fd: Option<OwnedFd>,
 }
@@ -56,6 +62,7 @@ impl Shared {
         Shared {
             map,
             rx,
+            block_size: std::num::NonZeroU32::new(rx.block_size).expect("RX blocks of 0 bytes"),
             refs: (0..rx.block_count)
                 .map(|_| BlockRefs(AtomicU32::new(0)))
                 .collect(),
@@ -96,20 +103,28 @@ impl Shared {
         unsafe { &*(self.base().add(self.rx.block_offset(block) + offset) as *const AtomicU32) }
     }
 
-    /// Opens block `block` if the kernel has handed it over and no payload of the previous
-    /// lap still holds it; takes `num_pkts + 1` references.
+    /// The status word of block `block`.
+    #[inline]
+    pub(crate) fn status(&self, block: u32) -> &AtomicU32 {
+        self.block_word(block, BLOCK_STATUS)
+    }
+
+    /// Opens block `block` if the kernel has handed it over (and it is not still held from the
+    /// previous lap); takes `num_pkts + 1` references.
     #[inline]
     pub(crate) fn try_open(&self, block: u32) -> Option<OpenBlock> {
-        let refs = &self.refs[block as usize].0;
-        if refs.load(Ordering::Acquire) != 0 {
-            return None;
-        }
         // Acquire pairs with the kernel's write barrier before it sets TP_STATUS_USER: the
-        // packets are complete once we see the status.
-        let status = self.block_word(block, BLOCK_STATUS).load(Ordering::Acquire);
-        if status & libc::TP_STATUS_USER == 0 {
+        // packets are complete once we see the status. A block still held from the previous
+        // lap has OPENED set.
+        let status = self.status(block).load(Ordering::Acquire);
+        if status & (libc::TP_STATUS_USER | OPENED) != libc::TP_STATUS_USER {
             return None;
         }
+        self.open(block, status)
+    }
+
+    #[inline]
+    fn open(&self, block: u32, status: u32) -> Option<OpenBlock> {
         // Every packet takes at least its header, so a block holds at most this many: a
         // larger count (not from a sane kernel) must neither overflow the count below nor
         // make the walk repeat itself (the walk drops the rest of a block that ends early).
@@ -119,37 +134,51 @@ impl Shared {
             .load(Ordering::Relaxed)
             .min(max_pkts);
         let first = self.block_word(block, FIRST_PKT).load(Ordering::Relaxed);
-        // Nobody else touches a zero count: the socket is the only one that opens blocks.
-        refs.store(num_pkts + 1, Ordering::Relaxed);
+        // Nobody else touches the count of a block that is not open: the socket is the only
+        // one that opens blocks, and every reference of the previous lap is gone (the last
+        // one stored TP_STATUS_KERNEL, which the kernel replaced with USER).
+        self.refs[block as usize]
+            .0
+            .store(num_pkts + 1, Ordering::Relaxed);
+        // The kernel does not write the status of a block that is the user's.
+        self.status(block).store(status | OPENED, Ordering::Relaxed);
         Some(OpenBlock { first, num_pkts })
     }
 
-    /// Whether payloads or tokens still hold `block` (its count is not zero).
+    /// Whether payloads or tokens of the previous lap still hold `block` (the socket waits for
+    /// it, not for the kernel).
     #[inline]
     pub(crate) fn held(&self, block: u32) -> bool {
-        self.refs[block as usize].0.load(Ordering::Acquire) != 0
+        self.status(block).load(Ordering::Relaxed) & OPENED != 0
     }
 
     /// Drops `n` references to `block`; the last one gives the block back to the kernel.
     #[inline]
     pub(crate) fn release(&self, block: u32, n: u32) {
-        let refs = &self.refs[block as usize].0;
-        let mut cur = refs.load(Ordering::Acquire);
-        loop {
-            assert!(cur >= n, "block {block}: releasing {n} of {cur} references");
-            if cur == n {
-                // We hold every remaining reference, so nobody else can change the count:
-                // hand the block to the kernel, then publish the zero (see the module docs).
-                self.block_word(block, BLOCK_STATUS)
-                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-                refs.store(0, Ordering::Release);
-                return;
-            }
-            match refs.compare_exchange_weak(cur, cur - n, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
+        self.release_refs(&self.refs[block as usize].0, block, n);
+    }
+
+    #[inline]
+    fn release_refs(&self, refs: &AtomicU32, block: u32, n: u32) {
+        // AcqRel: every use of the block's bytes by the releasers happens before the last
+        // release, whose Release store hands the block to the kernel.
+        let prev = refs.fetch_sub(n, Ordering::AcqRel);
+        if prev <= n {
+            self.last_release(block, prev, n);
         }
+    }
+
+    /// The count reached zero (or would have gone below: a release nobody took a reference
+    /// for, which the ledger catches in debug builds).
+    #[cold]
+    #[inline(never)]
+    fn last_release(&self, block: u32, prev: u32, n: u32) {
+        assert!(
+            prev == n,
+            "block {block}: releasing {n} of {prev} references"
+        );
+        self.status(block)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 
     /// Number of RX blocks held by the socket or by payloads/tokens right now.
@@ -227,14 +256,24 @@ impl Context for AfPacketContext {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.id, buf_idx);
-        let rx = &self.shared.rx;
-        assert!(
-            buf_idx.get() < rx.bytes(),
-            "buffer {} is not in this RX ring",
-            buf_idx.get()
-        );
-        self.shared.release(rx.block_of(buf_idx.get()), 1);
+        let s = &*self.shared;
+        // The RX ring is smaller than 4 GiB (the kernel's limit): a 32-bit division.
+        let Ok(off) = u32::try_from(buf_idx.get()) else {
+            not_in_ring(buf_idx)
+        };
+        let block = off / s.block_size;
+        match s.refs.get(block as usize) {
+            Some(refs) => s.release_refs(&refs.0, block, 1),
+            None => not_in_ring(buf_idx),
+        }
     }
+}
+
+/// A release of a buffer outside the RX ring: not a payload of this context.
+#[cold]
+#[inline(never)]
+fn not_in_ring(buf_idx: BufferDesc) -> ! {
+    panic!("buffer {} is not in this RX ring", buf_idx.get())
 }
 
 #[cfg(test)]
@@ -306,7 +345,8 @@ pub(crate) mod tests {
         let mut it = toks.into_iter();
         drop(ctx.packet(it.next().unwrap()));
         drop(ctx.packet(it.next().unwrap()));
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER);
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
+        assert!(s.held(0));
         assert!(s.try_open(0).is_none(), "a held block must not reopen");
         drop(ctx.packet(it.next().unwrap()));
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
@@ -365,7 +405,7 @@ pub(crate) mod tests {
         let t = token(&ctx, 0, 64);
         // The socket goes away having handed out one of five: four + its own go at once.
         ctx.shared().release(0, 5);
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER);
+        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
         drop(ctx.packet(t));
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
     }

@@ -4,7 +4,9 @@
 use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::BufferDesc;
 
-use crate::ring::Shared;
+use std::sync::atomic::Ordering;
+
+use crate::ring::{Shared, OPENED};
 
 /// Size of the v3 packet header (`struct tpacket3_hdr`).
 const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
@@ -23,9 +25,79 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 pub(crate) struct RxCursor {
     block: u32,
     next: usize,
+    /// End of the open block (offset in the mapping).
+    end: usize,
     remaining: u32,
     /// Leave the outer VLAN tag where the kernel put it (in the header only).
     keep_stripped: bool,
+}
+
+/// The tag the kernel took out of the frame (`TP_STATUS_VLAN_VALID`) put back in front of the
+/// frame at `data` (`caplen` bytes), where there is room: the frame's new start, captured and
+/// wire lengths.
+#[cold]
+#[inline(never)]
+fn put_tag_back(s: &Shared, h: Hdr, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
+    if caplen as usize >= MACS && h.mac() as usize >= MAC_MIN + VLAN_HLEN {
+        // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
+        // that the payload is the frame as on the wire.
+        // SAFETY: the socket holds this block (the kernel does not touch it) and this packet
+        // was not handed out yet, so nobody else sees these bytes; `data - 4 ≥ hdr_off +
+        // MAC_MIN` (checked) keeps the write after the packet's header and sockaddr_ll, and
+        // `data + 12 ≤ block_end` (caplen ≥ 12, clamped to the block) keeps the moved bytes
+        // inside the block.
+        unsafe {
+            let p = s.base().add(data);
+            std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
+            let tag = p.sub(VLAN_HLEN).add(MACS);
+            let [t0, t1] = tpid.to_be_bytes();
+            let [c0, c1] = (h.vlan_tci() as u16).to_be_bytes();
+            tag.write(t0);
+            tag.add(1).write(t1);
+            tag.add(2).write(c0);
+            tag.add(3).write(c1);
+        }
+        (
+            data - VLAN_HLEN,
+            caplen + VLAN_HLEN as u32,
+            h.len().saturating_add(VLAN_HLEN as u32),
+        )
+    } else {
+        (data, caplen, h.len())
+    }
+}
+
+/// A packet header in an open block, read field by field (only the fields used are loaded).
+#[derive(Clone, Copy)]
+struct Hdr(*const libc::tpacket3_hdr);
+
+macro_rules! hdr_fields {
+    ($($name:ident: $t:ty = $($field:ident).+;)*) => {
+        impl Hdr {
+            $(
+                #[inline(always)]
+                fn $name(self) -> $t {
+                    // SAFETY: `Hdr` is made only for a header that lies inside an open block
+                    // (see `RxCursor::next`); unaligned reads stay sound whatever the offsets
+                    // say.
+                    unsafe { std::ptr::addr_of!((*self.0).$($field).+).read_unaligned() }
+                }
+            )*
+        }
+    };
+}
+
+hdr_fields! {
+    next_offset: u32 = tp_next_offset;
+    sec: u32 = tp_sec;
+    nsec: u32 = tp_nsec;
+    snaplen: u32 = tp_snaplen;
+    len: u32 = tp_len;
+    status: u32 = tp_status;
+    mac: u16 = tp_mac;
+    rxhash: u32 = hv1.tp_rxhash;
+    vlan_tci: u32 = hv1.tp_vlan_tci;
+    vlan_tpid: u16 = hv1.tp_vlan_tpid;
 }
 
 /// One received packet: where it is, its captured length, its metadata.
@@ -54,135 +126,141 @@ impl RxCursor {
 
     /// The next packet, or `None` when the open block is done and the next block is still the
     /// kernel's (or still held by payloads of the previous lap).
-    #[inline]
+    ///
+    /// Inlined whole into `recv`: an empty poll is the load of one status word; a packet is
+    /// the reads of its header. Opening and finishing a block, and putting a stripped tag
+    /// back, are out of line (once per block, or only for tagged frames).
+    #[inline(always)]
     pub(crate) fn next(&mut self, s: &Shared) -> Option<RxPacket> {
-        let rx = *s.rx();
-        if self.remaining == 0 {
-            let open = s.try_open(self.block)?;
-            if open.num_pkts == 0 {
-                // An empty block handed over: give it straight back.
-                s.release(self.block, 1);
-                self.block = rx.next_block(self.block);
-                return None;
-            }
-            self.next = rx.block_offset(self.block) + open.first as usize;
-            self.remaining = open.num_pkts;
+        if self.remaining == 0 && !self.open(s) {
+            return None;
         }
-        let block_end = rx.block_offset(self.block) + rx.block_size as usize;
+        let block_end = self.end;
         let hdr_off = self.next;
-        let pkt = if hdr_off + HDR <= block_end {
-            // SAFETY: the header lies inside the open block (checked just above), which the
-            // kernel finished writing before it set TP_STATUS_USER (acquired in try_open) and
-            // does not touch while we hold it. The kernel aligns headers to 16 bytes; the
-            // unaligned read costs nothing and stays sound whatever the offsets say.
-            let h = unsafe {
-                std::ptr::read_unaligned(s.base().add(hdr_off) as *const libc::tpacket3_hdr)
-            };
-            let mut data = hdr_off + h.tp_mac as usize;
-            if data >= block_end || (h.tp_mac as usize) < HDR {
-                // Frame data past its block (its descriptor would name another block, or
-                // none), or over its own header (where the next header could start too, and
-                // hand out the same bytes again): the block is not a kernel's.
-                return self.drop_block(s);
-            }
-            // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-            let mut caplen = (h.tp_snaplen as usize).min(block_end - data) as u32;
-            let mut len = h.tp_len;
-            let mut vlan_valid = h.tp_status & libc::TP_STATUS_VLAN_VALID != 0;
-            let mut vlan_tci = h.hv1.tp_vlan_tci as u16;
-            let mut vlan_tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                h.hv1.tp_vlan_tpid
-            } else {
-                0x8100
-            };
-            if vlan_valid {
-                if !self.keep_stripped
-                    && caplen as usize >= MACS
-                    && h.tp_mac as usize >= MAC_MIN + VLAN_HLEN
-                {
-                    // The kernel moved the outer tag out of the frame: put it back, as
-                    // libpcap does, so that the payload is the frame as on the wire.
-                    // SAFETY: the socket holds this block (the kernel does not touch it) and
-                    // this packet was not handed out yet, so nobody else sees these bytes;
-                    // `data - 4 ≥ hdr_off + MAC_MIN` (checked) keeps the write after the
-                    // packet's header and sockaddr_ll, and `data + 12 ≤ block_end` (caplen
-                    // ≥ 12, clamped to the block) keeps the moved bytes inside the block.
-                    unsafe {
-                        let p = s.base().add(data);
-                        std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
-                        let tag = p.sub(VLAN_HLEN).add(MACS);
-                        let [t0, t1] = vlan_tpid.to_be_bytes();
-                        let [c0, c1] = vlan_tci.to_be_bytes();
-                        tag.write(t0);
-                        tag.add(1).write(t1);
-                        tag.add(2).write(c0);
-                        tag.add(3).write(c1);
-                    }
-                    data -= VLAN_HLEN;
-                    caplen += VLAN_HLEN as u32;
-                    len = len.saturating_add(VLAN_HLEN as u32);
-                }
-            } else if caplen as usize >= MACS + VLAN_HLEN {
-                // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
-                // take out) is still the outermost: report it the same way.
-                // SAFETY: caplen ≥ 16 bytes of this held packet lie inside the block.
-                let b = unsafe { std::slice::from_raw_parts(s.base().add(data), MACS + 4) };
-                let tpid = u16::from_be_bytes([b[12], b[13]]);
-                if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
-                    vlan_valid = true;
-                    vlan_tpid = tpid;
-                    vlan_tci = u16::from_be_bytes([b[14], b[15]]);
-                }
-            }
-            // The next header must start after this packet's bytes (a sane kernel puts it at
-            // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
-            // the same bytes twice, or rewrite a payload already handed out when its tag is
-            // put back. Such a block is cut short here.
-            let next = hdr_off + h.tp_next_offset as usize;
-            self.next = if next >= (data + caplen as usize).max(hdr_off + HDR) {
-                next
-            } else {
-                block_end
-            };
-            Some(RxPacket {
-                desc: BufferDesc::new(data),
-                caplen,
-                meta: AfPacketMeta {
-                    sec: h.tp_sec,
-                    nsec: h.tp_nsec,
-                    len,
-                    caplen,
-                    vlan_tci,
-                    vlan_tpid,
-                    vlan_valid,
-                    rxhash: h.hv1.tp_rxhash,
-                    status: h.tp_status,
-                },
-            })
-        } else {
-            None
-        };
-        if pkt.is_none() {
-            return self.drop_block(s);
+        if hdr_off + HDR > block_end {
+            self.drop_block(s);
+            return None;
         }
+        // SAFETY (of the pointer and of Hdr's reads): the header lies inside the open block
+        // (checked just above), which the kernel finished writing before it set
+        // TP_STATUS_USER (acquired in try_open) and does not touch while we hold it. The
+        // kernel aligns headers to 16 bytes; unaligned reads cost nothing and stay sound
+        // whatever the offsets say.
+        let h = Hdr(unsafe { s.base().add(hdr_off) } as *const libc::tpacket3_hdr);
+        let data = hdr_off + h.mac() as usize;
+        if data >= block_end || (h.mac() as usize) < HDR {
+            // Frame data past its block (its descriptor would name another block, or
+            // none), or over its own header (where the next header could start too, and
+            // hand out the same bytes again): the block is not a kernel's.
+            self.drop_block(s);
+            return None;
+        }
+        // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
+        let caplen = (h.snaplen() as usize).min(block_end - data) as u32;
+        let mut pkt = RxPacket {
+            desc: BufferDesc::new(data),
+            caplen,
+            meta: AfPacketMeta {
+                sec: h.sec(),
+                nsec: h.nsec(),
+                len: h.len(),
+                caplen,
+                // As the kernel reports them (valid with TP_STATUS_VLAN_VALID only).
+                vlan_tci: h.vlan_tci() as u16,
+                vlan_tpid: if h.status() & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    h.vlan_tpid()
+                } else {
+                    0x8100
+                },
+                vlan_valid: false,
+                rxhash: h.rxhash(),
+                status: h.status(),
+            },
+        };
+        if h.status() & libc::TP_STATUS_VLAN_VALID != 0 {
+            pkt.meta.vlan_valid = true;
+            if !self.keep_stripped {
+                let (data, caplen, len) = put_tag_back(s, h, data, caplen, pkt.meta.vlan_tpid);
+                pkt.desc = BufferDesc::new(data);
+                pkt.caplen = caplen;
+                pkt.meta.caplen = caplen;
+                pkt.meta.len = len;
+            }
+        } else if caplen as usize >= MACS + VLAN_HLEN {
+            // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
+            // take out) is still the outermost: report it the same way.
+            // SAFETY: caplen ≥ 16 bytes of this held packet lie inside the block.
+            let tag = unsafe { (s.base().add(data + MACS) as *const [u8; 4]).read() };
+            let tpid = u16::from_be_bytes([tag[0], tag[1]]);
+            if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
+                pkt.meta.vlan_valid = true;
+                pkt.meta.vlan_tpid = tpid;
+                pkt.meta.vlan_tci = u16::from_be_bytes([tag[2], tag[3]]);
+            }
+        }
+        // The next header must start after this packet's bytes (a sane kernel puts it at
+        // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
+        // the same bytes twice, or rewrite a payload already handed out when its tag is
+        // put back. Such a block is cut short here.
+        let next = hdr_off + h.next_offset() as usize;
+        let end = pkt.desc.get() + pkt.caplen as usize;
+        self.next = if next >= end.max(hdr_off + HDR) {
+            next
+        } else {
+            block_end
+        };
         self.remaining -= 1;
         if self.remaining == 0 {
-            // Everything handed out: drop the socket's own reference; the block returns to
-            // the kernel as soon as the last payload is released.
-            s.release(self.block, 1);
-            self.block = rx.next_block(self.block);
+            self.finish_block(s);
         }
-        pkt
+        Some(pkt)
+    }
+
+    /// Opens the next block if the kernel handed it over; whether it did (and holds packets).
+    #[inline(always)]
+    fn open(&mut self, s: &Shared) -> bool {
+        let status = s.status(self.block).load(Ordering::Acquire);
+        if status & (libc::TP_STATUS_USER | OPENED) != libc::TP_STATUS_USER {
+            return false;
+        }
+        self.open_block(s)
+    }
+
+    /// [`RxCursor::open`] once the status says the block is the user's and fresh.
+    #[inline(never)]
+    fn open_block(&mut self, s: &Shared) -> bool {
+        let Some(open) = s.try_open(self.block) else {
+            return false;
+        };
+        if open.num_pkts == 0 {
+            // An empty block handed over: give it straight back.
+            s.release(self.block, 1);
+            self.block = s.rx().next_block(self.block);
+            return false;
+        }
+        let start = s.rx().block_offset(self.block);
+        self.end = start + s.rx().block_size as usize;
+        self.next = start + open.first as usize;
+        self.remaining = open.num_pkts;
+        true
+    }
+
+    /// Everything handed out: drops the socket's own reference; the block returns to the
+    /// kernel as soon as the last payload is released.
+    #[inline(never)]
+    fn finish_block(&mut self, s: &Shared) {
+        s.release(self.block, 1);
+        self.block = s.rx().next_block(self.block);
     }
 
     /// A header outside the block (never written by a sane kernel): drops the rest of the
     /// block rather than read outside it, and moves on to the next block.
     #[cold]
-    fn drop_block(&mut self, s: &Shared) -> Option<RxPacket> {
+    #[inline(never)]
+    fn drop_block(&mut self, s: &Shared) {
         s.release(self.block, self.remaining + 1);
         self.remaining = 0;
         self.block = s.rx().next_block(self.block);
-        None
     }
 
     /// Gives up the open block (socket closing): the packets not handed out and the socket's

@@ -1,17 +1,18 @@
 //! [`Sock`]: an AF_PACKET socket with a TPACKET_v3 RX ring and a TX ring, and its setup.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::os::fd::OwnedFd;
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::metadata::AfPacketMeta;
-use nethuns_core::{Capabilities, Error, Result, Socket, Stats, Token};
+use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
 
 use crate::flags::{AfPacketFlags, Fanout};
 use crate::geometry::Geometry;
 use crate::link::LinkWatch;
 use crate::ring::{AfPacketContext, Shared};
-use crate::rx::RxCursor;
+use crate::rx::{RxCursor, RxPacket};
 use crate::sys::{self, Mmap};
 use crate::tx::TxRing;
 
@@ -27,7 +28,7 @@ pub struct Sock {
     ifindex: i32,
     queue: Option<usize>,
     fanout: Option<Fanout>,
-    rx: Cell<RxCursor>,
+    rx: CursorCell,
     tx: Option<TxRing>,
     link: LinkWatch,
     mtu: u32,
@@ -46,6 +47,33 @@ impl std::fmt::Debug for Sock {
             .field("fanout", &self.fanout)
             .field("context", &self.ctx)
             .finish()
+    }
+}
+
+/// The socket's [`RxCursor`], changed in place through `&Sock` (a `Cell` would copy it in and
+/// out on every `recv`).
+struct CursorCell(UnsafeCell<RxCursor>);
+
+impl CursorCell {
+    /// The next packet ([`RxCursor::next`]).
+    #[inline]
+    fn next(&self, s: &Shared) -> Option<RxPacket> {
+        // SAFETY: the cell is not Sync (UnsafeCell), so only this thread reaches it, and the
+        // only reference to the cursor lives during this call, which does not re-enter the
+        // cell (RxCursor::next sees the cursor and the ring only).
+        unsafe { (*self.0.get()).next(s) }
+    }
+
+    /// [`RxCursor::blocked`].
+    #[inline]
+    fn blocked(&self, s: &Shared) -> bool {
+        // SAFETY: as in `next`: a shared reference for this call only, none other exists.
+        unsafe { (*self.0.get()).blocked(s) }
+    }
+
+    /// [`RxCursor::close`].
+    fn close(&mut self, s: &Shared) {
+        self.0.get_mut().close(s)
     }
 }
 
@@ -302,53 +330,110 @@ impl Socket for Sock {
     type Metadata = AfPacketMeta;
     type Flags = AfPacketFlags;
 
-    #[inline]
-    fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
-        let shared = self.ctx.shared();
-        let mut cur = self.rx.get();
-        let pkt = cur.next(shared);
-        self.rx.set(cur);
-        match pkt {
+    /// As [`Socket::recv`]'s default, inlined whole into the caller's loop (and building the
+    /// result once, not through `recv_token`'s).
+    #[inline(always)]
+    fn recv(&self) -> Result<(Payload<'_, AfPacketContext>, AfPacketMeta)> {
+        match self.rx.next(self.ctx.shared()) {
             Some(p) => {
-                self.received.set(self.received.get() + 1);
-                // SAFETY: the cursor took one reference on the packet's block for this token,
-                // which alone names this packet; caplen lies inside the block.
-                let token = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
-                Ok((token, p.meta))
+                let token = self.token(&p);
+                // SAFETY: the token was made by this socket from its own context.
+                Ok((
+                    unsafe { Payload::from_token_unchecked(token, &self.ctx) },
+                    p.meta,
+                ))
             }
-            None => {
-                if self.tx.as_ref().is_some_and(|t| t.take_saw_down()) {
-                    self.link.mark_down();
-                }
-                self.link
-                    .on_idle(shared.raw_fd(), &self.ifname, self.ifindex)?;
-                if cur.blocked(shared) {
-                    // The next block still holds payloads or tokens of the previous lap: the
-                    // ring cannot advance (and the kernel drops once it reaches it) until
-                    // they are released.
-                    Err(Error::NoMemory)
-                } else {
-                    Err(Error::NoPacket)
-                }
-            }
+            None => self.empty(),
         }
     }
 
+    #[inline(always)]
+    fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
+        match self.rx.next(self.ctx.shared()) {
+            Some(p) => Ok((self.token(&p), p.meta)),
+            None => self.empty(),
+        }
+    }
+
+    /// Walks the open block (and the next ones the kernel handed over) in one call, up to
+    /// `sink.remaining()` packets; the link and held-block checks run once, when nothing came.
     #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, AfPacketMeta>) -> Result<()> {
+        let shared = self.ctx.shared();
+        let mut n = 0u64;
+        while sink.remaining() > 0 {
+            let Some(p) = self.rx.next(shared) else {
+                break;
+            };
+            // SAFETY: as in `token`: one reference on the packet's block for this token.
+            let t = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
+            n += 1;
+            if let Err((t, _)) = sink.push(t, p.meta) {
+                // Unreachable (room was checked); kept total.
+                drop(nethuns_core::Context::packet(&self.ctx, t));
+            }
+        }
+        self.received.set(self.received.get() + n);
+        if n == 0 {
+            self.idle()
+        } else {
+            Ok(())
+        }
+    }
+
+    #[inline(always)]
     fn send(&self, packet: &[u8]) -> Result<()> {
         match &self.tx {
-            Some(tx) => tx.send(self.ctx.shared(), packet),
-            None => Err(Error::Unsupported(format!(
-                "send on {}: the socket has no TX ring (tx_frame_count is 0)",
-                self.ifname
-            ))),
+            Some(tx) => tx
+                .send(self.ctx.shared(), packet)
+                .inspect_err(|_| self.tx_seen()),
+            None => Err(self.no_tx_ring("send")),
         }
+    }
+
+    /// Writes the frame straight into the next TX slot (no copy); the size rule of `send`,
+    /// on `len` first (at most [`Sock::max_tagged_frame`]) and on the written frame after
+    /// `fill` (over [`Sock::max_frame`] only with an 802.1Q outer tag). A refused frame
+    /// leaves the slot free. `fill` sees the slot's earlier bytes.
+    #[inline(always)]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        match &self.tx {
+            Some(tx) => tx
+                .send_with(self.ctx.shared(), len, fill)
+                .inspect_err(|_| self.tx_seen()),
+            None => Err(self.no_tx_ring("send_with")),
+        }
+    }
+
+    /// Queues the frames into consecutive TX slots and submits them with one `sendto`.
+    #[inline]
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let Some(tx) = &self.tx else {
+            return Err(self.no_tx_ring("send_batch"));
+        };
+        let shared = self.ctx.shared();
+        let mut n = 0;
+        for p in packets {
+            match tx.send(shared, p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.flush();
+                    self.tx_seen();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.flush();
+        Ok(n)
     }
 
     #[inline]
     fn flush(&self) {
         if let Some(tx) = &self.tx {
-            let _ = tx.flush(self.ctx.shared());
+            if tx.flush(self.ctx.shared()).is_err() {
+                self.tx_seen();
+            }
         }
     }
 
@@ -359,9 +444,10 @@ impl Socket for Sock {
     /// next flush, as they do after a failure.
     fn try_flush(&self) -> Result<()> {
         match &self.tx {
-            Some(tx) => tx
-                .flush(self.ctx.shared())
-                .map_err(|errno| self.flush_error(errno)),
+            Some(tx) => tx.flush(self.ctx.shared()).map_err(|errno| {
+                self.tx_seen();
+                self.flush_error(errno)
+            }),
             None => Ok(()),
         }
     }
@@ -433,7 +519,7 @@ impl Socket for Sock {
             ifindex,
             queue,
             fanout: flags.fanout,
-            rx: Cell::new(RxCursor::new(flags.strip_vlan)),
+            rx: CursorCell(UnsafeCell::new(RxCursor::new(flags.strip_vlan))),
             tx,
             link: LinkWatch::new(),
             mtu,
@@ -452,6 +538,70 @@ impl Sock {
     #[inline]
     fn ctx_pool_id(&self) -> u32 {
         nethuns_core::Context::pool_id(&self.ctx)
+    }
+
+    /// The token of a packet the cursor just handed out, counted as received.
+    #[inline(always)]
+    fn token(&self, p: &RxPacket) -> Token {
+        self.received.set(self.received.get() + 1);
+        // SAFETY: the cursor took one reference on the packet's block for this token, which
+        // alone names this packet; caplen lies inside the block.
+        unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) }
+    }
+
+    /// What `recv` returns when the cursor has nothing: [`Sock::idle`]'s error, else
+    /// `NoPacket`.
+    #[inline(always)]
+    fn empty<T>(&self) -> Result<T> {
+        self.idle()?;
+        Err(Error::NoPacket)
+    }
+
+    /// The checks of an empty ring: `NoMemory` while the next block is held by payloads or
+    /// tokens of the previous lap (the ring cannot advance, and the kernel drops once it
+    /// reaches it, until they are released); now and then (and always once down) whether the
+    /// interface is still there.
+    #[inline(always)]
+    fn idle(&self) -> Result<()> {
+        if self.link.tick() {
+            self.on_idle()?;
+        }
+        if self.rx.blocked(self.ctx.shared()) {
+            Err(Error::NoMemory)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error of a transmit call on a socket without a TX ring.
+    #[cold]
+    fn no_tx_ring(&self, what: &str) -> Error {
+        Error::Unsupported(format!(
+            "{what} on {}: the socket has no TX ring (tx_frame_count is 0)",
+            self.ifname
+        ))
+    }
+
+    /// After a failed transmission: if it found the interface down, the next empty `recv`
+    /// reports it (the failure consumed the socket error that `recv` looks for).
+    #[cold]
+    fn tx_seen(&self) {
+        if self.tx.as_ref().is_some_and(|t| t.take_saw_down()) {
+            self.link.mark_down();
+        }
+    }
+
+    /// The slow part of an empty `recv`, every few calls: is the interface still there?
+    #[cold]
+    #[inline(never)]
+    fn on_idle(&self) -> Result<()> {
+        let saw_down = self.tx.as_ref().is_some_and(|t| t.take_saw_down());
+        self.link.on_idle(
+            saw_down,
+            self.ctx.shared().raw_fd(),
+            &self.ifname,
+            self.ifindex,
+        )
     }
 }
 
@@ -477,9 +627,7 @@ impl Drop for Sock {
                 std::thread::yield_now();
             }
         }
-        let mut cur = self.rx.get();
-        cur.close(self.ctx.shared());
-        self.rx.set(cur);
+        self.rx.close(self.ctx.shared());
         // Payloads or context clones may keep the ring (and so the socket) alive after this:
         // stop the kernel from filling it. Fanout members cannot unbind; they get a filter
         // that drops everything instead.

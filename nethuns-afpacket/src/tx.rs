@@ -27,8 +27,9 @@ pub(crate) type FlushResult = std::result::Result<(), i32>;
 /// The TX side of a socket (single-threaded: lives in the `!Sync` socket).
 pub(crate) struct TxRing {
     geo: TxGeometry,
-    /// Offset of the TX ring in the mapping (after the RX ring).
-    start: usize,
+    /// Offset of each frame in the mapping (the TX ring follows the RX ring; frames never
+    /// straddle blocks, so the arithmetic is done once here).
+    offsets: Box<[usize]>,
     /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
     max_untagged: usize,
     /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
@@ -42,6 +43,18 @@ pub(crate) struct TxRing {
     errors: Cell<u64>,
     last_error: Cell<Option<i32>>,
     saw_down: Cell<bool>,
+}
+
+/// A slot's status while `send_with`'s closure writes it (a value the kernel never stores).
+const FILLING: u32 = 1 << 31;
+
+/// Gives a slot back (TP_STATUS_AVAILABLE) if `send_with`'s closure panics.
+struct Unmark<'a>(&'a AtomicU32);
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        self.0.store(libc::TP_STATUS_AVAILABLE, Ordering::Relaxed);
+    }
 }
 
 /// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
@@ -63,7 +76,9 @@ impl TxRing {
         let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
         TxRing {
             geo,
-            start,
+            offsets: (0..geo.frame_count)
+                .map(|i| start + geo.frame_offset(i))
+                .collect(),
             max_untagged,
             max_tagged,
             next: Cell::new(0),
@@ -100,8 +115,8 @@ impl TxRing {
 
     #[inline]
     fn frame(&self, s: &Shared, i: u32) -> *mut u8 {
-        // SAFETY: i < frame_count, so the frame lies in the TX ring, inside the mapping.
-        unsafe { s.base().add(self.start + self.geo.frame_offset(i)) }
+        // SAFETY: every offset is of a frame of the TX ring, inside the mapping.
+        unsafe { s.base().add(self.offsets[i as usize]) }
     }
 
     #[inline]
@@ -121,35 +136,95 @@ impl TxRing {
         }
     }
 
-    /// Copies `data` into the next free slot and queues it.
-    #[inline]
-    pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
-        self.check_len(data)?;
-        let len = data.len();
-        let i = self.next.get();
-        let frame = self.frame(s, i);
+    /// The next slot, free (its frame and status word): if it is still queued or in flight,
+    /// the queued frames are submitted first; `NoMemory` if it is still not free then.
+    #[inline(always)]
+    fn free_slot<'a>(&self, s: &'a Shared) -> Result<(*mut u8, &'a AtomicU32)> {
+        let frame = self.frame(s, self.next.get());
         let status = self.status(frame);
         if !self.is_free(status.load(Ordering::Acquire)) {
-            // Reap: submit what is queued; the kernel frees slots as frames leave.
-            if self.pending.get() > 0 {
-                let _ = self.flush(s);
-            }
-            if !self.is_free(status.load(Ordering::Acquire)) {
-                return Err(Error::NoMemory);
-            }
+            self.reap_for(s, status)?;
         }
-        // SAFETY: the slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not
-        // read it until we set SEND_REQUEST below; len ≤ the slot's room (check_len) keeps the
-        // copy in the slot.
+        Ok((frame, status))
+    }
+
+    /// The next slot is not free: submit what is queued (the kernel frees slots as frames
+    /// leave) and look again.
+    #[inline(never)]
+    fn reap_for(&self, s: &Shared, status: &AtomicU32) -> Result<()> {
+        if self.pending.get() > 0 {
+            let _ = self.flush(s);
+        }
+        if self.is_free(status.load(Ordering::Acquire)) {
+            Ok(())
+        } else {
+            Err(Error::NoMemory)
+        }
+    }
+
+    /// Queues the frame of `len` bytes written into the next slot (`frame`, free).
+    #[inline(always)]
+    fn commit(&self, frame: *mut u8, status: &AtomicU32, len: usize) {
+        // SAFETY: the slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not read
+        // it until SEND_REQUEST is stored below; the header words lie in the frame.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), frame.add(TX_DATA_OFFSET), len);
             (frame.add(LEN) as *mut u32).write(len as u32);
             (frame.add(SNAPLEN) as *mut u32).write(len as u32);
             (frame.add(NEXT) as *mut u32).write(0);
         }
         status.store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
-        self.next.set(self.wrap(i));
+        self.next.set(self.wrap(self.next.get()));
         self.pending.set(self.pending.get() + 1);
+    }
+
+    /// Copies `data` into the next free slot and queues it.
+    #[inline(always)]
+    pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
+        self.check_len(data)?;
+        let (frame, status) = self.free_slot(s)?;
+        // SAFETY: the slot is free, so nothing else reads or writes its bytes; len ≤ the
+        // slot's room (check_len) keeps the copy in the slot.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), frame.add(TX_DATA_OFFSET), data.len());
+        }
+        self.commit(frame, status, data.len());
+        Ok(())
+    }
+
+    /// Lets `fill` write a frame of `len` bytes straight into the next free slot, then
+    /// queues it if it passes the size rule of `send` (checked on `len` first, then on the
+    /// written frame, whose outer EtherType decides whether a tag's 4 extra bytes are
+    /// allowed). A refused frame leaves the slot free.
+    #[inline(always)]
+    pub(crate) fn send_with<F: FnOnce(&mut [u8])>(
+        &self,
+        s: &Shared,
+        len: usize,
+        fill: F,
+    ) -> Result<()> {
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
+        }
+        if len > self.max_tagged {
+            return Err(Error::TooBigPacket(len));
+        }
+        let (frame, status) = self.free_slot(s)?;
+        // While `fill` runs the slot is marked in use, so that a `send` from inside `fill`
+        // does not take it too (it finds the slot busy); the kernel sends SEND_REQUEST slots
+        // only and leaves the word alone otherwise.
+        status.store(FILLING, Ordering::Relaxed);
+        // SAFETY: the slot is free and now marked, so nothing else reads or writes its bytes
+        // while the slice lives; len ≤ max_tagged ≤ the slot's room. The mapping's bytes are
+        // initialized (zeroed pages, or earlier frames).
+        let buf = unsafe { std::slice::from_raw_parts_mut(frame.add(TX_DATA_OFFSET), len) };
+        let guard = Unmark(status);
+        fill(buf);
+        std::mem::forget(guard);
+        if let Err(e) = self.check_len(buf) {
+            status.store(libc::TP_STATUS_AVAILABLE, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.commit(frame, status, len);
         Ok(())
     }
 
@@ -208,7 +283,21 @@ impl TxRing {
     fn reap(&self, s: &Shared) {
         let mut pending = self.pending.get();
         let count = self.geo.frame_count;
-        let mut i = (self.next.get() + count - pending) % count;
+        if pending == 0 {
+            return;
+        }
+        // The newest queued frame taken means all were (the common case: one look).
+        let newest = self.next.get().checked_sub(1).unwrap_or(count - 1);
+        let st = self.status(self.frame(s, newest)).load(Ordering::Acquire);
+        if st != libc::TP_STATUS_SEND_REQUEST {
+            self.pending.set(0);
+            self.sent.set(self.sent.get() + u64::from(pending));
+            return;
+        }
+        let mut i = self.next.get() + count - pending;
+        if i >= count {
+            i -= count;
+        }
         let mut taken = 0u64;
         while pending > 0 {
             let st = self.status(self.frame(s, i)).load(Ordering::Acquire);
@@ -241,5 +330,128 @@ impl TxRing {
     /// Failed submissions so far, and the errno of the last one.
     pub(crate) fn errors(&self) -> (u64, Option<i32>) {
         (self.errors.get(), self.last_error.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::RxGeometry;
+    use crate::sys::Mmap;
+
+    /// A TX ring of 4 slots of 2048 bytes after a one-block RX ring, over anonymous memory
+    /// (no kernel: a submission fails with EBADF and takes nothing), for an MTU of 1500.
+    fn ring() -> (Shared, TxRing) {
+        let rx = RxGeometry {
+            block_size: 4096,
+            block_count: 1,
+            frame_size: 2048,
+        };
+        let geo = TxGeometry::new(2048, 4, 4096);
+        let s = Shared::new(Mmap::anonymous(rx.bytes() + geo.bytes()), rx, None);
+        let tx = TxRing::new(geo, rx.bytes(), 1500);
+        (s, tx)
+    }
+
+    fn slot_status(s: &Shared, tx: &TxRing, i: u32) -> u32 {
+        tx.status(tx.frame(s, i)).load(Ordering::Acquire)
+    }
+
+    fn slot_bytes(s: &Shared, tx: &TxRing, i: u32, len: usize) -> Vec<u8> {
+        // SAFETY: test memory of the ring, inside slot i.
+        unsafe { std::slice::from_raw_parts(tx.frame(s, i).add(TX_DATA_OFFSET), len).to_vec() }
+    }
+
+    #[test]
+    fn send_with_writes_in_place() {
+        let (s, tx) = ring();
+        tx.send_with(&s, 60, |f| {
+            assert_eq!(f.len(), 60);
+            f.fill(0xab);
+        })
+        .unwrap();
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_SEND_REQUEST);
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![0xab; 60]);
+        assert_eq!(tx.pending(), 1);
+        tx.send(&s, &[1; 64]).unwrap();
+        assert_eq!(slot_bytes(&s, &tx, 1, 64), vec![1; 64]);
+        assert_eq!(tx.pending(), 2);
+    }
+
+    #[test]
+    fn send_with_applies_the_size_rule_and_refusals_leave_the_slot_free() {
+        let (s, tx) = ring();
+        assert!(matches!(
+            tx.send_with(&s, 13, |_| panic!("not called")),
+            Err(Error::TooSmallPacket(13))
+        ));
+        assert!(matches!(
+            tx.send_with(&s, 1519, |_| panic!("not called")),
+            Err(Error::TooBigPacket(1519))
+        ));
+        // 1518 bytes pass only with an 802.1Q outer tag, decided on the written frame.
+        assert!(matches!(
+            tx.send_with(&s, 1518, |f| f[12..14].copy_from_slice(&[0x88, 0xa8])),
+            Err(Error::TooBigPacket(1518))
+        ));
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_AVAILABLE);
+        assert_eq!(tx.pending(), 0);
+        tx.send_with(&s, 1518, |f| f[12..14].copy_from_slice(&[0x81, 0x00]))
+            .unwrap();
+        assert_eq!(tx.pending(), 1);
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_SEND_REQUEST);
+    }
+
+    #[test]
+    fn a_send_inside_send_with_does_not_take_the_slot_being_filled() {
+        let (s, tx) = ring();
+        tx.send_with(&s, 60, |f| {
+            assert!(matches!(tx.send(&s, &[2; 60]), Err(Error::NoMemory)));
+            f.fill(3);
+        })
+        .unwrap();
+        assert_eq!(tx.pending(), 1);
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![3; 60]);
+    }
+
+    #[test]
+    fn a_panicking_fill_leaves_the_slot_free() {
+        let (s, tx) = ring();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tx.send_with(&s, 60, |_| panic!("fill failed"));
+        }));
+        assert!(r.is_err());
+        assert_eq!(slot_status(&s, &tx, 0), libc::TP_STATUS_AVAILABLE);
+        assert_eq!(tx.pending(), 0);
+        tx.send(&s, &[4; 60]).unwrap();
+        assert_eq!(slot_bytes(&s, &tx, 0, 60), vec![4; 60]);
+    }
+
+    #[test]
+    fn a_full_ring_is_no_memory_and_reaping_counts_what_the_kernel_took() {
+        let (s, tx) = ring();
+        for i in 0..4u8 {
+            tx.send(&s, &[i; 60]).unwrap();
+        }
+        assert!(matches!(tx.send(&s, &[9; 60]), Err(Error::NoMemory)));
+        assert!(matches!(
+            tx.send_with(&s, 60, |_| panic!("not called")),
+            Err(Error::NoMemory)
+        ));
+        // Plays the kernel: the two oldest went out.
+        for i in 0..2 {
+            tx.status(tx.frame(&s, i))
+                .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+        }
+        tx.reap(&s);
+        assert_eq!((tx.pending(), tx.sent()), (2, 2));
+        // Then all of them.
+        for i in 2..4 {
+            tx.status(tx.frame(&s, i))
+                .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+        }
+        tx.reap(&s);
+        assert_eq!((tx.pending(), tx.sent()), (0, 4));
+        tx.send(&s, &[5; 60]).unwrap();
     }
 }

@@ -107,10 +107,26 @@ pub struct Received<'a, C: Context, M> {
 }
 
 impl<'a, C: Context, M> Received<'a, C, M> {
+    /// The context the packets belong to (the receiving socket's).
+    #[inline]
+    pub fn context(&self) -> &'a C {
+        self.ctx
+    }
+
     /// Packets not yet handed out.
     #[inline]
     pub fn len(&self) -> usize {
         self.len - self.next
+    }
+
+    /// Bytes of the packets not yet handed out.
+    #[inline]
+    pub fn bytes(&self) -> u64 {
+        self.slots[self.next..self.len]
+            .iter()
+            // SAFETY: slots next..len are written (BatchSink::push) and not yet read out.
+            .map(|s| u64::from(unsafe { s.assume_init_ref() }.0.size()))
+            .sum()
     }
 
     /// Whether every packet was handed out (or none came).

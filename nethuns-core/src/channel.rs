@@ -264,6 +264,48 @@ impl<const N: usize> NethunsPusher<N> {
         Ok(())
     }
 
+    /// Pushes every packet left in a burst from [`Socket::recv_batch`](crate::Socket::recv_batch)
+    /// (their metadata is dropped), sending each batch that fills up; returns how many were
+    /// pushed. A burst of another pool than this pusher's is refused whole and left as it is
+    /// ([`Error::ForeignToken`]); a closed channel is [`Error::ChannelClosed`] (the packets
+    /// of the batch that could not be sent are lost, as with [`NethunsPusher::push_token`]).
+    ///
+    /// ```no_run
+    /// # use nethuns_core::{batch, Socket};
+    /// # fn demo<S: Socket>(sock: &S, pusher: &mut nethuns_core::channel::NethunsPusher<32>)
+    /// # -> nethuns_core::Result<()> {
+    /// let mut buf = batch::buffer::<S::Metadata, 32>();
+    /// let mut burst = sock.recv_batch(&mut buf)?;
+    /// pusher.push_received(&mut burst)?;
+    /// pusher.flush()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn push_received<C: Context, M>(
+        &mut self,
+        burst: &mut crate::batch::Received<'_, C, M>,
+    ) -> Result<usize> {
+        let pool = burst.context().pool_id();
+        if pool != self.pool_id && !crate::batch::Received::is_empty(burst) {
+            return Err(Error::ForeignToken {
+                token_pool: pool,
+                context_pool: self.pool_id,
+            });
+        }
+        let mut n = 0;
+        while let Some((token, _meta)) = burst.next_token() {
+            // Room: a full batch is sent as soon as it fills.
+            if let Err(t) = self.cur.push(token) {
+                self.send_current()?;
+                let _ = self.cur.push(t);
+            }
+            n += 1;
+            if self.cur.is_full() {
+                self.send_current()?;
+            }
+        }
+        Ok(n)
+    }
+
     /// Sends the partial batch, if any.
     pub fn flush(&mut self) -> Result<()> {
         if self.cur.is_empty() {
@@ -376,5 +418,58 @@ impl<Ctx: Context, const N: usize> Drop for PayloadBatch<'_, Ctx, N> {
         for p in self.by_ref() {
             drop(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{buffer, BatchSink};
+    use crate::pool::PoolContext;
+
+    /// A burst of `n` packets of `ctx` (bytes 0..n) in `buf`.
+    fn burst<'a>(
+        ctx: &'a PoolContext,
+        buf: &'a mut [crate::batch::Slot<()>],
+        n: u8,
+    ) -> crate::batch::Received<'a, PoolContext, ()> {
+        let mut sink = BatchSink::new(buf);
+        for i in 0..n {
+            let t = ctx.alloc_token(&[i; 8]).unwrap();
+            assert!(sink.push(t, ()).is_ok());
+        }
+        // SAFETY: every token came from ctx.
+        unsafe { sink.into_received(ctx) }
+    }
+
+    #[test]
+    fn a_burst_is_pushed_whole_in_order_and_a_foreign_one_is_left_alone() {
+        let ctx = PoolContext::new(64, 16);
+        let (s, r) = crossbeam_channel::unbounded::<Batch<4>>();
+        let mut pusher = NethunsPusher::new(s, ctx.pool_id());
+        let popper = NethunsPopper::new(r, ctx.clone());
+        let mut buf = buffer::<(), 32>();
+        let mut got = burst(&ctx, &mut buf, 10);
+        got.next(); // one taken by the caller: the other 9 are pushed.
+        assert_eq!(pusher.push_received(&mut got).unwrap(), 9);
+        assert!(got.is_empty());
+        drop(got);
+        pusher.flush().unwrap();
+        let mut seen = vec![];
+        while let Ok(Some(b)) = popper.try_pop() {
+            seen.extend(b.map(|p| p[0]));
+        }
+        assert_eq!(seen, (1..10).collect::<Vec<u8>>());
+        let other = PoolContext::new(8, 16);
+        let mut buf2 = buffer::<(), 8>();
+        let mut foreign = burst(&other, &mut buf2, 3);
+        assert!(matches!(
+            pusher.push_received(&mut foreign),
+            Err(Error::ForeignToken { .. })
+        ));
+        assert_eq!(foreign.len(), 3);
+        drop(foreign);
+        assert_eq!(other.free_buffers(), 8);
+        assert_eq!(ctx.free_buffers(), 64);
     }
 }

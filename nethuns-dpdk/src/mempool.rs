@@ -8,9 +8,9 @@
 //!   bytes at `buf_addr + data_off` and nothing else touches it. It is an mbuf of this
 //!   mempool, or of another socket's that `send_payload` sent into a loopback port (net_ring)
 //!   this socket receives from: freeing returns it to its own pool (`m->pool`), which the
-//!   sending socket keeps alive while it lives. (A token of such an mbuf kept after both the
-//!   sending socket and the mbuf's own socket and context clones are gone would name freed
-//!   memory: loopback ports only, not a NIC, which receives into its own mempool.)
+//!   sending socket keeps alive while it lives; a mempool some of whose mbufs went out that
+//!   way is freed only once all its mbufs are back (see [`Mempool`]'s drop), so an mbuf
+//!   held in another socket's ring, release cache, payload or token never outlives it.
 //!
 //! Releasing is batched: a released mbuf waits in the pool's [`ReleaseCache`] and goes back
 //! to the mempool with the next 31 in one `rte_pktmbuf_free_bulk`, as a DPDK receive loop
@@ -112,6 +112,39 @@ pub(crate) struct Mempool {
     mp: NonNull<rte_mempool>,
     name: String,
     released: ReleaseCache,
+    /// Whether `send_payload` handed some of its mbufs to another socket's port: they may
+    /// come back through a loopback port into another socket's hands, so the pool is not
+    /// freed while any of its mbufs is out.
+    lent: AtomicBool,
+}
+
+/// Mempools whose last owner went while some of their mbufs were still out in other sockets
+/// (lent by `send_payload`); each is freed by a later drop that finds all its mbufs back.
+/// Mbufs leaked by unconsumed tokens keep theirs until the process ends.
+static LENT_OUT: std::sync::Mutex<Vec<LentPool>> = std::sync::Mutex::new(Vec::new());
+
+/// A mempool waiting in [`LENT_OUT`].
+struct LentPool(NonNull<rte_mempool>);
+
+// SAFETY: only the mempool's address, freed once by whichever thread finds it unused; the
+// mempool calls made on it (in-use count, free) are thread-safe.
+unsafe impl Send for LentPool {}
+
+impl LentPool {
+    /// Frees the mempool if all its mbufs are back; `false` if some are still out.
+    ///
+    /// # Safety
+    /// The pool has no owner left but this entry.
+    unsafe fn free_if_unused(&self) -> bool {
+        // SAFETY: the pool is allocated (per the contract, nothing freed it).
+        let in_use = unsafe { dpdk_sys::rte_mempool_in_use_count(self.0.as_ptr()) };
+        if in_use > 0 {
+            return false;
+        }
+        // SAFETY: no mbuf of it is out and nothing else owns it.
+        unsafe { dpdk_sys::rte_mempool_free(self.0.as_ptr()) };
+        true
+    }
 }
 
 // SAFETY: an rte_mempool is made for use from many threads: get/put go through its lock-free
@@ -131,7 +164,22 @@ impl Drop for Mempool {
         unsafe {
             let c = &mut self.released;
             ReleaseCache::free(c.len.get_mut(), c.bufs.get_mut());
-            dpdk_sys::rte_mempool_free(self.mp.as_ptr());
+        }
+        // A poisoned list (a panic while it was held) is still a valid list.
+        let mut lent = LENT_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: the entries have no owner but the list.
+        lent.retain(|p| !unsafe { p.free_if_unused() });
+        let me = LentPool(self.mp);
+        if *self.lent.get_mut() {
+            // SAFETY: the last owner is going (see above).
+            if !unsafe { me.free_if_unused() } {
+                lent.push(me);
+            }
+        } else {
+            // SAFETY: as above; none of its mbufs went to another socket.
+            unsafe { dpdk_sys::rte_mempool_free(me.0.as_ptr()) };
         }
     }
 }
@@ -187,6 +235,7 @@ impl DpdkContext {
                 mp,
                 name,
                 released: ReleaseCache::new(),
+                lent: AtomicBool::new(false),
             }),
             pool_id: next_pool_id(),
         })
@@ -194,6 +243,11 @@ impl DpdkContext {
 
     /// The raw mempool, for queue setup and allocation.
     #[inline]
+    /// Marks the mempool as lending mbufs to another socket's port (`send_payload`).
+    pub(crate) fn lend(&self) {
+        self.pool.lent.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn raw(&self) -> *mut rte_mempool {
         self.pool.mp.as_ptr()
     }

@@ -215,6 +215,7 @@ impl Sock {
     pub(crate) fn keep_pool(&self, src: &DpdkContext) {
         let mut f = self.foreign.borrow_mut();
         if !f.iter().any(|c| c.pool_id() == src.pool_id()) {
+            src.lend();
             f.push(src.clone());
         }
     }

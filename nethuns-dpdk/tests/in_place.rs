@@ -169,6 +169,32 @@ fn send_payload_forwards_mbufs() {
     assert_eq!(b_ctx.in_use(), 0, "mbufs of B's pool leaked");
 }
 
+/// Mbufs of A's pool that B sent into its own loopback are B's packets now: they stay valid
+/// after A, A's context and B's socket are gone (A's mempool waits for its mbufs to come back).
+fn forwarded_mbufs_outlive_their_pool_owner() {
+    let a = Sock::create("net_ring6", None, DpdkFlags::default()).unwrap();
+    let b = Sock::create("net_ring7", None, DpdkFlags::default()).unwrap();
+    for i in 0..8u32 {
+        a.send(&frames::frame(900 + i, 96)).unwrap();
+    }
+    a.flush();
+    for _ in 0..8 {
+        b.send_payload(recv_one(&a)).unwrap();
+    }
+    b.flush();
+    let b_ctx = b.context().clone();
+    let tokens: Vec<_> = (0..8).map(|_| recv_one(&b).into_token()).collect();
+    drop(a);
+    drop(b);
+    for (i, t) in tokens.into_iter().enumerate() {
+        let p = t.consume(&b_ctx);
+        frames::check(&p, 900 + i as u32, 96).unwrap();
+    }
+    // Another pool's drop frees A's, now that its mbufs are back.
+    drop(Sock::create("net_ring8", None, DpdkFlags::default()).unwrap());
+    assert_eq!(b_ctx.in_use(), 0, "mbufs of B's pool leaked");
+}
+
 fn batches() {
     let sock = Sock::create("net_ring4", None, DpdkFlags::default()).unwrap();
     let frames_: Vec<Vec<u8>> = (0..70u32).map(|i| frames::frame(i, 100)).collect();
@@ -263,6 +289,7 @@ fn dpdk_in_place() {
     Eal::new().init().expect("EAL with the default arguments");
     send_with_in_place();
     send_payload_forwards_mbufs();
+    forwarded_mbufs_outlive_their_pool_owner();
     batches();
     release_from_two_threads();
 }

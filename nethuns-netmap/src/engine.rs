@@ -10,7 +10,10 @@ use nethuns_core::{check_frame_len, Error, Result, Stats, Token};
 
 use crate::context::{NetmapContext, JUMBO_BASE, JUMBO_SIZE};
 use crate::region::Attached;
-use crate::ring::{rx_copy_chain, rx_skip, rx_take, tx_pending, tx_put, Ring, Rx, Tx};
+use crate::ring::{
+    rx_copy_chain, rx_skip, rx_take, tx_commit, tx_pending, tx_put, tx_reserve, Ring, Rx, Tx,
+};
+use nethuns_core::batch::BatchSink;
 
 /// The kernel's side of a port: the syncs that move `tail` and exchange slots.
 pub(crate) trait Port {
@@ -126,72 +129,102 @@ impl<P: Port> Engine<P> {
     /// Receives one packet as a token: scans the bound RX rings from the current one, syncs
     /// once if all are empty, and scans again.
     pub(crate) fn recv_token(&self) -> Result<(Token, NetmapMeta)> {
-        let n = self.rx.len();
+        if let Some(r) = self.take() {
+            return r;
+        }
+        self.rx_sync()?;
+        self.take().unwrap_or(Err(Error::NoPacket))
+    }
+
+    /// A burst: walks the bound RX rings taking packets until `sink` is full or every ring
+    /// is empty; syncs (once) only if nothing was waiting. An error after some packets ends
+    /// the burst (it comes again on the next call).
+    pub(crate) fn fill_batch(&self, sink: &mut BatchSink<'_, NetmapMeta>) -> Result<()> {
         for attempt in 0..2 {
-            let start = self.rx_cur.get();
-            for k in 0..n {
-                let i = (start + k) % n;
-                let ring = &self.rx[i];
-                match rx_take(ring, self.ctx.pool()) {
-                    Rx::Empty => continue,
-                    Rx::Packet { buf, len } => {
-                        self.rx_cur.set(i);
-                        let head = (len as usize).min(ETH_HLEN + VLAN_HLEN);
-                        // SAFETY: `buf` is a valid buffer index (checked by `rx_take`) that now
-                        // belongs to this call alone, and `head <= len <= buf_size`.
-                        let start = unsafe {
-                            std::slice::from_raw_parts(self.ctx.pool().mem().buf(buf), head)
-                        };
-                        let meta = NetmapMeta {
-                            timestamp: ring.ts(),
-                            len,
-                            ring: ring.index,
-                            vlan: frame::outer_vlan(start),
-                        };
-                        // SAFETY: `buf` was just swapped out of the slot: no slot, pool entry
-                        // or other token names it; `len` was checked against the buffer size.
-                        let token = unsafe {
-                            Token::new(
-                                nethuns_core::BufferDesc::new(buf as usize),
-                                len,
-                                nethuns_core::Context::pool_id(&self.ctx),
-                            )
-                        };
-                        self.received.set(self.received.get() + 1);
-                        return Ok((token, meta));
+            while sink.remaining() > 0 {
+                match self.take() {
+                    Some(Ok((t, m))) => {
+                        if let Err((t, _)) = sink.push(t, m) {
+                            // Unreachable (room was checked); kept total.
+                            drop(nethuns_core::Context::packet(&self.ctx, t));
+                        }
                     }
-                    Rx::NoExtra => return Err(Error::NoMemory),
-                    Rx::Chain { slots, len } => {
-                        self.rx_cur.set(i);
-                        return self.recv_chain(ring, slots, len);
-                    }
-                    Rx::BadTail { tail, num_slots } => {
-                        // A sync makes the kernel write `tail` again; the next call sees it.
-                        let _ = self.rx_sync();
-                        return Err(crate::netmap_error(
-                            format!("receiving on {} RX ring {}", self.label, ring.index),
-                            io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("tail {tail} outside the {num_slots}-slot ring"),
-                            ),
-                        ));
-                    }
-                    Rx::Corrupt { slot, buf, len } => {
-                        return Err(crate::netmap_error(
-                            format!("receiving on {} RX ring {}", self.label, ring.index),
-                            io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("slot {slot} holds buffer {buf} of length {len}; skipped"),
-                            ),
-                        ))
-                    }
+                    Some(Err(e)) if sink.is_empty() => return Err(e),
+                    Some(Err(_)) => return Ok(()),
+                    None => break,
                 }
             }
-            if attempt == 0 {
+            if attempt == 0 && sink.is_empty() && sink.remaining() > 0 {
                 self.rx_sync()?;
+            } else {
+                break;
             }
         }
-        Err(Error::NoPacket)
+        Ok(())
+    }
+
+    /// The next packet of the bound RX rings from the current one, without a sync; `None`
+    /// if every ring is empty.
+    #[inline]
+    fn take(&self) -> Option<Result<(Token, NetmapMeta)>> {
+        let n = self.rx.len();
+        let start = self.rx_cur.get();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let ring = &self.rx[i];
+            return Some(match rx_take(ring, self.ctx.pool()) {
+                Rx::Empty => continue,
+                Rx::Packet { buf, len } => {
+                    self.rx_cur.set(i);
+                    let head = (len as usize).min(ETH_HLEN + VLAN_HLEN);
+                    // SAFETY: `buf` is a valid buffer index (checked by `rx_take`) that now
+                    // belongs to this call alone, and `head <= len <= buf_size`.
+                    let start =
+                        unsafe { std::slice::from_raw_parts(self.ctx.pool().mem().buf(buf), head) };
+                    let meta = NetmapMeta {
+                        timestamp: ring.ts(),
+                        len,
+                        ring: ring.index,
+                        vlan: frame::outer_vlan(start),
+                    };
+                    // SAFETY: `buf` was just swapped out of the slot: no slot, pool entry
+                    // or other token names it; `len` was checked against the buffer size.
+                    let token = unsafe {
+                        Token::new(
+                            nethuns_core::BufferDesc::new(buf as usize),
+                            len,
+                            nethuns_core::Context::pool_id(&self.ctx),
+                        )
+                    };
+                    self.received.set(self.received.get() + 1);
+                    Ok((token, meta))
+                }
+                Rx::NoExtra => Err(Error::NoMemory),
+                Rx::Chain { slots, len } => {
+                    self.rx_cur.set(i);
+                    self.recv_chain(ring, slots, len)
+                }
+                Rx::BadTail { tail, num_slots } => {
+                    // A sync makes the kernel write `tail` again; the next call sees it.
+                    let _ = self.rx_sync();
+                    Err(crate::netmap_error(
+                        format!("receiving on {} RX ring {}", self.label, ring.index),
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("tail {tail} outside the {num_slots}-slot ring"),
+                        ),
+                    ))
+                }
+                Rx::Corrupt { slot, buf, len } => Err(crate::netmap_error(
+                    format!("receiving on {} RX ring {}", self.label, ring.index),
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("slot {slot} holds buffer {buf} of length {len}; skipped"),
+                    ),
+                )),
+            });
+        }
+        None
     }
 
     /// Receives the packet of `slots` slots at `head` of `ring` into a jumbo buffer.
@@ -293,6 +326,50 @@ impl<P: Port> Engine<P> {
                     self.tx_cur.set(i);
                     return Ok(());
                 }
+            }
+            if attempt == 0 {
+                self.tx_sync()?;
+            }
+        }
+        Err(Error::NoMemory)
+    }
+
+    /// `send_with`: `fill` writes the frame straight into the buffer of the next free TX
+    /// slot (a frame over one buffer is built aside and sent as `send` does); the slot is
+    /// queued only if the written frame passes the size rule.
+    pub(crate) fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        let r = self.send_with_inner(len, fill);
+        match r {
+            Ok(()) => self.sent.set(self.sent.get() + 1),
+            Err(_) => self.send_errors.set(self.send_errors.get() + 1),
+        }
+        r
+    }
+
+    fn send_with_inner<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        check_frame_len(len, ETH_HLEN, self.max_frame + VLAN_HLEN)?;
+        let mem = *self.ctx.pool().mem();
+        if len > (mem.buf_size() as usize).min(u16::MAX as usize) {
+            let mut v = vec![0u8; len];
+            fill(&mut v);
+            return self.send_inner(&v);
+        }
+        let n = self.tx.len();
+        for attempt in 0..2 {
+            let start = self.tx_cur.get();
+            for k in 0..n {
+                let i = (start + k) % n;
+                let Some(buf) = tx_reserve(&self.tx[i], &mem) else {
+                    continue;
+                };
+                self.tx_cur.set(i);
+                // SAFETY: the slot's buffer belongs to the user side until `head` passes it,
+                // holds `buf_size >= len` bytes, and nothing else refers to it meanwhile.
+                let frame = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+                fill(frame);
+                check_frame_len(len, ETH_HLEN, frame::send_limit(frame, self.max_frame))?;
+                tx_commit(&self.tx[i], len);
+                return Ok(());
             }
             if attempt == 0 {
                 self.tx_sync()?;

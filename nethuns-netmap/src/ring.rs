@@ -309,6 +309,36 @@ pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
     Tx::Queued
 }
 
+/// The buffer of the free TX slot at `head`, if there is one (for a frame of at most one
+/// buffer, which [`tx_commit`] then queues): where `send_with` builds a frame in place.
+pub(crate) fn tx_reserve(ring: &Ring, mem: &BufMem) -> Option<*mut u8> {
+    let (n, head) = (ring.num_slots, ring.head());
+    let tail = ring.tail();
+    if tail >= n || sys::nm_ring_space(n, head, tail) < 1 {
+        return None;
+    }
+    // SAFETY: `head` is below `num_slots`; the slot is in the user's part of the ring.
+    let buf = unsafe { addr_of!((*ring.slot(head)).buf_idx).read_volatile() };
+    // A slot the kernel left without a usable buffer: never write through it.
+    // SAFETY: checked valid: the buffer lies in the mapped region.
+    mem.valid(buf).then(|| unsafe { mem.buf(buf) })
+}
+
+/// Queues the slot at `head` (whose buffer [`tx_reserve`] gave out) with a frame of `len`
+/// bytes, at most one buffer, and moves `head` on.
+pub(crate) fn tx_commit(ring: &Ring, len: usize) {
+    let head = ring.head();
+    debug_assert!(head < ring.num_slots && len <= u16::MAX as usize);
+    // SAFETY: `head` is below `num_slots` and its slot in the user's part of the ring
+    // (`tx_reserve` checked the space, and only this thread moves `head`).
+    unsafe {
+        let slot = ring.slot(head);
+        addr_of_mut!((*slot).len).write_volatile(len as u16);
+        addr_of_mut!((*slot).flags).write_volatile(0);
+    }
+    ring.advance(nm_ring_next(ring.num_slots, head));
+}
+
 /// How many slots of a TX ring hold packets not yet completed by the kernel.
 pub(crate) fn tx_pending(ring: &Ring) -> u32 {
     // The user owns [head, tail); the kernel holds the rest but one.

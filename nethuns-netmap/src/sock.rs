@@ -94,9 +94,21 @@ impl Socket for Sock {
         self.engine.recv_token()
     }
 
+    /// Walks the RX rings for the whole burst; one sync only if nothing was waiting.
+    #[inline]
+    fn fill_batch(&self, sink: &mut nethuns_core::batch::BatchSink<'_, NetmapMeta>) -> Result<()> {
+        self.engine.fill_batch(sink)
+    }
+
     #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
         self.engine.send(packet)
+    }
+
+    /// Builds the frame straight in the next free TX slot's buffer.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        self.engine.send_with(len, fill)
     }
 
     fn flush(&self) {

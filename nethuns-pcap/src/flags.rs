@@ -74,8 +74,8 @@ impl PcapFlags {
                 format!("{}: must not be negative", self.timeout_ms),
             ));
         }
-        // libpcap captures at most 256 KiB of a packet (MAXIMUM_SNAPLEN); the transmit queue
-        // holds TX_BATCH buffers of this size.
+        // libpcap captures at most 256 KiB of a packet (MAXIMUM_SNAPLEN); `send_with` builds
+        // a frame in a scratch buffer of this size.
         if self.buffer_size < 14 || self.buffer_size > 262_144 {
             return Err(Error::flag(
                 "buffer_size",

@@ -51,13 +51,14 @@
 mod ffi;
 mod flags;
 mod format;
+mod rx;
 mod savefile;
 mod sock;
 
 pub use flags::{PcapFlags, PcapOptions, DEFAULT_KERNEL_BUFFER_BYTES};
 pub use format::{dlt_to_linktype, SavefileFormat};
 pub use savefile::Dumper;
-pub use sock::{Sock, FILE_PREFIX, TX_BATCH};
+pub use sock::{Sock, FILE_PREFIX};
 
 /// Metadata of a received packet: timestamp, original length, captured length.
 pub use nethuns_core::metadata::PcapMeta as Meta;

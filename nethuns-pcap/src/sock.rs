@@ -2,17 +2,15 @@
 
 use std::cell::{Cell, RefCell};
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
-use nethuns_core::{BufferDesc, Capabilities, Error, Result, Socket, Stats, Token};
+use nethuns_core::{BufferDesc, Capabilities, Error, Payload, Result, Socket, Stats, Token};
 use pcap::{Active, Capture, Direction, Linktype, Offline, Precision};
 
 use crate::flags::{PcapFlags, PcapOptions};
 use crate::format::{dlt_to_linktype, SavefileFormat, MAX_SNAPLEN};
 use crate::Meta;
-
-/// How many frames `send` queues before it submits them by itself.
-pub const TX_BATCH: usize = 64;
 
 /// The prefix of a savefile portspec: `file:PATH` replays a `.pcap` file.
 pub const FILE_PREFIX: &str = "file:";
@@ -25,47 +23,41 @@ enum Handle {
     File(Capture<Offline>, std::os::fd::OwnedFd),
 }
 
-impl Handle {
-    #[inline]
-    fn next_packet(&mut self) -> std::result::Result<pcap::Packet<'_>, pcap::Error> {
-        match self {
-            Handle::Live(c, _) => c.next_packet(),
-            Handle::File(c, _) => c.next_packet(),
-        }
-    }
-}
-
-/// Frames queued by `send`, copied into one preallocated area, submitted by `flush`.
-struct TxQueue {
-    area: Box<[u8]>,
-    lens: [usize; TX_BATCH],
-    queued: usize,
-    slot: usize,
-}
-
 /// A socket over libpcap: live capture and injection on an interface, or replay of a savefile
 /// (portspec `file:PATH`).
 ///
 /// Received packets are copied from libpcap's ring into a buffer of the socket's pool (the
 /// [`PoolContext`]), so a payload or token may be held as long as needed; `buffer_count`
-/// bounds how many are held at once. libpcap has no batch transmit on Linux: `flush` injects
-/// the queued frames one `pcap_inject` each, as a raw libpcap program would.
+/// bounds how many are held at once. libpcap has no batch transmit on Linux: `send` injects
+/// each frame at once (`pcap_sendpacket`, as a raw libpcap program would), so there is never
+/// anything pending and `flush` only marks where [`Socket::try_flush`] starts counting
+/// errors.
 pub struct Sock {
     handle: RefCell<Handle>,
     ctx: PoolContext,
     /// A buffer taken from the pool for a receive that found nothing, kept for the next one.
     spare: Cell<Option<BufferDesc>>,
-    tx: RefCell<TxQueue>,
+    /// Where `send_with` builds a frame (`buffer_size` bytes, allocated once).
+    scratch: RefCell<Box<[u8]>>,
     portspec: String,
     eof: Cell<bool>,
     tx_errors: Cell<u64>,
+    /// The first injection error since the last `flush`.
     last_tx_error: RefCell<Option<pcap::Error>>,
+    /// `tx_errors` at the last `flush`.
+    errors_at_flush: Cell<u64>,
     /// Largest untagged frame `send` accepts: the interface MTU + 14 (live), 0 (savefile,
     /// `any`: no sending).
     max_frame: usize,
+    /// The scratch buffer's size (`buffer_size`): the largest frame `send` accepts.
+    tx_slot: usize,
     received: Cell<u64>,
     sent: Cell<u64>,
     down: Cell<bool>,
+    /// Packets received while the pool had no buffer, delivered first by the next receive.
+    backlog: RefCell<crate::rx::Backlog>,
+    /// Whether `backlog` holds any (one load on the fast path instead of a borrow).
+    backlogged: Cell<bool>,
     /// libpcap's `DLT_` value of the source.
     link_type: Linktype,
     /// Link type, precision and snaplen of the source, as a savefile would record them.
@@ -250,25 +242,24 @@ impl Sock {
             (Handle::Live(cap, fd), link_type, format)
         };
         let ctx = PoolContext::try_new(flags.buffer_count, flags.rx_buffer_size(format.snaplen))?;
-        let tx = TxQueue {
-            area: vec![0u8; TX_BATCH * flags.buffer_size].into_boxed_slice(),
-            lens: [0; TX_BATCH],
-            queued: 0,
-            slot: flags.buffer_size,
-        };
+        let scratch = vec![0u8; flags.buffer_size].into_boxed_slice();
         Ok(Sock {
             handle: RefCell::new(handle),
             ctx,
             spare: Cell::new(None),
-            tx: RefCell::new(tx),
+            scratch: RefCell::new(scratch),
             portspec: portspec.to_owned(),
             eof: Cell::new(false),
             tx_errors: Cell::new(0),
             last_tx_error: RefCell::new(None),
+            errors_at_flush: Cell::new(0),
             max_frame,
+            tx_slot: flags.buffer_size,
             received: Cell::new(0),
             sent: Cell::new(0),
             down: Cell::new(false),
+            backlog: RefCell::default(),
+            backlogged: Cell::new(false),
             link_type,
             format,
         })
@@ -279,19 +270,205 @@ impl Sock {
         self.tx_errors.get()
     }
 
-    /// The metadata of a packet libpcap stamped at the socket's precision (a nanosecond
-    /// handle puts nanoseconds in `tv_usec`).
+    /// The metadata of a packet libpcap stamped at the socket's precision.
     #[inline]
     fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
-        let vlan = nethuns_core::frame::outer_vlan(buf);
-        // A savefile is outside input: a record claiming a wire length under its captured
-        // length still reports `len >= caplen`.
-        let len = h.len.max(h.caplen);
-        match self.format.precision {
-            TsPrecision::Micro => Meta::new(h.ts, len, caplen, vlan),
-            TsPrecision::Nano => {
-                Meta::with_nanos(h.ts.tv_sec, h.ts.tv_usec as u32, len, caplen, vlan)
+        crate::rx::meta(self.format.precision, h, caplen, buf)
+    }
+
+    /// The size rule of `send` for a frame of `len` bytes whose limit is `max`: at least an
+    /// Ethernet header, at most `max` and the scratch buffer (`buffer_size`); a savefile or
+    /// `any` socket sends nothing.
+    #[inline]
+    fn check_send(&self, len: usize, max: usize) -> Result<()> {
+        if self.max_frame == 0 {
+            return Err(self.cannot_send());
+        }
+        nethuns_core::check_frame_len(len, nethuns_core::frame::ETH_HLEN, max.min(self.tx_slot))
+    }
+
+    #[cold]
+    fn cannot_send(&self) -> Error {
+        Error::Unsupported(format!(
+            "{}: a savefile or `any` socket cannot send",
+            self.portspec
+        ))
+    }
+
+    /// `pcap_sendpacket` of one frame; a failure is counted and kept for `try_flush`.
+    #[inline]
+    fn inject(&self, frame: &[u8]) {
+        let mut handle = self.handle.borrow_mut();
+        let Handle::Live(cap, _) = &mut *handle else {
+            return; // Unreachable: a savefile has max_frame 0, refused by check_send.
+        };
+        match cap.sendpacket(frame) {
+            Ok(()) => self.sent.set(self.sent.get() + 1),
+            Err(e) => self.tx_failed(e),
+        }
+    }
+
+    #[cold]
+    fn tx_failed(&self, e: pcap::Error) {
+        self.tx_errors.set(self.tx_errors.get() + 1);
+        let mut last = self.last_tx_error.borrow_mut();
+        if last.is_none() {
+            *last = Some(e);
+        }
+    }
+
+    /// The receive of `recv_token` and `recv`: `wrap` makes the result of a packet.
+    #[inline(always)]
+    fn recv_as<R>(&self, wrap: impl FnOnce(Token, Meta) -> R) -> Result<R> {
+        if self.backlogged.get() {
+            return self.recv_backlog().map(|(t, m)| wrap(t, m));
+        }
+        // Take the buffer first, so a full pool is reported before a packet is consumed. It
+        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
+        // writes nothing. (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error`.)
+        let desc = match self.spare.get() {
+            Some(d) => d,
+            None => match self.ctx.pool().get() {
+                Some(d) => {
+                    self.spare.set(Some(d));
+                    d
+                }
+                None => return Err(Error::NoMemory),
+            },
+        };
+        let mut handle = self.handle.borrow_mut();
+        let cap = match &mut *handle {
+            Handle::Live(c, _) => c,
+            Handle::File(c, _) => return self.recv_file(c, desc).map(|(t, m)| wrap(t, m)),
+        };
+        // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
+        // owned here and of this socket's pool.
+        match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
+            Ok(Some((n, h))) => {
+                // The spare becomes the packet's.
+                self.spare.set(None);
+                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+                let (t, m) = unsafe { self.mint(desc, n, &h) };
+                Ok(wrap(t, m))
             }
+            Ok(None) => Err(Error::NoPacket),
+            Err(e) => {
+                drop(handle);
+                Err(self.live_error(e))
+            }
+        }
+    }
+
+    /// The rarer ends of a burst: packets left in the backlog, the end of a savefile, an
+    /// error.
+    #[cold]
+    fn end_burst(
+        &self,
+        r: crate::rx::DispatchResult,
+        got: usize,
+        live: bool,
+        sink: &BatchSink<'_, Meta>,
+    ) -> Result<()> {
+        self.received.set(self.received.get() + got as u64);
+        // libpcap handed over more than the sink took: the rest is in the backlog.
+        if matches!(r, Ok(k) if k > got) {
+            self.backlogged.set(true);
+        }
+        match r {
+            Ok(0) if !live && self.backlog.borrow().is_empty() => {
+                self.eof.set(true);
+                if sink.is_empty() {
+                    Err(Error::Eof)
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(_) => Ok(()),
+            Err(e) if live => Err(self.live_error(e)),
+            Err(e) => Err(self.pcap_err("receive", e)),
+        }
+    }
+
+    /// Packets of the backlog into `sink`; `Some` if the burst ends there.
+    #[cold]
+    fn fill_from_backlog(&self, sink: &mut BatchSink<'_, Meta>) -> Option<Result<()>> {
+        while self.backlogged.get() && sink.remaining() > 0 {
+            match self.recv_backlog() {
+                Ok((t, m)) => {
+                    if let Err((t, _)) = sink.push(t, m) {
+                        drop(nethuns_core::Context::packet(&self.ctx, t));
+                    }
+                }
+                Err(e) if sink.is_empty() => return Some(Err(e)),
+                Err(_) => return Some(Ok(())),
+            }
+        }
+        None
+    }
+
+    /// A buffer for the next packet: the spare one, else one from the pool.
+    #[inline]
+    fn take_buffer(&self) -> Option<BufferDesc> {
+        match self.spare.take() {
+            Some(d) => Some(d),
+            None => self.ctx.pool().get(),
+        }
+    }
+
+    /// The token and metadata of a packet whose first `n` bytes were copied into `desc`.
+    ///
+    /// # Safety
+    /// The caller owns `desc`, a buffer of the pool holding the packet's first `n` bytes.
+    #[inline]
+    unsafe fn mint(&self, desc: BufferDesc, n: usize, h: &pcap::PacketHeader) -> (Token, Meta) {
+        // SAFETY: the caller owns `desc`; n ≤ buffer size (clamped by the copy).
+        let buf = unsafe { &*self.ctx.pool().buffer_ptr(desc, n) };
+        let meta = self.meta(h, n as u32, buf);
+        // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
+        let tok = unsafe { Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx)) };
+        self.received.set(self.received.get() + 1);
+        (tok, meta)
+    }
+
+    /// A packet kept in the backlog (see [`crate::rx::Backlog`]), copied into a pool buffer.
+    #[cold]
+    fn recv_backlog(&self) -> Result<(Token, Meta)> {
+        let mut backlog = self.backlog.borrow_mut();
+        let Some((data, h)) = backlog.pop() else {
+            self.backlogged.set(false);
+            return Err(Error::NoPacket);
+        };
+        let Some(desc) = self.take_buffer() else {
+            backlog.push_front((data, h));
+            return Err(Error::NoMemory);
+        };
+        self.backlogged.set(!backlog.is_empty());
+        let n = data.len().min(self.ctx.buffer_size());
+        // SAFETY: `desc` was taken above and is owned by this call.
+        unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&data[..n]) };
+        // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+        Ok(unsafe { self.mint(desc, n, &h) })
+    }
+
+    /// `recv_token` of a savefile: the `pcap` crate's `next_packet` (end of file is its own
+    /// return code there), into the spare buffer `desc`.
+    fn recv_file(&self, cap: &mut Capture<Offline>, desc: BufferDesc) -> Result<(Token, Meta)> {
+        match cap.next_packet() {
+            Ok(pkt) => {
+                self.spare.set(None);
+                let n = pkt.data.len().min(self.ctx.buffer_size());
+                // SAFETY: the caller passed the ownership of `desc`.
+                unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&pkt.data[..n]) };
+                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
+                Ok(unsafe { self.mint(desc, n, pkt.header) })
+            }
+            Err(e) => match e {
+                pcap::Error::NoMorePackets => {
+                    self.eof.set(true);
+                    Err(Error::Eof)
+                }
+                e => Err(self.pcap_err("receive", e)),
+            },
         }
     }
 
@@ -368,103 +545,143 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        // Take the buffer first, so a full pool is reported before a packet is consumed.
-        let desc = match self.spare.take() {
-            Some(d) => d,
-            // Not `ok_or(Error::NoMemory)`: that builds and drops an `Error` per packet.
-            None => match self.ctx.pool().get() {
-                Some(d) => d,
-                None => return Err(Error::NoMemory),
-            },
-        };
-        let mut handle = self.handle.borrow_mut();
-        match handle.next_packet() {
-            Ok(pkt) => {
-                let n = pkt.data.len().min(self.ctx.buffer_size());
-                // SAFETY: `desc` was taken from the pool above and is owned by this call.
-                let buf = unsafe { &mut *self.ctx.pool().buffer_ptr(desc, n) };
-                buf.copy_from_slice(&pkt.data[..n]);
-                let meta = self.meta(pkt.header, n as u32, buf);
-                // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
-                let tok = unsafe {
-                    Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx))
-                };
-                self.received.set(self.received.get() + 1);
-                Ok((tok, meta))
-            }
-            Err(e) => {
-                self.spare.set(Some(desc));
-                match e {
-                    pcap::Error::TimeoutExpired => Err(Error::NoPacket),
-                    pcap::Error::NoMorePackets => {
-                        self.eof.set(true);
-                        Err(Error::Eof)
-                    }
-                    e if matches!(&*handle, Handle::Live(..)) => {
-                        drop(handle);
-                        Err(self.live_error(e))
-                    }
-                    e => Err(self.pcap_err("receive", e)),
-                }
-            }
-        }
+        self.recv_as(|t, m| (t, m))
     }
 
+    /// `recv_token` with the payload made in place (the result is written once, not moved
+    /// from one `Result` into another).
+    #[inline]
+    fn recv(&self) -> Result<(Payload<'_, PoolContext>, Meta)> {
+        self.recv_as(|t, m| {
+            // SAFETY: the token was made by this socket from its own context.
+            (unsafe { Payload::from_token_unchecked(t, &self.ctx) }, m)
+        })
+    }
+
+    /// One `pcap_dispatch` for as many packets as the burst has room and the pool has
+    /// buffers (a savefile: up to its end).
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        if self.backlogged.get() {
+            if let Some(r) = self.fill_from_backlog(sink) {
+                return r;
+            }
+        }
+        let room = sink.remaining();
+        if room == 0 {
+            return Ok(());
+        }
+        let spare = self.spare.take();
+        let avail = self.ctx.free_buffers() + usize::from(spare.is_some());
+        if avail == 0 {
+            return if sink.is_empty() {
+                Err(Error::NoMemory)
+            } else {
+                Ok(())
+            };
+        }
+        let cnt = room.min(avail);
+        let before = sink.len();
+        let mut handle = self.handle.borrow_mut();
+        let (p, live) = match &mut *handle {
+            Handle::Live(c, _) => (c.as_ptr().cast(), true),
+            Handle::File(c, _) => (c.as_ptr().cast(), false),
+        };
+        // SAFETY: `p` is this socket's handle, borrowed exclusively for the call; `spare`
+        // is owned here and of this socket's pool.
+        let (spare, r) = unsafe {
+            crate::rx::recv_burst(
+                p,
+                &self.ctx,
+                spare,
+                cnt,
+                sink,
+                self.format.precision,
+                &self.backlog,
+            )
+        };
+        self.spare.set(spare);
+        let got = sink.len() - before;
+        // The common ends, nothing to look into: a live burst that came whole (or empty).
+        if live && matches!(r, Ok(k) if k == got) {
+            if got > 0 {
+                self.received.set(self.received.get() + got as u64);
+            }
+            return Ok(());
+        }
+        drop(handle);
+        self.end_burst(r, got, live, sink)
+    }
+
+    #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if self.max_frame == 0 {
-            return Err(Error::Unsupported(format!(
-                "{}: a savefile or `any` socket cannot send",
-                self.portspec
-            )));
-        }
-        let mut tx = self.tx.borrow_mut();
-        nethuns_core::check_frame_len(
+        self.check_send(
             packet.len(),
-            nethuns_core::frame::ETH_HLEN,
-            nethuns_core::frame::send_limit(packet, self.max_frame).min(tx.slot),
+            nethuns_core::frame::send_limit(packet, self.max_frame),
         )?;
-        if tx.queued == TX_BATCH {
-            drop(tx);
-            self.flush();
-            tx = self.tx.borrow_mut();
-        }
-        let i = tx.queued;
-        let off = i * tx.slot;
-        tx.area[off..off + packet.len()].copy_from_slice(packet);
-        tx.lens[i] = packet.len();
-        tx.queued += 1;
+        self.inject(packet);
         Ok(())
     }
 
-    fn flush(&self) {
-        let mut tx = self.tx.borrow_mut();
-        let mut handle = self.handle.borrow_mut();
-        let Handle::Live(cap, _) = &mut *handle else {
-            tx.queued = 0;
-            return;
-        };
-        for i in 0..tx.queued {
-            let off = i * tx.slot;
-            match cap.sendpacket(&tx.area[off..off + tx.lens[i]]) {
-                Ok(()) => self.sent.set(self.sent.get() + 1),
-                Err(e) => {
-                    self.tx_errors.set(self.tx_errors.get() + 1);
-                    *self.last_tx_error.borrow_mut() = Some(e);
-                }
-            }
-        }
-        tx.queued = 0;
+    /// Builds the frame in the socket's scratch buffer (no allocation, no zeroing), then
+    /// injects it as `send` does.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        // The tagged limit first (the tag is only known once the frame is written).
+        self.check_send(len, self.max_frame + nethuns_core::frame::VLAN_HLEN)?;
+        let mut scratch = self.scratch.borrow_mut();
+        let frame = &mut scratch[..len];
+        fill(frame);
+        self.check_send(len, nethuns_core::frame::send_limit(frame, self.max_frame))?;
+        self.inject(frame);
+        Ok(())
     }
 
-    /// Like `flush`, but reports the first injection error of this flush: the interface gone
-    /// or down as [`Error::InterfaceDown`], anything else as libpcap's error.
-    fn try_flush(&self) -> Result<()> {
-        let before = self.tx_errors.get();
+    /// One `pcap_sendpacket` per frame under one borrow of the handle; stops at the first
+    /// frame the size rule refuses (an error only if it is the first).
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let mut n = 0;
+        {
+            let mut handle = self.handle.borrow_mut();
+            let cap = match &mut *handle {
+                Handle::Live(cap, _) if self.max_frame > 0 => cap,
+                _ => return Err(self.cannot_send()),
+            };
+            for p in packets {
+                let limit = nethuns_core::frame::send_limit(p, self.max_frame);
+                if let Err(e) = self.check_send(p.len(), limit) {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
+                match cap.sendpacket(*p) {
+                    Ok(()) => self.sent.set(self.sent.get() + 1),
+                    Err(e) => self.tx_failed(e),
+                }
+                n += 1;
+            }
+        }
         self.flush();
+        Ok(n)
+    }
+
+    /// Nothing is pending (`send` injects at once); starts a new count of errors for
+    /// [`Socket::try_flush`].
+    #[inline]
+    fn flush(&self) {
+        self.errors_at_flush.set(self.tx_errors.get());
+    }
+
+    /// Reports the first injection error since the last `flush`: the interface gone or down
+    /// as [`Error::InterfaceDown`], anything else as libpcap's error.
+    fn try_flush(&self) -> Result<()> {
+        let before = self.errors_at_flush.get();
+        self.flush();
+        let first = self.last_tx_error.borrow_mut().take();
         if self.tx_errors.get() == before {
             return Ok(());
         }
-        match self.last_tx_error.borrow_mut().take() {
+        match first {
             Some(_) if !if_exists(&self.portspec) => {
                 Err(Error::InterfaceDown(self.portspec.clone()))
             }

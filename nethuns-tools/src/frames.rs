@@ -170,6 +170,14 @@ impl Template {
         out[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// Writes the whole frame into `out` (of [`Template::len`] bytes, of any content, such
+    /// as a transmit slot from `send_with`): the template's bytes, then [`Template::write`].
+    #[inline]
+    pub fn write_whole(&self, out: &mut [u8], sport: u16, dport: u16, seq: u64) {
+        out.copy_from_slice(&self.bytes);
+        self.write(out, sport, dport, seq);
+    }
+
     /// A fresh copy of the template's bytes, to [`write`](Template::write) into.
     pub fn buffer(&self) -> Vec<u8> {
         self.bytes.clone()

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use nethuns::api::{Context, Payload, Received};
+use nethuns::batch::Slot;
 use nethuns::errors::Error;
 
 use crate::backend::Engine;
@@ -114,6 +116,19 @@ impl<S: Engine> Port<S> {
         }
     }
 
+    /// One `recv_batch` into `buf`: the burst, or why none came (`Error::NoPacket` for an
+    /// empty one, as `recv` says it), for [`Port::rx_idle`].
+    #[inline]
+    pub fn recv_burst<'a>(
+        &'a self,
+        buf: &'a mut [Slot<S::Metadata>],
+    ) -> Result<Received<'a, S::Context, S::Metadata>, Error> {
+        match self.sock.recv_batch(buf) {
+            Ok(burst) if burst.is_empty() => Err(Error::NoPacket),
+            r => r,
+        }
+    }
+
     /// Sends `frame`, waiting while the transmit side is full or the link down; `Ok(false)`
     /// when a stop was requested before it could go.
     pub fn send(
@@ -122,23 +137,67 @@ impl<S: Engine> Port<S> {
         w: &mut Worker,
         backoff: &mut Backoff,
     ) -> Result<bool, ToolError> {
+        self.send_retry(frame, w, backoff, |s, f| s.send(f).map_err(|e| (e, f)))
+    }
+
+    /// Sends a frame of `len` bytes that `fill` builds where the engine sends it from
+    /// (`send_with`), waiting as [`Port::send`] does; `fill` runs again on a retry.
+    pub fn send_with(
+        &mut self,
+        len: usize,
+        mut fill: impl FnMut(&mut [u8]),
+        w: &mut Worker,
+        backoff: &mut Backoff,
+    ) -> Result<bool, ToolError> {
+        self.send_retry((), w, backoff, |s, ()| {
+            s.send_with(len, &mut fill).map_err(|e| (e, ()))
+        })
+    }
+
+    /// Transmits a received packet (`send_payload`: without a copy where the engine can),
+    /// waiting as [`Port::send`] does; the packet is released once sent or given up.
+    pub fn send_payload<C: Context>(
+        &mut self,
+        payload: Payload<'_, C>,
+        w: &mut Worker,
+        backoff: &mut Backoff,
+    ) -> Result<bool, ToolError> {
+        self.send_retry(payload, w, backoff, |s, p| {
+            s.send_payload(p).map_err(|u| (u.error, u.payload))
+        })
+    }
+
+    /// The retry loop of the sends: `try_send` gives the item back with the error.
+    fn send_retry<T>(
+        &mut self,
+        mut item: T,
+        w: &mut Worker,
+        backoff: &mut Backoff,
+        mut try_send: impl FnMut(&S, T) -> Result<(), (Error, T)>,
+    ) -> Result<bool, ToolError> {
         loop {
-            match self.sock.send(frame) {
+            let e = match try_send(&self.sock, item) {
                 Ok(()) => {
                     backoff.reset();
                     return Ok(true);
                 }
-                Err(Error::NoMemory) | Err(Error::NoPacket) => {
+                Err((e, back)) => {
+                    item = back;
+                    e
+                }
+            };
+            match e {
+                Error::NoMemory | Error::NoPacket => {
                     self.sock.flush();
                     self.check_link(w)?;
                 }
-                Err(Error::InterfaceDown(_)) => {
+                Error::InterfaceDown(_) => {
                     w.t.down = true;
                     self.next_link_check = Instant::now();
                     self.check_link(w)?;
                     w.t.down = true;
                 }
-                Err(e @ (Error::TooBigPacket(_) | Error::TooSmallPacket(_))) => {
+                e @ (Error::TooBigPacket(_) | Error::TooSmallPacket(_)) => {
                     return Err(ToolError::Config(format!(
                         "send on {}: {e} (the link takes {} to {} bytes)",
                         self.portspec,
@@ -146,7 +205,7 @@ impl<S: Engine> Port<S> {
                         self.sock.capabilities().max_frame
                     )))
                 }
-                Err(e) => {
+                e => {
                     return Err(ToolError::from_run(
                         &format!("send on {}", self.portspec),
                         e,

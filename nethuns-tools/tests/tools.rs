@@ -404,6 +404,7 @@ fn forward_both_ways_does_not_loop() {
         ("af-packet", &[]),
         ("pcap", &["--channel"]),
         ("af-packet", &["--channel"]),
+        ("af-packet", &["--copy"]),
         ("pcap", &["--bidirectional"]),
         ("af-packet", &["--bidirectional"]),
         ("af-xdp", &["--bidirectional"]),

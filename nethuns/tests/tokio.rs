@@ -186,6 +186,10 @@ fn exactly_n<S: Socket + 'static>(
                         .await
                         .map_err(|e| format!("send_payload: {e}"))?;
                     n += 1;
+                    // In bursts the peer's socket buffer holds (it keeps fewer than N frames).
+                    if n % 16 == 0 {
+                        sock.flush().await.map_err(|e| format!("flush: {e}"))?;
+                    }
                 }
             }
             sock.flush().await.map_err(|e| format!("flush: {e}"))?;

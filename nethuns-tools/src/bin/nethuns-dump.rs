@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use nethuns::api::Metadata;
+use nethuns::batch;
 use nethuns_tools::backend::{Engine, Role};
 use nethuns_tools::cli::Common;
 use nethuns_tools::exit::{ToolError, EXIT_CODES_HELP};
@@ -16,6 +17,9 @@ use nethuns_tools::report::{spawn, Kind, Report};
 use nethuns_tools::savefile::{self, Writer};
 use nethuns_tools::wait::Backoff;
 use nethuns_tools::{dispatch, signal};
+
+/// Packets per `recv_batch`.
+const BURST: usize = 32;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Capture packets to a savefile", after_help = EXIT_CODES_HELP)]
@@ -69,26 +73,31 @@ fn dump<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         workers.push(spawn(format!("dump-{i}"), move || {
             let mut idle = Backoff::new();
             let mut last_flush = std::time::Instant::now();
+            let mut buf = batch::buffer::<S::Metadata, BURST>();
             while !signal::stopped() {
-                let e = match port.sock.recv() {
-                    Ok((payload, meta)) => {
-                        if count > 0 && total.fetch_add(1, Ordering::Relaxed) >= count {
-                            signal::request_stop();
-                            break;
+                let e = match port.recv_burst(&mut buf) {
+                    Ok(burst) => {
+                        for (payload, meta) in burst {
+                            if count > 0 && total.fetch_add(1, Ordering::Relaxed) >= count {
+                                // The rest of the burst is released unwritten.
+                                signal::request_stop();
+                                break;
+                            }
+                            let ts = meta.timestamp().unwrap_or_else(savefile::now_ns);
+                            let mut f = writer.lock().unwrap_or_else(|p| p.into_inner());
+                            f.write(&payload, meta.len(), ts);
+                            drop(f);
+                            w.t.rx_packets += 1;
+                            w.t.rx_bytes += payload.len() as u64;
+                            w.stamp(Some(ts));
+                            drop(payload);
+                            w.mark();
+                            if count > 0 && total.load(Ordering::Relaxed) >= count {
+                                signal::request_stop();
+                                break;
+                            }
                         }
-                        let ts = meta.timestamp().unwrap_or_else(savefile::now_ns);
-                        let mut f = writer.lock().unwrap_or_else(|p| p.into_inner());
-                        f.write(&payload, meta.len(), ts);
-                        drop(f);
-                        w.t.rx_packets += 1;
-                        w.t.rx_bytes += payload.len() as u64;
-                        w.stamp(Some(ts));
-                        drop(payload);
-                        w.mark();
                         idle.reset();
-                        if count > 0 && total.load(Ordering::Relaxed) >= count {
-                            signal::request_stop();
-                        }
                         if w.tick() {
                             port.stats(&mut w);
                         }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use nethuns::api::{NethunsPopper, NethunsPusher};
+use nethuns::batch;
 use nethuns::errors::Error;
 use nethuns_tools::backend::{Engine, Role};
 use nethuns_tools::cli::Common;
@@ -45,6 +46,11 @@ struct Args {
     /// Frames per flush.
     #[arg(long, default_value_t = 32)]
     batch: u64,
+    /// Copy each frame into the transmit side (`send`) instead of handing the received
+    /// packet over (`send_payload`: zero-copy where the engines share memory, AF_XDP on one
+    /// UMEM, DPDK mbufs; a copy otherwise).
+    #[arg(long)]
+    copy: bool,
     /// Channel capacity in batches of 32 (--channel).
     #[arg(long, default_value_t = 256)]
     capacity: usize,
@@ -74,6 +80,8 @@ struct Limit {
     count: u64,
     /// Frames per flush.
     batch: u64,
+    /// Copy each frame (`send`) instead of `send_payload`.
+    copy: bool,
 }
 
 impl Limit {
@@ -98,22 +106,32 @@ fn step<S: Engine>(
 ) -> Result<Option<Idle>, ToolError> {
     let caps = tx.sock.capabilities();
     let mut moved = 0u64;
+    let mut buf = batch::buffer::<S::Metadata, BATCH>();
     loop {
-        let e = match rx.sock.recv() {
-            Ok((p, _meta)) => {
-                w.t.rx_packets += 1;
-                w.t.rx_bytes += p.len() as u64;
-                if caps.check_frame(&p).is_err() {
-                    w.t.skipped += 1;
-                } else if tx.send(&p, w, backoff)? {
+        let e = match rx.recv_burst(&mut buf) {
+            Ok(burst) => {
+                for (p, _meta) in burst {
+                    w.t.rx_packets += 1;
+                    let len = p.len() as u64;
+                    w.t.rx_bytes += len;
+                    moved += 1;
+                    if caps.check_frame(&p).is_err() {
+                        w.t.skipped += 1;
+                        continue;
+                    }
+                    let sent = if limit.copy {
+                        tx.send(&p, w, backoff)?
+                    } else {
+                        tx.send_payload(p, w, backoff)?
+                    };
+                    if !sent {
+                        return Ok(None);
+                    }
                     w.t.tx_packets += 1;
-                    w.t.tx_bytes += p.len() as u64;
+                    w.t.tx_bytes += len;
                     w.mark();
                     limit.one();
-                } else {
-                    return Ok(None);
                 }
-                moved += 1;
                 if moved < limit.batch && !signal::stopped() {
                     continue;
                 }
@@ -164,6 +182,7 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
             total: total.clone(),
             count: a.count,
             batch: a.batch.max(1),
+            copy: a.copy,
         };
         if a.channel {
             let (pusher, popper) = {
@@ -212,11 +231,19 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     };
                     let caps = tx.sock.capabilities();
                     for p in batch {
+                        let len = p.len() as u64;
                         if caps.check_frame(&p).is_err() {
                             w.t.skipped += 1;
-                        } else if tx.send(&p, &mut w, &mut backoff)? {
+                            continue;
+                        }
+                        let sent = if limit.copy {
+                            tx.send(&p, &mut w, &mut backoff)?
+                        } else {
+                            tx.send_payload(p, &mut w, &mut backoff)?
+                        };
+                        if sent {
                             w.t.tx_packets += 1;
-                            w.t.tx_bytes += p.len() as u64;
+                            w.t.tx_bytes += len;
                             w.mark();
                             limit.one();
                         }
@@ -300,18 +327,16 @@ fn receiver<S: Engine>(
     let mut w_idle = Backoff::new();
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut last_stats = std::time::Instant::now();
+    let mut buf = batch::buffer::<S::Metadata, BATCH>();
     while !signal::stopped() {
-        match rx.sock.recv_token() {
-            Ok((tok, _)) => {
-                n += 1;
-                bytes += u64::from(tok.size());
-                if pusher.push_token(tok).is_err() {
+        match rx.recv_burst(&mut buf) {
+            Ok(mut burst) => {
+                bytes += burst.bytes();
+                n += burst.len() as u64;
+                if pusher.push_received(&mut burst).is_err() {
                     break;
                 }
                 w_idle.reset();
-                if n % 64 != 0 {
-                    continue;
-                }
             }
             Err(Error::NoPacket) | Err(Error::NoMemory) => {
                 // Hand over what we hold, and let the sending thread catch up.

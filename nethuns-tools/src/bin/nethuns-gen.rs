@@ -123,7 +123,6 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         let rate = Rate::from_args(a.pps, a.mbps, 1.0 / n as f64);
         let (sp, dp, batch) = (a.src_port, a.dst_port, a.batch.max(1));
         workers.push(spawn(format!("gen-{i}"), move || {
-            let mut bufs: Vec<Vec<u8>> = templates.iter().map(Template::buffer).collect();
             let mut backoff = Backoff::new();
             let start = std::time::Instant::now();
             let mut pending = 0u64;
@@ -143,13 +142,15 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                 let flow = seq / templates.len() as u64;
                 let sport = sp.nth(flow);
                 let dport = dp.nth(flow / sp.len());
-                templates[k].write(&mut bufs[k], sport, dport, seq);
-                if !port.send(&bufs[k], &mut w, &mut backoff)? {
+                let t = &templates[k];
+                // Built where the engine sends it from (a TX frame, slot or mbuf).
+                let build = |f: &mut [u8]| t.write_whole(f, sport, dport, seq);
+                if !port.send_with(t.len(), build, &mut w, &mut backoff)? {
                     break;
                 }
                 seq += 1;
                 w.t.tx_packets += 1;
-                w.t.tx_bytes += bufs[k].len() as u64;
+                w.t.tx_bytes += t.len() as u64;
                 w.mark();
                 pending += 1;
                 if pending >= batch {

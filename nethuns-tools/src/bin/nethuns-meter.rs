@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use nethuns::api::Metadata;
+use nethuns::batch;
 use nethuns_tools::backend::{Engine, Role};
 use nethuns_tools::cli::Common;
 use nethuns_tools::exit::{ToolError, EXIT_CODES_HELP};
@@ -14,6 +15,9 @@ use nethuns_tools::io::{open_all, Idle};
 use nethuns_tools::report::{spawn, Kind, Report};
 use nethuns_tools::wait::Backoff;
 use nethuns_tools::{dispatch, signal};
+
+/// Packets per `recv_batch`.
+const BURST: usize = 32;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Count received packets and bits per second, with drops", after_help = EXIT_CODES_HELP)]
@@ -50,18 +54,23 @@ fn meter<S: Engine>(a: &Args) -> Result<i32, ToolError> {
         let start = report.start();
         workers.push(spawn(format!("meter-{i}"), move || {
             let mut idle = Backoff::new();
+            let mut buf = batch::buffer::<S::Metadata, BURST>();
             while !signal::stopped() {
-                let e = match port.sock.recv() {
-                    Ok((payload, meta)) => {
-                        w.t.rx_packets += 1;
-                        w.t.rx_bytes += payload.len() as u64;
-                        w.stamp(meta.timestamp());
-                        drop(payload);
-                        w.mark();
-                        idle.reset();
-                        if count > 0 && total.fetch_add(1, Ordering::Relaxed) + 1 >= count {
-                            signal::request_stop();
+                let e = match port.recv_burst(&mut buf) {
+                    Ok(burst) => {
+                        for (payload, meta) in burst {
+                            w.t.rx_packets += 1;
+                            w.t.rx_bytes += payload.len() as u64;
+                            w.stamp(meta.timestamp());
+                            drop(payload);
+                            w.mark();
+                            if count > 0 && total.fetch_add(1, Ordering::Relaxed) + 1 >= count {
+                                // The rest of the burst is released uncounted.
+                                signal::request_stop();
+                                break;
+                            }
                         }
+                        idle.reset();
                         if w.tick() {
                             port.stats(&mut w);
                         }

@@ -13,7 +13,7 @@ use crate::util::{self, machine};
 fn cost_preamble() -> String {
     format!(
         "Machine: {}. User-space instructions counted by callgrind inside the measured \
-         function only (setup excluded): receive = {{512 (pcap), 1024}} 64-byte frames queued \
+         function only (setup excluded): receive = {{256 (pcap), 1024}} 64-byte frames queued \
          in the ring before the loop starts, empty-poll cost subtracted; empty poll = mean of \
          10 000; transmit = 4096 frames, a flush every 32 (`tx send_with`: each frame written \
          in place); `fwd` = each received frame sent back on the same socket with \

@@ -79,11 +79,15 @@ impl Sock {
             a.released += 1;
             mark(self.umem.addr_of(f));
         }
+        for addr in self.umem.local_frames() {
+            a.released += 1;
+            mark(addr);
+        }
         for &addr in self.rx_spare.borrow().iter() {
             a.rx_spare += 1;
             mark(addr);
         }
-        for &addr in self.tx_free.borrow().iter() {
+        for addr in self.tx_free.to_vec() {
             a.tx_free += 1;
             mark(addr);
         }

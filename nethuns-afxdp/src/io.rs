@@ -46,6 +46,19 @@ fn coarse_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// A TX frame taken off the free list for `send_with`, put back on drop (a refused frame, a
+/// panicking closure); forgotten once the frame is on the TX ring.
+struct TxFrame<'a> {
+    free: &'a crate::stack::FrameStack,
+    addr: u64,
+}
+
+impl Drop for TxFrame<'_> {
+    fn drop(&mut self) {
+        self.free.push(self.addr);
+    }
+}
+
 /// What a flush's wakeup calls ran into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kick {
@@ -58,15 +71,50 @@ pub(crate) enum Kick {
 }
 
 impl Sock {
-    /// Moves every released RX frame back to the fill ring, in one batch.
+    /// Moves every released RX frame back to the fill ring, in one batch: those released
+    /// through the socket's own handle (a plain stack), then those released through clones
+    /// (the lock-free stack).
     #[inline]
     pub(crate) fn refill(&self) {
+        if self.umem.local_len() != 0 {
+            self.refill_local();
+        }
+        if self.umem.shared_pending() {
+            self.refill_shared();
+        } else if self.multi_buffer && !self.rx_spare.borrow().is_empty() {
+            // Segments of received multi-buffer frames wait in `rx_spare`.
+            self.refill_spare(0);
+        }
+    }
+
+    /// [`Sock::refill`], out of line (the receive path's window boundary).
+    #[inline(never)]
+    fn refill_now(&self) {
+        self.refill();
+    }
+
+    /// The frames of the local stack to the fill ring (frame starts, never jumbo buffers).
+    #[inline]
+    fn refill_local(&self) {
+        let n = self.umem.local_len();
+        if self.fill.prod_free(n) >= n {
+            self.umem.take_local(|addr| self.fill.push(addr));
+            self.fill.submit();
+            self.recycled.set(self.recycled.get() + u64::from(n));
+        } else {
+            let mut spare = self.rx_spare.borrow_mut();
+            self.umem.take_local(|addr| spare.push(addr));
+            drop(spare);
+            self.refill_spare(u64::from(n));
+        }
+        self.umem.count_released(u64::from(n));
+    }
+
+    /// The frames of the lock-free stack (released through clones) to the fill ring.
+    #[inline(never)]
+    fn refill_shared(&self) {
         let mut f = self.umem.take_released();
         if Umem::is_nil(f) {
-            if self.multi_buffer && !self.rx_spare.borrow().is_empty() {
-                // Segments of received multi-buffer frames wait in `rx_spare`.
-                self.refill_spare(0);
-            }
             return;
         }
         let mut spare = self.rx_spare.borrow_mut();
@@ -94,7 +142,7 @@ impl Sock {
 
     /// Moves the frames waiting in `rx_spare` to the fill ring (as many as fit), `n` of them
     /// released by payloads.
-    #[inline]
+    #[inline(never)]
     fn refill_spare(&self, n: u64) {
         let mut spare = self.rx_spare.borrow_mut();
         let room = self.fill.prod_free(spare.len() as u32) as usize;
@@ -109,21 +157,39 @@ impl Sock {
 
     /// Asks the kernel to process the fill ring (zero-copy drivers set the flag when it ran
     /// dry). One syscall, only when the kernel asks.
+    #[inline]
     fn wake_rx(&self) {
         if self.fill.needs_wakeup() {
-            // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented
-            // AF_XDP wakeup; no memory is written.
-            unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
+            self.wake_rx_call();
         }
+    }
+
+    #[inline(never)]
+    fn wake_rx_call(&self) {
+        // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented
+        // AF_XDP wakeup; no memory is written.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// Puts TX frame `addr` (`len` bytes) on the TX ring (the caller checked a slot is
+    /// free) and counts it queued.
+    #[inline]
+    fn queue_frame(&self, addr: u64, len: u32) {
+        self.tx.push(XdpDesc {
+            addr,
+            len,
+            options: 0,
+        });
+        self.queued_one();
     }
 
     /// Counts a frame queued on the TX ring (however many descriptors it took); submits a
@@ -144,9 +210,18 @@ impl Sock {
             return;
         }
         let mask = !(self.layout.frame_size as u64 - 1);
-        let mut free = self.tx_free.borrow_mut();
+        let rx_end = u64::from(self.layout.rx_frames) * u64::from(self.layout.frame_size);
         for _ in 0..n {
-            free.push(self.comp.pop() & mask);
+            let addr = self.comp.pop() & mask;
+            if addr < rx_end {
+                // A received frame sent by `send_payload`: released now, back to the fill
+                // ring with the next refill.
+                self.umem.recycle(addr);
+            } else {
+                let pushed = self.tx_free.push(addr);
+                // There is room for every TX frame.
+                debug_assert!(pushed, "TX free list full");
+            }
         }
         self.comp.release();
     }
@@ -237,62 +312,136 @@ impl Sock {
     /// clock, so an idle spin costs no syscall), `NoPacket` otherwise.
     #[inline]
     fn nothing_received(&self) -> Error {
+        if self.idle_is_plain() {
+            Error::NoPacket
+        } else {
+            self.why_nothing()
+        }
+    }
+
+    /// Counts an empty poll (checking the link when due) and says whether it is a plain
+    /// `NoPacket`: the interface up, some receive frame not held.
+    #[inline(always)]
+    fn idle_is_plain(&self) -> bool {
         let idle = self.idle_polls.get().wrapping_add(1);
         self.idle_polls.set(idle);
         if idle % CLOCK_EVERY == 1 {
-            let now = coarse_ms();
-            if now >= self.next_check_ms.get() {
-                self.next_check_ms.set(now + LINK_CHECK_MS);
-                self.check_link();
-            }
+            self.check_link_due();
         }
-        if self.gone.get() || self.down.get() {
-            return Error::InterfaceDown(self.ifname.clone());
+        !(self.gone.get() | self.down.get())
+            && self.held_frames() < u64::from(self.layout.rx_frames)
+    }
+
+    /// Why an empty poll is not a plain `NoPacket`: `InterfaceDown` or `NoMemory`.
+    #[cold]
+    #[inline(never)]
+    fn why_nothing(&self) -> Error {
+        if self.gone.get() | self.down.get() {
+            return self.down_error();
         }
-        if self.held_frames() >= self.layout.rx_frames as u64 {
+        if self.held_frames() >= u64::from(self.layout.rx_frames) {
             return Error::NoMemory;
         }
         Error::NoPacket
     }
 
+    /// Checks the link if [`LINK_CHECK_MS`] passed since the last check.
+    #[inline(never)]
+    fn check_link_due(&self) {
+        let now = coarse_ms();
+        if now >= self.next_check_ms.get() {
+            self.next_check_ms.set(now + LINK_CHECK_MS);
+            self.check_link();
+        }
+    }
+
+    /// `InterfaceDown` with the interface's name.
+    #[cold]
+    #[inline(never)]
+    fn down_error(&self) -> Error {
+        Error::InterfaceDown(self.ifname.clone())
+    }
+
     /// At the end of a window (every entry read): gives RX slots back, recycles released
     /// frames, and looks at the ring again. (At every window, not only when the ring is
     /// empty: under sustained traffic the kernel must see the slots and frames come back, or
-    /// it drops on a full ring.) `None`: a new window to read; else why there is nothing
-    /// (`NoPacket`, `NoMemory`, `InterfaceDown`).
-    #[inline]
-    fn next_window(&self) -> Option<Error> {
+    /// it drops on a full ring.) `false`: nothing to read ([`Sock::nothing_received`] says
+    /// why).
+    #[inline(always)]
+    fn next_window(&self) -> bool {
         self.rx.release();
-        self.refill();
-        if self.rx.cons_avail(RX_BATCH) != 0 {
-            return None;
+        if self.umem.local_len() != 0 || self.multi_buffer || self.umem.shared_pending() {
+            self.refill_now();
+        }
+        // Called at a window's end: every entry of it was read.
+        if self.rx.cons_refresh(RX_BATCH) != 0 {
+            return true;
         }
         self.wake_rx();
-        Some(self.nothing_received())
+        false
     }
 
-    /// Takes the next entry of the current window (not empty) as a token and its metadata;
+    /// Pushes the next `n` entries of the current window into `sink` (which has room);
     /// single-buffer sockets only (a multi-buffer frame spans several entries).
-    #[inline]
-    fn take_one(&self) -> (Token, Meta) {
-        let XdpDesc { addr, len, options } = self.rx.pop();
+    #[inline(always)]
+    fn take_into<const RX_META: bool>(&self, sink: &mut BatchSink<'_, Meta>, n: u32) {
+        for _ in 0..n {
+            let (t, m) = self.take_desc_with(self.rx.pop(), RX_META);
+            // Cannot fail: n is at most the room left.
+            let _ = sink.push(t, m);
+        }
+    }
+
+    /// Hands out the frame of descriptor `d`, just popped (a single-buffer frame).
+    #[inline(always)]
+    fn take_desc(&self, d: XdpDesc) -> (Token, Meta) {
+        self.take_desc_with(d, self.rx_meta)
+    }
+
+    /// [`Sock::take_desc`], with the XDP RX metadata in front of the frame read or not
+    /// (`rx_meta`: whether the steering program writes it; a constant in the batch loops).
+    #[inline(always)]
+    fn take_desc_with(&self, d: XdpDesc, rx_meta: bool) -> (Token, Meta) {
+        let XdpDesc { addr, len, options } = d;
         self.umem.mark_out(self.umem.frame_of(addr));
         self.handed_out.set(self.handed_out.get() + 1);
-        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
-        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
-        // UMEM (the kernel validates RX descriptors against the registered area).
-        let bytes = unsafe {
-            &*self
-                .umem
-                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        let (rx_timestamp, xdp_timestamp, rx_hash) = if rx_meta {
+            self.rx_metadata_fields(addr)
+        } else {
+            (None, None, None)
         };
         // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
         // strips anything in SKB mode, and native drivers hand XDP the raw frame).
-        let meta = self.meta_for(addr, len, options, bytes);
+        let meta = Meta {
+            len,
+            queue: self.queue,
+            options,
+            // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote
+            // `len` bytes there and no longer touches it; nobody else holds it yet, and it
+            // lies in the UMEM (the kernel validates RX descriptors against the registered
+            // area).
+            vlan: unsafe { self.umem.outer_vlan(addr, len) },
+            rx_timestamp,
+            xdp_timestamp,
+            rx_hash,
+        };
         // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
         // and list until this token's payload releases it, and `len` fits in the frame.
         let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
         (token, meta)
+    }
+
+    /// The driver's RX timestamp, the program's software stamp (since the epoch) and the RX
+    /// hash the steering program wrote in front of the frame at `addr`.
+    #[inline(never)]
+    fn rx_metadata_fields(&self, addr: u64) -> (Option<u64>, Option<u64>, Option<u32>) {
+        let rx = self.rx_metadata_of(addr);
+        (
+            rx.driver_ts,
+            rx.tai_ts
+                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
+            rx.hash,
+        )
     }
 
     /// Receive frames held by payloads and tokens now.
@@ -330,28 +479,161 @@ impl Sock {
         }
     }
 
+    /// `send_with` off its fast path: the size rule (before and after `fill`), a gone
+    /// interface, a multi-buffer frame, a full TX side.
+    #[inline(never)]
+    fn send_with_slow<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        if let Err(e) = nethuns_core::check_frame_len(
+            len,
+            ETH_HLEN,
+            self.max_tx_len + nethuns_core::frame::VLAN_HLEN,
+        ) {
+            return self.refuse(e);
+        }
+        if len > self.layout.frame_size as usize {
+            let mut frame = vec![0u8; len];
+            fill(&mut frame);
+            return self.send(&frame);
+        }
+        if self.gone.get() {
+            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
+        }
+        let addr = self.reserve_tx_frame()?;
+        self.fill_and_queue(addr, len, fill, true)
+    }
+
+    /// Lets `fill` write the `len` bytes (≤ a UMEM frame) of TX frame `addr`, just taken off
+    /// the free list with a free TX slot, and queues it; `check_after`: apply the size rule
+    /// to the written frame (its EtherType decides the 802.1Q allowance), not needed for an
+    /// untagged-size length. The frame goes back to the free list if it is refused or `fill`
+    /// panics.
+    #[inline(always)]
+    fn fill_and_queue<F: FnOnce(&mut [u8])>(
+        &self,
+        addr: u64,
+        len: usize,
+        fill: F,
+        check_after: bool,
+    ) -> Result<()> {
+        let frame = TxFrame {
+            free: &self.tx_free,
+            addr,
+        };
+        // SAFETY: a TX frame taken off the free list is the socket's alone (no ring holds
+        // it); `len` ≤ the frame size (the callers check); the slice lives only during `fill`.
+        let buf = unsafe { &mut *self.umem.unsafe_buffer(BufferDesc::new(addr as usize), len) };
+        fill(buf);
+        if check_after {
+            if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(buf)) {
+                drop(frame);
+                return self.refuse(e);
+            }
+        }
+        // `fill` may have used the socket: look at the TX ring again.
+        if self.tx.prod_free(1) == 0 {
+            drop(frame);
+            self.submit_and_kick();
+            return Err(Error::NoMemory);
+        }
+        std::mem::forget(frame);
+        self.queue_frame(addr, len as u32);
+        Ok(())
+    }
+
+    /// `send` off its fast path: the size rule, a gone interface, a multi-buffer frame, a
+    /// full TX side (kicks the kernel and reaps once before giving up with `NoMemory`).
+    #[inline(never)]
+    fn send_slow(&self, packet: &[u8]) -> Result<()> {
+        if let Err(e) =
+            nethuns_core::check_frame_len(packet.len(), ETH_HLEN, self.max_len_for(packet))
+        {
+            return self.refuse(e);
+        }
+        if self.gone.get() {
+            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
+        }
+        if packet.len() > self.layout.frame_size as usize {
+            return self.send_multi(packet);
+        }
+        let addr = self.reserve_tx_frame()?;
+        self.umem.write(addr, packet);
+        self.queue_frame(addr, packet.len() as u32);
+        Ok(())
+    }
+
+    /// A free TX frame for a send, after one kick and reap if none is free and a TX slot
+    /// for it: `NoMemory` (back-pressure), `InterfaceDown` when the link is down.
+    #[inline]
+    fn reserve_tx_frame(&self) -> Result<u64> {
+        if let Some(a) = self.tx_free.pop() {
+            if self.tx.prod_free(1) != 0 {
+                return Ok(a);
+            }
+            self.tx_free.push(a);
+        }
+        self.submit_and_kick();
+        match self.tx_free.pop() {
+            Some(a) if self.tx.prod_free(1) != 0 => Ok(a),
+            Some(a) => {
+                self.tx_free.push(a);
+                Err(Error::NoMemory)
+            }
+            None if self.link_down.get() && !self.link_is_up() => {
+                Err(self.refused(Error::InterfaceDown(self.ifname.clone())))
+            }
+            None => Err(Error::NoMemory),
+        }
+    }
+
+    /// Queues `frame`, a received frame of this socket's UMEM, by its address: `Ok(true)`
+    /// when it is on the TX ring (the caller gives up its payload without releasing it).
+    #[inline]
+    fn send_own(&self, addr: u64, frame: &[u8]) -> Result<bool> {
+        // An untagged-size frame passes the size rule whatever its EtherType.
+        let len = frame.len();
+        if len < ETH_HLEN || len > self.max_tx_len {
+            if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(frame)) {
+                return Err(self.refused(e));
+            }
+        }
+        if self.gone.get() {
+            return Err(self.refused(Error::InterfaceDown(self.ifname.clone())));
+        }
+        if self.tx.prod_free(1) == 0 {
+            self.submit_and_kick();
+            if self.tx.prod_free(1) == 0 {
+                return Err(Error::NoMemory);
+            }
+        }
+        self.queue_frame(addr, frame.len() as u32);
+        Ok(true)
+    }
+
     /// Counts a refused send and returns its error.
     #[cold]
     fn refuse(&self, e: Error) -> Result<()> {
+        Err(self.refused(e))
+    }
+
+    /// Counts a refused send; returns `e`.
+    #[cold]
+    fn refused(&self, e: Error) -> Error {
         self.refused.set(self.refused.get() + 1);
-        Err(e)
+        e
     }
 
     /// The metadata of a received frame whose (first) descriptor had `addr` and `options`:
     /// `len` bytes, `bytes` its data.
-    #[inline]
     pub(crate) fn meta_for(&self, addr: u64, len: u32, options: u32, bytes: &[u8]) -> Meta {
-        let rx = self.rx_metadata_of(addr);
+        let (rx_timestamp, xdp_timestamp, rx_hash) = self.rx_metadata_fields(addr);
         Meta {
             len,
             queue: self.queue,
             options,
             vlan: frame::outer_vlan(bytes),
-            rx_timestamp: rx.driver_ts,
-            xdp_timestamp: rx
-                .tai_ts
-                .map(|t| (t as i64).wrapping_add(self.tai_to_epoch_ns) as u64),
-            rx_hash: rx.hash,
+            rx_timestamp,
+            xdp_timestamp,
+            rx_hash,
         }
     }
 
@@ -395,34 +677,40 @@ impl Socket for Sock {
     type Metadata = Meta;
     type Flags = AfXdpFlags;
 
-    #[inline]
-    fn recv_token(&self) -> Result<(Token, Meta)> {
-        if self.rx.cons_window_done() {
-            if let Some(e) = self.next_window() {
-                return Err(e);
+    /// [`Socket::recv_token`] paired with the socket's context, inlined into the caller.
+    #[inline(always)]
+    fn recv(&self) -> Result<(nethuns_core::Payload<'_, Umem>, Meta)> {
+        if self.rx.cons_window_done() && !self.next_window() {
+            // The plain case returns a constant: inlined, the caller's match on it needs no
+            // drop of an `Error`.
+            if self.idle_is_plain() {
+                return Err(Error::NoPacket);
             }
+            return Err(self.why_nothing());
         }
-        let XdpDesc { addr, len, options } = self.rx.pop();
-        if options & libc::XDP_PKT_CONTD != 0 {
-            return self.recv_multi(XdpDesc { addr, len, options });
-        }
-        self.umem.mark_out(self.umem.frame_of(addr));
-        self.handed_out.set(self.handed_out.get() + 1);
-        // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote `len`
-        // bytes there and no longer touches it; nobody else holds it yet, and it lies in the
-        // UMEM (the kernel validates RX descriptors against the registered area).
-        let bytes = unsafe {
-            &*self
-                .umem
-                .unsafe_buffer(BufferDesc::new(addr as usize), len as usize)
+        let d = self.rx.pop();
+        let (token, meta) = if d.options & libc::XDP_PKT_CONTD != 0 {
+            self.recv_multi(d)?
+        } else {
+            self.take_desc(d)
         };
-        // AF_XDP delivers the frame as on the wire (the redirect runs before VLAN offload
-        // strips anything in SKB mode, and native drivers hand XDP the raw frame).
-        let meta = self.meta_for(addr, len, options, bytes);
-        // SAFETY: the kernel handed frame `addr` to us on the RX ring; it leaves every ring
-        // and list until this token's payload releases it, and `len` fits in the frame.
-        let token = unsafe { Token::new(BufferDesc::new(addr as usize), len, self.umem.pool_id()) };
-        Ok((token, meta))
+        // SAFETY: the token was made by this socket from its own context.
+        Ok((
+            unsafe { nethuns_core::Payload::from_token_unchecked(token, &self.umem) },
+            meta,
+        ))
+    }
+
+    #[inline(always)]
+    fn recv_token(&self) -> Result<(Token, Meta)> {
+        if self.rx.cons_window_done() && !self.next_window() {
+            return Err(self.nothing_received());
+        }
+        let d = self.rx.pop();
+        if d.options & libc::XDP_PKT_CONTD != 0 {
+            return self.recv_multi(d);
+        }
+        Ok(self.take_desc(d))
     }
 
     #[inline]
@@ -442,71 +730,132 @@ impl Socket for Sock {
             }
             return Ok(());
         }
-        if self.rx.cons_window_done() {
-            if let Some(e) = self.next_window() {
-                if matches!(e, Error::NoPacket) {
-                    // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
-                    std::mem::forget(e);
-                    return Ok(());
-                }
-                return Err(e);
+        if self.rx.cons_window_done() && !self.next_window() {
+            let e = self.nothing_received();
+            if matches!(e, Error::NoPacket) {
+                // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
+                std::mem::forget(e);
+                return Ok(());
             }
+            return Err(e);
         }
         // The rest of the current window, as far as the sink has room: one window check and
         // one release per burst, not per packet.
         let n = self.rx.cons_window_left().min(sink.remaining() as u32);
-        for _ in 0..n {
-            let (t, m) = self.take_one();
-            // Cannot fail: n is at most the room left.
-            let _ = sink.push(t, m);
+        if self.rx_meta {
+            self.take_into::<true>(sink, n);
+        } else {
+            self.take_into::<false>(sink, n);
         }
         Ok(())
     }
 
+    #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        if let Err(e) =
-            nethuns_core::check_frame_len(packet.len(), ETH_HLEN, self.max_len_for(packet))
-        {
-            return self.refuse(e);
-        }
-        if self.gone.get() {
-            return self.refuse(Error::InterfaceDown(self.ifname.clone()));
-        }
-        if packet.len() > self.layout.frame_size as usize {
-            return self.send_multi(packet);
-        }
-        let addr = {
-            let mut free = self.tx_free.borrow_mut();
-            match free.pop() {
-                Some(a) => a,
-                None => {
-                    drop(free);
-                    self.submit_and_kick();
-                    match self.tx_free.borrow_mut().pop() {
-                        Some(a) => a,
-                        None if self.link_down.get() && !self.link_is_up() => {
-                            return self.refuse(Error::InterfaceDown(self.ifname.clone()))
-                        }
-                        None => return Err(Error::NoMemory),
-                    }
+        let len = packet.len();
+        // The fast path: a frame of untagged size in one UMEM frame, a free TX frame and a
+        // free TX slot; anything else (the size rule's errors, a tagged frame's extra 4
+        // bytes, multi-buffer frames, a full TX side, a gone interface) takes `send_slow`.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.prod_free(1) != 0 {
+                    self.umem.write(addr, packet);
+                    self.queue_frame(addr, len as u32);
+                    return Ok(());
                 }
+                self.tx_free.push(addr);
             }
-        };
-        // Slots free >= frames free (a frame is freed only after its slot was consumed), but
-        // the cached consumer index may be stale: refresh it when needed.
-        if self.tx.prod_free(1) == 0 {
-            self.tx_free.borrow_mut().push(addr);
-            self.submit_and_kick();
-            return Err(Error::NoMemory);
         }
-        self.umem.write(addr, packet);
-        self.tx.push(XdpDesc {
-            addr,
-            len: packet.len() as u32,
-            options: 0,
-        });
-        self.queued_one();
-        Ok(())
+        self.send_slow(packet)
+    }
+
+    /// Reserves TX frames and slots for the whole burst at once, copies each frame in, and
+    /// publishes them with one producer store and one kick. Frames off `send`'s fast path
+    /// (see [`Socket::send`]'s size rule, multi-buffer frames) go through `send`.
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let want = packets.len().min(u32::MAX as usize) as u32;
+        let k = if self.gone.get() {
+            0
+        } else {
+            want.min(self.tx_free.len()).min(self.tx.prod_free(want))
+        };
+        let mut n = 0usize;
+        for p in &packets[..k as usize] {
+            let len = p.len();
+            if len < ETH_HLEN || len > self.fast_tx_len {
+                break;
+            }
+            let Some(addr) = self.tx_free.pop() else {
+                break;
+            };
+            self.umem.write(addr, p);
+            self.tx.push(XdpDesc {
+                addr,
+                len: len as u32,
+                options: 0,
+            });
+            n += 1;
+        }
+        self.tx_pending.set(self.tx_pending.get() + n as u32);
+        for p in &packets[n..] {
+            match self.send(p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.submit_and_kick();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.submit_and_kick();
+        Ok(n)
+    }
+
+    /// Writes the frame straight into a free TX frame of the UMEM (no copy); frames larger
+    /// than a UMEM frame (multi-buffer) are built aside and sent with `send`.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        // The fast path, as `send`'s: a length no frame can exceed the limit with (untagged
+        // size, in one UMEM frame), a free TX frame and slot.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.prod_free(1) != 0 {
+                    return self.fill_and_queue(addr, len, fill, false);
+                }
+                self.tx_free.push(addr);
+            }
+        }
+        self.send_with_slow(len, fill)
+    }
+
+    /// A received frame of this socket's UMEM is queued itself (its address on the TX ring,
+    /// no copy); it goes back to the fill ring once the kernel completes it. Any other
+    /// payload (another socket's, another backend's, a multi-buffer frame's jumbo buffer) is
+    /// copied by `send` and released.
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: nethuns_core::Payload<'p, C>,
+    ) -> std::result::Result<(), nethuns_core::Unsent<'p, C>> {
+        let ours = (payload.context() as &dyn std::any::Any)
+            .downcast_ref::<Umem>()
+            .is_some_and(|u| {
+                u.same_memory(&self.umem) && self.umem.in_frames(payload.buffer_desc().get() as u64)
+            });
+        let r = if ours {
+            self.send_own(payload.buffer_desc().get() as u64, &payload)
+        } else {
+            self.send(&payload).map(|()| false)
+        };
+        match r {
+            Ok(true) => {
+                // The frame is on the TX ring now: ownership passes to the ring (the ledger
+                // forgets it; the completion recycles it).
+                let _ = payload.into_token().into_raw();
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(nethuns_core::Unsent { error, payload }),
+        }
     }
 
     fn flush(&self) {

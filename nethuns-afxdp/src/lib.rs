@@ -40,11 +40,14 @@
 //!   packet's first byte); its pool id is unique per UMEM. The UMEM lives as long as any clone,
 //!   so a [`Token`] can cross threads and become a payload there with a clone of the context
 //!   (the [channel API](nethuns_core::channel) works as with any backend).
-//! - **recv / recv_token** take a descriptor from the RX ring. Dropping the payload pushes its
-//!   frame on a lock-free stack (one compare-and-swap, any thread); the socket's thread moves the
-//!   whole stack to the fill ring in one batch when it finishes a batch of the RX ring
-//!   (at most every 64 packets). A token dropped unconsumed loses its frame until the UMEM goes
-//!   (counted by [`nethuns_core::leaked_tokens`]).
+//! - **recv / recv_token** take a descriptor from the RX ring (inlined into the caller; the
+//!   window boundary, every 64 packets, is one call). Dropping a payload of `recv` or
+//!   `recv_batch`, which borrows the socket's own [`Umem`], pushes its frame on a plain stack
+//!   (a `Umem` is not `Sync`, so that happens on the socket's thread: no atomic); a payload
+//!   made from a token with a clone of the context, on any thread, pushes it on a lock-free
+//!   stack (one compare-and-swap). The socket's thread moves both stacks to the fill ring in
+//!   one batch when it finishes a batch of the RX ring. A token dropped unconsumed loses its
+//!   frame until the UMEM goes (counted by [`nethuns_core::leaked_tokens`]).
 //! - **send** copies into a free TX frame and queues the descriptor; every 64 packets, or on
 //!   **flush**, the batch is published and the kernel kicked with `sendto` when the TX ring says
 //!   it needs a wakeup (always in copy mode, where the kernel transmits only inside that call,
@@ -52,8 +55,13 @@
 //!   frame in flight `send` returns [`Error::NoMemory`], or [`Error::InterfaceDown`] when the
 //!   kernel takes nothing because the interface is down or gone (queued frames stay on the TX
 //!   ring and leave once it is back); a packet longer than MTU + 14 bytes gives
-//!   [`Error::TooBigPacket`], one shorter than 14 bytes an [`Error::Generic`]. A `Sock` is
+//!   [`Error::TooBigPacket`], one shorter than 14 bytes [`Error::TooSmallPacket`]. A `Sock` is
 //!   `AsRawFd`: `poll(2)` it for `POLLIN` to wait for frames instead of spinning.
+//!   **send_batch** reserves TX frames and slots for the whole burst and publishes it with one
+//!   producer store and one kick; **send_with** hands its closure the TX frame itself (no
+//!   copy); **send_payload** of a frame received on this socket puts that frame's address on
+//!   the TX ring (no copy, no TX frame used), and the completion ring gives it back to the
+//!   fill ring; any other payload is copied like `send`.
 //! - **Multi-buffer frames**: where the interface's MTU makes a frame larger than a UMEM frame
 //!   after the kernel's 256-byte headroom (MTU 9000 with `frame_size` 2048 or 4096), the socket
 //!   binds with `XDP_USE_SG` (Linux 6.6+), its steering program declares `xdp.frags`, and a
@@ -203,6 +211,8 @@ mod ring;
 mod rxmeta;
 #[cfg(target_os = "linux")]
 mod socket;
+#[cfg(target_os = "linux")]
+mod stack;
 #[cfg(target_os = "linux")]
 mod steer;
 #[cfg(target_os = "linux")]

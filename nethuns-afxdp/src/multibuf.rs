@@ -89,13 +89,13 @@ impl Sock {
     pub(crate) fn send_multi(&self, packet: &[u8]) -> Result<()> {
         let fs = self.layout.frame_size as usize;
         let k = packet.len().div_ceil(fs);
-        if self.tx_free.borrow().len() < k || self.tx.prod_free(k as u32) < k as u32 {
+        if (self.tx_free.len() as usize) < k || self.tx.prod_free(k as u32) < k as u32 {
             self.submit_and_kick();
-            if self.tx_free.borrow().len() < k || self.tx.prod_free(k as u32) < k as u32 {
+            if (self.tx_free.len() as usize) < k || self.tx.prod_free(k as u32) < k as u32 {
                 return Err(Error::NoMemory);
             }
         }
-        let mut free = self.tx_free.borrow_mut();
+        let free = &self.tx_free;
         for (i, chunk) in packet.chunks(fs).enumerate() {
             let Some(addr) = free.pop() else {
                 unreachable!("{k} TX frames were checked free above")
@@ -107,7 +107,6 @@ impl Sock {
                 options: if i + 1 < k { libc::XDP_PKT_CONTD } else { 0 },
             });
         }
-        drop(free);
         self.queued_one();
         Ok(())
     }

@@ -198,11 +198,18 @@ impl<T: Copy> Ring<T> {
     /// `max` entries.
     #[inline]
     pub(crate) fn cons_avail(&self, max: u32) -> u32 {
-        let cons = self.cached_cons.get();
-        let n = self.cached_prod.get().wrapping_sub(cons);
+        let n = self.cons_window_left();
         if n != 0 {
             return n;
         }
+        self.cons_refresh(max)
+    }
+
+    /// [`Ring::cons_avail`] when the current window is known to be used up
+    /// ([`Ring::cons_window_done`]): looks at the kernel's producer index at once.
+    #[inline]
+    pub(crate) fn cons_refresh(&self, max: u32) -> u32 {
+        let cons = self.cached_cons.get();
         let avail = self.prod().load(Ordering::Acquire).wrapping_sub(cons);
         let take = avail.min(max);
         self.cached_prod.set(cons.wrapping_add(take));

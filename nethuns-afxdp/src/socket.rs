@@ -11,6 +11,7 @@ use nethuns_core::{Error, Result};
 use crate::attach::{self, XdpShare};
 use crate::flags::{mode_name, AfXdpFlags, Layout, XDP_ZEROCOPY};
 use crate::ring::{Ring, XdpDesc};
+use crate::stack::FrameStack;
 use crate::umem::Umem;
 use crate::{netdev, xdpstate, AfXdpOptions};
 
@@ -26,7 +27,7 @@ pub struct Sock {
     pub(crate) rx: Ring<XdpDesc>,
     pub(crate) tx: Ring<XdpDesc>,
     /// TX frames not in use (UMEM addresses of frame starts).
-    pub(crate) tx_free: RefCell<Vec<u64>>,
+    pub(crate) tx_free: FrameStack,
     /// Released RX frames that did not fit in the fill ring (never, with the sizes `Layout`
     /// gives; kept so that no frame can be lost).
     pub(crate) rx_spare: RefCell<Vec<u64>>,
@@ -56,6 +57,8 @@ pub struct Sock {
     /// Largest untagged frame `send` takes: MTU + 14 (at most a frame without multi-buffer
     /// frames).
     pub(crate) max_tx_len: usize,
+    /// Largest frame of `send`'s fast path: untagged-size and in one UMEM frame.
+    pub(crate) fast_tx_len: usize,
     /// Multi-buffer frames (`XDP_USE_SG`): a frame may span several UMEM frames.
     pub(crate) multi_buffer: bool,
     /// Free jumbo buffers (indices after the UMEM's frames), for received multi-buffer frames.
@@ -242,12 +245,14 @@ impl Sock {
             netdev::ctl_socket().map_err(|e| Error::os(ctx("creating an ioctl socket"), e))?;
         let link_events = netdev::link_events_socket()
             .map_err(|e| Error::os(ctx("creating a netlink socket for link events"), e))?;
-        let umem = Umem::with_jumbo(
+        let mut umem = Umem::with_jumbo(
             layout.num_frames,
             layout.frame_size,
             jumbo_count,
             jumbo_size,
         )?;
+        // The socket's handle: payloads of `recv` release through it without atomics.
+        umem.make_local(layout.rx_frames);
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -347,16 +352,16 @@ impl Sock {
             fd.as_raw_fd(),
         )?;
 
-        let tx_free = (layout.rx_frames..layout.num_frames)
-            .rev()
-            .map(|f| umem.addr_of(f))
-            .collect();
+        let tx_free = FrameStack::with_capacity(layout.num_frames - layout.rx_frames);
+        for f in (layout.rx_frames..layout.num_frames).rev() {
+            tx_free.push(umem.addr_of(f));
+        }
         Ok(Sock {
             fill,
             comp,
             rx,
             tx,
-            tx_free: RefCell::new(tx_free),
+            tx_free,
             rx_spare: RefCell::new(Vec::with_capacity(layout.rx_frames as usize)),
             tx_pending: Cell::new(0),
             handed_out: Cell::new(0),
@@ -374,6 +379,7 @@ impl Sock {
             } else {
                 (mtu as usize + ETH_HLEN).min(layout.frame_size as usize)
             },
+            fast_tx_len: (mtu as usize + ETH_HLEN).min(layout.frame_size as usize),
             multi_buffer,
             jumbo_free: RefCell::new(
                 (0..jumbo_count)

@@ -9,24 +9,50 @@
 //! address is its offset in the whole mapping (≥ the UMEM's length), so payloads, tokens and
 //! `release` treat it as any frame; its index comes after the UMEM's frames.
 //!
-//! Dropping a payload may happen on any thread. The frame goes onto a lock-free stack
-//! (one compare-and-swap, nothing else); the socket's thread takes the whole stack with one
-//! swap when it refills the fill ring, in batches. Because frames leave the stack only through that
-//! take-all, a push racing with it cannot see a stale `next` (no ABA), and no tag is needed.
+//! Releasing a frame takes one of two paths:
+//! - through the socket's own handle (the [`Umem`] inside the socket, which every payload of
+//!   `recv` / `recv_batch` borrows): onto a plain, non-atomic stack of frame addresses that
+//!   the socket moves to the fill ring once per receive window. A `Umem` is not `Sync`, so a
+//!   payload borrowing the socket's handle is dropped on the thread that holds the socket:
+//!   the socket and its payloads never touch that stack at the same time.
+//! - through a clone (a token consumed with a cloned context, on any thread): onto a
+//!   lock-free stack (one compare-and-swap, nothing else); the socket's thread takes the whole
+//!   stack with one swap when it refills the fill ring, in batches. Because frames leave the
+//!   stack only through that take-all, a push racing with it cannot see a stale `next` (no
+//!   ABA), and no tag is needed.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nethuns_core::{next_pool_id, BufferDesc, Context, Error, Result};
 
+use crate::stack::FrameStack;
+
 const NIL: u32 = u32::MAX;
 
 /// The UMEM of one socket: `num_frames` frames of `frame_size` bytes in one anonymous mapping.
 /// Cheap to clone (an `Arc`); clones share the memory and the pool id. The memory lives as
 /// long as any clone, so payloads stay readable after their socket is gone.
-#[derive(Clone)]
+///
+/// `Send` but not `Sync`: a clone travels to another thread (with tokens, to make payloads
+/// there), a reference does not. Frames released through the socket's own handle go back
+/// without an atomic operation (see the module documentation).
 pub struct Umem {
     inner: Arc<Inner>,
+    /// The socket's own handle only (clones have none): frames released through it, waiting
+    /// for the socket's next refill.
+    local: Option<FrameStack>,
+}
+
+impl Clone for Umem {
+    /// Another handle on the same memory and pool; frames released through it take the
+    /// lock-free path.
+    fn clone(&self) -> Self {
+        Umem {
+            inner: self.inner.clone(),
+            local: None,
+        }
+    }
 }
 
 struct Inner {
@@ -113,6 +139,7 @@ impl Umem {
         }
         let all = num_frames + jumbo_count;
         Ok(Umem {
+            local: None,
             inner: Arc::new(Inner {
                 area: area.cast(),
                 len,
@@ -137,6 +164,32 @@ impl Umem {
     /// are not registered).
     pub(crate) fn area(&self) -> (*mut u8, usize) {
         (self.inner.area, self.inner.len)
+    }
+
+    /// Makes this handle the socket's own: frames released through it (up to `cap` at a
+    /// time, more take the lock-free path) wait on a plain stack for [`Umem::take_local`].
+    pub(crate) fn make_local(&mut self, cap: u32) {
+        self.local = Some(FrameStack::with_capacity(cap));
+    }
+
+    /// Frames released through this handle since the last [`Umem::take_local`].
+    #[inline]
+    pub(crate) fn local_len(&self) -> u32 {
+        self.local.as_ref().map_or(0, FrameStack::len)
+    }
+
+    /// Calls `f` with the start of every frame released through this handle, and empties the
+    /// stack; returns how many there were. The caller owns them from now on.
+    #[inline]
+    pub(crate) fn take_local(&self, mut f: impl FnMut(u64)) -> u32 {
+        let Some(l) = &self.local else { return 0 };
+        let mask = !(u64::from(self.frame_size()) - 1);
+        l.drain(|a| f(a & mask))
+    }
+
+    /// The frames waiting on the local stack (for the frame audit).
+    pub(crate) fn local_frames(&self) -> Vec<u64> {
+        self.local.as_ref().map_or(vec![], FrameStack::to_vec)
     }
 
     /// Jumbo buffers (0 without multi-buffer frames).
@@ -245,6 +298,40 @@ impl Umem {
         }
     }
 
+    /// Whether frames wait on the lock-free stack (one relaxed load).
+    #[inline]
+    pub(crate) fn shared_pending(&self) -> bool {
+        self.inner.head.load(Ordering::Relaxed) != NIL
+    }
+
+    /// The TCI of the outermost VLAN tag (TPID 0x8100, 0x88A8 or 0x9100) of the `len`-byte
+    /// frame at `addr`, or `None` if it is untagged: [`frame::outer_vlan`] with one load.
+    ///
+    /// # Safety
+    /// `len` bytes at `addr` lie in the mapping and are not being written.
+    ///
+    /// [`frame::outer_vlan`]: nethuns_core::frame::outer_vlan
+    #[inline(always)]
+    pub(crate) unsafe fn outer_vlan(&self, addr: u64, len: u32) -> Option<u16> {
+        if len < 18 {
+            return None;
+        }
+        let at = addr as usize + 12;
+        // SAFETY: bytes 12..16 of the frame lie within its `len` ≥ 18 bytes (caller's
+        // contract); unaligned reads of plain bytes.
+        let tpid = u16::from_le_bytes(unsafe { self.inner.area.add(at).cast::<[u8; 2]>().read() });
+        // Compared as read (bytes in wire order): 0x8100 and 0x9100 differ in one bit, so
+        // two comparisons cover the three TPIDs.
+        if tpid & 0xFFEF == u16::from_le_bytes([0x81, 0x00])
+            || tpid == u16::from_le_bytes([0x88, 0xA8])
+        {
+            // SAFETY: as above.
+            let tci = unsafe { self.inner.area.add(at + 2).cast::<[u8; 2]>().read() };
+            return Some(u16::from_be_bytes(tci));
+        }
+        None
+    }
+
     /// Takes every released frame at once; iterate the returned chain with
     /// [`Umem::chain_next`]. Only the socket's thread calls this.
     #[inline]
@@ -299,13 +386,55 @@ impl Context for Umem {
     #[inline]
     unsafe fn release(&self, buf_idx: BufferDesc) {
         nethuns_core::ledger::released(self.inner.pool_id, buf_idx);
-        let frame = self.frame_of(buf_idx.get() as u64);
+        self.recycle(buf_idx.get() as u64);
+    }
+}
+
+impl Umem {
+    /// Whether `other` is a handle on the same memory.
+    #[inline]
+    pub(crate) fn same_memory(&self, other: &Umem) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether `addr` lies in a UMEM frame (one the kernel can transmit from), not in a jumbo
+    /// buffer.
+    #[inline]
+    pub(crate) fn in_frames(&self, addr: u64) -> bool {
+        addr < self.inner.len as u64
+    }
+
+    /// `release` without the ledger: puts frame `addr`, handed out and now given back (by a
+    /// payload, or by the completion ring after a zero-copy send), on a released stack.
+    #[inline]
+    pub(crate) fn recycle(&self, addr: u64) {
+        if let Some(l) = &self.local {
+            if addr < self.inner.len as u64 {
+                #[cfg(debug_assertions)]
+                let frame = (addr >> self.inner.frame_shift) as usize;
+                #[cfg(debug_assertions)]
+                assert!(
+                    self.inner.out[frame].swap(false, Ordering::Relaxed),
+                    "AF_XDP frame {frame} released twice"
+                );
+                // As released (the frame's start is taken when it goes to the fill ring).
+                if l.push(addr) {
+                    return;
+                }
+                #[cfg(debug_assertions)]
+                self.inner.out[frame].store(true, Ordering::Relaxed);
+            }
+        }
+        self.release_shared(addr);
+    }
+}
+
+impl Umem {
+    /// The lock-free path of `release`: a push on the released stack.
+    fn release_shared(&self, addr: u64) {
+        let frame = self.frame_of(addr);
         if frame >= self.inner.num_frames + self.inner.jumbo_count {
-            debug_assert!(
-                false,
-                "release of UMEM address {} out of range",
-                buf_idx.get()
-            );
+            debug_assert!(false, "release of UMEM address {addr} out of range");
             return;
         }
         #[cfg(debug_assertions)]
@@ -334,6 +463,25 @@ impl Context for Umem {
 mod tests {
     use super::*;
     use nethuns_core::Token;
+
+    #[test]
+    fn outer_vlan_matches_the_frame_rule() {
+        let u = Umem::new(4, 2048).unwrap();
+        for tpid in [
+            0x8100u16, 0x88A8, 0x9100, 0x0800, 0x86DD, 0x88B5, 0x8000, 0x8110, 0x9000,
+        ] {
+            let mut f = [0u8; 64];
+            f[12..14].copy_from_slice(&tpid.to_be_bytes());
+            f[14..16].copy_from_slice(&[0x20, 0x07]);
+            u.write(2048 + 100, &f);
+            for len in [14u32, 17, 18, 64] {
+                // SAFETY (test): the frame was just written and nothing else uses it.
+                let got = unsafe { u.outer_vlan(2048 + 100, len) };
+                let want = nethuns_core::frame::outer_vlan(&f[..len as usize]);
+                assert_eq!(got, want, "tpid {tpid:#x} len {len}");
+            }
+        }
+    }
 
     #[test]
     fn release_from_many_threads_then_take_all() {

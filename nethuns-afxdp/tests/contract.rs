@@ -242,3 +242,58 @@ fn link_down_is_interface_down_then_traffic_resumes() {
     }
     assert!(got >= 10, "traffic resumed after link up: {got}");
 }
+
+/// Receives until a frame equal to `want` arrives (others released), within 3 s.
+fn recv_payload<'s>(
+    sock: &'s Sock,
+    want: &[u8],
+) -> nethuns_afxdp::Payload<'s, nethuns_afxdp::Umem> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match sock.recv() {
+            Ok((p, _)) if p[..] == *want => return p,
+            Ok(_) | Err(Error::NoPacket) if Instant::now() < deadline => std::thread::yield_now(),
+            other => panic!("recv: {:?}", other.map(|(p, _)| p.len())),
+        }
+    }
+}
+
+/// `send_payload` of a frame received on the same socket puts that frame itself on the TX
+/// ring (no TX frame used); it arrives intact and goes back to the fill ring once completed.
+/// A payload of another socket's UMEM is copied into a TX frame.
+#[test]
+fn send_payload_of_an_own_frame_is_zero_copy() {
+    let Some(pair) = NetPair::for_test("zcfwd") else {
+        return;
+    };
+    let (a, b) = open_pair(&pair);
+    let tx_frames = a.audit_frames().tx_free;
+    let f = frames::frame(11, 300);
+    b.send(&f).unwrap();
+    b.try_flush().unwrap();
+    let p = recv_payload(&a, &f);
+    a.send_payload(p).map_err(|u| u.error).unwrap();
+    let au = a.audit_frames();
+    assert_eq!((au.tx_free, au.tx_ring), (tx_frames, 1), "{au:?}");
+    a.try_flush().unwrap();
+    let m = recv_exact(&b, &f).expect("the forwarded frame");
+    assert_eq!(m.len(), 300);
+    // Completed: the frame is back with the released ones, every frame accounted for.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while a.audit_frames().completion_ring > 0 && Instant::now() < deadline {
+        a.flush();
+    }
+    let au = a.audit_frames();
+    assert!(au.is_consistent() && au.in_use == 0, "{au:?}");
+    assert_eq!(au.tx_free, tx_frames, "{au:?}");
+
+    // From b's UMEM: copied (one TX frame of a's in use until completion).
+    let g = frames::frame(12, 200);
+    a.send(&g).unwrap();
+    a.try_flush().unwrap();
+    let q = recv_payload(&b, &g);
+    a.send_payload(q).map_err(|u| u.error).unwrap();
+    assert_eq!(a.audit_frames().tx_free, tx_frames - 1);
+    a.try_flush().unwrap();
+    assert!(recv_exact(&b, &g).is_some(), "the copied frame");
+}

@@ -36,6 +36,7 @@ use crate::peer::RawPeer;
 use crate::{frames, NetPair};
 
 mod batch;
+mod tx;
 mod wait;
 
 /// How a backend is opened for the suite.
@@ -124,6 +125,8 @@ pub const CASES: &[&str] = &[
     "double_release",
     "jumbo",
     "batch_exact",
+    "send_with_exact",
+    "send_payload_forward",
     "soak",
     "wait",
 ];
@@ -158,6 +161,8 @@ pub fn run_case<B: Backend>(name: &str) -> Option<Verdict> {
                 "stats" => stats::<B>(&pair),
                 "double_release" => double_release::<B>(&pair),
                 "batch_exact" => batch::batch_exact::<B>(&pair),
+                "send_with_exact" => tx::send_with_exact::<B>(&pair),
+                "send_payload_forward" => tx::send_payload_forward::<B>(&pair),
                 "soak" => crate::soak::soak::<B>(&pair),
                 "wait" => wait::wait::<B>(&pair),
                 other => Err(format!("no case named {other:?}")),
@@ -282,7 +287,8 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b; rx_exact tx_exact oversize undersize
             pool_exhaustion token_threads foreign_token channel link_deleted link_down_up
-            filter savefile_eof stats double_release jumbo batch_exact soak wait);
+            filter savefile_eof stats double_release jumbo batch_exact send_with_exact
+            send_payload_forward soak wait);
     };
 }
 

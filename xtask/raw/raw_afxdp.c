@@ -30,15 +30,15 @@
 #include <xdp/xsk.h>
 
 /* AfXdpFlags::default(): generic (SKB) mode, copy or zero-copy as the kernel decides (copy
- * in SKB mode), need_wakeup, 4096 frames of 2048 bytes, 1024 TX and 2048 RX slots; the
- * nethuns layout: 1024 TX frames (completion ring 1024), the other 3072 receive frames
- * (fill ring 4096, the next power of two), no headroom. Queue 0. */
-#define NUM_FRAMES 4096u
+ * in SKB mode), need_wakeup, 8192 frames of 2048 bytes, 1024 TX and 4096 RX slots; the
+ * nethuns layout: 1024 TX frames (completion ring 1024), the other 7168 receive frames
+ * (fill ring 8192, the next power of two), no headroom. Queue 0. */
+#define NUM_FRAMES 8192u
 #define FRAME_SIZE 2048u
 #define TX_SIZE 1024u
-#define RX_SIZE 2048u
+#define RX_SIZE 4096u
 #define RX_FRAMES (NUM_FRAMES - TX_SIZE)
-#define FILL_SIZE 4096u
+#define FILL_SIZE 8192u
 #define COMP_SIZE TX_SIZE
 #define QUEUE 0u
 /* XSKMAP entries (as nethuns-afxdp's MAX_QUEUES). */

@@ -121,7 +121,7 @@
 //! # Ok::<(), nethuns_afxdp::Error>(())
 //! ```
 //!
-//! ## The steering program, and why this crate does not use xsk-rs/libxdp
+//! ## The steering program
 //! Frames reach the socket through a small XDP program (the match of [`Steer`], then
 //! `bpf_redirect_map` on an XSKMAP indexed by the RX queue, falling back to `XDP_PASS`;
 //! `Steer::All` is the six-instruction redirect alone), assembled and loaded by this crate
@@ -140,14 +140,9 @@
 //! and with no process holding a descriptor of it or of its maps. Any other program is left
 //! in place and the error names it, who holds it, and `ip link set dev IF xdp off`.
 //!
-//! The design named `xsk-rs` 0.11 over the system libxdp. Its `libxdp-sys` dependency builds
-//! xdp-tools and a vendored libbpf from source inside the cargo registry (`make libxdp`, which
-//! needs `m4`, clang and a configure step, and fails here), and libxdp itself attaches its
-//! dispatcher through netlink, which outlives a killed process unless bpffs bookkeeping cleans
-//! it up. So this crate speaks the kernel's AF_XDP ABI directly (socket options, ring mmaps
-//! and index protocol as in libxdp's `xsk.h`; structs from the `libc` crate) and declares the
-//! three `bpf(2)` commands it needs. It links no library beyond libc, and needs no bpffs
-//! mount and no apt package.
+//! Why this crate speaks the AF_XDP ABI itself rather than through xsk-rs/libxdp, why a
+//! bpf_link, and the measurements behind its defaults: `docs/af-xdp.md` in the nethuns
+//! repository.
 //!
 //! ## Modes and devices
 //! - `xdp_flags`: `XDP_FLAGS_SKB_MODE` (generic, the default), `XDP_FLAGS_DRV_MODE` (native),

@@ -255,7 +255,11 @@ impl Mmap {
             )));
         }
         Ok(Mmap {
-            ptr: NonNull::new(p.cast()).ok_or_else(|| Error::Unknown)?,
+            ptr: NonNull::new(p.cast()).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "the kernel mapped the AF_PACKET rings of {ifname} at address 0"
+                ))
+            })?,
             len,
         })
     }

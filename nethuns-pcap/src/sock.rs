@@ -686,7 +686,16 @@ impl Socket for Sock {
                 Err(Error::InterfaceDown(self.portspec.clone()))
             }
             Some(e) => Err(self.pcap_err("inject", e)),
-            None => Err(Error::Unknown),
+            // Counted but the error itself already taken (an earlier `try_flush` saw it).
+            None => Err(Error::Engine {
+                engine: "pcap",
+                context: format!(
+                    "injecting on {}: {} frame(s) refused since the last try_flush",
+                    self.portspec,
+                    self.tx_errors.get() - before
+                ),
+                source: "libpcap refused the frames".into(),
+            }),
         }
     }
 

@@ -218,7 +218,7 @@ pub struct BackendOpts {
     #[arg(long, default_value = "skb", value_parser = parse_xdp_mode, help_heading = "af-xdp flags")]
     pub xdp_flags: u32,
     /// af-xdp: UMEM frames (AfXdpFlags::num_frames).
-    #[arg(long, default_value_t = 4096, help_heading = "af-xdp flags")]
+    #[arg(long, default_value_t = 8192, help_heading = "af-xdp flags")]
     pub xdp_num_frames: u32,
     /// af-xdp: UMEM frame size (AfXdpFlags::frame_size).
     #[arg(long, default_value_t = 2048, help_heading = "af-xdp flags")]
@@ -227,7 +227,7 @@ pub struct BackendOpts {
     #[arg(long, default_value_t = 1024, help_heading = "af-xdp flags")]
     pub xdp_tx_size: u32,
     /// af-xdp: RX ring size (AfXdpFlags::rx_size).
-    #[arg(long, default_value_t = 2048, help_heading = "af-xdp flags")]
+    #[arg(long, default_value_t = 4096, help_heading = "af-xdp flags")]
     pub xdp_rx_size: u32,
 
     /// dpdk: mbufs in the mempool (DpdkFlags::num_mbufs).

@@ -1,0 +1,224 @@
+//! Interface ioctls and socket queries shared by the kernel backends. Each returns an
+//! `io::Error` with the kernel's errno; the backend adds the interface and queue it was for.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+/// An `ifreq` naming one interface, built without allocating (the link checks run on idle
+/// receive paths that must not allocate).
+#[derive(Clone, Copy)]
+pub struct Ifreq(libc::ifreq);
+
+impl Ifreq {
+    /// An `ifreq` for interface `name`, or `InvalidInput` if the name is empty, has a NUL
+    /// byte or is longer than the kernel's 15 bytes.
+    pub fn new(name: &str) -> io::Result<Self> {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not an interface name (1 to 15 bytes, no NUL)"),
+            ));
+        }
+        // SAFETY: ifreq is plain data (a name array and a union of integers and pointers);
+        // all-zero is a valid value of it.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        Ok(Ifreq(req))
+    }
+
+    fn ioctl(&mut self, fd: impl AsFd, request: libc::Ioctl) -> io::Result<()> {
+        // SAFETY: the interface ioctls used here (SIOCGIFMTU, SIOCGIFINDEX, SIOCGIFFLAGS,
+        // SIOCSIFFLAGS) read ifr_name and read or write one integer member of the union of
+        // the ifreq we own, alive for the call.
+        let rc = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), request, &mut self.0) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A socket for interface ioctls in the calling thread's network namespace. A socket stays in
+/// the namespace it was made in, so ioctls through it reach the same interfaces from any
+/// thread later.
+pub fn ctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The index of interface `name` in the calling thread's network namespace
+/// (`if_nametoindex`): `ENODEV` if there is none.
+pub fn if_index(name: &str) -> io::Result<u32> {
+    let c = CString::new(name).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} contains a NUL byte"),
+        )
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated string, alive for the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(0) {
+            io::Error::from_raw_os_error(libc::ENODEV)
+        } else {
+            e
+        });
+    }
+    Ok(idx)
+}
+
+/// The index of interface `name` of `ctl`'s namespace (`SIOCGIFINDEX`).
+pub fn index_of(ctl: impl AsFd, name: &str) -> io::Result<u32> {
+    let mut req = Ifreq::new(name)?;
+    req.ioctl(ctl, libc::SIOCGIFINDEX)?;
+    // SAFETY: after a successful SIOCGIFINDEX the union holds ifru_ifindex.
+    Ok(unsafe { req.0.ifr_ifru.ifru_ifindex } as u32)
+}
+
+/// The MTU of interface `name` of `ctl`'s namespace (`SIOCGIFMTU`).
+pub fn mtu(ctl: impl AsFd, name: &str) -> io::Result<u32> {
+    let mut req = Ifreq::new(name)?;
+    req.ioctl(ctl, libc::SIOCGIFMTU)?;
+    // SAFETY: after a successful SIOCGIFMTU the union holds ifru_mtu.
+    Ok(unsafe { req.0.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// The flags (`IFF_UP`, `IFF_RUNNING`, `IFF_PROMISC`, …) of interface `name` of `ctl`'s
+/// namespace (`SIOCGIFFLAGS`).
+pub fn flags(ctl: impl AsFd, name: &str) -> io::Result<i32> {
+    let mut req = Ifreq::new(name)?;
+    req.ioctl(ctl, libc::SIOCGIFFLAGS)?;
+    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    Ok(i32::from(unsafe { req.0.ifr_ifru.ifru_flags }) & 0xffff)
+}
+
+/// Sets the flags of interface `name` of `ctl`'s namespace (`SIOCSIFFLAGS`; needs
+/// CAP_NET_ADMIN).
+pub fn set_flags(ctl: impl AsFd, name: &str, flags: i32) -> io::Result<()> {
+    let mut req = Ifreq::new(name)?;
+    req.0.ifr_ifru.ifru_flags = flags as libc::c_short;
+    req.ioctl(ctl, libc::SIOCSIFFLAGS)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// The number of RX queues of interface `name` of `ctl`'s namespace (rx + combined channels,
+/// `ETHTOOL_GCHANNELS`); `EOPNOTSUPP` where the driver does not report channels.
+pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    let mut req = Ifreq::new(name)?;
+    req.0.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes one struct ethtool_channels through
+    // ifru_data, which points to `ch`, alive and of that layout for the call.
+    let rc = unsafe { libc::ioctl(ctl.as_fd().as_raw_fd(), libc::SIOCETHTOOL, &mut req.0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ch.rx_count.max(ch.combined_count))
+}
+
+/// The pending error of socket `fd` (`SO_ERROR`, which the read clears), if any.
+pub fn socket_error(fd: impl AsFd) -> io::Result<Option<i32>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a live c_int and `len` its size; the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((err != 0).then_some(err))
+}
+
+/// Polls one descriptor for `events` for at most `timeout_ms` (0: do not wait, negative:
+/// forever) and returns its `revents` (0 on timeout). `EINTR` is returned as an error for
+/// the caller to retry or give up on.
+pub fn poll1(fd: impl AsFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
+    let mut p = libc::pollfd {
+        fd: fd.as_fd().as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, alive for the call.
+    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(if rc == 0 { 0 } else { p.revents })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ethtool_channels_layout() {
+        assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
+        assert_eq!(std::mem::offset_of!(EthtoolChannels, combined_count), 32);
+    }
+
+    #[test]
+    fn names_are_checked_before_any_ioctl() {
+        for bad in ["", "0123456789abcdef", "a\0b"] {
+            assert_eq!(
+                Ifreq::new(bad).err().map(|e| e.kind()),
+                Some(io::ErrorKind::InvalidInput),
+                "{bad:?}"
+            );
+        }
+        assert!(Ifreq::new("lo").is_ok());
+    }
+
+    #[test]
+    fn loopback() {
+        let ctl = ctl_socket().unwrap();
+        let idx = if_index("lo").unwrap();
+        assert_eq!(index_of(&ctl, "lo").unwrap(), idx);
+        assert!(mtu(&ctl, "lo").unwrap() >= 1280);
+        assert_ne!(flags(&ctl, "lo").unwrap() & libc::IFF_UP, 0);
+        assert_eq!(
+            if_index("nethuns-none").unwrap_err().raw_os_error(),
+            Some(libc::ENODEV)
+        );
+        assert_eq!(
+            mtu(&ctl, "nethuns-none").unwrap_err().raw_os_error(),
+            Some(libc::ENODEV)
+        );
+        assert_eq!(socket_error(&ctl).unwrap(), None);
+        assert_eq!(poll1(&ctl, libc::POLLIN, 0).unwrap(), 0);
+    }
+}

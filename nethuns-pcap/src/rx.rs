@@ -7,31 +7,18 @@
 //! ring; dispatching to our own callback does the copy into the pool where libpcap hands the
 //! frame over, and a burst of N packets is one call into libpcap instead of N.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_uchar, c_void};
-use std::mem::MaybeUninit;
 
 use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
-use nethuns_core::{BufferDesc, Context, Token};
-use pcap::PacketHeader;
+use nethuns_core::Context;
+use pcap::{Activated, Capture, PacketHeader};
 
+use crate::context::Fresh;
+use crate::sys::{self, DispatchResult};
 use crate::Meta;
-
-/// libpcap's `pcap_handler`; `pcap::PacketHeader` is `#[repr(C)]` and laid out as
-/// `struct pcap_pkthdr` (the `pcap` crate casts one to the other the same way).
-type Handler =
-    unsafe extern "C" fn(user: *mut c_uchar, h: *const PacketHeader, bytes: *const c_uchar);
-
-extern "C" {
-    fn pcap_dispatch(p: *mut c_void, cnt: c_int, cb: Handler, user: *mut c_uchar) -> c_int;
-    fn pcap_geterr(p: *mut c_void) -> *const c_char;
-}
-
-/// What a dispatch returned: the packets handed to the callback, or libpcap's error text
-/// (`-1`).
-pub(crate) type DispatchResult = std::result::Result<usize, pcap::Error>;
 
 /// Packets that libpcap handed over while the pool had no buffer left for them (another
 /// holder of the context took buffers between the count and the dispatch): kept here and
@@ -51,31 +38,11 @@ impl Backlog {
     pub(crate) fn push_front(&mut self, item: (Box<[u8]>, PacketHeader)) {
         self.0.push_front(item)
     }
-}
 
-/// `pcap_dispatch(p, cnt, cb, user)`, with libpcap's message on an error. `-2`
-/// (`pcap_breakloop`, which nothing here calls) counts as no packet.
-///
-/// # Safety
-/// `p` is a live, activated `pcap_t` not used elsewhere during the call; `user` is what `cb`
-/// expects.
-#[inline]
-unsafe fn dispatch(p: *mut c_void, cnt: c_int, cb: Handler, user: *mut c_uchar) -> DispatchResult {
-    // SAFETY: forwarded contract.
-    let rc = unsafe { pcap_dispatch(p, cnt, cb, user) };
-    if rc == -1 {
-        return Err(last_error(p));
+    #[cold]
+    fn keep(&mut self, h: &PacketHeader, data: &[u8]) {
+        self.0.push_back((data.into(), *h))
     }
-    Ok(rc.max(0) as usize)
-}
-
-/// libpcap's error text of handle `p` (`pcap_geterr`).
-#[cold]
-fn last_error(p: *mut c_void) -> pcap::Error {
-    // SAFETY: `p` is live (the caller's contract); pcap_geterr returns its NUL-terminated
-    // error buffer, read before any other call on the handle.
-    let msg = unsafe { std::ffi::CStr::from_ptr(pcap_geterr(p)) };
-    pcap::Error::PcapError(msg.to_string_lossy().into_owned())
 }
 
 /// The metadata of a packet libpcap stamped at `precision` (a nanosecond handle puts
@@ -92,127 +59,70 @@ pub(crate) fn meta(precision: TsPrecision, h: &PacketHeader, caplen: u32, buf: &
     }
 }
 
-/// State of a one-packet dispatch: the buffer to copy into and what came.
-struct One<'s> {
-    ctx: &'s PoolContext,
-    desc: BufferDesc,
-    got: bool,
-    n: usize,
-    hdr: MaybeUninit<PacketHeader>,
-}
-
-unsafe extern "C" fn one_cb(user: *mut c_uchar, h: *const PacketHeader, bytes: *const c_uchar) {
-    // SAFETY: `user` is the `One` of `recv_one`, alive and not otherwise borrowed during the
-    // dispatch; libpcap passes a valid header and `caplen` readable bytes; `recv_one`'s
-    // caller owns `desc`, of `ctx`'s pool, whose buffer holds `buffer_size` bytes.
-    unsafe {
-        let st = &mut *user.cast::<One<'_>>();
-        let hdr = *h;
-        let n = (hdr.caplen as usize).min(st.ctx.buffer_size());
-        let dst = st.ctx.pool().buffer_ptr(st.desc, n).cast::<u8>();
-        std::ptr::copy_nonoverlapping(bytes, dst, n);
-        st.hdr.write(hdr);
-        st.n = n;
-        st.got = true;
-    }
-}
-
-/// Receives at most one packet of `p` into buffer `desc` of `ctx`: its length and header,
-/// `None` if none was waiting.
-///
-/// # Safety
-/// `p` is a live, activated `pcap_t` used by nobody else during the call; the caller owns
-/// `desc`, a buffer of `ctx`'s pool.
+/// A packet copied into a buffer of `ctx`, with its metadata; `None` if the pool had no
+/// buffer left (the packet is then kept in `backlog`).
 #[inline]
-pub(crate) unsafe fn recv_one(
-    p: *mut c_void,
-    ctx: &PoolContext,
-    desc: BufferDesc,
-) -> std::result::Result<Option<(usize, PacketHeader)>, pcap::Error> {
-    let mut st = One {
-        ctx,
-        desc,
-        got: false,
-        n: 0,
-        hdr: MaybeUninit::uninit(),
-    };
-    // SAFETY: `p` per the contract; `st` outlives the call and is what `one_cb` expects.
-    unsafe { dispatch(p, 1, one_cb, (&mut st as *mut One<'_>).cast())? };
-    if !st.got {
-        return Ok(None);
-    }
-    // SAFETY: `got` is set only after `hdr` was written.
-    Ok(Some((st.n, unsafe { st.hdr.assume_init() })))
-}
-
-/// State of a burst dispatch.
-struct Burst<'s, 'a> {
-    ctx: &'s PoolContext,
-    /// A buffer taken before the dispatch, used first.
-    spare: Option<BufferDesc>,
-    sink: &'s mut BatchSink<'a, Meta>,
+pub(crate) fn copy_packet<'c>(
+    ctx: &'c PoolContext,
     precision: TsPrecision,
-    backlog: &'s std::cell::RefCell<Backlog>,
+    backlog: &RefCell<Backlog>,
+    h: &PacketHeader,
+    data: &[u8],
+) -> Option<(Fresh<'c>, Meta)> {
+    let Some(fresh) = Fresh::copy_in(ctx, data) else {
+        backlog.borrow_mut().keep(h, data);
+        return None;
+    };
+    let n = fresh.len();
+    Some((fresh, meta(precision, h, n as u32, &data[..n])))
 }
 
-unsafe extern "C" fn burst_cb(user: *mut c_uchar, h: *const PacketHeader, bytes: *const c_uchar) {
-    // SAFETY: `user` is the `Burst` of `recv_burst`, alive and not otherwise borrowed during
-    // the dispatch; libpcap passes a valid header and `caplen` readable bytes.
-    let (st, hdr, data) = unsafe {
-        let hdr = *h;
-        (
-            &mut *user.cast::<Burst<'_, '_>>(),
-            hdr,
-            std::slice::from_raw_parts(bytes, hdr.caplen as usize),
-        )
-    };
-    let desc = match st.spare.take() {
-        Some(d) => d,
-        None => match st.ctx.pool().get() {
-            Some(d) => d,
-            None => {
-                st.backlog.borrow_mut().0.push_back((data.into(), hdr));
-                return;
-            }
-        },
-    };
-    let n = data.len().min(st.ctx.buffer_size());
-    // SAFETY: `desc` was taken from the pool above and is owned by this call.
-    let buf = unsafe { &mut *st.ctx.pool().buffer_ptr(desc, n) };
-    buf.copy_from_slice(&data[..n]);
-    let meta = meta(st.precision, &hdr, n as u32, buf);
-    // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
-    let tok = unsafe { Token::new(desc, n as u32, st.ctx.pool_id()) };
-    if let Err((tok, _)) = st.sink.push(tok, meta) {
-        // Unreachable: the dispatch asked for at most the sink's room. Kept total.
-        drop(st.ctx.packet(tok));
-    }
+/// What a one-packet receive found.
+pub(crate) enum One<'c> {
+    /// A packet, in a buffer of the pool.
+    Packet(Fresh<'c>, Meta),
+    /// Nothing waiting.
+    Empty,
+    /// A packet, kept in the backlog: the pool had no buffer left for it.
+    Backlogged,
 }
 
-/// Receives up to `cnt` packets of `p` into `sink`, starting with buffer `spare`; packets
-/// for which the pool had no buffer go to `backlog`. Returns the spare buffer if unused.
-///
-/// # Safety
-/// `p` is a live, activated `pcap_t` used by nobody else during the call; the caller owns
-/// `spare`, a buffer of `ctx`'s pool.
-pub(crate) unsafe fn recv_burst(
-    p: *mut c_void,
+/// Receives at most one packet of `cap` into a buffer of `ctx`.
+#[inline]
+pub(crate) fn recv_one<'c, T: Activated + ?Sized>(
+    cap: &mut Capture<T>,
+    ctx: &'c PoolContext,
+    precision: TsPrecision,
+    backlog: &RefCell<Backlog>,
+) -> Result<One<'c>, pcap::Error> {
+    let mut got = None;
+    let n = sys::dispatch(cap, 1, &mut |h, data| {
+        got = copy_packet(ctx, precision, backlog, h, data);
+    })?;
+    Ok(match got {
+        Some((f, m)) => One::Packet(f, m),
+        None if n == 0 => One::Empty,
+        None => One::Backlogged,
+    })
+}
+
+/// Receives up to `cnt` packets of `cap` into `sink`; packets for which the pool had no
+/// buffer go to `backlog`.
+pub(crate) fn recv_burst<T: Activated + ?Sized>(
+    cap: &mut Capture<T>,
     ctx: &PoolContext,
-    spare: Option<BufferDesc>,
     cnt: usize,
     sink: &mut BatchSink<'_, Meta>,
     precision: TsPrecision,
-    backlog: &std::cell::RefCell<Backlog>,
-) -> (Option<BufferDesc>, DispatchResult) {
-    let mut st = Burst {
-        ctx,
-        spare,
-        sink,
-        precision,
-        backlog,
-    };
-    let cnt = cnt.min(c_int::MAX as usize) as c_int;
-    // SAFETY: `p` per the contract; `st` outlives the call and is what `burst_cb` expects.
-    let r = unsafe { dispatch(p, cnt, burst_cb, (&mut st as *mut Burst<'_, '_>).cast()) };
-    (st.spare, r)
+    backlog: &RefCell<Backlog>,
+) -> DispatchResult {
+    sys::dispatch(cap, cnt, &mut |h, data| {
+        let Some((fresh, meta)) = copy_packet(ctx, precision, backlog, h, data) else {
+            return;
+        };
+        if let Err((tok, _)) = sink.push(fresh.into_token(), meta) {
+            // Unreachable: the dispatch asked for at most the sink's room. Kept total.
+            drop(ctx.packet(tok));
+        }
+    })
 }

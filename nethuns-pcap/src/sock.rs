@@ -5,12 +5,14 @@ use std::cell::{Cell, RefCell};
 use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
 use nethuns_core::pool::PoolContext;
-use nethuns_core::{BufferDesc, Capabilities, Error, Payload, Result, Socket, Stats, Token};
+use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
 use pcap::{Active, Capture, Direction, Linktype, Offline, Precision};
 
+use crate::context::Fresh;
 use crate::flags::{PcapFlags, PcapOptions};
 use crate::format::{dlt_to_linktype, SavefileFormat, MAX_SNAPLEN};
-use crate::Meta;
+use crate::rx::One;
+use crate::{sys, Meta};
 
 /// The prefix of a savefile portspec: `file:PATH` replays a `.pcap` file.
 pub const FILE_PREFIX: &str = "file:";
@@ -35,8 +37,6 @@ enum Handle {
 pub struct Sock {
     handle: RefCell<Handle>,
     ctx: PoolContext,
-    /// A buffer taken from the pool for a receive that found nothing, kept for the next one.
-    spare: Cell<Option<BufferDesc>>,
     /// Where `send_with` builds a frame (`buffer_size` bytes, allocated once).
     scratch: RefCell<Box<[u8]>>,
     portspec: String,
@@ -64,45 +64,12 @@ pub struct Sock {
     format: SavefileFormat,
 }
 
-/// The MTU of interface `dev` in the calling thread's namespace.
-fn if_mtu(dev: &str) -> Result<usize> {
-    // SAFETY: plain socket call; the descriptor is closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(Error::last_os(format!("socket for SIOCGIFMTU on {dev}")));
-    }
-    // SAFETY: all-zero ifreq is valid; the name fits (checked by create: < IFNAMSIZ).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(dev.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: fd is open and req a valid ifreq for SIOCGIFMTU.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
-    let err = Error::last_os(format!("reading the MTU of {dev} (SIOCGIFMTU)"));
-    // SAFETY: fd is open and ours.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Err(err);
-    }
-    // SAFETY: SIOCGIFMTU filled the ifru_mtu member.
-    Ok(unsafe { req.ifr_ifru.ifru_mtu } as usize)
-}
-
 /// The `pcap` crate's name for a precision.
 fn pcap_precision(p: TsPrecision) -> Precision {
     match p {
         TsPrecision::Micro => Precision::Micro,
         TsPrecision::Nano => Precision::Nano,
     }
-}
-
-/// Whether interface `dev` exists in the calling thread's namespace.
-fn if_exists(dev: &str) -> bool {
-    let Ok(name) = std::ffi::CString::new(dev) else {
-        return false;
-    };
-    // SAFETY: valid C string.
-    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
 impl Sock {
@@ -207,12 +174,12 @@ impl Sock {
             let format = SavefileFormat::of_file(path);
             let precision = format.map_or(TsPrecision::Micro, |f| f.precision);
             let cap = Self::open_file(path, &flags, precision)?;
-            let ready = crate::ffi::always_ready()
-                .map_err(|e| Error::os(format!("eventfd for {portspec}"), e))?;
+            let ready =
+                sys::always_ready().map_err(|e| Error::os(format!("eventfd for {portspec}"), e))?;
             let link_type = cap.get_datalink();
             let format = format.unwrap_or(SavefileFormat {
                 linktype: dlt_to_linktype(link_type.0),
-                precision: crate::ffi::tstamp_precision(&cap),
+                precision: sys::tstamp_precision(&cap),
                 snaplen: MAX_SNAPLEN,
             });
             (Handle::File(cap, ready), link_type, format)
@@ -224,7 +191,7 @@ impl Sock {
                 ));
             }
             let cap = Self::open_live(portspec, &flags, &options)?;
-            let fd = crate::ffi::selectable_fd(&cap).ok_or_else(|| {
+            let fd = sys::selectable_fd(&cap).ok_or_else(|| {
                 Error::Unsupported(format!(
                     "{portspec}: libpcap gives no selectable descriptor (pcap_get_selectable_fd)"
                 ))
@@ -232,12 +199,15 @@ impl Sock {
             let link_type = cap.get_datalink();
             let format = SavefileFormat {
                 linktype: dlt_to_linktype(link_type.0),
-                precision: crate::ffi::tstamp_precision(&cap),
+                precision: sys::tstamp_precision(&cap),
                 snaplen: flags.snaplen as u32,
             };
             // libpcap's `any` pseudo-device has no MTU and cannot inject: it only captures.
             if portspec != "any" {
-                max_frame = if_mtu(portspec)? + nethuns_core::frame::ETH_HLEN;
+                let mtu = sys::if_mtu(portspec).map_err(|e| {
+                    Error::os(format!("reading the MTU of {portspec} (SIOCGIFMTU)"), e)
+                })?;
+                max_frame = mtu as usize + nethuns_core::frame::ETH_HLEN;
             }
             (Handle::Live(cap, fd), link_type, format)
         };
@@ -246,7 +216,6 @@ impl Sock {
         Ok(Sock {
             handle: RefCell::new(handle),
             ctx,
-            spare: Cell::new(None),
             scratch: RefCell::new(scratch),
             portspec: portspec.to_owned(),
             eof: Cell::new(false),
@@ -268,12 +237,6 @@ impl Sock {
     /// How many frames `flush` failed to inject since the socket was created.
     pub fn tx_errors(&self) -> u64 {
         self.tx_errors.get()
-    }
-
-    /// The metadata of a packet libpcap stamped at the socket's precision.
-    #[inline]
-    fn meta(&self, h: &pcap::PacketHeader, caplen: u32, buf: &[u8]) -> Meta {
-        crate::rx::meta(self.format.precision, h, caplen, buf)
     }
 
     /// The size rule of `send` for a frame of `len` bytes whose limit is `max`: at least an
@@ -319,39 +282,31 @@ impl Sock {
 
     /// The receive of `recv_token` and `recv`: `wrap` makes the result of a packet.
     #[inline(always)]
-    fn recv_as<R>(&self, wrap: impl FnOnce(Token, Meta) -> R) -> Result<R> {
+    fn recv_as<'s, R>(&'s self, wrap: impl FnOnce(Fresh<'s>, Meta) -> R) -> Result<R> {
         if self.backlogged.get() {
-            return self.recv_backlog().map(|(t, m)| wrap(t, m));
+            return self.recv_backlog().map(|(f, m)| wrap(f, m));
         }
-        // Take the buffer first, so a full pool is reported before a packet is consumed. It
-        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
-        // writes nothing. (Not `ok_or(Error::NoMemory)`: that builds and drops an `Error`.)
-        let desc = match self.spare.get() {
-            Some(d) => d,
-            None => match self.ctx.pool().get() {
-                Some(d) => {
-                    self.spare.set(Some(d));
-                    d
-                }
-                None => return Err(Error::NoMemory),
-            },
-        };
+        // A full pool is reported before a packet is consumed (an empty poll touches nothing
+        // but this count).
+        if self.ctx.free_buffers() == 0 {
+            return Err(Error::NoMemory);
+        }
         let mut handle = self.handle.borrow_mut();
         let cap = match &mut *handle {
             Handle::Live(c, _) => c,
-            Handle::File(c, _) => return self.recv_file(c, desc).map(|(t, m)| wrap(t, m)),
+            Handle::File(c, _) => return self.recv_file(c).map(|(f, m)| wrap(f, m)),
         };
-        // SAFETY: `cap` is the live handle, borrowed exclusively for the call; `desc` is
-        // owned here and of this socket's pool.
-        match unsafe { crate::rx::recv_one(cap.as_ptr().cast(), &self.ctx, desc) } {
-            Ok(Some((n, h))) => {
-                // The spare becomes the packet's.
-                self.spare.set(None);
-                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
-                let (t, m) = unsafe { self.mint(desc, n, &h) };
-                Ok(wrap(t, m))
+        match crate::rx::recv_one(cap, &self.ctx, self.format.precision, &self.backlog) {
+            Ok(One::Packet(f, m)) => {
+                self.received.set(self.received.get() + 1);
+                Ok(wrap(f, m))
             }
-            Ok(None) => Err(Error::NoPacket),
+            Ok(One::Empty) => Err(Error::NoPacket),
+            Ok(One::Backlogged) => {
+                drop(handle);
+                self.backlogged.set(true);
+                self.recv_backlog().map(|(f, m)| wrap(f, m))
+            }
             Err(e) => {
                 drop(handle);
                 Err(self.live_error(e))
@@ -364,7 +319,7 @@ impl Sock {
     #[cold]
     fn end_burst(
         &self,
-        r: crate::rx::DispatchResult,
+        r: sys::DispatchResult,
         got: usize,
         live: bool,
         sink: &BatchSink<'_, Meta>,
@@ -394,8 +349,8 @@ impl Sock {
     fn fill_from_backlog(&self, sink: &mut BatchSink<'_, Meta>) -> Option<Result<()>> {
         while self.backlogged.get() && sink.remaining() > 0 {
             match self.recv_backlog() {
-                Ok((t, m)) => {
-                    if let Err((t, _)) = sink.push(t, m) {
+                Ok((f, m)) => {
+                    if let Err((t, _)) = sink.push(f.into_token(), m) {
                         drop(nethuns_core::Context::packet(&self.ctx, t));
                     }
                 }
@@ -406,61 +361,49 @@ impl Sock {
         None
     }
 
-    /// A buffer for the next packet: the spare one, else one from the pool.
-    #[inline]
-    fn take_buffer(&self) -> Option<BufferDesc> {
-        match self.spare.take() {
-            Some(d) => Some(d),
-            None => self.ctx.pool().get(),
-        }
-    }
-
-    /// The token and metadata of a packet whose first `n` bytes were copied into `desc`.
-    ///
-    /// # Safety
-    /// The caller owns `desc`, a buffer of the pool holding the packet's first `n` bytes.
-    #[inline]
-    unsafe fn mint(&self, desc: BufferDesc, n: usize, h: &pcap::PacketHeader) -> (Token, Meta) {
-        // SAFETY: the caller owns `desc`; n ≤ buffer size (clamped by the copy).
-        let buf = unsafe { &*self.ctx.pool().buffer_ptr(desc, n) };
-        let meta = self.meta(h, n as u32, buf);
-        // SAFETY: ownership of `desc` passes to the token; n ≤ buffer size.
-        let tok = unsafe { Token::new(desc, n as u32, nethuns_core::Context::pool_id(&self.ctx)) };
-        self.received.set(self.received.get() + 1);
-        (tok, meta)
-    }
-
     /// A packet kept in the backlog (see [`crate::rx::Backlog`]), copied into a pool buffer.
     #[cold]
-    fn recv_backlog(&self) -> Result<(Token, Meta)> {
+    fn recv_backlog(&self) -> Result<(Fresh<'_>, Meta)> {
         let mut backlog = self.backlog.borrow_mut();
         let Some((data, h)) = backlog.pop() else {
             self.backlogged.set(false);
             return Err(Error::NoPacket);
         };
-        let Some(desc) = self.take_buffer() else {
+        let Some(fresh) = Fresh::copy_in(&self.ctx, &data) else {
             backlog.push_front((data, h));
             return Err(Error::NoMemory);
         };
         self.backlogged.set(!backlog.is_empty());
-        let n = data.len().min(self.ctx.buffer_size());
-        // SAFETY: `desc` was taken above and is owned by this call.
-        unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&data[..n]) };
-        // SAFETY: `desc` is owned here and holds the packet's first n bytes.
-        Ok(unsafe { self.mint(desc, n, &h) })
+        let n = fresh.len();
+        let meta = crate::rx::meta(self.format.precision, &h, n as u32, &data[..n]);
+        self.received.set(self.received.get() + 1);
+        Ok((fresh, meta))
     }
 
     /// `recv_token` of a savefile: the `pcap` crate's `next_packet` (end of file is its own
-    /// return code there), into the spare buffer `desc`.
-    fn recv_file(&self, cap: &mut Capture<Offline>, desc: BufferDesc) -> Result<(Token, Meta)> {
+    /// return code there), copied into a pool buffer.
+    fn recv_file(&self, cap: &mut Capture<Offline>) -> Result<(Fresh<'_>, Meta)> {
         match cap.next_packet() {
             Ok(pkt) => {
-                self.spare.set(None);
-                let n = pkt.data.len().min(self.ctx.buffer_size());
-                // SAFETY: the caller passed the ownership of `desc`.
-                unsafe { (*self.ctx.pool().buffer_ptr(desc, n)).copy_from_slice(&pkt.data[..n]) };
-                // SAFETY: `desc` is owned here and holds the packet's first n bytes.
-                Ok(unsafe { self.mint(desc, n, pkt.header) })
+                let copied = crate::rx::copy_packet(
+                    &self.ctx,
+                    self.format.precision,
+                    &self.backlog,
+                    pkt.header,
+                    pkt.data,
+                );
+                match copied {
+                    Some(r) => {
+                        self.received.set(self.received.get() + 1);
+                        Ok(r)
+                    }
+                    // Another holder of the context took the last buffer since the count: the
+                    // packet waits in the backlog.
+                    None => {
+                        self.backlogged.set(true);
+                        Err(Error::NoMemory)
+                    }
+                }
             }
             Err(e) => match e {
                 pcap::Error::NoMorePackets => {
@@ -472,11 +415,29 @@ impl Sock {
         }
     }
 
+    /// One dispatch of up to `cnt` packets of `cap` into `sink`.
+    #[inline]
+    fn burst<T: pcap::Activated + ?Sized>(
+        &self,
+        cap: &mut Capture<T>,
+        cnt: usize,
+        sink: &mut BatchSink<'_, Meta>,
+    ) -> sys::DispatchResult {
+        crate::rx::recv_burst(
+            cap,
+            &self.ctx,
+            cnt,
+            sink,
+            self.format.precision,
+            &self.backlog,
+        )
+    }
+
     /// A receive error of a live handle: the interface gone or down is
     /// [`Error::InterfaceDown`], anything else libpcap's error with context.
     #[cold]
     fn live_error(&self, e: pcap::Error) -> Error {
-        if !if_exists(&self.portspec) || self.down.get() {
+        if !sys::if_exists(&self.portspec) || self.down.get() {
             return Error::InterfaceDown(self.portspec.clone());
         }
         let msg = e.to_string();
@@ -545,17 +506,14 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        self.recv_as(|t, m| (t, m))
+        self.recv_as(|f, m| (f.into_token(), m))
     }
 
     /// `recv_token` with the payload made in place (the result is written once, not moved
     /// from one `Result` into another).
     #[inline]
     fn recv(&self) -> Result<(Payload<'_, PoolContext>, Meta)> {
-        self.recv_as(|t, m| {
-            // SAFETY: the token was made by this socket from its own context.
-            (unsafe { Payload::from_token_unchecked(t, &self.ctx) }, m)
-        })
+        self.recv_as(|f, m| (f.into_payload(), m))
     }
 
     /// One `pcap_dispatch` for as many packets as the burst has room and the pool has
@@ -570,8 +528,7 @@ impl Socket for Sock {
         if room == 0 {
             return Ok(());
         }
-        let spare = self.spare.take();
-        let avail = self.ctx.free_buffers() + usize::from(spare.is_some());
+        let avail = self.ctx.free_buffers();
         if avail == 0 {
             return if sink.is_empty() {
                 Err(Error::NoMemory)
@@ -582,24 +539,10 @@ impl Socket for Sock {
         let cnt = room.min(avail);
         let before = sink.len();
         let mut handle = self.handle.borrow_mut();
-        let (p, live) = match &mut *handle {
-            Handle::Live(c, _) => (c.as_ptr().cast(), true),
-            Handle::File(c, _) => (c.as_ptr().cast(), false),
+        let (r, live) = match &mut *handle {
+            Handle::Live(c, _) => (self.burst(c, cnt, sink), true),
+            Handle::File(c, _) => (self.burst(c, cnt, sink), false),
         };
-        // SAFETY: `p` is this socket's handle, borrowed exclusively for the call; `spare`
-        // is owned here and of this socket's pool.
-        let (spare, r) = unsafe {
-            crate::rx::recv_burst(
-                p,
-                &self.ctx,
-                spare,
-                cnt,
-                sink,
-                self.format.precision,
-                &self.backlog,
-            )
-        };
-        self.spare.set(spare);
         let got = sink.len() - before;
         // The common ends, nothing to look into: a live burst that came whole (or empty).
         if live && matches!(r, Ok(k) if k == got) {
@@ -682,7 +625,7 @@ impl Socket for Sock {
             return Ok(());
         }
         match first {
-            Some(_) if !if_exists(&self.portspec) => {
+            Some(_) if !sys::if_exists(&self.portspec) => {
                 Err(Error::InterfaceDown(self.portspec.clone()))
             }
             Some(e) => Err(self.pcap_err("inject", e)),
@@ -760,11 +703,6 @@ impl std::os::fd::AsFd for Sock {
 impl Drop for Sock {
     fn drop(&mut self) {
         self.flush();
-        if let Some(d) = self.spare.take() {
-            // SAFETY: the spare buffer was taken from the pool by `recv_token` and never
-            // handed out; the socket is going away, so nothing uses it after this.
-            unsafe { self.ctx.pool().put(d) };
-        }
     }
 }
 

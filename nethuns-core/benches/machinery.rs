@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the core machinery, in ns per packet: a payload's receive and drop, a
 //! token's round trip through a context, the pool's get/put, and the channel moving batches.
 
+// `criterion_main!` writes an undocumented `pub fn main`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -36,8 +36,26 @@
 //!   the interface/queue in `context`.
 //! - Metadata: each backend's metadata struct is plain data defined here ([`metadata`]) and
 //!   re-exported by its crate as `Meta`, so [`MetadataType`] names every backend with no cfg.
+//!
+//! ## Where the unsafe code is
+//! The ownership contract is the crate's reason for `unsafe`: a buffer has one owner, and the
+//! calls that create or end an owner say so.
+//! - [`context`]: the [`Context`] trait's `unsafe fn unsafe_buffer` and `unsafe fn release`
+//!   (their callers promise they own the buffer).
+//! - [`token`]: `unsafe fn Token::new` (the caller hands over a buffer it owns) and
+//!   `unsafe fn Payload::from_token_unchecked` (the token is of that context); inside, the
+//!   payload's `Deref`/`DerefMut` (`unsafe_buffer`, then the reference), `Drop` (`release`)
+//!   and `into_token` (`ManuallyDrop::take`).
+//! - [`batch`]: `unsafe fn BatchSink::into_received` (every token pushed is of that context);
+//!   `Received` reads only the slots `push` wrote (`assume_init_ref`, `assume_init_read`) and
+//!   makes payloads with `from_token_unchecked`.
+//! - [`socket`]: the default `recv` (`from_token_unchecked`) and `recv_batch`
+//!   (`into_received`), for tokens the socket made from its own context; [`wait`]'s
+//!   `recv_timeout` likewise; `into_received` in a test of [`batch`] and one of [`channel`].
+//! - `sys.rs`: `poll(2)`, the one system call besides the pool's.
+//! - [`pool`] (the anonymous mapping, the buffer pointers, `unsafe fn put`) and [`freelist`]
+//!   (`unsafe fn push`, `unsafe trait Links`).
 
-#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod batch;
@@ -50,6 +68,7 @@ pub mod ledger;
 pub mod metadata;
 pub mod pool;
 pub mod socket;
+mod sys;
 pub mod token;
 pub mod wait;
 

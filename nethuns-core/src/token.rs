@@ -190,25 +190,28 @@ impl<Ctx: Context> Deref for Payload<'_, Ctx> {
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: the payload owns its buffer exclusively (Token::new's contract, checked pool
-        // id), the length never exceeds the buffer's capacity, and the context outlives `'ctx`.
-        unsafe {
-            &*self
-                .ctx
+        // SAFETY: the payload owns its buffer (Token::new's contract, checked pool id) and the
+        // length never exceeds the buffer's capacity.
+        let p = unsafe {
+            self.ctx
                 .unsafe_buffer(self.token.idx, self.token.len as usize)
-        }
+        };
+        // SAFETY: the pointer is to the payload's own bytes, which nothing else reaches while
+        // the payload lives, and the context outlives `'ctx`.
+        unsafe { &*p }
     }
 }
 
 impl<Ctx: Context> DerefMut for Payload<'_, Ctx> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`; `&mut self` makes this the only access to the buffer.
-        unsafe {
-            &mut *self
-                .ctx
+        // SAFETY: as in `deref`.
+        let p = unsafe {
+            self.ctx
                 .unsafe_buffer(self.token.idx, self.token.len as usize)
-        }
+        };
+        // SAFETY: as in `deref`; `&mut self` makes this the only access to the buffer.
+        unsafe { &mut *p }
     }
 }
 

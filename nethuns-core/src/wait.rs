@@ -109,30 +109,18 @@ fn poll_in(fd: RawFd, timeout: Option<Duration>) -> Result<Readiness> {
         Some(t) => i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
         None => -1,
     };
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
     loop {
-        // SAFETY: `p` is one valid pollfd; poll(2) only writes its `revents`.
-        let rc = unsafe { libc::poll(&mut p, 1, ms) };
-        if rc > 0 {
-            return Ok(if p.revents & libc::POLLIN != 0 {
-                Readiness::Readable
-            } else {
-                Readiness::Error
-            });
-        }
-        if rc == 0 {
-            return Ok(Readiness::Timeout);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::Os {
-                context: format!("poll(2) on the socket's fd {fd}"),
-                source: e,
-            });
+        match crate::sys::poll1(fd, libc::POLLIN, ms) {
+            Ok(0) => return Ok(Readiness::Timeout),
+            Ok(revents) if revents & libc::POLLIN != 0 => return Ok(Readiness::Readable),
+            Ok(_) => return Ok(Readiness::Error),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::Os {
+                    context: format!("poll(2) on the socket's fd {fd}"),
+                    source: e,
+                })
+            }
         }
     }
 }
@@ -170,17 +158,12 @@ mod tests {
 
     #[test]
     fn poll_times_out_on_a_silent_pipe() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe(2) writes two fds into the array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let r = poll_in(fds[0], Some(Duration::from_millis(5))).unwrap();
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let (rx, mut tx) = std::os::unix::net::UnixStream::pair().unwrap();
+        let r = poll_in(rx.as_raw_fd(), Some(Duration::from_millis(5))).unwrap();
         assert_eq!(r, Readiness::Timeout);
-        // SAFETY: fds[1] is the open write end; one byte from a valid buffer.
-        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
-        assert_eq!(poll_in(fds[0], None).unwrap(), Readiness::Readable);
-        for fd in fds {
-            // SAFETY: both fds are open and ours.
-            unsafe { libc::close(fd) };
-        }
+        tx.write_all(b"x").unwrap();
+        assert_eq!(poll_in(rx.as_raw_fd(), None).unwrap(), Readiness::Readable);
     }
 }

@@ -24,8 +24,6 @@
 //! returns `None`, except under CI (`CI` set) or `NETHUNS_REQUIRE_NET=1`, where it panics,
 //! so a machine that should run the test never passes it silently.
 
-#![warn(missing_docs)]
-
 use std::ffi::CString;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

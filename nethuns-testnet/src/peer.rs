@@ -149,28 +149,32 @@ impl RawPeer {
                 continue;
             }
             let mut frame = buf[..(n as usize).min(buf.len())].to_vec();
-            // SAFETY: msg was filled by recvmsg; the CMSG macros walk its control buffer.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA
-                    {
-                        let aux = std::ptr::read_unaligned(
-                            libc::CMSG_DATA(c) as *const libc::tpacket_auxdata
-                        );
-                        if aux.tp_status & TP_STATUS_VLAN_VALID != 0 && frame.len() >= 12 {
-                            let tpid = if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
-                                aux.tp_vlan_tpid
-                            } else {
-                                0x8100
-                            };
-                            let mut tag = tpid.to_be_bytes().to_vec();
-                            tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
-                            frame.splice(12..12, tag);
-                        }
+            // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
+            let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+            while !c.is_null() {
+                // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return null or a whole header inside the
+                // control buffer, which outlives this loop.
+                let hdr = unsafe { &*c };
+                if hdr.cmsg_level == libc::SOL_PACKET && hdr.cmsg_type == libc::PACKET_AUXDATA {
+                    // SAFETY: `c` is a header of msg's control buffer.
+                    let data = unsafe { libc::CMSG_DATA(c) };
+                    // SAFETY: a PACKET_AUXDATA message carries one tpacket_auxdata, maybe
+                    // unaligned in the buffer.
+                    let aux =
+                        unsafe { std::ptr::read_unaligned(data.cast::<libc::tpacket_auxdata>()) };
+                    if aux.tp_status & TP_STATUS_VLAN_VALID != 0 && frame.len() >= 12 {
+                        let tpid = if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                            aux.tp_vlan_tpid
+                        } else {
+                            0x8100
+                        };
+                        let mut tag = tpid.to_be_bytes().to_vec();
+                        tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
+                        frame.splice(12..12, tag);
                     }
-                    c = libc::CMSG_NXTHDR(&msg, c);
                 }
+                // SAFETY: `c` is a header of msg's control buffer; msg is the one recvmsg filled.
+                c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
             }
             return Some(frame);
         }

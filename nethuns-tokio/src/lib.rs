@@ -47,7 +47,6 @@
 //! was empty. For the highest rates keep a dedicated thread on the synchronous API; the
 //! adapter is for programs whose packets are one part of the work of an async service.
 
-#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::os::fd::{AsRawFd, RawFd};

@@ -21,15 +21,16 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// blocking call returns `EINTR`).
 pub fn install() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: an all-zero sigaction is valid; the handler only touches atomics and calls
-        // _exit, both async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = 0;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+        // SAFETY: sigaction is plain data (a handler address, a mask, flags); all-zero is a
+        // valid value of it.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        sa.sa_flags = 0;
+        // SAFETY: `sa_mask` is a sigset_t we own, alive for the call.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: `sa` is a valid sigaction alive for the call; the handler only touches
+        // atomics and calls _exit, both async-signal-safe.
+        unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
     }
 }
 

@@ -32,7 +32,6 @@
 //! # Ok::<(), nethuns::errors::Error>(())
 //! ```
 
-#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use nethuns_core::{api, errors};

@@ -41,28 +41,28 @@ pub fn allocs() -> u64 {
 /// Pins the calling thread to `cpu` (`None`: leave it).
 pub fn pin(cpu: Option<usize>) -> Result<(), String> {
     let Some(cpu) = cpu else { return Ok(()) };
-    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(format!(
-                "pinning to cpu {cpu}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+    // SAFETY: cpu_set_t is plain data (a bit array); all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit inside `set`, which we own (it ignores a cpu past the
+    // set's size).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of `set`, alive for the
+    // call.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(format!(
+            "pinning to cpu {cpu}: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
 
 /// CPU time (user + system) this process has used, in seconds.
 pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
+    // SAFETY: rusage is plain data (timevals and integers); all-zero is a valid value of it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given, alive for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
@@ -136,10 +136,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Makes SIGINT/SIGTERM set the stop flag instead of killing the process, so tools print
 /// their totals.
 pub fn install_stop_handler() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }
 

@@ -18,47 +18,11 @@ use nethuns::errors::Error;
 
 use crate::exit::ToolError;
 
-/// The engines a tool can run on.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// libpcap (feature `pcap`)
-    Pcap,
-    /// AF_PACKET TPACKET_v3 (feature `af-packet`)
-    AfPacket,
-    /// AF_XDP (feature `af-xdp`)
-    AfXdp,
-    /// DPDK (feature `dpdk`)
-    Dpdk,
-    /// netmap (feature `netmap`)
-    Netmap,
-}
+mod table;
+
+pub use table::Backend;
 
 impl Backend {
-    /// Every backend.
-    pub const ALL: [Backend; 5] = [
-        Backend::Pcap,
-        Backend::AfPacket,
-        Backend::AfXdp,
-        Backend::Dpdk,
-        Backend::Netmap,
-    ];
-
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Pcap => "pcap",
-            Backend::AfPacket => "af-packet",
-            Backend::AfXdp => "af-xdp",
-            Backend::Dpdk => "dpdk",
-            Backend::Netmap => "netmap",
-        }
-    }
-
-    /// The cargo feature of `nethuns-tools` that compiles it in (the same as its name).
-    pub fn feature(self) -> &'static str {
-        self.name()
-    }
-
     /// Whether this binary was built with it.
     pub fn compiled(self) -> bool {
         match self {

@@ -1,35 +1,15 @@
-//! The one table of the workspace's backends: the names the tools take, the crate and facade
-//! feature of each, how a veth is named for it, its raw engine loop for the benchmarks, and
+//! The one table of the workspace's backends: the names the tools take and the facade feature
+//! of each (the list itself is the tools', nethuns-tools/src/backend/table.rs), the crate, how a veth is named for it, its raw engine loop for the benchmarks, and
 //! whether it has lab tests for `test-hw`. `demo`, `bench` and `test-hw` read it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A backend of the workspace.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Backend {
-    /// libpcap.
-    Pcap,
-    /// AF_PACKET, TPACKET_v3.
-    #[value(name = "af-packet", alias = "afpacket", alias = "af_packet")]
-    AfPacket,
-    /// AF_XDP.
-    #[value(name = "af-xdp", alias = "afxdp", alias = "af_xdp")]
-    AfXdp,
-    /// netmap.
-    Netmap,
-    /// DPDK.
-    Dpdk,
-}
+// The enum, its names and features, and the order of the tables: the tools' list.
+#[path = "../../nethuns-tools/src/backend/table.rs"]
+mod table;
 
-/// Every backend, in the order the tables list them.
-pub const ALL: [Backend; 5] = [
-    Backend::Pcap,
-    Backend::AfPacket,
-    Backend::AfXdp,
-    Backend::Dpdk,
-    Backend::Netmap,
-];
+pub use table::Backend;
 
 /// A raw engine loop: the program that takes `--mode rx|tx|cost-* --iface …` (see
 /// xtask/raw/README.md) and what it is.
@@ -41,22 +21,6 @@ pub struct Raw {
 }
 
 impl Backend {
-    /// The `--backend` value of the tools.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Pcap => "pcap",
-            Backend::AfPacket => "af-packet",
-            Backend::AfXdp => "af-xdp",
-            Backend::Netmap => "netmap",
-            Backend::Dpdk => "dpdk",
-        }
-    }
-
-    /// The facade (`nethuns`) and `nethuns-tools` feature.
-    pub fn feature(self) -> &'static str {
-        self.name()
-    }
-
     /// The backend's crate.
     pub fn krate(self) -> &'static str {
         match self {
@@ -122,12 +86,13 @@ impl fmt::Display for Backend {
 
 /// The backends that can run here.
 pub fn runnable() -> Vec<Backend> {
-    ALL.into_iter()
+    Backend::ALL
+        .into_iter()
         .filter(|b| b.unavailable().is_none())
         .collect()
 }
 
 /// Every backend's feature, comma-separated (the tools are built with all of them).
 pub fn all_features() -> String {
-    ALL.map(Backend::feature).join(",")
+    Backend::ALL.map(Backend::feature).join(",")
 }

@@ -130,7 +130,7 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
             }
         }
     }
-    for (b, why) in backends::ALL
+    for (b, why) in Backend::ALL
         .iter()
         .filter_map(|b| Some((b, b.unavailable()?)))
     {

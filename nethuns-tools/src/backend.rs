@@ -538,53 +538,55 @@ mod tests {
         o: BackendOpts,
     }
 
+    /// Each option `$o.$opt` equals the field `$field` of the flags `$d`.
+    #[allow(unused_macros)]
+    macro_rules! same_defaults {
+        ($o:ident, $d:expr; $($opt:ident = $field:ident),+ $(,)?) => {{
+            let d = $d;
+            $(assert_eq!($o.$opt, d.$field, stringify!($opt));)+
+        }};
+    }
+
     #[test]
     fn option_defaults_are_the_flags_defaults() {
         let o = T::parse_from(["t"]).o;
         #[cfg(feature = "pcap")]
-        {
-            let d = nethuns::pcap::PcapFlags::default();
-            assert_eq!(o.pcap_snaplen, d.snaplen);
-            assert_eq!(o.pcap_promiscuous, d.promiscuous);
-            assert_eq!(o.pcap_timeout_ms, d.timeout_ms);
-            assert_eq!(o.pcap_immediate, d.immediate);
-            assert_eq!(o.pcap_buffer_size, d.buffer_size);
-        }
-        #[cfg(feature = "af-packet")]
-        {
-            let d = nethuns::af_packet::AfPacketFlags::default();
-            assert_eq!(o.afp_block_size, d.block_size);
-            assert_eq!(o.afp_block_count, d.block_count);
-            assert_eq!(o.afp_frame_size, d.frame_size);
-            assert_eq!(o.afp_block_timeout_ms, d.block_timeout_ms);
-            assert_eq!(o.afp_tx_frame_count, d.tx_frame_count);
-            assert_eq!(o.afp_promiscuous, d.promiscuous);
-            assert_eq!(o.afp_qdisc_bypass, d.qdisc_bypass);
-            assert_eq!(o.afp_ignore_outgoing, d.ignore_outgoing);
-            assert_eq!(o.afp_strip_vlan, d.strip_vlan);
-        }
-        #[cfg(feature = "af-xdp")]
-        {
-            let d = nethuns::af_xdp::AfXdpFlags::default();
-            assert_eq!(o.xdp_bind_flags, d.bind_flags);
-            assert_eq!(o.xdp_flags, d.xdp_flags);
-            assert_eq!(o.xdp_num_frames, d.num_frames);
-            assert_eq!(o.xdp_frame_size, d.frame_size);
-            assert_eq!(o.xdp_tx_size, d.tx_size);
-            assert_eq!(o.xdp_rx_size, d.rx_size);
-        }
-        #[cfg(feature = "dpdk")]
-        {
-            let d = nethuns::dpdk::DpdkFlags::default();
-            assert_eq!(o.dpdk_num_mbufs, d.num_mbufs);
-            assert_eq!(o.dpdk_mbuf_cache_size, d.mbuf_cache_size);
-            assert_eq!(o.dpdk_mbuf_default_buf_size, d.mbuf_default_buf_size);
-        }
-        #[cfg(feature = "netmap")]
-        assert_eq!(
-            o.netmap_extra_buf,
-            nethuns::netmap::NetmapFlags::default().extra_buf
+        same_defaults!(o, nethuns::pcap::PcapFlags::default();
+            pcap_snaplen = snaplen,
+            pcap_promiscuous = promiscuous,
+            pcap_timeout_ms = timeout_ms,
+            pcap_immediate = immediate,
+            pcap_buffer_size = buffer_size,
         );
+        #[cfg(feature = "af-packet")]
+        same_defaults!(o, nethuns::af_packet::AfPacketFlags::default();
+            afp_block_size = block_size,
+            afp_block_count = block_count,
+            afp_frame_size = frame_size,
+            afp_block_timeout_ms = block_timeout_ms,
+            afp_tx_frame_count = tx_frame_count,
+            afp_promiscuous = promiscuous,
+            afp_qdisc_bypass = qdisc_bypass,
+            afp_ignore_outgoing = ignore_outgoing,
+            afp_strip_vlan = strip_vlan,
+        );
+        #[cfg(feature = "af-xdp")]
+        same_defaults!(o, nethuns::af_xdp::AfXdpFlags::default();
+            xdp_bind_flags = bind_flags,
+            xdp_flags = xdp_flags,
+            xdp_num_frames = num_frames,
+            xdp_frame_size = frame_size,
+            xdp_tx_size = tx_size,
+            xdp_rx_size = rx_size,
+        );
+        #[cfg(feature = "dpdk")]
+        same_defaults!(o, nethuns::dpdk::DpdkFlags::default();
+            dpdk_num_mbufs = num_mbufs,
+            dpdk_mbuf_cache_size = mbuf_cache_size,
+            dpdk_mbuf_default_buf_size = mbuf_default_buf_size,
+        );
+        #[cfg(feature = "netmap")]
+        same_defaults!(o, nethuns::netmap::NetmapFlags::default(); netmap_extra_buf = extra_buf);
         let _ = o;
     }
 }

@@ -57,6 +57,22 @@ impl<S: Engine> Port<S> {
         }
     }
 
+    /// After a burst was handled: the idle backoff starts over, and the engine's counters are
+    /// read when due.
+    #[inline]
+    pub fn burst_done(&self, w: &mut Worker, idle: &mut Backoff) {
+        idle.reset();
+        if w.tick() {
+            self.stats(w);
+        }
+    }
+
+    /// The end of a worker: the engine's counters read a last time, the totals published.
+    pub fn finish(&self, w: &mut Worker) {
+        self.stats(w);
+        w.finish();
+    }
+
     /// Every 100 ms at most: whether the link is down (`None`: cannot tell), and an error if
     /// the interface is gone.
     fn check_link(&mut self, w: &mut Worker) -> Result<(), ToolError> {
@@ -220,6 +236,53 @@ impl<S: Engine> Port<S> {
             }
             backoff.wait();
         }
+    }
+}
+
+/// The flush rule of the sending tools: a flush every `batch` frames, and before any wait.
+#[derive(Debug)]
+pub struct TxBatch {
+    pending: u64,
+    batch: u64,
+}
+
+impl TxBatch {
+    /// Flushes every `batch` frames (at least 1).
+    pub fn new(batch: u64) -> Self {
+        TxBatch {
+            pending: 0,
+            batch: batch.max(1),
+        }
+    }
+
+    /// A frame of `len` bytes was sent on `port`: counted in `w`, flushed with its batch, the
+    /// engine's counters read when due.
+    #[inline]
+    pub fn sent<S: Engine>(&mut self, port: &Port<S>, w: &mut Worker, len: usize) {
+        w.sent(len);
+        self.pending += 1;
+        if self.pending >= self.batch {
+            port.sock.flush();
+            self.pending = 0;
+        }
+        if w.tick() {
+            port.stats(w);
+        }
+    }
+
+    /// Flushes what is pending, before the sender waits.
+    #[inline]
+    pub fn before_wait<S: Engine>(&mut self, port: &Port<S>) {
+        if self.pending > 0 {
+            port.sock.flush();
+            self.pending = 0;
+        }
+    }
+
+    /// The end of a sending worker: a last flush, then [`Port::finish`].
+    pub fn finish<S: Engine>(self, port: &Port<S>, w: &mut Worker) {
+        port.sock.flush();
+        port.finish(w);
     }
 }
 

@@ -25,7 +25,6 @@
 //! A forwarder never forwards its own transmissions; how each backend does it is in
 //! [`backend`].
 
-
 pub mod backend;
 pub mod cli;
 pub mod exit;

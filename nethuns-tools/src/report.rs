@@ -183,6 +183,24 @@ impl Worker {
         self.t.last_ns = ns;
     }
 
+    /// A packet of `len` bytes received, with its own timestamp `ts`: counted, stamped and
+    /// marked.
+    #[inline]
+    pub fn received(&mut self, len: usize, ts: Option<u64>) {
+        self.t.rx_packets += 1;
+        self.t.rx_bytes += len as u64;
+        self.stamp(ts);
+        self.mark();
+    }
+
+    /// A packet of `len` bytes sent: counted and marked.
+    #[inline]
+    pub fn sent(&mut self, len: usize) {
+        self.t.tx_packets += 1;
+        self.t.tx_bytes += len as u64;
+        self.mark();
+    }
+
     /// The packet's own timestamp.
     #[inline]
     pub fn stamp(&mut self, ts: Option<u64>) {

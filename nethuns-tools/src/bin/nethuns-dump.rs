@@ -87,20 +87,14 @@ fn dump<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                             let mut f = writer.lock().unwrap_or_else(|p| p.into_inner());
                             f.write(&payload, meta.len(), ts);
                             drop(f);
-                            w.t.rx_packets += 1;
-                            w.t.rx_bytes += payload.len() as u64;
-                            w.stamp(Some(ts));
+                            w.received(payload.len(), Some(ts));
                             drop(payload);
-                            w.mark();
                             if count > 0 && total.load(Ordering::Relaxed) >= count {
                                 signal::request_stop();
                                 break;
                             }
                         }
-                        idle.reset();
-                        if w.tick() {
-                            port.stats(&mut w);
-                        }
+                        port.burst_done(&mut w, &mut idle);
                         continue;
                     }
                     Err(e) => e,
@@ -114,8 +108,7 @@ fn dump<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                 }
             }
             writer.lock().unwrap_or_else(|p| p.into_inner()).flush()?;
-            port.stats(&mut w);
-            w.finish();
+            port.finish(&mut w);
             Ok(())
         }));
     }

@@ -127,9 +127,7 @@ fn step<S: Engine>(
                     if !sent {
                         return Ok(None);
                     }
-                    w.t.tx_packets += 1;
-                    w.t.tx_bytes += len;
-                    w.mark();
+                    w.sent(len as usize);
                     limit.one();
                 }
                 if moved < limit.batch && !signal::stopped() {
@@ -242,9 +240,7 @@ fn forward<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                             tx.send_payload(p, &mut w, &mut backoff)?
                         };
                         if sent {
-                            w.t.tx_packets += 1;
-                            w.t.tx_bytes += len;
-                            w.mark();
+                            w.sent(len as usize);
                             limit.one();
                         }
                     }

@@ -9,7 +9,7 @@ use nethuns_tools::backend::{Engine, Role};
 use nethuns_tools::cli::{parse_range, Common, Range};
 use nethuns_tools::exit::{ToolError, EXIT_CODES_HELP};
 use nethuns_tools::frames::{self, Endpoints, Template};
-use nethuns_tools::io::open_all;
+use nethuns_tools::io::{open_all, TxBatch};
 use nethuns_tools::pace::Rate;
 use nethuns_tools::report::{spawn, Kind, Report};
 use nethuns_tools::wait::{self, Backoff};
@@ -121,19 +121,16 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
             a.count / n + u64::from((i as u64) < a.count % n)
         };
         let rate = Rate::from_args(a.pps, a.mbps, 1.0 / n as f64);
-        let (sp, dp, batch) = (a.src_port, a.dst_port, a.batch.max(1));
+        let (sp, dp, batch) = (a.src_port, a.dst_port, a.batch);
         workers.push(spawn(format!("gen-{i}"), move || {
             let mut backoff = Backoff::new();
             let start = std::time::Instant::now();
-            let mut pending = 0u64;
+            let mut tx = TxBatch::new(batch);
             let mut seq = 0u64;
             while seq < mine && !signal::stopped() {
                 if let Some(due) = rate.due(start, w.t.tx_packets, w.t.tx_bytes) {
                     if std::time::Instant::now() < due {
-                        if pending > 0 {
-                            port.sock.flush();
-                            pending = 0;
-                        }
+                        tx.before_wait(&port);
                         wait::until(due);
                         continue;
                     }
@@ -149,21 +146,9 @@ fn gen<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     break;
                 }
                 seq += 1;
-                w.t.tx_packets += 1;
-                w.t.tx_bytes += t.len() as u64;
-                w.mark();
-                pending += 1;
-                if pending >= batch {
-                    port.sock.flush();
-                    pending = 0;
-                }
-                if w.tick() {
-                    port.stats(&mut w);
-                }
+                tx.sent(&port, &mut w, t.len());
             }
-            port.sock.flush();
-            port.stats(&mut w);
-            w.finish();
+            tx.finish(&port, &mut w);
             Ok(())
         }));
     }

@@ -59,21 +59,15 @@ fn meter<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                 let e = match port.recv_burst(&mut buf) {
                     Ok(burst) => {
                         for (payload, meta) in burst {
-                            w.t.rx_packets += 1;
-                            w.t.rx_bytes += payload.len() as u64;
-                            w.stamp(meta.timestamp());
+                            w.received(payload.len(), meta.timestamp());
                             drop(payload);
-                            w.mark();
                             if count > 0 && total.fetch_add(1, Ordering::Relaxed) + 1 >= count {
                                 // The rest of the burst is released uncounted.
                                 signal::request_stop();
                                 break;
                             }
                         }
-                        idle.reset();
-                        if w.tick() {
-                            port.stats(&mut w);
-                        }
+                        port.burst_done(&mut w, &mut idle);
                         continue;
                     }
                     Err(e) => e,
@@ -87,8 +81,7 @@ fn meter<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     }
                 }
             }
-            port.stats(&mut w);
-            w.finish();
+            port.finish(&mut w);
             Ok(())
         }));
     }

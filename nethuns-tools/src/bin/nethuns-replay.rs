@@ -9,7 +9,7 @@ use clap::Parser;
 use nethuns_tools::backend::{Engine, Role};
 use nethuns_tools::cli::Common;
 use nethuns_tools::exit::{ToolError, EXIT_CODES_HELP};
-use nethuns_tools::io::open_all;
+use nethuns_tools::io::{open_all, TxBatch};
 use nethuns_tools::pace::Rate;
 use nethuns_tools::report::{spawn, Kind, Report};
 use nethuns_tools::savefile::Reader;
@@ -107,11 +107,11 @@ fn replay<S: Engine>(a: &Args) -> Result<i32, ToolError> {
     let start = Instant::now();
     for (i, mut port) in ports.into_iter().enumerate() {
         let mut w = report.worker(i);
-        let (path, loops, batch) = (a.read.clone(), a.loops, a.batch.max(1));
+        let (path, loops, batch) = (a.read.clone(), a.loops, a.batch);
         workers.push(spawn(format!("replay-{i}"), move || {
             let caps = port.sock.capabilities();
             let mut backoff = Backoff::new();
-            let mut pending = 0u64;
+            let mut tx = TxBatch::new(batch);
             let mut k = 0u64;
             'all: while (loops == 0 || k < loops) && !signal::stopped() {
                 let mut r = Reader::open(&path)?;
@@ -130,10 +130,7 @@ fn replay<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     };
                     if let Some(due) = due {
                         if Instant::now() < due {
-                            if pending > 0 {
-                                port.sock.flush();
-                                pending = 0;
-                            }
+                            tx.before_wait(&port);
                             wait::until(due);
                         }
                     }
@@ -149,23 +146,11 @@ fn replay<S: Engine>(a: &Args) -> Result<i32, ToolError> {
                     if !port.send(data, &mut w, &mut backoff)? {
                         break 'all;
                     }
-                    w.t.tx_packets += 1;
-                    w.t.tx_bytes += data.len() as u64;
-                    w.mark();
-                    pending += 1;
-                    if pending >= batch {
-                        port.sock.flush();
-                        pending = 0;
-                    }
-                    if w.tick() {
-                        port.stats(&mut w);
-                    }
+                    tx.sent(&port, &mut w, data.len());
                 }
                 k += 1;
             }
-            port.sock.flush();
-            port.stats(&mut w);
-            w.finish();
+            tx.finish(&port, &mut w);
             Ok(())
         }));
     }

@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use crate::util::{cargo, root, target_dir};
 
+mod json;
 mod render;
 mod signature;
 

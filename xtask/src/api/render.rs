@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::json::{id_of, list, tagged};
+
 /// The sorted public-API lines of one crate's rustdoc JSON.
 pub fn render(doc: &Value) -> Result<Vec<String>, String> {
     let index = doc["index"].as_object().ok_or("no `index`")?;
@@ -29,30 +31,6 @@ pub fn render(doc: &Value) -> Result<Vec<String>, String> {
         }
     }
     Ok(api.lines.into_iter().collect())
-}
-
-pub(super) fn id_of(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// The single key of an externally tagged enum value (`{"struct": {...}}`), and its content.
-pub(super) fn tagged(v: &Value) -> (&str, &Value) {
-    match v {
-        Value::Object(m) if m.len() == 1 => {
-            let (k, v) = m.iter().next().expect("one entry");
-            (k.as_str(), v)
-        }
-        Value::String(s) => (s.as_str(), &Value::Null),
-        _ => ("", &Value::Null),
-    }
-}
-
-pub(super) fn list(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// Implementations left out: unstable compiler-internal marker traits, whose presence says

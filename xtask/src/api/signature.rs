@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::render::{id_of, list, tagged, Api};
+use super::json::{id_of, list, tagged};
+use super::render::Api;
 
 /// `&'a mut ` of a `borrowed_ref` type.
 fn ref_prefix(r: &Value) -> String {

@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// An `ifreq` naming one interface, built without allocating (the link checks run on idle
 /// receive paths that must not allocate).
@@ -168,12 +168,20 @@ pub fn socket_error(fd: impl AsFd) -> io::Result<Option<i32>> {
 /// forever) and returns its `revents` (0 on timeout). `EINTR` is returned as an error for
 /// the caller to retry or give up on.
 pub fn poll1(fd: impl AsFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
+    poll_raw(fd.as_fd().as_raw_fd(), events, timeout_ms)
+}
+
+/// [`poll1`] of a raw descriptor number (what `Capabilities::pollable_fd` gives). Safe for
+/// any value: poll(2) reports a descriptor that is not open as `POLLNVAL` and touches no
+/// memory of it.
+#[inline]
+pub fn poll_raw(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
     let mut p = libc::pollfd {
-        fd: fd.as_fd().as_raw_fd(),
+        fd,
         events,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, alive for the call.
+    // SAFETY: one valid pollfd, alive for the call; poll(2) only writes its `revents`.
     let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     if rc < 0 {
         return Err(io::Error::last_os_error());

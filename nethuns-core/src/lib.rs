@@ -51,8 +51,9 @@
 //!   makes payloads with `from_token_unchecked`.
 //! - [`socket`]: the default `recv` (`from_token_unchecked`) and `recv_batch`
 //!   (`into_received`), for tokens the socket made from its own context; [`wait`]'s
-//!   `recv_timeout` likewise; `into_received` in a test of [`batch`] and one of [`channel`].
-//! - `sys.rs`: `poll(2)`, the one system call besides the pool's.
+//!   `recv_timeout` likewise (its `poll(2)` is `nethuns-sys-linux`'s, so no system call is
+//!   made here outside the pool); `into_received` in a test of [`batch`] and one of
+//!   [`channel`].
 //! - [`pool`] (the anonymous mapping, the buffer pointers, `unsafe fn put`) and [`freelist`]
 //!   (`unsafe fn push`, `unsafe trait Links`).
 
@@ -71,7 +72,6 @@ pub mod metadata;
 #[allow(clippy::multiple_unsafe_ops_per_block)]
 pub mod pool;
 pub mod socket;
-mod sys;
 pub mod token;
 pub mod wait;
 

@@ -110,7 +110,7 @@ fn poll_in(fd: RawFd, timeout: Option<Duration>) -> Result<Readiness> {
         None => -1,
     };
     loop {
-        match crate::sys::poll1(fd, libc::POLLIN, ms) {
+        match nethuns_sys_linux::netdev::poll_raw(fd, libc::POLLIN, ms) {
             Ok(0) => return Ok(Readiness::Timeout),
             Ok(revents) if revents & libc::POLLIN != 0 => return Ok(Readiness::Readable),
             Ok(_) => return Ok(Readiness::Error),

@@ -31,8 +31,8 @@ impl Ifreq {
 
     fn ioctl(&mut self, fd: impl AsFd, request: libc::Ioctl) -> io::Result<()> {
         // SAFETY: the interface ioctls used here (SIOCGIFMTU, SIOCGIFINDEX, SIOCGIFFLAGS,
-        // SIOCSIFFLAGS) read ifr_name and read or write one integer member of the union of
-        // the ifreq we own, alive for the call.
+        // SIOCSIFFLAGS, SIOCGIFHWADDR) read ifr_name and read or write one plain-data member
+        // of the union of the ifreq we own, alive for the call.
         let rc = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), request, &mut self.0) };
         if rc < 0 {
             Err(io::Error::last_os_error())
@@ -100,6 +100,15 @@ pub fn flags(ctl: impl AsFd, name: &str) -> io::Result<i32> {
     req.ioctl(ctl, libc::SIOCGIFFLAGS)?;
     // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
     Ok(i32::from(unsafe { req.0.ifr_ifru.ifru_flags }) & 0xffff)
+}
+
+/// The hardware type (`ARPHRD_ETHER`, `ARPHRD_LOOPBACK`, `ARPHRD_NONE`, …) of interface
+/// `name` of `ctl`'s namespace (`SIOCGIFHWADDR`: the family of its hardware address).
+pub fn hw_type(ctl: impl AsFd, name: &str) -> io::Result<u16> {
+    let mut req = Ifreq::new(name)?;
+    req.ioctl(ctl, libc::SIOCGIFHWADDR)?;
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds ifru_hwaddr.
+    Ok(unsafe { req.0.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
 /// Sets the flags of interface `name` of `ctl`'s namespace (`SIOCSIFFLAGS`; needs
@@ -218,6 +227,7 @@ mod tests {
         assert_eq!(index_of(&ctl, "lo").unwrap(), idx);
         assert!(mtu(&ctl, "lo").unwrap() >= 1280);
         assert_ne!(flags(&ctl, "lo").unwrap() & libc::IFF_UP, 0);
+        assert_eq!(hw_type(&ctl, "lo").unwrap(), libc::ARPHRD_LOOPBACK);
         assert_eq!(
             if_index("nethuns-none").unwrap_err().raw_os_error(),
             Some(libc::ENODEV)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use nethuns::api::{Context, Payload, Received};
 use nethuns::batch::Slot;
 use nethuns::errors::Error;
+use nethuns_sys_linux::netdev;
 
 use crate::backend::Engine;
 use crate::exit::ToolError;
@@ -286,34 +287,10 @@ impl TxBatch {
     }
 }
 
-/// Runs the interface ioctl `request` (`SIOCGIFFLAGS`, `SIOCGIFHWADDR`, ...) on a fresh
-/// datagram socket for interface `name`; the filled `ifreq`, or `None` if it cannot be read.
-pub fn ifreq_ioctl(name: &str, request: libc::c_ulong) -> Option<libc::ifreq> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: plain socket call; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: an all-zero ifreq is valid; the name fits (checked above).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: fd is open, req a valid ifreq for the interface get-requests this is called with.
-    let rc = unsafe { libc::ioctl(fd, request, &mut req) };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    (rc >= 0).then_some(req)
-}
-
 /// Whether interface `name` is up and running (`SIOCGIFFLAGS`), `None` if it cannot be read.
 pub fn link_up(name: &str) -> Option<bool> {
-    let req = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
-    // SAFETY: SIOCGIFFLAGS filled ifru_flags.
-    let flags = unsafe { req.ifr_ifru.ifru_flags } as libc::c_int;
+    let ctl = netdev::ctl_socket().ok()?;
+    let flags = netdev::flags(ctl, name).ok()?;
     Some(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
 }
 

@@ -10,9 +10,8 @@ use crate::exit::ToolError;
 /// libpcap maps it: Ethernet (and loopback, which carries Ethernet headers on Linux) is
 /// `EN10MB`, a tun device `RAW`. `None` if the interface cannot be read.
 pub fn interface_linktype(name: &str) -> Option<Linktype> {
-    let req = crate::io::ifreq_ioctl(name, libc::SIOCGIFHWADDR)?;
-    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-    let family = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    let ctl = nethuns_sys_linux::netdev::ctl_socket().ok()?;
+    let family = nethuns_sys_linux::netdev::hw_type(ctl, name).ok()?;
     Some(match family {
         libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => Linktype::ETHERNET,
         libc::ARPHRD_NONE => Linktype(101), // LINKTYPE_RAW (tun)

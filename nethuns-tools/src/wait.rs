@@ -4,6 +4,8 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use nethuns_sys_linux::netdev;
+
 /// The longest single wait: a stop request is seen at most this late.
 pub const STEP: Duration = Duration::from_millis(10);
 
@@ -12,13 +14,9 @@ pub const STEP: Duration = Duration::from_millis(10);
 pub fn readable(fd: Option<RawFd>, idle: &mut Backoff) {
     match fd {
         Some(fd) => {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; the fd belongs to a live socket of the caller.
-            unsafe { libc::poll(&mut p, 1, STEP.as_millis() as libc::c_int) };
+            // Readable, an error condition, a timeout or EINTR: the caller's next receive
+            // tells which.
+            let _ = netdev::poll_raw(fd, libc::POLLIN, STEP.as_millis() as libc::c_int);
         }
         None => idle.wait(),
     }
@@ -74,9 +72,5 @@ pub fn until(deadline: std::time::Instant) {
 
 /// Whether interface `name` exists in this network namespace (`if_nametoindex`).
 pub fn interface_exists(name: &str) -> bool {
-    let Ok(c) = std::ffi::CString::new(name) else {
-        return false;
-    };
-    // SAFETY: a valid C string.
-    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+    netdev::if_index(name).is_ok()
 }

@@ -40,22 +40,22 @@
 //! ## Where the unsafe code is
 //! The ownership contract is the crate's reason for `unsafe`: a buffer has one owner, and the
 //! calls that create or end an owner say so.
-//! - [`context`]: the [`Context`] trait's `unsafe fn unsafe_buffer` and `unsafe fn release`
-//!   (their callers promise they own the buffer).
-//! - [`token`]: `unsafe fn Token::new` (the caller hands over a buffer it owns) and
-//!   `unsafe fn Payload::from_token_unchecked` (the token is of that context); inside, the
+//! - `context.rs` ([`context`]): the [`Context`] trait's `unsafe fn unsafe_buffer` and
+//!   `unsafe fn release` (their callers promise they own the buffer).
+//! - `token.rs` ([`token`]): `unsafe fn Token::new` (the caller hands over a buffer it owns)
+//!   and `unsafe fn Payload::from_token_unchecked` (the token is of that context); inside, the
 //!   payload's `Deref`/`DerefMut` (`unsafe_buffer`, then the reference), `Drop` (`release`)
 //!   and `into_token` (`ManuallyDrop::take`).
-//! - [`batch`]: `unsafe fn BatchSink::into_received` (every token pushed is of that context);
-//!   `Received` reads only the slots `push` wrote (`assume_init_ref`, `assume_init_read`) and
-//!   makes payloads with `from_token_unchecked`.
-//! - [`socket`]: the default `recv` (`from_token_unchecked`) and `recv_batch`
-//!   (`into_received`), for tokens the socket made from its own context; [`wait`]'s
-//!   `recv_timeout` likewise (its `poll(2)` is `nethuns-sys-linux`'s, so no system call is
-//!   made here outside the pool); `into_received` in a test of [`batch`] and one of
-//!   [`channel`].
-//! - [`pool`] (the anonymous mapping, the buffer pointers, `unsafe fn put`) and [`freelist`]
-//!   (`unsafe fn push`, `unsafe trait Links`).
+//! - `batch.rs` ([`batch`]): `unsafe fn BatchSink::into_received` (every token pushed is of
+//!   that context); `Received` reads only the slots `push` wrote (`assume_init_ref`,
+//!   `assume_init_read`) and makes payloads with `from_token_unchecked`; a test.
+//! - `socket.rs` ([`socket`]): the default `recv` (`from_token_unchecked`) and `recv_batch`
+//!   (`into_received`), for tokens the socket made from its own context; `wait.rs`
+//!   ([`wait`]): `recv_timeout` likewise (its `poll(2)` is `nethuns-sys-linux`'s, so no system
+//!   call is made here outside the pool); `channel.rs` ([`channel`]): `into_received` in a
+//!   test.
+//! - `pool.rs` ([`pool`]): the anonymous mapping, the buffer pointers, `unsafe fn put`; and
+//!   `freelist.rs` ([`freelist`]): `unsafe fn push`, `unsafe trait Links`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -856,19 +856,12 @@ fn link_deleted<B: Backend>(pair: &NetPair) -> CaseResult {
         if let Some(fd) = fd {
             // A thread waiting in poll(2) on the socket wakes up: it does not sleep its
             // whole timeout on a dead interface.
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: p is a valid pollfd for one entry; fd stays open (the socket lives).
-            let rc = unsafe { libc::poll(&mut p, 1, 1000) };
+            let r = nethuns_sys_linux::netdev::poll_raw(fd, libc::POLLIN, 1000);
             let waited = t0.elapsed();
-            if rc <= 0 || waited > Duration::from_millis(100) {
+            if !matches!(r, Ok(revents) if revents != 0) || waited > Duration::from_millis(100) {
                 return Err(format!(
-                    "poll on the socket's fd after the deletion: rc {rc}, revents {:#x}, after \
-                     {waited:?} (want a wake-up within 100 ms)",
-                    p.revents
+                    "poll on the socket's fd after the deletion: revents {r:?}, after \
+                     {waited:?} (want a wake-up within 100 ms)"
                 ));
             }
         }
@@ -1085,8 +1078,7 @@ impl Tcpdump {
     /// Stops tcpdump and returns the IP ids of the frames it printed.
     fn stop(mut self) -> Result<Vec<u16>, String> {
         std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: signalling the child we spawned, by its pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        crate::sys::terminate(&self.child);
         let _ = self.child.wait();
         let mut ids = vec![];
         // Both reader threads end when tcpdump's pipes close.

@@ -96,9 +96,8 @@ impl TestChild {
     }
 
     fn kill_and_reap(&mut self) {
-        // SAFETY: kill(2) of our own child by its pid; it is not reaped yet, so the pid is
-        // still its own.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGKILL) };
+        // SIGKILL; the child is not reaped yet, so the pid is still its own.
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
@@ -369,8 +368,7 @@ fn rss_bytes() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64
+    pages * nethuns_sys_linux::map::page_size().max(1) as u64
 }
 
 fn open_close_cycles<B: Backend>(pair: &NetPair) -> Result<(), String> {

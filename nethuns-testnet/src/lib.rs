@@ -23,6 +23,13 @@
 //! Privileged tests call [`NetPair::for_test`]: without root it prints why it skips and
 //! returns `None`, except under CI (`CI` set) or `NETHUNS_REQUIRE_NET=1`, where it panics,
 //! so a machine that should run the test never passes it silently.
+//!
+//! ## Where the unsafe code is
+//! - `sys.rs`: `geteuid`, entering a namespace (`open` + `setns`), SIGTERM to a child.
+//! - `peer.rs`: the raw AF_PACKET socket of [`peer::RawPeer`] (`socket`, `setsockopt`,
+//!   `bind`, `sendto`, `recvmsg` and the walk of its control messages).
+//! - `conformance.rs`: the double-release case, which calls the unsafe `Context::release` on
+//!   purpose (the misuse the debug-build check must catch).
 
 use std::ffi::CString;
 use std::process::Command;
@@ -34,6 +41,7 @@ pub mod frames;
 pub mod io;
 pub mod peer;
 pub mod soak;
+mod sys;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -45,8 +53,7 @@ pub fn required() -> bool {
 
 /// Whether this process runs as root (euid 0).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    sys::euid() == 0
 }
 
 /// Decide whether a test needing `what` may run: `true` if the capability is present;
@@ -109,19 +116,9 @@ pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
     let path = CString::new(format!("/run/netns/{ns}")).expect("namespace name without NUL");
     std::thread::scope(|s| {
         s.spawn(move || {
-            // SAFETY: path is a valid NUL-terminated string; the fd is closed below.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-            assert!(
-                fd >= 0,
-                "open {path:?}: {}",
-                std::io::Error::last_os_error()
-            );
-            // SAFETY: fd is a namespace file descriptor; setns affects only this thread.
-            let rc = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
-            let err = std::io::Error::last_os_error();
-            // SAFETY: fd is open and owned here.
-            unsafe { libc::close(fd) };
-            assert!(rc == 0, "setns {path:?}: {err}");
+            if let Err(e) = sys::enter_netns(&path) {
+                panic!("entering the network namespace {path:?}: {e}");
+            }
             f()
         })
         .join()
@@ -365,11 +362,7 @@ mod tests {
         let (a, b) = (pair.ns_a.clone(), pair.ns_b.clone());
         let links = pair.ip_a(&["-o", "link", "show", &pair.veth_a]).unwrap();
         assert!(links.contains("UP"), "{links}");
-        let ifindex = pair.in_b(|| {
-            let name = CString::new(pair.veth_b.as_str()).unwrap();
-            // SAFETY: valid C string.
-            unsafe { libc::if_nametoindex(name.as_ptr()) }
-        });
+        let ifindex = pair.in_b(|| nethuns_sys_linux::netdev::if_index(&pair.veth_b).unwrap_or(0));
         assert!(ifindex > 0, "veth_b must be visible inside ns_b");
         drop(pair);
         let left = our_namespaces();

@@ -48,9 +48,9 @@
 //! adapter is for programs whose packets are one part of the work of an async service.
 //!
 //! ## Where the unsafe code is
-//! One call: tokio's `AsyncFd::register_with_interest` in [`AsyncSocket::new`], which asks
-//! that the descriptor stay open for the life of the registration (the socket is owned by
-//! the `AsyncSocket` and outlives it).
+//! One call, in `lib.rs`: tokio's `AsyncFd::register_with_interest` in
+//! [`AsyncSocket::new`], which asks that the descriptor stay open for the life of the
+//! registration (the socket is owned by the `AsyncSocket` and outlives it).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -24,6 +24,10 @@
 //!
 //! A forwarder never forwards its own transmissions; how each backend does it is in
 //! [`backend`].
+//!
+//! ## Where the unsafe code is
+//! `signal.rs`: installing the SIGINT/SIGTERM handler (`sigaction`) and the handler's
+//! `_exit`. The interface queries and `poll(2)` are `nethuns-sys-linux`'s.
 
 pub mod backend;
 pub mod cli;

@@ -12,36 +12,47 @@
 //! tag all the same, so a stale compare-and-swap can never succeed.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::sys::FIRST_BUF_IDX;
+use nethuns_sys_linux::SharedMap;
 
-/// The buffer area of a netmap memory region: buffer `i` is at `base + i * buf_size`.
-#[derive(Clone, Copy, Debug)]
+use crate::abi::FIRST_BUF_IDX;
+
+/// The buffer area of a netmap memory region: buffer `i` is at offset `base + i * buf_size` of
+/// the mapping.
+#[derive(Clone, Debug)]
 pub(crate) struct BufMem {
-    base: *mut u8,
+    map: Arc<SharedMap>,
+    base: usize,
     buf_size: u32,
     nbufs: u32,
 }
 
-// SAFETY: a plain description of memory owned elsewhere (the mapping kept alive by the
-// context); the pointer is only dereferenced under the ownership rules of buffer indices.
-unsafe impl Send for BufMem {}
-// SAFETY: as above; `BufMem` itself holds no mutable state.
-unsafe impl Sync for BufMem {}
-
 impl BufMem {
-    /// Describes `nbufs` buffers of `buf_size` bytes at `base`.
-    ///
-    /// # Safety
-    /// `base .. base + nbufs * buf_size` is mapped, readable and writable, and stays so while
-    /// this value (or any copy) is used. `base` and `buf_size` are multiples of 4.
-    pub(crate) unsafe fn new(base: *mut u8, buf_size: u32, nbufs: u32) -> BufMem {
-        debug_assert!(base as usize % 4 == 0 && buf_size % 4 == 0);
+    /// Describes `nbufs` buffers of `buf_size` bytes at offset `base` of `map`. Panics unless
+    /// they fit the mapping and `base` and `buf_size` are multiples of 4 (the link words).
+    pub(crate) fn new(map: Arc<SharedMap>, base: usize, buf_size: u32, nbufs: u32) -> BufMem {
+        assert!(
+            base % 4 == 0
+                && buf_size % 4 == 0
+                && (nbufs as usize)
+                    .checked_mul(buf_size as usize)
+                    .and_then(|n| n.checked_add(base))
+                    .is_some_and(|end| end <= map.len()),
+            "netmap: {nbufs} buffers of {buf_size} bytes at {base} leave the region"
+        );
         BufMem {
+            map,
             base,
             buf_size,
             nbufs,
         }
+    }
+
+    /// The mapping the buffers are in.
+    #[inline]
+    pub(crate) fn map(&self) -> &SharedMap {
+        &self.map
     }
 
     /// The size of every buffer.
@@ -56,25 +67,46 @@ impl BufMem {
         idx >= FIRST_BUF_IDX && idx < self.nbufs
     }
 
-    /// The start of buffer `idx`.
-    ///
-    /// # Safety
-    /// `self.valid(idx)`.
+    /// The offset of buffer `idx` in the mapping.
     #[inline]
-    pub(crate) unsafe fn buf(&self, idx: u32) -> *mut u8 {
+    fn at(&self, idx: u32) -> usize {
         debug_assert!(self.valid(idx), "buffer index {idx} out of range");
-        self.base.add(idx as usize * self.buf_size as usize)
+        self.base + idx as usize * self.buf_size as usize
     }
 
-    /// The link word (first 4 bytes) of buffer `idx`.
-    ///
-    /// # Safety
-    /// `self.valid(idx)`, and the caller owns buffer `idx` or it is in the free list.
+    /// The raw slice pointer to the first `len` bytes of buffer `idx` (`valid(idx)`, `len` at
+    /// most the buffer size), for the payload that owns the buffer.
     #[inline]
-    unsafe fn link(&self, idx: u32) -> &AtomicU32 {
-        // SAFETY: the buffer is mapped and 4-aligned (`new`'s contract); AtomicU32 has the
-        // size and alignment of u32.
-        &*(self.buf(idx) as *const AtomicU32)
+    pub(crate) fn range(&self, idx: u32, len: usize) -> *mut [u8] {
+        debug_assert!(len <= self.buf_size as usize);
+        self.map.range_ptr(self.at(idx), len)
+    }
+
+    /// Copies the first `dst.len()` bytes of buffer `idx` into `dst`.
+    #[inline]
+    pub(crate) fn copy_out(&self, idx: u32, dst: &mut [u8]) {
+        debug_assert!(dst.len() <= self.buf_size as usize);
+        self.map.copy_from(self.at(idx), dst);
+    }
+
+    /// Copies `src` to the start of buffer `idx`.
+    #[inline]
+    pub(crate) fn copy_in(&self, idx: u32, src: &[u8]) {
+        debug_assert!(src.len() <= self.buf_size as usize);
+        self.map.copy_to(self.at(idx), src);
+    }
+
+    /// A copy of the first `N` bytes of buffer `idx` (`N` at most 64, the smallest buffer).
+    #[inline]
+    pub(crate) fn start<const N: usize>(&self, idx: u32) -> [u8; N] {
+        debug_assert!(N <= self.buf_size as usize);
+        self.map.read::<[u8; N]>(self.at(idx))
+    }
+
+    /// The link word (first 4 bytes) of buffer `idx`: the next buffer of the list it is in.
+    #[inline]
+    fn link(&self, idx: u32) -> &AtomicU32 {
+        self.map.atomic_u32(self.at(idx))
     }
 }
 
@@ -102,18 +134,14 @@ pub(crate) struct ExtraPool {
 }
 
 impl ExtraPool {
-    /// Takes over netmap's extra-buffer list starting at `head`, of at most `limit` buffers.
-    ///
-    /// # Safety
-    /// `mem` describes the port's mapped region and the buffers of the list are owned by the
-    /// caller (no ring slot names them).
-    pub(crate) unsafe fn from_list(
+    /// Takes over netmap's extra-buffer list starting at `head`, of at most `limit` buffers
+    /// (which no ring slot names).
+    pub(crate) fn from_list(
         mem: BufMem,
         head: u32,
         limit: u32,
     ) -> std::result::Result<ExtraPool, String> {
         let pool = ExtraPool {
-            mem,
             head: AtomicU64::new(pack(0, 0)),
             free: AtomicU32::new(0),
             total: 0,
@@ -121,14 +149,15 @@ impl ExtraPool {
             in_pool: (0..(mem.nbufs as usize).div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            mem,
         };
         let mut count = 0u32;
         let mut idx = head;
+        let nbufs = pool.mem.nbufs;
         while idx != 0 {
-            if !mem.valid(idx) {
+            if !pool.mem.valid(idx) {
                 return Err(format!(
-                    "extra buffer list: index {idx} outside the region's {} buffers",
-                    mem.nbufs
+                    "extra buffer list: index {idx} outside the region's {nbufs} buffers"
                 ));
             }
             if count >= limit {
@@ -137,14 +166,14 @@ impl ExtraPool {
             // A list that comes back to a buffer it named already loops forever: in debug
             // builds the pool's bitmap sees the repeat at once; without it, a list longer than
             // the region has buffers must repeat one.
-            if pool.marked(idx) || count >= mem.nbufs {
+            if pool.marked(idx) || count >= nbufs {
                 return Err(format!(
                     "extra buffer list loops (back to index {idx} after {count} buffers)"
                 ));
             }
             count += 1;
             pool.mark(idx, true);
-            idx = mem.link(idx).load(Ordering::Relaxed);
+            idx = pool.mem.link(idx).load(Ordering::Relaxed);
         }
         let mut pool = pool;
         pool.head = AtomicU64::new(pack(0, head));
@@ -184,8 +213,8 @@ impl ExtraPool {
         while i != 0 {
             assert!(v.len() <= self.total as usize, "free list loops");
             v.push(i);
-            // SAFETY: `i` is in the free list (tests run this with no concurrent pop).
-            i = unsafe { self.mem.link(i) }.load(Ordering::Relaxed);
+            // `i` is in the free list (tests run this with no concurrent pop).
+            i = self.mem.link(i).load(Ordering::Relaxed);
         }
         v
     }
@@ -199,9 +228,9 @@ impl ExtraPool {
             if idx == 0 {
                 return None;
             }
-            // SAFETY: `idx` is in the free list (it is the head), so its link word is ours to
-            // read; only pushes can race with us and they do not touch `idx`'s link.
-            let next = unsafe { self.mem.link(idx) }.load(Ordering::Relaxed);
+            // `idx` is in the free list (it is the head), so its link word is ours to read;
+            // only pushes can race with us and they do not touch `idx`'s link.
+            let next = self.mem.link(idx).load(Ordering::Relaxed);
             match self.head.compare_exchange_weak(
                 cur,
                 pack(tag.wrapping_add(1), next),
@@ -233,8 +262,8 @@ impl ExtraPool {
         let mut cur = self.head.load(Ordering::Relaxed);
         loop {
             let (tag, head) = unpack(cur);
-            // SAFETY: the caller owned `idx` until now; nobody else reads or writes it.
-            unsafe { self.mem.link(idx) }.store(head, Ordering::Relaxed);
+            // The caller owned `idx` until now; nobody else reads or writes it.
+            self.mem.link(idx).store(head, Ordering::Relaxed);
             match self.head.compare_exchange_weak(
                 cur,
                 pack(tag.wrapping_add(1), idx),
@@ -295,22 +324,25 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// A region of `n` buffers of 64 bytes with buffers `2..2+k` chained as an extra list.
-    fn region(n: u32, k: u32) -> (Vec<u32>, u32) {
-        let mut words = vec![0u32; (n * 16) as usize];
+    fn region(n: u32, k: u32) -> (Arc<SharedMap>, u32) {
+        let map = Arc::new(SharedMap::anonymous(n as usize * 64, false).unwrap());
         for i in 0..k {
             let idx = 2 + i;
-            words[(idx * 16) as usize] = if i + 1 == k { 0 } else { idx + 1 };
+            map.write::<u32>(idx as usize * 64, if i + 1 == k { 0 } else { idx + 1 });
         }
-        (words, if k == 0 { 0 } else { 2 })
+        (map, if k == 0 { 0 } else { 2 })
+    }
+
+    /// The link word of buffer `i` of a [`region`].
+    fn link(map: &SharedMap, i: u32) -> u32 {
+        map.read::<u32>(i as usize * 64)
     }
 
     #[test]
     fn takes_over_the_list_and_writes_it_back() {
-        let (mut words, head) = region(16, 5);
-        // SAFETY: `words` outlives the pool and has 16 buffers of 64 bytes.
-        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 16) };
-        // SAFETY: the list buffers belong to nobody else.
-        let pool = unsafe { ExtraPool::from_list(mem, head, 5) }.unwrap();
+        let (map, head) = region(16, 5);
+        let mem = BufMem::new(map.clone(), 0, 64, 16);
+        let pool = ExtraPool::from_list(mem, head, 5).unwrap();
         assert_eq!((pool.total(), pool.free()), (5, 5));
         let a = pool.pop().unwrap();
         let b = pool.pop().unwrap();
@@ -322,7 +354,7 @@ mod tests {
         let mut i = pool.head_idx();
         while i != 0 {
             assert!(seen.insert(i));
-            i = words[(i * 16) as usize];
+            i = link(&map, i);
         }
         assert_eq!(seen.len(), 4);
         assert!(!seen.contains(&b));
@@ -330,19 +362,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_lists() {
-        let (mut words, head) = region(8, 4);
-        // SAFETY: as above.
-        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
-        // SAFETY: as above.
-        let e = unsafe { ExtraPool::from_list(mem, head, 3) }.err().unwrap();
+        let (map, head) = region(8, 4);
+        let mem = BufMem::new(map.clone(), 0, 64, 8);
+        let e = ExtraPool::from_list(mem, head, 3).err().unwrap();
         assert!(e.contains("longer than the 3"), "{e}");
-        words[(5 * 16) as usize] = 99; // last link points outside
-                                       // SAFETY: as above.
-        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
-        // SAFETY: as above.
-        let e = unsafe { ExtraPool::from_list(mem, head, 10) }
-            .err()
-            .unwrap();
+        map.write::<u32>(5 * 64, 99); // last link points outside
+        let mem = BufMem::new(map.clone(), 0, 64, 8);
+        let e = ExtraPool::from_list(mem, head, 10).err().unwrap();
         assert!(e.contains("index 99"), "{e}");
     }
 
@@ -350,38 +376,28 @@ mod tests {
     fn a_cyclic_list_is_an_error_not_a_panic() {
         // 2 -> 3 -> 4 -> 2: the kernel's list (input) loops. This used to panic in debug
         // builds ("extra buffer 2 released twice") instead of returning the error.
-        let (mut words, head) = region(8, 3);
-        words[(4 * 16) as usize] = 2;
+        let (map, head) = region(8, 3);
+        map.write::<u32>(4 * 64, 2);
         for limit in [3, 4, 100, u32::MAX] {
-            // SAFETY: as above.
-            let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
-            // SAFETY: as above.
-            let e = unsafe { ExtraPool::from_list(mem, head, limit) }
-                .err()
-                .unwrap();
+            let mem = BufMem::new(map.clone(), 0, 64, 8);
+            let e = ExtraPool::from_list(mem, head, limit).err().unwrap();
             assert!(
                 e.contains("loops") || e.contains("longer than the"),
                 "limit {limit}: {e}"
             );
         }
         // A buffer linked to itself.
-        words[(2 * 16) as usize] = 2;
-        // SAFETY: as above.
-        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 8) };
-        // SAFETY: as above.
-        let e = unsafe { ExtraPool::from_list(mem, head, 100) }
-            .err()
-            .unwrap();
+        map.write::<u32>(2 * 64, 2);
+        let mem = BufMem::new(map.clone(), 0, 64, 8);
+        let e = ExtraPool::from_list(mem, head, 100).err().unwrap();
         assert!(e.contains("loops (back to index 2"), "{e}");
     }
 
     #[test]
     fn concurrent_release_loses_nothing() {
-        let (mut words, head) = region(1030, 1024);
-        // SAFETY: as above.
-        let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 1030) };
-        // SAFETY: as above.
-        let pool = unsafe { ExtraPool::from_list(mem, head, 1024) }.unwrap();
+        let (map, head) = region(1030, 1024);
+        let mem = BufMem::new(map.clone(), 0, 64, 1030);
+        let pool = ExtraPool::from_list(mem, head, 1024).unwrap();
         let taken: Vec<u32> = std::iter::from_fn(|| pool.pop()).collect();
         assert_eq!(taken.len(), 1024);
         std::thread::scope(|s| {
@@ -398,11 +414,9 @@ mod tests {
     proptest! {
         #[test]
         fn pop_push_conserves_buffers(ops in proptest::collection::vec(any::<(bool, u8)>(), 0..200)) {
-            let (mut words, head) = region(40, 32);
-            // SAFETY: as above.
-            let mem = unsafe { BufMem::new(words.as_mut_ptr().cast(), 64, 40) };
-            // SAFETY: as above.
-            let pool = unsafe { ExtraPool::from_list(mem, head, 32) }.unwrap();
+            let (map, head) = region(40, 32);
+                let mem = BufMem::new(map.clone(), 0, 64, 40);
+            let pool = ExtraPool::from_list(mem, head, 32).unwrap();
             let mut out: Vec<u32> = Vec::new();
             for (take, pick) in ops {
                 if take {

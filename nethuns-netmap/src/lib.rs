@@ -69,8 +69,7 @@
 //! simulated netmap region; the real-device tests are `#[ignore]` lab tests run by
 //! `cargo xtask test-hw --iface IF` / `--vale PORT` (env `NETHUNS_HW_IFACE`, `NETHUNS_HW_VALE`).
 
-#![warn(missing_docs)]
-
+mod abi;
 mod context;
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 mod dev;

@@ -17,8 +17,6 @@
 
 use std::os::raw::c_char;
 
-use nethuns_sys_linux::Pod;
-
 /// `NETMAP_API`: the API version this crate speaks (`nmreq_header.nr_version`).
 pub const NETMAP_API: u16 = 14;
 
@@ -85,10 +83,6 @@ pub struct netmap_slot {
     /// Pointer for indirect buffers / offsets; unused here.
     pub ptr: u64,
 }
-
-// SAFETY: four integer fields (4 + 2 + 2 + 8 bytes) with no padding between or after them
-// (the layout test pins size 16): every bit pattern is a valid slot.
-unsafe impl Pod for netmap_slot {}
 
 /// The opaque, cache-aligned room for a lock in `netmap_ring` (`uint8_t sem[128]
 /// __attribute__((aligned(NM_CACHE_ALIGN)))`).

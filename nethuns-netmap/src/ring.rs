@@ -34,7 +34,15 @@ const SLOT_FLAGS: usize = offset_of!(netmap_slot, flags);
 // consecutive u16s (written together).
 const _: () = assert!(offset_of!(netmap_ring, cur) == HEAD + 4);
 const _: () = assert!(offset_of!(netmap_ring, tail) == HEAD + 8);
-const _: () = assert!(SLOT_FLAGS == SLOT_LEN + 2);
+const _: () = assert!(SLOT_BUF == 0 && SLOT_LEN == 4 && SLOT_FLAGS == SLOT_LEN + 2);
+
+/// The fields of a `netmap_slot` the engine reads.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    buf_idx: u32,
+    len: u16,
+    flags: u16,
+}
 
 /// A ring of a mapped netmap region: the offset of its header in the [`SharedMap`].
 ///
@@ -111,10 +119,15 @@ impl Ring {
         self.at + RING_HEADER + i as usize * size_of::<netmap_slot>()
     }
 
-    /// A copy of slot `i`.
+    /// Slot `i`'s buffer, length and flags (one read of its first 8 bytes).
     #[inline]
-    fn slot(&self, i: u32) -> netmap_slot {
-        self.map.read::<netmap_slot>(self.slot_at(i))
+    fn slot(&self, i: u32) -> Slot {
+        let b = self.map.read::<[u8; 8]>(self.slot_at(i));
+        Slot {
+            buf_idx: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            len: u16::from_ne_bytes([b[SLOT_LEN], b[SLOT_LEN + 1]]),
+            flags: u16::from_ne_bytes([b[SLOT_FLAGS], b[SLOT_FLAGS + 1]]),
+        }
     }
 
     /// The buffer index of slot `i`.

@@ -218,6 +218,8 @@ impl Context for NetmapContext {
             };
             return;
         }
-        self.shared.pool.push(buf_idx.get() as u32);
+        // SAFETY: (caller's contract) a buffer this context handed out, released once: no
+        // slot names it and it is not in the list.
+        unsafe { self.shared.pool.list.push(buf_idx.get() as u32) };
     }
 }

@@ -76,14 +76,17 @@
 //!
 //! ## Where the unsafe code is
 //! - `sys.rs`: the `open`, `ioctl` (`NIOCCTRL`, `NIOCTXSYNC`, `NIOCRXSYNC`) calls, and, for the
-//!   unit tests only, the two calls of nethuns-core's `unsafe` API that the tests need (a
-//!   deliberate double release, `BatchSink::into_received`).
+//!   unit tests only, the calls of `unsafe` APIs the tests need (a deliberate double release,
+//!   `BatchSink::into_received`, putting a popped extra buffer back).
 //! - `abi.rs`: the raw-pointer forms of `netmap_user.h`'s macros (`netmap_if_at`, `ring_ofs`,
 //!   `netmap_txring`, …), public and `unsafe fn`, which the crate itself does not use.
 //! - `context.rs`: the `Context` impl's `unsafe fn unsafe_buffer` and `unsafe fn release`,
-//!   which the trait demands, and the three places that hand buffer memory over: minting a
+//!   which the trait demands (`release` pushes onto the extra-buffer list, an `unsafe fn` of
+//!   nethuns-core's `FreeList`), and the three places that hand buffer memory over: minting a
 //!   `Token` for a buffer swapped out of its slot, lending a jumbo buffer to the copy of a
 //!   multi-slot packet, and lending the free TX slot's buffer to `send_with`'s closure.
+//! - `extra.rs`: `unsafe impl Links for BufMem`, which puts the free list's links in the first
+//!   word of each free buffer (netmap's `ni_bufs_head` format, which the kernel reads back).
 //!
 //! The `mmap`/`munmap` of the region and `poll` are nethuns-sys-linux's.
 //!

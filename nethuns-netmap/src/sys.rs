@@ -147,6 +147,14 @@ pub(crate) mod tests {
     use nethuns_core::{BufferDesc, Context};
 
     use crate::context::NetmapContext;
+    use crate::extra::ExtraPool;
+
+    /// Puts back on `pool` a buffer the test popped from it (and pushes once).
+    pub(crate) fn give_back(pool: &ExtraPool, idx: u32) {
+        // SAFETY: the callers pass an index they popped from `pool` and hold no payload of; a
+        // second push of it panics in debug builds (the list's bitmap) before linking.
+        unsafe { pool.list.push(idx) }
+    }
 
     /// Releases `desc` a second time: the bug the debug ledger must catch (it panics before
     /// the pool is touched). Only for the test that shows it.

@@ -267,6 +267,20 @@ impl SimKernel {
         }
     }
 
+    /// What a sync of ring `k` starts from: `head`, `tail` and `hwcur`, checking that the
+    /// user's `head` is a slot between `hwcur` and `tail` (`dir`: "RX" or "TX").
+    fn check_head(&self, k: &KRing, dir: &str) -> (u32, u32, u32) {
+        let n = self.cfg.slots;
+        let head = self.map.read::<u32>(k.at + at::HEAD);
+        let (tail, hwcur) = (self.sane_tail(k, n), k.hwcur);
+        assert!(head < n, "kernel: {dir} head {head} out of range");
+        assert!(
+            dist(n, hwcur, head) <= dist(n, hwcur, tail),
+            "kernel: {dir} head {head} not between hwcur {hwcur} and tail {tail}"
+        );
+        (head, tail, hwcur)
+    }
+
     /// Queues a packet for RX ring `ring`.
     pub(crate) fn inject(&mut self, ring: usize, pkt: Vec<u8>) {
         self.pending[ring].push_back((pkt, 0));
@@ -343,16 +357,7 @@ impl SimKernel {
         for r in 0..self.rx.len() {
             // The user does not run during a sync.
             let ring = self.rx[r].at;
-            let (head, tail) = (
-                map.read::<u32>(ring + at::HEAD),
-                self.sane_tail(&self.rx[r], n),
-            );
-            let hwcur = self.rx[r].hwcur;
-            assert!(head < n, "kernel: RX head {head} out of range");
-            assert!(
-                dist(n, hwcur, head) <= dist(n, hwcur, tail),
-                "kernel: RX head {head} not between hwcur {hwcur} and tail {tail}"
-            );
+            let (head, tail, hwcur) = self.check_head(&self.rx[r], "RX");
             let mut i = hwcur;
             while i != head {
                 let slot = at::slot(ring, i);
@@ -390,16 +395,7 @@ impl SimKernel {
         let map = self.map.clone();
         for r in 0..self.tx.len() {
             let ring = self.tx[r].at;
-            let (head, tail) = (
-                map.read::<u32>(ring + at::HEAD),
-                self.sane_tail(&self.tx[r], n),
-            );
-            let hwcur = self.tx[r].hwcur;
-            assert!(head < n, "kernel: TX head {head} out of range");
-            assert!(
-                dist(n, hwcur, head) <= dist(n, hwcur, tail),
-                "kernel: TX head {head} not between hwcur {hwcur} and tail {tail}"
-            );
+            let (head, tail, hwcur) = self.check_head(&self.tx[r], "TX");
             let mut i = hwcur;
             // A packet over several slots (`NS_MOREFRAG`) leaves as one frame.
             let mut frame = Vec::new();

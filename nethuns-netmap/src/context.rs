@@ -131,10 +131,12 @@ impl NetmapContext {
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> R {
         let mem = self.shared.pool.mem();
-        assert!(mem.valid(buf) && len <= mem.buf_size() as usize);
-        // SAFETY: `buf` is a buffer of the region (checked), which the context keeps mapped,
-        // and `len` is within it; the kernel does not touch a TX slot's buffer before a sync
-        // after `head` passed it, and nothing else refers to it meanwhile (see above).
+        // Both checked by the engine already (`tx_reserve`, the frame size).
+        debug_assert!(mem.valid(buf) && len <= mem.buf_size() as usize);
+        // SAFETY: `buf` is a buffer of the region (above) and `range` checks that its `len`
+        // bytes are inside the mapping, which the context keeps mapped; the kernel does not
+        // touch a TX slot's buffer before a sync after `head` passed it, and nothing else
+        // refers to it meanwhile (see above).
         f(unsafe { &mut *mem.range(buf, len) })
     }
 

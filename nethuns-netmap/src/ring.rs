@@ -25,8 +25,9 @@ use crate::extra::{BufMem, ExtraPool};
 const HEAD: usize = offset_of!(netmap_ring, head);
 #[cfg(test)]
 const FLAGS: usize = offset_of!(netmap_ring, flags);
-const TS_SEC: usize = offset_of!(netmap_ring, ts) + offset_of!(libc::timeval, tv_sec);
-const TS_USEC: usize = offset_of!(netmap_ring, ts) + offset_of!(libc::timeval, tv_usec);
+const TS: usize = offset_of!(netmap_ring, ts);
+const TS_SEC: usize = offset_of!(libc::timeval, tv_sec);
+const TS_USEC: usize = offset_of!(libc::timeval, tv_usec);
 const SLOT_BUF: usize = offset_of!(netmap_slot, buf_idx);
 const SLOT_LEN: usize = offset_of!(netmap_slot, len);
 const SLOT_FLAGS: usize = offset_of!(netmap_slot, flags);
@@ -106,9 +107,13 @@ impl Ring {
     /// The time of the last sync (`ts`).
     #[inline]
     pub(crate) fn ts(&self) -> libc::timeval {
+        use std::mem::size_of as size;
+        let b = self.map.read::<[u8; size::<libc::timeval>()]>(self.at + TS);
+        let sec = &b[TS_SEC..TS_SEC + size::<libc::time_t>()];
+        let usec = &b[TS_USEC..TS_USEC + size::<libc::suseconds_t>()];
         libc::timeval {
-            tv_sec: self.map.read(self.at + TS_SEC),
-            tv_usec: self.map.read(self.at + TS_USEC),
+            tv_sec: libc::time_t::from_ne_bytes(sec.try_into().expect("time_t")),
+            tv_usec: libc::suseconds_t::from_ne_bytes(usec.try_into().expect("suseconds_t")),
         }
     }
 
@@ -136,16 +141,14 @@ impl Ring {
         self.map.read::<u32>(self.slot_at(i) + SLOT_BUF)
     }
 
-    /// Sets the buffer index of slot `i`.
+    /// Sets the buffer index, length and flags of slot `i` (one write of its first 8 bytes).
     #[inline]
-    fn set_slot_buf(&self, i: u32, buf: u32) {
-        self.map.write::<u32>(self.slot_at(i) + SLOT_BUF, buf);
-    }
-
-    /// Sets the flags of slot `i`.
-    #[inline]
-    fn set_slot_flags(&self, i: u32, flags: u16) {
-        self.map.write::<u16>(self.slot_at(i) + SLOT_FLAGS, flags);
+    fn set_slot(&self, i: u32, buf: u32, len: u16, flags: u16) {
+        let mut b = [0u8; 8];
+        b[SLOT_BUF..SLOT_BUF + 4].copy_from_slice(&buf.to_ne_bytes());
+        b[SLOT_LEN..SLOT_LEN + 2].copy_from_slice(&len.to_ne_bytes());
+        b[SLOT_FLAGS..SLOT_FLAGS + 2].copy_from_slice(&flags.to_ne_bytes());
+        self.map.write::<[u8; 8]>(self.slot_at(i), b);
     }
 
     /// Sets the length and flags of slot `i`.
@@ -241,8 +244,7 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
         return Rx::NoExtra;
     };
     // The slot is ours until `head` moves past it; the extra buffer was free.
-    ring.set_slot_buf(head, extra);
-    ring.set_slot_flags(head, NS_BUF_CHANGED);
+    ring.set_slot(head, extra, slot.len, NS_BUF_CHANGED);
     ring.advance(nm_ring_next(n, head));
     Rx::Packet { buf, len }
 }

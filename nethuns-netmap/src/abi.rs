@@ -17,6 +17,8 @@
 
 use std::os::raw::c_char;
 
+use nethuns_sys_linux::Pod;
+
 /// `NETMAP_API`: the API version this crate speaks (`nmreq_header.nr_version`).
 pub const NETMAP_API: u16 = 14;
 
@@ -83,6 +85,23 @@ pub struct netmap_slot {
     /// Pointer for indirect buffers / offsets; unused here.
     pub ptr: u64,
 }
+
+/// The first 8 bytes of a [`netmap_slot`] (buffer, length, flags): what the ring code reads
+/// and writes per packet, in one access of the region.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotHead {
+    /// `buf_idx`.
+    pub buf_idx: u32,
+    /// `len`.
+    pub len: u16,
+    /// `flags`.
+    pub flags: u16,
+}
+
+// SAFETY: three integer fields (4 + 2 + 2 bytes) with no padding (the layout test pins size 8
+// and the offsets, equal to `netmap_slot`'s): every bit pattern is a valid value.
+unsafe impl Pod for SlotHead {}
 
 /// The opaque, cache-aligned room for a lock in `netmap_ring` (`uint8_t sem[128]
 /// __attribute__((aligned(NM_CACHE_ALIGN)))`).
@@ -346,6 +365,17 @@ mod layout {
         assert_eq!(offset_of!(netmap_slot, len), 4);
         assert_eq!(offset_of!(netmap_slot, flags), 6);
         assert_eq!(offset_of!(netmap_slot, ptr), 8);
+    }
+
+    #[test]
+    fn slot_head_is_the_start_of_a_slot() {
+        assert_eq!(size_of::<SlotHead>(), 8);
+        assert_eq!(
+            offset_of!(SlotHead, buf_idx),
+            offset_of!(netmap_slot, buf_idx)
+        );
+        assert_eq!(offset_of!(SlotHead, len), offset_of!(netmap_slot, len));
+        assert_eq!(offset_of!(SlotHead, flags), offset_of!(netmap_slot, flags));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use nethuns_sys_linux::SharedMap;
 
 use crate::abi::{
-    netmap_ring, netmap_slot, nm_ring_empty, nm_ring_next, nm_ring_space, NS_BUF_CHANGED,
+    netmap_ring, netmap_slot, nm_ring_empty, nm_ring_next, nm_ring_space, SlotHead, NS_BUF_CHANGED,
     NS_MOREFRAG, RING_HEADER,
 };
 use crate::extra::{BufMem, ExtraPool};
@@ -35,15 +35,7 @@ const SLOT_FLAGS: usize = offset_of!(netmap_slot, flags);
 // consecutive u16s (written together).
 const _: () = assert!(offset_of!(netmap_ring, cur) == HEAD + 4);
 const _: () = assert!(offset_of!(netmap_ring, tail) == HEAD + 8);
-const _: () = assert!(SLOT_BUF == 0 && SLOT_LEN == 4 && SLOT_FLAGS == SLOT_LEN + 2);
-
-/// The fields of a `netmap_slot` the engine reads.
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    buf_idx: u32,
-    len: u16,
-    flags: u16,
-}
+const _: () = assert!(SLOT_FLAGS == SLOT_LEN + 2);
 
 /// A ring of a mapped netmap region: the offset of its header in the [`SharedMap`].
 ///
@@ -126,13 +118,8 @@ impl Ring {
 
     /// Slot `i`'s buffer, length and flags (one read of its first 8 bytes).
     #[inline]
-    fn slot(&self, i: u32) -> Slot {
-        let b = self.map.read::<[u8; 8]>(self.slot_at(i));
-        Slot {
-            buf_idx: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-            len: u16::from_ne_bytes([b[SLOT_LEN], b[SLOT_LEN + 1]]),
-            flags: u16::from_ne_bytes([b[SLOT_FLAGS], b[SLOT_FLAGS + 1]]),
-        }
+    fn slot(&self, i: u32) -> SlotHead {
+        self.map.read::<SlotHead>(self.slot_at(i))
     }
 
     /// The buffer index of slot `i`.
@@ -143,12 +130,13 @@ impl Ring {
 
     /// Sets the buffer index, length and flags of slot `i` (one write of its first 8 bytes).
     #[inline]
-    fn set_slot(&self, i: u32, buf: u32, len: u16, flags: u16) {
-        let mut b = [0u8; 8];
-        b[SLOT_BUF..SLOT_BUF + 4].copy_from_slice(&buf.to_ne_bytes());
-        b[SLOT_LEN..SLOT_LEN + 2].copy_from_slice(&len.to_ne_bytes());
-        b[SLOT_FLAGS..SLOT_FLAGS + 2].copy_from_slice(&flags.to_ne_bytes());
-        self.map.write::<[u8; 8]>(self.slot_at(i), b);
+    fn set_slot(&self, i: u32, buf_idx: u32, len: u16, flags: u16) {
+        let head = SlotHead {
+            buf_idx,
+            len,
+            flags,
+        };
+        self.map.write::<SlotHead>(self.slot_at(i), head);
     }
 
     /// Sets the length and flags of slot `i`.
@@ -310,6 +298,18 @@ pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
     // a sync rewrites it.
     if tail >= n || nm_ring_space(n, head, tail) < k {
         return Tx::Full;
+    }
+    if k == 1 && !data.is_empty() {
+        // One slot (the common case): its buffer read once.
+        let buf = ring.slot_buf(head);
+        if !mem.valid(buf) {
+            // A slot the kernel left without a usable buffer: never write through it.
+            return Tx::Full;
+        }
+        mem.copy_in(buf, data);
+        ring.set_slot_len_flags(head, data.len() as u16, 0);
+        ring.advance(nm_ring_next(n, head));
+        return Tx::Queued;
     }
     let mut i = head;
     for _ in 0..k {

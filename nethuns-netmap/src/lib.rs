@@ -78,8 +78,10 @@
 //! - `sys.rs`: the `open`, `ioctl` (`NIOCCTRL`, `NIOCTXSYNC`, `NIOCRXSYNC`) calls, and, for the
 //!   unit tests only, the calls of `unsafe` APIs the tests need (a deliberate double release,
 //!   `BatchSink::into_received`, putting a popped extra buffer back).
-//! - `abi.rs`: the raw-pointer forms of `netmap_user.h`'s macros (`netmap_if_at`, `ring_ofs`,
-//!   `netmap_txring`, …), public and `unsafe fn`, which the crate itself does not use.
+//! - `abi.rs`: `unsafe impl Pod` for `SlotHead` (a slot's first 8 bytes, read and written in
+//!   one access), and the raw-pointer forms of `netmap_user.h`'s macros (`netmap_if_at`,
+//!   `ring_ofs`, `netmap_txring`, …), public and `unsafe fn`, which the crate itself does not
+//!   use.
 //! - `context.rs`: the `Context` impl's `unsafe fn unsafe_buffer` and `unsafe fn release`,
 //!   which the trait demands (`release` pushes onto the extra-buffer list, an `unsafe fn` of
 //!   nethuns-core's `FreeList`), and the three places that hand buffer memory over: minting a

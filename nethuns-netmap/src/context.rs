@@ -104,6 +104,10 @@ impl NetmapContext {
         fill: impl FnOnce(&mut [u8]) -> std::result::Result<(usize, T), E>,
     ) -> Option<std::result::Result<(Token, T), E>> {
         let jumbo = &self.shared.jumbo;
+        assert!(
+            len <= jumbo.buffer_size(),
+            "netmap: {len} bytes for a jumbo buffer"
+        );
         let desc = jumbo.get()?;
         // SAFETY: `desc` was just taken from the jumbo pool: this call owns the buffer, and
         // `len` is at most its size.

@@ -357,26 +357,44 @@ impl RxBurst {
         self.len.set(0);
     }
 
-    /// Receives up to `max` (at most [`BURST`]) mbufs from `q` into the used-up burst (one
+    /// Receives up to [`BURST`] mbufs from `q` into the used-up burst (one
     /// `rte_eth_rx_burst`); returns how many came.
     #[inline(always)]
-    pub(crate) fn receive(&self, q: &EthQueue, max: usize) -> usize {
+    pub(crate) fn receive(&self, q: &EthQueue) -> usize {
+        self.receive_at_most(q, BURST)
+    }
+
+    /// [`RxBurst::receive`] of at most `max` mbufs.
+    #[inline(always)]
+    fn receive_at_most(&self, q: &EthQueue, max: usize) -> usize {
+        debug_assert!(max <= BURST);
         debug_assert!(
             self.is_empty(),
             "an RX burst refilled before it was used up"
         );
-        let max = max.min(BURST);
         // SAFETY: the queue pair is set up, ours alone, and polled by one thread (EthQueue's
-        // invariant); the slots have room for `max` pointers. Mbufs still held would be
-        // overwritten, not freed: a leak, which the debug assertion reports.
+        // invariant); the slots have room for `max` <= BURST pointers (both callers). Mbufs
+        // still held would be overwritten, not freed: a leak, which the debug assertion
+        // reports.
         let n = unsafe {
             dpdk_sys::inline::rx_burst(q.port(), q.queue(), self.slots.at(0), max as u16)
         };
-        // The driver returns at most `max`; keep the invariant even if one did not.
-        let n = usize::from(n).min(max);
-        self.head.set(0);
-        self.len.set(n);
+        // The driver writes and returns at most `max` (rte_eth_rx_burst's contract, which
+        // the array's bound relies on already).
+        let n = usize::from(n);
+        debug_assert!(n <= max);
+        if n > 0 {
+            self.head.set(0);
+            self.len.set(n);
+        }
         n
+    }
+
+    /// [`RxBurst::receive`] of at most `max` mbufs (fewer than [`BURST`] when the mempool
+    /// runs low).
+    #[cold]
+    pub(crate) fn receive_up_to(&self, q: &EthQueue, max: usize) -> usize {
+        self.receive_at_most(q, max.min(BURST))
     }
 }
 
@@ -431,7 +449,9 @@ impl TxBurst {
     }
 
     /// Offers the waiting frames to the driver of `q`, at most `tries` times while it takes
-    /// only part of them, and frees what it would not take; empty afterwards.
+    /// only part of them, and frees what it would not take; empty afterwards. Once per burst:
+    /// out of line, to keep `send` small enough to inline.
+    #[inline(never)]
     pub(crate) fn submit(&self, q: &EthQueue, tries: usize) -> Flushed {
         let len = self.len.get();
         let mut sent = 0usize;

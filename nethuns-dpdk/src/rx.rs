@@ -53,7 +53,7 @@ impl Sock {
     /// costs the empty poll more than the poll itself.)
     #[inline(always)]
     pub(crate) fn refill(&self) -> Refill {
-        let n = self.rx.receive(&self.q, BURST);
+        let n = self.rx.receive(&self.q);
         if n == 0 {
             let left = self.idle_countdown.get();
             if left != 0 {
@@ -118,7 +118,7 @@ impl Sock {
         }
         if avail < BURST {
             // As in refill, with room for only `avail`.
-            let n = self.rx.receive(&self.q, avail);
+            let n = self.rx.receive_up_to(&self.q, avail);
             if n > 0 {
                 self.got_burst(n);
                 return Ok(());
@@ -196,25 +196,48 @@ impl Sock {
         make: F,
     ) -> Result<(T, Meta)> {
         match self.rx.pop() {
-            Some(mut m) if m.nb_segs() == 1 => {
+            Some(mut m) => {
+                if m.nb_segs() != 1 {
+                    return self.recv_after_multiseg(m, make);
+                }
                 let meta = self.meta_of(&mut m);
                 Ok((make(self, m), meta))
             }
-            other => self.recv_slow(other, make),
+            None => self.recv_slow(make),
         }
     }
 
-    /// `recv_as` at the end of a burst (the refill, the empty poll) or after a multi-segment
-    /// mbuf (`first`); out of line, so that the packet path saves no registers for its call.
+    /// `recv_as` at the end of a burst (the refill, the empty poll); out of line, so that the
+    /// packet path saves no registers for its call.
     #[inline(never)]
     pub(crate) fn recv_slow<'a, T, F: Fn(&'a Self, Mbuf) -> T>(
         &'a self,
-        first: Option<Mbuf>,
         make: F,
     ) -> Result<(T, Meta)> {
-        if let Some(m) = first {
-            self.drop_multiseg(m);
+        match self.refill() {
+            Refill::Got => {}
+            Refill::Empty => return Err(Error::NoPacket),
+            Refill::Failed => return Err(self.failure()),
         }
+        self.recv_next(make)
+    }
+
+    /// `recv_as` after multi-segment mbuf `m`, which it drops.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn recv_after_multiseg<'a, T, F: Fn(&'a Self, Mbuf) -> T>(
+        &'a self,
+        m: Mbuf,
+        make: F,
+    ) -> Result<(T, Meta)> {
+        self.drop_multiseg(m);
+        self.recv_next(make)
+    }
+
+    /// `recv_as` from the next single-segment mbuf ([`Sock::next_mbuf`]); out of line, so
+    /// that the empty poll (`recv_slow` up to its refill) saves few registers.
+    #[inline(never)]
+    fn recv_next<'a, T, F: Fn(&'a Self, Mbuf) -> T>(&'a self, make: F) -> Result<(T, Meta)> {
         match self.next_mbuf() {
             Next::Mbuf(mut m) => {
                 let meta = self.meta_of(&mut m);

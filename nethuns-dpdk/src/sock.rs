@@ -1,6 +1,6 @@
 //! [`Sock`]: one RX/TX queue pair of a DPDK port as a nethuns [`Socket`].
 //!
-//! RX (`rx.rs`): `rte_eth_rx_burst` refills a local array of up to [`BURST`] mbufs, handed out
+//! RX (`rx.rs`): `rte_eth_rx_burst` refills a local array of up to [`BURST`](crate::BURST) mbufs, handed out
 //! one by one as tokens naming the mbuf (no copy). TX (`tx.rs`): `send` takes an mbuf from a
 //! local stash (refilled with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues
 //! it; a full burst or `flush` submits with `rte_eth_tx_burst`, and frees what the driver did
@@ -17,7 +17,7 @@ use nethuns_core::{
 use crate::context::DpdkContext;
 use crate::eal;
 use crate::error;
-use crate::flags::{DpdkFlags, DpdkOptions, BURST};
+use crate::flags::{DpdkFlags, DpdkOptions};
 use crate::mbuf::{RxBurst, Stash, TxBurst};
 use crate::port::{LinkStatus, Liveness, Port, PortInfo, PortStats};
 use crate::rx::{Failed, Refill};
@@ -401,7 +401,7 @@ impl Drop for Sock {
         // Drain the RX queue: mbufs of this pool may still wait there (a net_ring loops TX back
         // to RX, and keeps its rings after the port is closed). Bounded: net_null never ends.
         for _ in 0..DRAIN_BURSTS {
-            if self.rx.receive(&self.q, BURST) == 0 {
+            if self.rx.receive(&self.q) == 0 {
                 break;
             }
             self.rx.free_all();

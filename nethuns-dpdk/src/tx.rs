@@ -43,12 +43,17 @@ impl Sock {
         match self.stash.take_copy(packet) {
             Fresh::Mbuf(m) => Ok(m),
             Fresh::TooBig => Err(Error::TooBigPacket(packet.len())),
-            Fresh::Empty => {
-                let mut m = self.restock(packet.len())?;
-                m.data_mut().copy_from_slice(packet);
-                Ok(m)
-            }
+            Fresh::Empty => self.restock_copy(packet),
         }
+    }
+
+    /// [`Sock::restock`], then the copy of `packet`.
+    #[cold]
+    #[inline(never)]
+    fn restock_copy(&self, packet: &[u8]) -> Result<Mbuf> {
+        let mut m = self.restock(packet.len())?;
+        m.data_mut().copy_from_slice(packet);
+        Ok(m)
     }
 
     /// An mbuf whose data is `len` bytes (at most the mbuf room), to be written, from the

@@ -41,8 +41,6 @@ pub unsafe fn rx_burst(port: u16, queue: u16, pkts: *mut *mut rte_mbuf, n: u16) 
     // SAFETY: as above: a live entry of the table.
     let data = unsafe { (*p).rxq.data };
     // SAFETY: as above.
-    let clbk = unsafe { (*p).rxq.clbk };
-    // SAFETY: as above.
     let burst = unsafe { (*p).rx_pkt_burst };
     // SAFETY: `queue` is below the queue arrays' RTE_MAX_QUEUES_PER_PORT entries.
     let slot = unsafe { data.add(q) };
@@ -53,6 +51,8 @@ pub unsafe fn rx_burst(port: u16, queue: u16, pkts: *mut *mut rte_mbuf, n: u16) 
     };
     // SAFETY: the driver's burst function on its queue data, with the caller's array.
     let mut nb = unsafe { burst(qd, pkts, n) };
+    // SAFETY: as for `data` (read after the call, as DPDK does).
+    let clbk = unsafe { (*p).rxq.clbk };
     // SAFETY: as for `data`: the callback slot of the queue.
     let cb_slot = unsafe { clbk.add(q) };
     // SAFETY: the slot is aligned and live; it is read atomically as DPDK does (another

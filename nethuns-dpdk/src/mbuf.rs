@@ -199,10 +199,9 @@ impl Mbuf {
     #[inline(always)]
     pub(crate) fn truncate(&mut self, len: usize) {
         let r = self.raw_mut();
-        if len <= usize::from(r.data_len) {
-            r.data_len = len as u16;
-            r.pkt_len = len as u32;
-        }
+        let len = len.min(usize::from(r.data_len));
+        r.data_len = len as u16;
+        r.pkt_len = len as u32;
     }
 
     /// The token of this mbuf in `ctx`: ownership moves into it, with the data's length.
@@ -515,7 +514,7 @@ impl Stash {
         Stash {
             slots: Slots::new(),
             len: Cell::new(0),
-            room: pool.room(),
+            room: usize::from(pool.room()),
         }
     }
 
@@ -530,7 +529,7 @@ impl Stash {
     pub(crate) fn refill(&self, pool: &Mempool) -> bool {
         // The room promised for the stash's mbufs.
         assert!(
-            pool.room() >= self.room,
+            usize::from(pool.room()) >= self.room,
             "a stash refilled from another mempool"
         );
         if !self.is_empty() {
@@ -679,7 +678,7 @@ impl ReleaseCache {
 pub(crate) struct Mempool {
     mp: NonNull<rte_mempool>,
     /// The data room of its mbufs after the headroom.
-    room: usize,
+    room: u16,
     released: ReleaseCache,
     /// Whether `send_payload` handed some of its mbufs to another socket's port: they may
     /// come back through a loopback port into another socket's hands, so the pool is not
@@ -767,7 +766,7 @@ impl Mempool {
         let headroom = (dpdk_sys::RTE_PKTMBUF_HEADROOM as u16).min(data_room);
         Ok(Mempool {
             mp,
-            room: usize::from(data_room - headroom),
+            room: data_room - headroom,
             released: ReleaseCache::new(),
             lent: AtomicBool::new(false),
         })
@@ -786,7 +785,7 @@ impl Mempool {
 
     /// The data room of its mbufs after the headroom (what one frame may take).
     #[inline(always)]
-    pub(crate) fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> u16 {
         self.room
     }
 

@@ -56,8 +56,6 @@ pub struct Sock {
     pub(crate) ctx: DpdkContext,
     /// The largest untagged frame `send` accepts: min(MTU + 14, mbuf room).
     pub(crate) max_untagged: usize,
-    /// What one mbuf holds (the data room minus headroom).
-    pub(crate) mbuf_room: usize,
     /// Leave stripped VLAN tags out of the data ([`DpdkOptions::vlan_strip`]).
     pub(crate) vlan_strip: bool,
     /// Single-segment frames taken from the driver (the ones still in the RX burst are not
@@ -112,10 +110,10 @@ impl Sock {
             DpdkContext::create(&flags, socket, what)
         })?;
         let base = port.stats().unwrap_or_default();
+        // What one mbuf holds (the data room minus headroom).
         let mbuf_room = flags.max_frame();
         Ok(Sock {
             max_untagged: (port.send_mtu() + ETH_HLEN).min(mbuf_room),
-            mbuf_room,
             vlan_strip: options.vlan_strip,
             rx: RxBurst::new(),
             tx: TxBurst::new(),
@@ -197,11 +195,6 @@ impl Sock {
     /// mbufs only; RX scatter is not enabled, so drivers should not produce them).
     pub fn rx_multiseg_dropped(&self) -> u64 {
         self.rx_multiseg_dropped.get()
-    }
-
-    /// What one mbuf holds (the data room minus headroom).
-    pub(crate) fn mbuf_room(&self) -> usize {
-        self.mbuf_room
     }
 
     /// Keeps mempool `src` (another socket's) alive as long as this socket: its mbufs are

@@ -120,8 +120,8 @@ impl Sock {
         let mut m = self.take_sized(len)?;
         let data = m.data_mut();
         fill(data);
-        let limit = frame::send_limit(data, self.max_frame()).min(self.mbuf_room());
-        check_frame_len(len, ETH_HLEN, limit)?;
+        // (len is within the mbuf room: the stash checked.)
+        check_frame_len(len, ETH_HLEN, frame::send_limit(data, self.max_frame()))?;
         self.push_tx(m);
         Ok(())
     }

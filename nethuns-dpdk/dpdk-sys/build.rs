@@ -87,6 +87,10 @@ fn main() {
         .generate_comments(false)
         .prepend_enum_name(false)
         .size_t_is_usize(true)
+        // Object-like macros built on function-like ones (`RTE_BIT64(n)`: the
+        // RTE_ETH_RX_OFFLOAD_* and RTE_ETH_RSS_* bits) are evaluated by clang itself.
+        .clang_macro_fallback()
+        .clang_macro_fallback_build_dir(&out)
         .opaque_type("rte_mempool")
         .allowlist_type("rte_mbuf")
         .allowlist_type("nh_rx_info")

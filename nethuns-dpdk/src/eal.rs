@@ -30,13 +30,13 @@
 //! Note that `--in-memory` cannot be combined with `--no-huge` in DPDK 22.11 (it implies legacy
 //! memory); `--no-shconf` gives the same "no shared files" behaviour here.
 
-use std::ffi::{CStr, CString};
-use std::os::raw::c_char;
+use std::ffi::CString;
 use std::sync::Mutex;
 
 use nethuns_core::{Error, Result};
 
 use crate::error::DpdkError;
+use crate::sys;
 
 /// Environment variable holding the EAL arguments (whitespace-separated, without the program
 /// name) used when no [`Eal`] was initialised explicitly.
@@ -251,11 +251,9 @@ fn enter_process_netns() -> std::result::Result<(), DpdkError> {
         code: e.raw_os_error().unwrap_or(libc::EIO),
         message: format!("opening /proc/self/ns/net to initialise the EAL outside the caller's network namespace: {e}"),
     })?;
-    // SAFETY: `ns` is an open namespace file; setns changes only the calling thread, a thread
-    // of our own that exits after rte_eal_init.
-    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
+    // setns changes only the calling thread, a thread of our own that exits after
+    // rte_eal_init.
+    if let Err(e) = sys::setns_net(std::os::fd::AsFd::as_fd(&ns)) {
         return Err(DpdkError {
             code: e.raw_os_error().unwrap_or(libc::EIO),
             message: format!("entering the process's network namespace to initialise the EAL: {e}"),
@@ -265,34 +263,18 @@ fn enter_process_netns() -> std::result::Result<(), DpdkError> {
 }
 
 fn eal_init_here(args: &[String]) -> std::result::Result<(), DpdkError> {
-    let mut all = Vec::with_capacity(args.len() + 1);
-    all.push(CString::new("nethuns").expect("no NUL"));
+    let mut all = Vec::with_capacity(args.len());
     for a in args {
         all.push(CString::new(a.as_str()).map_err(|_| DpdkError {
             code: libc::EINVAL,
             message: format!("EAL argument {a:?} contains a NUL byte"),
         })?);
     }
-    // rte_eal_init permutes argv (getopt): give it its own array of pointers.
-    let mut argv: Vec<*mut c_char> = all.iter().map(|c| c.as_ptr() as *mut c_char).collect();
-    argv.push(std::ptr::null_mut());
-    let argc = (argv.len() - 1) as i32;
-    // SAFETY: argv holds argc valid NUL-terminated strings (kept alive by `all` for the whole
-    // call) plus a NULL terminator; EAL may reorder the pointers but does not write the strings.
     // The STATE lock held by the caller makes this the only rte_eal_init in the process.
-    let rc = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
-    if rc < 0 {
-        return Err(DpdkError::last());
-    }
+    sys::eal_init(c"nethuns", &all).map_err(DpdkError::from_code)?;
     if args.iter().any(|a| a == "--no-shconf") {
         // With no shared files EAL leaves an empty runtime directory behind; remove it.
-        // SAFETY: returns a pointer to a NUL-terminated path owned by EAL (or NULL).
-        let dir = unsafe { dpdk_sys::rte_eal_get_runtime_dir() };
-        if !dir.is_null() {
-            // SAFETY: non-null, NUL-terminated, valid for the process lifetime.
-            let dir = unsafe { CStr::from_ptr(dir) }
-                .to_string_lossy()
-                .into_owned();
+        if let Some(dir) = sys::eal_runtime_dir() {
             let _ = std::fs::remove_dir(dir);
         }
     }
@@ -301,23 +283,13 @@ fn eal_init_here(args: &[String]) -> std::result::Result<(), DpdkError> {
 
 /// The CPUs the calling thread may run on, as an EAL cpu list (`0,1,4`); `0` if unknown.
 fn allowed_cpus() -> String {
-    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 = calling thread.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return "0".into();
-    }
-    let cpus: Vec<String> = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: i < CPU_SETSIZE, within the set.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
-        .map(|i| i.to_string())
-        .collect();
-    if cpus.is_empty() {
-        "0".into()
-    } else {
-        cpus.join(",")
+    match sys::allowed_cpus() {
+        Some(cpus) if !cpus.is_empty() => cpus
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "0".into(),
     }
 }
 

@@ -1,10 +1,11 @@
 //! [`DpdkError`]: DPDK's own error (an `rte_errno` / negative return code and its
 //! `rte_strerror` text), carried as the source of [`Error::Engine`] with engine `"dpdk"`.
 
-use std::ffi::CStr;
 use std::fmt;
 
 use nethuns_core::Error;
+
+use crate::sys;
 
 /// An error DPDK reported: the errno-style code and DPDK's text for it (`rte_strerror`).
 ///
@@ -29,24 +30,15 @@ impl DpdkError {
     /// The error for code `code` (either sign: DPDK calls return `-errno`).
     pub fn from_code(code: i32) -> Self {
         let code = code.checked_abs().unwrap_or(i32::MAX);
-        // SAFETY: rte_strerror accepts any int and returns a pointer to a NUL-terminated string
-        // (static, or in a per-thread buffer) valid until the next call on this thread; it is
-        // copied out at once.
-        let message = unsafe {
-            let p = dpdk_sys::rte_strerror(code);
-            if p.is_null() {
-                format!("error {code}")
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        };
-        DpdkError { code, message }
+        DpdkError {
+            code,
+            message: sys::strerror(code),
+        }
     }
 
     /// The calling thread's `rte_errno`.
     pub fn last() -> Self {
-        // SAFETY: reads a thread-local int; no preconditions.
-        Self::from_code(unsafe { dpdk_sys::nh_rte_errno() })
+        Self::from_code(sys::errno())
     }
 }
 
@@ -61,11 +53,6 @@ impl std::error::Error for DpdkError {}
 /// An [`Error::Engine`] from a DPDK return code.
 pub(crate) fn engine(context: impl Into<String>, code: i32) -> Error {
     Error::engine("dpdk", context, DpdkError::from_code(code))
-}
-
-/// An [`Error::Engine`] from the calling thread's `rte_errno`.
-pub(crate) fn last(context: impl Into<String>) -> Error {
-    Error::engine("dpdk", context, DpdkError::last())
 }
 
 #[cfg(test)]

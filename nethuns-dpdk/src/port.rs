@@ -8,13 +8,16 @@
 use std::ffi::{CStr, CString};
 use std::sync::Mutex;
 
-use dpdk_sys::nh_dev_info;
-use nethuns_core::{Error, Result};
+use std::os::fd::{AsFd, OwnedFd};
 
+use nethuns_core::{Error, Result};
+use nethuns_sys_linux::netdev;
+
+use crate::context::DpdkContext;
 use crate::error;
 use crate::flags::{DpdkFlags, DpdkOptions, HEADROOM, MIN_MBUFS};
-use crate::mempool::DpdkContext;
 use crate::portspec::{PortKind, PortSpec};
+use crate::sys::{self, EthQueue, RxTimestamp};
 
 /// Device names owned by a live socket.
 static IN_USE: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -50,23 +53,12 @@ const AF_XDP_FILL_MBUFS: u32 = 2048;
 /// the kernel's XDP headroom must fit one 4096-byte UMEM frame.
 const AF_XDP_MAX_MTU: usize = 3000;
 
-const OFFLOAD_VLAN_STRIP: u64 = 1 << 0;
-const OFFLOAD_TIMESTAMP: u64 = 1 << 14;
-const OFFLOAD_RSS_HASH: u64 = 1 << 19;
+const OFFLOAD_VLAN_STRIP: u64 = dpdk_sys::RTE_ETH_RX_OFFLOAD_VLAN_STRIP as u64;
+const OFFLOAD_TIMESTAMP: u64 = dpdk_sys::RTE_ETH_RX_OFFLOAD_TIMESTAMP as u64;
+const OFFLOAD_RSS_HASH: u64 = dpdk_sys::RTE_ETH_RX_OFFLOAD_RSS_HASH as u64;
 /// RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (the usual flow hash).
-const RSS_IP_TCP_UDP: u64 = (1 << 2)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 8)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 13)
-    | (1 << 14)
-    | (1 << 16)
-    | (1 << 15)
-    | (1 << 18)
-    | (1 << 19)
-    | (1 << 20);
+const RSS_IP_TCP_UDP: u64 =
+    (dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP) as u64;
 
 /// Port counters (`rte_eth_stats`, port-wide) plus what this socket dropped itself: the
 /// engine's own numbers, from [`Sock::native_stats`](crate::Sock::native_stats).
@@ -130,8 +122,8 @@ pub(crate) struct Port {
     pub(crate) id: u16,
     pub(crate) queue: u16,
     pub(crate) info: PortInfo,
-    /// (dynfield offset, flag mask) of the RX timestamp, if the driver delivers one.
-    pub(crate) timestamp: Option<(i32, u64)>,
+    /// Where the RX timestamp is, if the driver delivers one.
+    pub(crate) timestamp: Option<RxTimestamp>,
     /// Whether RSS is configured (the driver hashes IP/TCP/UDP flows).
     pub(crate) rss: bool,
     spec: PortSpec,
@@ -147,12 +139,12 @@ pub(crate) struct Port {
     /// sets the interface's IFF_PROMISC flag, which outlives a killed process; a membership
     /// is counted by the kernel and dropped with its socket, at drop or at the process's
     /// death, whichever comes first.
-    promisc_hold: Option<std::os::fd::OwnedFd>,
+    promisc_hold: Option<OwnedFd>,
     /// The network namespace the port was opened in: drivers over kernel interfaces
     /// (net_af_packet, net_af_xdp) apply control operations by interface name or index in the
     /// calling thread's namespace, and the socket may be dropped on a thread of another one:
     /// the teardown runs in this one.
-    netns: Option<std::os::fd::OwnedFd>,
+    netns: Option<OwnedFd>,
     /// The kernel interface behind the port (`iface=` of net_af_packet / net_af_xdp /
     /// net_tap), watched for deletion and link state.
     pub(crate) iface: Option<KernelIface>,
@@ -178,117 +170,46 @@ pub(crate) enum Liveness {
 pub(crate) struct KernelIface {
     /// The interface name.
     pub(crate) name: String,
-    ifindex: i32,
+    ifindex: u32,
     /// Its MTU at `create`.
     pub(crate) mtu: u32,
-    ctl: std::os::fd::OwnedFd,
+    ctl: OwnedFd,
 }
 
 impl KernelIface {
     /// Looks up `name` in the calling thread's namespace.
     fn open(name: &str) -> Option<KernelIface> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd is a fresh descriptor owned by nobody else.
-        let ctl = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let mut k = KernelIface {
+        let ctl = netdev::ctl_socket().ok()?;
+        let ifindex = netdev::index_of(&ctl, name).ok()?;
+        let mtu = netdev::mtu(&ctl, name).unwrap_or(0);
+        Some(KernelIface {
             name: name.to_owned(),
-            ifindex: 0,
-            mtu: 0,
+            ifindex,
+            mtu,
             ctl,
-        };
-        let mut ifr = k.ifreq()?;
-        // SAFETY: valid socket and ifreq naming the interface; the kernel fills ifr_ifindex.
-        if unsafe { libc::ioctl(k.ctl.as_raw_fd(), libc::SIOCGIFINDEX, &mut ifr) } != 0 {
-            return None;
-        }
-        // SAFETY: SIOCGIFINDEX filled the ifindex member of the union.
-        k.ifindex = unsafe { ifr.ifr_ifru.ifru_ifindex };
-        let mut ifr = k.ifreq()?;
-        // SAFETY: as above; the kernel fills ifr_mtu.
-        if unsafe { libc::ioctl(k.ctl.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) } == 0 {
-            // SAFETY: SIOCGIFMTU filled the mtu member of the union.
-            k.mtu = unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as u32;
-        }
-        Some(k)
+        })
     }
 
     /// An AF_PACKET socket (protocol 0: it receives nothing) holding a `PACKET_MR_PROMISC`
     /// membership of the interface: promiscuous while it is open, and no longer once it is
-    /// closed, by drop or by the death of the process.
-    fn hold_promiscuous(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        // SAFETY: plain socket(2) call, checked. The socket is made in the namespace of the
-        // calling thread, the one that opened the port and looked the interface up.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor owned by nobody else.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        // SAFETY: packet_mreq is plain data; all-zero is valid.
-        let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
-        mr.mr_ifindex = self.ifindex;
-        mr.mr_type = libc::PACKET_MR_PROMISC as u16;
-        // SAFETY: valid socket; `mr` is a packet_mreq and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                (&mr as *const libc::packet_mreq).cast(),
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(fd)
-    }
-
-    fn ifreq(&self) -> Option<libc::ifreq> {
-        let b = self.name.as_bytes();
-        if b.len() >= libc::IFNAMSIZ {
-            return None;
-        }
-        // SAFETY: ifreq is plain data; all-zero is a valid value.
-        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (d, s) in ifr.ifr_name.iter_mut().zip(b) {
-            *d = *s as libc::c_char;
-        }
-        Some(ifr)
+    /// closed, by drop or by the death of the process. The socket is made in the namespace
+    /// of the calling thread, the one that opened the port and looked the interface up.
+    fn hold_promiscuous(&self) -> std::io::Result<OwnedFd> {
+        sys::promiscuous_membership(self.ifindex)
     }
 
     /// Two ioctls: the interface's index (gone, or another interface now has the name) and
     /// its flags (up and running).
     fn liveness(&self) -> Liveness {
-        use std::os::fd::AsRawFd;
-        let Some(mut ifr) = self.ifreq() else {
-            return Liveness::Up;
+        match netdev::index_of(&self.ctl, &self.name) {
+            Ok(i) if i != self.ifindex => return Liveness::Gone,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Liveness::Gone,
+            Err(_) => return Liveness::Up,
+        }
+        let Ok(flags) = netdev::flags(&self.ctl, &self.name) else {
+            return Liveness::Gone;
         };
-        // SAFETY: valid socket and ifreq; the kernel fills ifr_ifindex.
-        if unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFINDEX, &mut ifr) } != 0 {
-            let e = std::io::Error::last_os_error().raw_os_error();
-            return if e == Some(libc::ENODEV) {
-                Liveness::Gone
-            } else {
-                Liveness::Up
-            };
-        }
-        // SAFETY: SIOCGIFINDEX filled the ifindex member.
-        if unsafe { ifr.ifr_ifru.ifru_ifindex } != self.ifindex {
-            return Liveness::Gone;
-        }
-        // SAFETY: as above; the kernel fills ifr_flags.
-        if unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } != 0 {
-            return Liveness::Gone;
-        }
-        // SAFETY: SIOCGIFFLAGS filled the flags member.
-        let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
         let want = libc::IFF_UP | libc::IFF_RUNNING;
         if flags & want == want {
             Liveness::Up
@@ -326,33 +247,20 @@ impl Drop for Reservation {
     }
 }
 
+/// The NUL-terminated string the shim wrote into a fixed array (snprintf; a zeroed array
+/// is the empty string).
 fn c_str(buf: &[std::os::raw::c_char]) -> String {
-    // SAFETY: the shim writes NUL-terminated strings into these fixed arrays (snprintf), and a
-    // zeroed array is the empty string.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
+    let bytes: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
+    match CStr::from_bytes_until_nul(&bytes) {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 /// Reads the facts of port `id`.
 pub(crate) fn port_info(id: u16, name: &str) -> Result<PortInfo> {
-    let mut dev = nh_dev_info::default();
-    // SAFETY: dev is a valid out-pointer; an invalid id is reported as -ENODEV.
-    let rc = unsafe { dpdk_sys::nh_eth_dev_info(id, &mut dev) };
-    if rc != 0 {
-        return Err(error::engine(
-            format!("reading device info of port {id} ({name})"),
-            rc,
-        ));
-    }
-    let mut mtu = 0u16;
-    // SAFETY: valid port, valid out-pointer.
-    if unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) } != 0 {
-        mtu = 1500;
-    }
-    let mut mac = dpdk_sys::rte_ether_addr::default();
-    // SAFETY: valid port, valid out-pointer.
-    unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut mac) };
+    let dev = sys::dev_info(id)
+        .map_err(|rc| error::engine(format!("reading device info of port {id} ({name})"), rc))?;
     Ok(PortInfo {
         port_id: id,
         name: name.to_owned(),
@@ -360,23 +268,9 @@ pub(crate) fn port_info(id: u16, name: &str) -> Result<PortInfo> {
         bus: c_str(&dev.bus_name),
         max_rx_queues: dev.max_rx_queues,
         max_tx_queues: dev.max_tx_queues,
-        mtu,
-        mac: mac.addr_bytes,
+        mtu: sys::mtu(id).unwrap_or(1500),
+        mac: sys::mac(id),
     })
-}
-
-/// The RX timestamp dynamic field and flag, if registered (by a driver offering timestamps).
-fn timestamp_field() -> Option<(i32, u64)> {
-    let field = dpdk_sys::RTE_MBUF_DYNFIELD_TIMESTAMP_NAME.as_ptr().cast();
-    let flag = dpdk_sys::RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME.as_ptr().cast();
-    // SAFETY: NUL-terminated constant names; NULL params means "just look up".
-    let (off, bit) = unsafe {
-        (
-            dpdk_sys::rte_mbuf_dynfield_lookup(field, std::ptr::null_mut()),
-            dpdk_sys::rte_mbuf_dynflag_lookup(flag, std::ptr::null_mut()),
-        )
-    };
-    (off >= 0 && (0..64).contains(&bit)).then(|| (off, 1u64 << bit))
 }
 
 /// The ring frame size (`framesz`) a `net_af_packet` device needs for the largest frame of
@@ -428,12 +322,11 @@ impl Port {
         let reservation = Reservation::take(&spec, full)?;
         let devargs = CString::new(af_packet_ring_for_mtu(&spec))
             .map_err(|_| Error::portspec(full, "contains a NUL byte"))?;
-        // SAFETY: devargs is a valid C string; EAL is initialised (Sock::create ensured it).
-        let rc = unsafe { dpdk_sys::rte_dev_probe(devargs.as_ptr()) };
-        let probed = match rc {
-            0 => true,
-            rc if rc == -libc::EEXIST => false,
-            rc => {
+        // EAL is initialised (Sock::create ensured it).
+        let probed = match sys::dev_probe(&devargs) {
+            Ok(()) => true,
+            Err(rc) if rc == -libc::EEXIST => false,
+            Err(rc) => {
                 let hint = match spec.kind {
                     PortKind::Pci => {
                         " (is the NIC bound to vfio-pci, and EAL started without --no-pci? \
@@ -451,16 +344,15 @@ impl Port {
             }
         };
         let cname = CString::new(spec.name.as_str()).expect("checked above");
-        let mut id = 0u16;
-        // SAFETY: cname is a valid C string; id is a valid out-pointer.
-        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
-        let info = if rc == 0 {
-            port_info(id, &spec.name)
-        } else {
-            Err(error::engine(
-                format!("device {} was probed but has no ethdev port", spec.name),
-                rc,
-            ))
+        let (id, info) = match sys::port_by_name(&cname) {
+            Ok(id) => (id, port_info(id, &spec.name)),
+            Err(rc) => (
+                0,
+                Err(error::engine(
+                    format!("device {} was probed but has no ethdev port", spec.name),
+                    rc,
+                )),
+            ),
         };
         let info = match info {
             Ok(i) => i,
@@ -510,7 +402,7 @@ impl Port {
         flags: &DpdkFlags,
         opts: &DpdkOptions,
         make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
-    ) -> Result<(Port, DpdkContext)> {
+    ) -> Result<(Port, DpdkContext, EthQueue)> {
         control(|| Self::setup_locked(full, queue, flags, opts, make_ctx))
     }
 
@@ -520,7 +412,7 @@ impl Port {
         flags: &DpdkFlags,
         opts: &DpdkOptions,
         make_ctx: impl FnOnce(i32, &str) -> Result<DpdkContext>,
-    ) -> Result<(Port, DpdkContext)> {
+    ) -> Result<(Port, DpdkContext, EthQueue)> {
         let mut port = Self::open(full, queue)?;
         let what = format!("port {} ({}) queue {}", port.id, port.spec.name, port.queue);
         if port.info.driver == "net_af_xdp" && port.send_mtu() > AF_XDP_MAX_MTU {
@@ -565,16 +457,10 @@ impl Port {
                 ),
             ));
         }
-        // SAFETY: plain query of a valid port.
-        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port.id) };
-        let socket = if socket < 0 {
-            dpdk_sys::SOCKET_ID_ANY
-        } else {
-            socket
-        };
+        let socket = sys::socket_id(port.id);
         let ctx = make_ctx(socket, &what)?;
         match port.configure(flags, opts, &ctx, socket, &what) {
-            Ok(()) => Ok((port, ctx)),
+            Ok(q) => Ok((port, ctx, q)),
             Err(e) => {
                 // The port's queues may reference the mempool: release them first.
                 drop(port);
@@ -591,14 +477,10 @@ impl Port {
         ctx: &DpdkContext,
         socket: i32,
         what: &str,
-    ) -> Result<()> {
+    ) -> Result<EthQueue> {
         let (id, q) = (self.id, self.queue);
-        let mut dev = nh_dev_info::default();
-        // SAFETY: id is a valid port; dev is a valid out-pointer.
-        let rc = unsafe { dpdk_sys::nh_eth_dev_info(id, &mut dev) };
-        if rc != 0 {
-            return Err(error::engine(format!("reading device info of {what}"), rc));
-        }
+        let dev = sys::dev_info(id)
+            .map_err(|rc| error::engine(format!("reading device info of {what}"), rc))?;
         let nq = q + 1;
         let mut conf = dpdk_sys::rte_eth_conf::default();
         let rss = dev.flow_type_rss_offloads & RSS_IP_TCP_UDP;
@@ -619,46 +501,35 @@ impl Port {
         }
         conf.rxmode.offloads = offloads;
         self.configured = true;
-        // SAFETY: valid port, conf fully initialised (zeroed + fields set).
-        let rc = unsafe { dpdk_sys::rte_eth_dev_configure(id, nq, nq, &conf) };
-        if rc != 0 {
-            return Err(error::engine(
-                format!("configuring {what} ({nq} queues)"),
-                rc,
-            ));
-        }
+        sys::configure(id, nq, nq, &conf)
+            .map_err(|rc| error::engine(format!("configuring {what} ({nq} queues)"), rc))?;
         // Drivers that post mbufs to the RX ring at start fill all of it: leave the mempool at
         // least half its mbufs (the ring at most a power of two ≤ num_mbufs / 2).
         let pool_half = (flags.num_mbufs / 2).max(1);
         let rx_cap = 1u32 << (31 - pool_half.leading_zeros());
-        let mut nb_rx = opts
+        let nb_rx = opts
             .rx_ring_size
             .min(u16::try_from(rx_cap).unwrap_or(u16::MAX));
-        let mut nb_tx = opts.tx_ring_size;
-        // SAFETY: valid port and out-pointers.
-        let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
-        if rc != 0 {
-            return Err(error::engine(format!("adjusting ring sizes of {what}"), rc));
-        }
+        let (nb_rx, nb_tx) = sys::adjust_ring_sizes(id, nb_rx, opts.tx_ring_size)
+            .map_err(|rc| error::engine(format!("adjusting ring sizes of {what}"), rc))?;
         for i in 0..nq {
-            let deferred = i32::from(i != q);
-            // SAFETY: valid port configured with nq queues, i < nq, live mempool.
-            let rc =
-                unsafe { dpdk_sys::nh_rx_queue_setup(id, i, nb_rx, socket, ctx.raw(), deferred) };
-            if rc != 0 {
-                return Err(error::engine(
-                    format!("setting up RX queue {i} ({nb_rx} descriptors) of {what}"),
-                    rc,
-                ));
-            }
-            // SAFETY: as above.
-            let rc = unsafe { dpdk_sys::nh_tx_queue_setup(id, i, nb_tx, socket, deferred) };
-            if rc != 0 {
-                return Err(error::engine(
+            let deferred = i != q;
+            // SAFETY: the port is closed (teardown) before the mempool goes: Sock drops its
+            // port before its context, and a failed setup drops the port first.
+            unsafe { sys::rx_queue_setup(id, i, nb_rx, socket, ctx.mempool(), deferred) }.map_err(
+                |rc| {
+                    error::engine(
+                        format!("setting up RX queue {i} ({nb_rx} descriptors) of {what}"),
+                        rc,
+                    )
+                },
+            )?;
+            sys::tx_queue_setup(id, i, nb_tx, socket, deferred).map_err(|rc| {
+                error::engine(
                     format!("setting up TX queue {i} ({nb_tx} descriptors) of {what}"),
                     rc,
-                ));
-            }
+                )
+            })?;
         }
         self.rss = rss != 0;
         match (&self.iface, opts.promiscuous) {
@@ -673,37 +544,30 @@ impl Port {
                 self.promisc_hold = Some(hold);
             }
             (None, true) => {
-                // SAFETY: valid port.
-                if unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 0 {
+                if sys::promiscuous(id) == Some(false) {
                     // Not every driver can (ENOTSUP): ignored.
-                    // SAFETY: valid port.
-                    self.promisc_set = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) } == 0;
+                    self.promisc_set = sys::promiscuous_enable(id).is_ok();
                 }
             }
         }
-        // SAFETY: valid, configured port with all queues set up.
-        let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };
-        if rc != 0 {
-            return Err(error::engine(format!("starting {what}"), rc));
-        }
+        sys::start(id).map_err(|rc| error::engine(format!("starting {what}"), rc))?;
         self.started = true;
         if offloads & OFFLOAD_TIMESTAMP != 0 {
-            self.timestamp = timestamp_field();
+            self.timestamp = RxTimestamp::lookup();
         }
-        Ok(())
+        // SAFETY: queue pair q was set up above and the port started; the port is reserved
+        // for this socket (`Reservation`), which gets the only handle.
+        Ok(unsafe { EthQueue::new(id, q) })
     }
 
     /// The port's link status, without waiting for autonegotiation.
     pub(crate) fn link(&self) -> Result<LinkStatus> {
-        let mut l = dpdk_sys::rte_eth_link::default();
-        // SAFETY: valid port, valid out-pointer.
-        let rc = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
-        if rc != 0 {
-            return Err(error::engine(
+        let l = sys::link(self.id).map_err(|rc| {
+            error::engine(
                 format!("reading the link of port {} ({})", self.id, self.spec.name),
                 rc,
-            ));
-        }
+            )
+        })?;
         Ok(LinkStatus {
             up: l.link_status() != 0,
             speed_mbps: if l.link_speed == u32::MAX {
@@ -729,10 +593,8 @@ impl Port {
             }
             Ok(_) if self.link_seen_up.get() => Liveness::Down,
             Ok(_) => Liveness::Up,
-            // SAFETY: plain query; a removed device has no valid port any more.
-            Err(_) if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(self.id) } == 0 => {
-                Liveness::Gone
-            }
+            // A removed device has no valid port any more.
+            Err(_) if !sys::is_valid_port(self.id) => Liveness::Gone,
             Err(_) => Liveness::Up,
         }
     }
@@ -756,33 +618,26 @@ impl Port {
 
     /// Frees the mbufs of transmissions the driver has completed on this socket's TX queue;
     /// returns how many.
-    pub(crate) fn tx_done_cleanup(&self) -> Result<u32> {
-        // SAFETY: valid started port and queue; the caller (the socket, !Sync) is the queue's
-        // only user. free_cnt 0 = every completed mbuf.
-        let rc = unsafe { dpdk_sys::rte_eth_tx_done_cleanup(self.id, self.queue, 0) };
-        if rc < 0 {
-            return Err(error::engine(
+    pub(crate) fn tx_done_cleanup(&self, q: &EthQueue) -> Result<u32> {
+        q.tx_done_cleanup().map_err(|rc| {
+            error::engine(
                 format!(
                     "freeing completed transmissions of port {} ({}) queue {}",
                     self.id, self.spec.name, self.queue
                 ),
                 rc,
-            ));
-        }
-        Ok(rc as u32)
+            )
+        })
     }
 
     /// The port's counters.
     pub(crate) fn stats(&self) -> Result<PortStats> {
-        let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: valid port, valid out-pointer.
-        let rc = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
-        if rc != 0 {
-            return Err(error::engine(
+        let s = sys::stats(self.id).map_err(|rc| {
+            error::engine(
                 format!("reading stats of port {} ({})", self.id, self.spec.name),
                 rc,
-            ));
-        }
+            )
+        })?;
         Ok(PortStats {
             ipackets: s.ipackets,
             opackets: s.opackets,
@@ -801,26 +656,19 @@ fn remove_device(spec: &PortSpec) {
     let (Ok(bus), Ok(name)) = (CString::new(spec.bus()), CString::new(spec.name.as_str())) else {
         return;
     };
-    // SAFETY: valid C strings; removing a device whose port is closed (or never configured).
-    unsafe { dpdk_sys::rte_eal_hotplug_remove(bus.as_ptr(), name.as_ptr()) };
+    // Removing a device whose port is closed (or never configured).
+    let _ = sys::hotplug_remove(&bus, &name);
 }
 
 /// The calling thread's network namespace, to come back to at teardown.
-fn current_netns() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: a valid NUL-terminated path; the fd, if any, is owned by the OwnedFd.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/thread-self/ns/net".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    // SAFETY: fd is a freshly opened descriptor owned by nobody else.
-    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+fn current_netns() -> Option<OwnedFd> {
+    std::fs::File::open("/proc/thread-self/ns/net")
+        .ok()
+        .map(OwnedFd::from)
 }
 
 /// Whether `ns` is the calling thread's network namespace.
-fn is_current_netns(ns: &std::os::fd::OwnedFd) -> bool {
+fn is_current_netns(ns: &OwnedFd) -> bool {
     use std::os::unix::fs::MetadataExt;
     let here = std::fs::metadata("/proc/thread-self/ns/net");
     let there = ns
@@ -838,12 +686,10 @@ impl Drop for Port {
     fn drop(&mut self) {
         control(|| match self.netns.take() {
             Some(ns) if !is_current_netns(&ns) => {
-                use std::os::fd::AsRawFd;
                 std::thread::scope(|s| {
                     s.spawn(|| {
-                        // SAFETY: ns is a namespace descriptor; setns changes only this
-                        // short-lived thread.
-                        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                        // Changes only this short-lived thread.
+                        let _ = sys::setns_net(ns.as_fd());
                         // The dropping thread holds the control lock for this one, and waits
                         // for it.
                         HOLDS_CONTROL.with(|h| h.set(true));
@@ -859,18 +705,17 @@ impl Drop for Port {
 impl Port {
     fn teardown(&mut self) {
         if self.promisc_set {
-            // SAFETY: valid port, promiscuous mode enabled by this socket.
-            unsafe { dpdk_sys::rte_eth_promiscuous_disable(self.id) };
+            // Promiscuous mode was enabled by this socket.
+            let _ = sys::promiscuous_disable(self.id);
         }
         if self.started {
-            // SAFETY: valid started port; nothing polls it any more (the socket is going).
-            unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+            // Nothing polls it any more (the socket is going).
+            let _ = sys::stop(self.id);
         }
         if self.configured || self.probed {
             // Close releases the queues (and the mbufs they hold) while the mempool still
             // lives; then the device is removed so a later socket can probe it afresh.
-            // SAFETY: valid stopped port.
-            unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+            let _ = sys::close(self.id);
             remove_device(&self.spec);
         }
     }

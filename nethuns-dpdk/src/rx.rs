@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use dpdk_sys::rte_mbuf;
 use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
-use nethuns_core::{BufferDesc, Error, Result, Token};
+use nethuns_core::{Error, Result};
 
 use crate::flags::BURST;
+use crate::mbuf::Mbuf;
 use crate::port::Liveness;
 use crate::sock::Sock;
 use crate::Meta;
@@ -24,14 +24,6 @@ const IDLE_CHECK_EVERY: u32 = 32;
 const F_RX_VLAN: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN as u64;
 const F_RX_VLAN_STRIPPED: u64 = dpdk_sys::RTE_MBUF_F_RX_VLAN_STRIPPED as u64;
 const F_RX_RSS_HASH: u64 = dpdk_sys::RTE_MBUF_F_RX_RSS_HASH as u64;
-
-/// The last RX burst: `bufs[head..len]` are received mbufs not handed out yet
-/// (`head <= len <= BURST`).
-pub(crate) struct RxBurst {
-    pub(crate) bufs: [*mut rte_mbuf; BURST],
-    pub(crate) head: usize,
-    pub(crate) len: usize,
-}
 
 /// What [`Sock::refill`] found.
 pub(crate) enum Refill {
@@ -49,7 +41,7 @@ pub(crate) enum Failed {
 
 /// What [`Sock::next_mbuf`] found.
 pub(crate) enum Next {
-    Mbuf(*mut rte_mbuf),
+    Mbuf(Mbuf),
     Empty,
     Failed,
 }
@@ -60,24 +52,15 @@ impl Sock {
     /// here: an `Error` passed up through the inlined layers is copied at each one, which
     /// costs the empty poll more than the poll itself.)
     #[inline(always)]
-    pub(crate) fn refill(&self, rx: &mut RxBurst) -> Refill {
-        // SAFETY: the port is started with this RX queue; bufs has room for BURST pointers,
-        // and this socket (!Sync) is the only poller of the queue.
-        let n = unsafe {
-            dpdk_sys::inline::rx_burst(
-                self.port.id,
-                self.port.queue,
-                rx.bufs.as_mut_ptr(),
-                BURST as u16,
-            )
-        };
+    pub(crate) fn refill(&self) -> Refill {
+        let n = self.rx.receive(&self.q);
         if n == 0 {
             let left = self.idle_countdown.get();
             if left != 0 {
                 self.idle_countdown.set(left - 1);
                 return Refill::Empty;
             }
-            return match self.idle_check(rx) {
+            return match self.idle_check() {
                 Ok(()) => Refill::Got,
                 Err(Error::NoPacket) => Refill::Empty,
                 Err(Error::NoMemory) => {
@@ -91,7 +74,7 @@ impl Sock {
                 }
             };
         }
-        self.got_burst(rx, usize::from(n));
+        self.got_burst(n);
         Refill::Got
     }
 
@@ -106,35 +89,25 @@ impl Sock {
     }
 
     #[inline(always)]
-    pub(crate) fn got_burst(&self, rx: &mut RxBurst, n: usize) {
+    pub(crate) fn got_burst(&self, n: usize) {
         self.idle_countdown.set(0);
         self.received.set(self.received.get() + n as u64);
-        rx.head = 0;
-        rx.len = n;
     }
 
     /// The empty poll's occasional checks: the mempool (tell "nothing arrived" from "no mbuf
     /// to receive into") and the link.
     #[cold]
     #[inline(never)]
-    pub(crate) fn idle_check(&self, rx: &mut RxBurst) -> Result<()> {
+    pub(crate) fn idle_check(&self) -> Result<()> {
         // Released mbufs waiting for a bulk free go back first.
         self.ctx.flush_released();
         // Some drivers (net_null) allocate a whole burst at once and give nothing when fewer
         // are free.
         let mut avail = self.ctx.available_here() as usize;
-        if avail < BURST {
+        if avail < BURST && !self.stash.is_empty() {
             // Give the idle TX stash back first: receiving needs the mbufs more.
-            // SAFETY: no other reference to the TX state is live (type docs).
-            let tx = unsafe { &mut *self.tx.get() };
-            if tx.stash_len > 0 {
-                // SAFETY: the stash mbufs are allocated, unused and owned by this socket.
-                unsafe {
-                    dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32)
-                };
-                tx.stash_len = 0;
-                avail = self.ctx.available_here() as usize;
-            }
+            self.stash.free_all();
+            avail = self.ctx.available_here() as usize;
         }
         self.check_alive()?;
         // Up: the next IDLE_CHECK_EVERY - 1 empty polls skip the checks (once the link is down
@@ -144,17 +117,10 @@ impl Sock {
             return Err(Error::NoMemory);
         }
         if avail < BURST {
-            // SAFETY: as in refill, with avail < BURST pointers of room.
-            let n = unsafe {
-                dpdk_sys::inline::rx_burst(
-                    self.port.id,
-                    self.port.queue,
-                    rx.bufs.as_mut_ptr(),
-                    avail as u16,
-                )
-            };
+            // As in refill, with room for only `avail`.
+            let n = self.rx.receive_up_to(&self.q, avail);
             if n > 0 {
-                self.got_burst(rx, usize::from(n));
+                self.got_burst(n);
                 return Ok(());
             }
         }
@@ -180,194 +146,145 @@ impl Sock {
 
     /// Puts back the VLAN tag the driver stripped (in front of the EtherType, in the mbuf's
     /// headroom), so the data is the wire frame; false if it cannot (no headroom, too short).
-    ///
-    /// # Safety
-    /// `m` is a received, direct, single-segment mbuf this socket owns and has not handed out.
-    pub(crate) unsafe fn reinsert_vlan(m: *mut rte_mbuf) -> bool {
-        // SAFETY: per the contract m is ours alone; the headroom before data_off is part of the
-        // mbuf's buffer, so data_off - 4 .. data_off + data_len is inside it.
-        unsafe {
-            let r = &mut *m;
-            if usize::from(r.data_off) < VLAN_HLEN || usize::from(r.data_len) < 12 {
-                return false;
-            }
-            r.data_off -= VLAN_HLEN as u16;
-            r.data_len += VLAN_HLEN as u16;
-            r.pkt_len += VLAN_HLEN as u32;
-            let p = (r.buf_addr as *mut u8).add(usize::from(r.data_off));
-            std::ptr::copy(p.add(VLAN_HLEN), p, 12);
-            let tci = r.vlan_tci.to_be_bytes();
-            std::ptr::copy_nonoverlapping([0x81, 0x00, tci[0], tci[1]].as_ptr(), p.add(12), 4);
-            r.ol_flags &= !F_RX_VLAN_STRIPPED;
-            true
+    /// `m` is a received, direct, single-segment mbuf not handed out yet.
+    pub(crate) fn reinsert_vlan(m: &mut Mbuf) -> bool {
+        if usize::from(m.data_len()) < 12 || !m.prepend(VLAN_HLEN as u16) {
+            return false;
         }
+        let tci = m.vlan_tci().to_be_bytes();
+        let d = m.data_mut();
+        d.copy_within(VLAN_HLEN..VLAN_HLEN + 12, 0);
+        d[12..16].copy_from_slice(&[0x81, 0x00, tci[0], tci[1]]);
+        m.keep_ol_flags(!F_RX_VLAN_STRIPPED);
+        true
     }
 
     /// The next received single-segment mbuf (multi-segment ones are freed and counted),
     /// refilling the RX burst when it is used up; ownership moves to the caller.
     #[inline(always)]
-    pub(crate) fn next_mbuf(&self, rx: &mut RxBurst) -> Next {
-        if rx.head == rx.len {
-            match self.refill(rx) {
-                Refill::Got => {}
-                Refill::Empty => return Next::Empty,
-                Refill::Failed => return Next::Failed,
-            }
-        }
-        // SAFETY: head < len <= BURST (RxBurst invariant).
-        let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
-        rx.head += 1;
-        // SAFETY: m was just received: a valid mbuf.
-        if unsafe { (*m).nb_segs } != 1 {
-            return self.next_after_multiseg(rx, m);
-        }
-        Next::Mbuf(m)
-    }
-
-    /// `next_mbuf` after multi-segment mbuf `m`: drops it, then the same in a loop (kept out
-    /// of the fast path).
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn next_after_multiseg(&self, rx: &mut RxBurst, m: *mut rte_mbuf) -> Next {
-        let mut m = m;
+    pub(crate) fn next_mbuf(&self) -> Next {
         loop {
-            self.drop_multiseg(m);
-            if rx.head == rx.len {
-                match self.refill(rx) {
+            match self.rx.pop() {
+                Some(m) if m.nb_segs() == 1 => return Next::Mbuf(m),
+                Some(m) => self.drop_multiseg(m),
+                None => match self.refill() {
                     Refill::Got => {}
                     Refill::Empty => return Next::Empty,
                     Refill::Failed => return Next::Failed,
-                }
-            }
-            // SAFETY: head < len <= BURST (RxBurst invariant).
-            m = unsafe { *rx.bufs.get_unchecked(rx.head) };
-            rx.head += 1;
-            // SAFETY: m was just received: a valid mbuf.
-            if unsafe { (*m).nb_segs } == 1 {
-                return Next::Mbuf(m);
+                },
             }
         }
     }
 
-    /// Frees received multi-segment mbuf `m` (ours, not handed out), counted.
+    /// Frees received multi-segment mbuf `m` (not handed out), counted.
     #[cold]
     #[inline(never)]
-    pub(crate) fn drop_multiseg(&self, m: *mut rte_mbuf) {
-        // SAFETY: m is ours and not handed out: free the whole chain.
-        unsafe { dpdk_sys::nh_pktmbuf_free(m) };
+    pub(crate) fn drop_multiseg(&self, m: Mbuf) {
+        // Dropping it frees the whole chain.
+        drop(m);
         self.rx_multiseg_dropped
             .set(self.rx_multiseg_dropped.get() + 1);
         self.received.set(self.received.get() - 1);
     }
 
-    /// `recv` / `recv_token` (`make` turns the token into what they return): the packet
+    /// `recv` / `recv_token` (`make` turns the mbuf into what they return): the packet
     /// path, with no call in it, when the RX burst holds a single-segment mbuf; else
     /// [`Sock::recv_slow`].
     #[inline(always)]
-    pub(crate) fn recv_as<'a, T, F: Fn(&'a Self, Token) -> T>(
+    pub(crate) fn recv_as<'a, T, F: Fn(&'a Self, Mbuf) -> T>(
         &'a self,
         make: F,
     ) -> Result<(T, Meta)> {
-        // SAFETY: no other reference to the RX state is live (type docs).
-        let rx = unsafe { &mut *self.rx.get() };
-        if rx.head == rx.len {
-            return self.recv_slow(make);
+        match self.rx.pop() {
+            Some(mut m) => {
+                if m.nb_segs() != 1 {
+                    return self.recv_after_multiseg(m, make);
+                }
+                let meta = self.meta_of(&mut m);
+                Ok((make(self, m), meta))
+            }
+            None => self.recv_slow(make),
         }
-        // SAFETY: head < len <= BURST (RxBurst invariant).
-        let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
-        // SAFETY: m was received: a valid mbuf.
-        if unsafe { (*m).nb_segs } != 1 {
-            return self.recv_slow(make);
-        }
-        rx.head += 1;
-        let (token, meta) = self.token_of(m);
-        Ok((make(self, token), meta))
     }
 
-    /// `recv_as` at the end of a burst (the refill, the empty poll) or after a multi-segment
-    /// mbuf; out of line, so that the packet path saves no registers for its call.
+    /// `recv_as` at the end of a burst (the refill, the empty poll); out of line, so that the
+    /// packet path saves no registers for its call.
     #[inline(never)]
-    pub(crate) fn recv_slow<'a, T, F: Fn(&'a Self, Token) -> T>(
+    pub(crate) fn recv_slow<'a, T, F: Fn(&'a Self, Mbuf) -> T>(
         &'a self,
         make: F,
     ) -> Result<(T, Meta)> {
-        // SAFETY: no other reference to the RX state is live (type docs).
-        let rx = unsafe { &mut *self.rx.get() };
-        match self.next_mbuf(rx) {
-            Next::Mbuf(m) => {
-                let (token, meta) = self.token_of(m);
-                Ok((make(self, token), meta))
+        match self.refill() {
+            Refill::Got => {}
+            Refill::Empty => return Err(Error::NoPacket),
+            Refill::Failed => return Err(self.failure()),
+        }
+        self.recv_next(make)
+    }
+
+    /// `recv_as` after multi-segment mbuf `m`, which it drops.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn recv_after_multiseg<'a, T, F: Fn(&'a Self, Mbuf) -> T>(
+        &'a self,
+        m: Mbuf,
+        make: F,
+    ) -> Result<(T, Meta)> {
+        self.drop_multiseg(m);
+        self.recv_next(make)
+    }
+
+    /// `recv_as` from the next single-segment mbuf ([`Sock::next_mbuf`]); out of line, so
+    /// that the empty poll (`recv_slow` up to its refill) saves few registers.
+    #[inline(never)]
+    fn recv_next<'a, T, F: Fn(&'a Self, Mbuf) -> T>(&'a self, make: F) -> Result<(T, Meta)> {
+        match self.next_mbuf() {
+            Next::Mbuf(mut m) => {
+                let meta = self.meta_of(&mut m);
+                Ok((make(self, m), meta))
             }
             Next::Empty => Err(Error::NoPacket),
             Next::Failed => Err(self.failure()),
         }
     }
 
-    /// Turns received single-segment mbuf `m` (from `next_mbuf`) into a token and its
-    /// metadata.
+    /// The metadata of received single-segment mbuf `m` (from `next_mbuf`), with a stripped
+    /// VLAN tag put back into its data unless [`DpdkOptions::vlan_strip`](crate::DpdkOptions).
     #[inline(always)]
-    pub(crate) fn token_of(&self, m: *mut rte_mbuf) -> (Token, Meta) {
-        // SAFETY: m was just received: a valid single-segment mbuf of this socket's pool,
-        // ours alone.
-        let r = unsafe { &*m };
-        let mut flags = r.ol_flags;
+    pub(crate) fn meta_of(&self, m: &mut Mbuf) -> Meta {
+        let mut flags = m.ol_flags();
         if flags & F_RX_VLAN_STRIPPED != 0 && !self.vlan_strip {
-            // SAFETY: m is a received single-segment mbuf (checked above), direct with one
-            // reference as the driver made it, not handed out yet.
-            unsafe { Self::reinsert_vlan(m) };
-            // SAFETY: as above.
-            flags = unsafe { (*m).ol_flags };
+            Self::reinsert_vlan(m);
+            flags = m.ol_flags();
         }
-        // SAFETY: as above (reinsert_vlan may have moved data_off / data_len).
-        let r = unsafe { &*m };
-        let data_len = r.data_len;
-        // SAFETY: a single-segment mbuf's data is data_len bytes at buf_addr + data_off.
-        let head = unsafe {
-            std::slice::from_raw_parts(
-                (r.buf_addr as *const u8).add(usize::from(r.data_off)),
-                usize::from(data_len).min(ETH_HLEN + VLAN_HLEN),
-            )
-        };
-        let meta = Meta {
-            len: r.pkt_len,
+        let data = m.data();
+        let head = &data[..data.len().min(ETH_HLEN + VLAN_HLEN)];
+        Meta {
+            len: m.pkt_len(),
             port: self.port.id,
             queue: self.port.queue,
-            // SAFETY: the hash union is plain data (any bits are a valid u32); `rss` is the
-            // member the flag says is set.
-            rss_hash: (flags & F_RX_RSS_HASH != 0)
-                .then_some(unsafe { r.__bindgen_anon_2.hash.rss }),
+            rss_hash: (flags & F_RX_RSS_HASH != 0).then_some(m.rss()),
             // A tag still out of the data (`vlan_strip`) is in vlan_tci; otherwise the frame's
             // own outer tag, as on the wire.
             vlan_tci: if flags & (F_RX_VLAN | F_RX_VLAN_STRIPPED) == F_RX_VLAN | F_RX_VLAN_STRIPPED
             {
-                Some(r.vlan_tci)
+                Some(m.vlan_tci())
             } else {
                 frame::outer_vlan(head)
             },
-            timestamp: self.port.timestamp.and_then(|(off, mask)| {
-                // SAFETY: the dynfield offset was registered by the driver for every mbuf: 8
-                // bytes inside the mbuf header at `off`.
-                (flags & mask != 0).then(|| unsafe {
-                    std::ptr::read_unaligned((m as *const u8).add(off as usize).cast::<u64>())
-                })
-            }),
-        };
-        // SAFETY: ownership of the received mbuf m (of this socket's pool) moves into the
-        // token (next_mbuf moved the RX burst's head past it).
-        let token = unsafe {
-            Token::new(
-                BufferDesc::new(m as usize),
-                u32::from(data_len),
-                self.pool_id,
-            )
-        };
-        (token, meta)
+            timestamp: self
+                .port
+                .timestamp
+                .as_ref()
+                .and_then(|ts| (flags & ts.mask() != 0).then(|| m.timestamp(ts))),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mbuf::FakeMbuf;
 
     /// The tag a driver stripped goes back in front of the EtherType, in the headroom.
     #[test]
@@ -375,27 +292,19 @@ mod tests {
         let mut room = vec![0u8; 256];
         let frame: Vec<u8> = (0..60u8).collect();
         room[128..188].copy_from_slice(&frame);
-        // SAFETY: an all-zero rte_mbuf is plain data; only the fields below are used.
-        let mut m: rte_mbuf = unsafe { std::mem::zeroed() };
-        m.buf_addr = room.as_mut_ptr().cast();
-        m.data_off = 128;
-        m.data_len = 60;
-        m.pkt_len = 60;
-        m.nb_segs = 1;
-        m.vlan_tci = 0x2007;
-        m.ol_flags = F_RX_VLAN | F_RX_VLAN_STRIPPED;
-        // SAFETY: m is a single-segment mbuf over `room`, owned here.
-        assert!(unsafe { Sock::reinsert_vlan(&mut m) });
-        assert_eq!((m.data_off, m.data_len, m.pkt_len), (124, 64, 64));
-        assert_eq!(m.ol_flags, F_RX_VLAN);
-        let data = &room[124..188];
+        let mut fake = FakeMbuf::new(&room, 128, 60);
+        let m = fake.stripped_vlan(0x2007, F_RX_VLAN | F_RX_VLAN_STRIPPED);
+        assert!(Sock::reinsert_vlan(m));
+        let data = m.data().to_vec();
+        assert_eq!(fake.fields(), (124, 64, 64, F_RX_VLAN));
         assert_eq!(&data[..12], &frame[..12]);
         assert_eq!(&data[12..16], &[0x81, 0x00, 0x20, 0x07]);
         assert_eq!(&data[16..], &frame[12..]);
-        assert_eq!(frame::outer_vlan(data), Some(0x2007));
+        assert_eq!(frame::outer_vlan(&data), Some(0x2007));
         // No headroom left: refused, untouched.
-        m.data_off = 2;
-        assert!(!unsafe { Sock::reinsert_vlan(&mut m) });
-        assert_eq!(m.data_off, 2);
+        let mut fake = FakeMbuf::new(&room, 2, 60);
+        let m = fake.stripped_vlan(0x2007, F_RX_VLAN | F_RX_VLAN_STRIPPED);
+        assert!(!Sock::reinsert_vlan(m));
+        assert_eq!(fake.fields().0, 2);
     }
 }

@@ -1,12 +1,12 @@
 //! [`Sock`]: one RX/TX queue pair of a DPDK port as a nethuns [`Socket`].
 //!
-//! RX (`rx.rs`): `rte_eth_rx_burst` refills a local array of up to [`BURST`] mbufs, handed out
+//! RX (`rx.rs`): `rte_eth_rx_burst` refills a local array of up to [`BURST`](crate::BURST) mbufs, handed out
 //! one by one as tokens naming the mbuf (no copy). TX (`tx.rs`): `send` takes an mbuf from a
 //! local stash (refilled with one `rte_pktmbuf_alloc_bulk`), copies the frame in and queues
 //! it; a full burst or `flush` submits with `rte_eth_tx_burst`, and frees what the driver did
 //! not take.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use nethuns_core::frame::ETH_HLEN;
@@ -14,13 +14,14 @@ use nethuns_core::{
     batch::BatchSink, Capabilities, Context, Error, Payload, Result, Socket, Stats, Token, Unsent,
 };
 
+use crate::context::DpdkContext;
 use crate::eal;
 use crate::error;
-use crate::flags::{DpdkFlags, DpdkOptions, BURST};
-use crate::mempool::DpdkContext;
+use crate::flags::{DpdkFlags, DpdkOptions};
+use crate::mbuf::{RxBurst, Stash, TxBurst};
 use crate::port::{LinkStatus, Liveness, Port, PortInfo, PortStats};
-use crate::rx::{Failed, Refill, RxBurst};
-use crate::tx::TxBurst;
+use crate::rx::{Failed, Refill};
+use crate::sys::EthQueue;
 use crate::Meta;
 
 /// How many times `flush` offers the rest of a burst to a driver that took only part of it.
@@ -40,24 +41,23 @@ const DRAIN_BURSTS: usize = 256;
 ///
 /// `Send` but not `Sync`: one thread at a time drives the queue; payloads and tokens may travel
 /// to other threads with a clone of the context.
-///
-/// The burst arrays live in `UnsafeCell`s: `Sock` is `!Sync`, and each method takes its
-/// `&mut` to them for a stretch that runs no caller code (`send_with` lets go before it calls
-/// the caller's closure), so no two such references exist at once.
 pub struct Sock {
-    // Field order matters: the port (whose queues reference the mempool) is dropped before the
-    // context (the mempool).
+    // Field order matters: the bursts (mbufs of the mempool) and the port (whose queues
+    // reference the mempool) are dropped before the context (the mempool).
+    /// The last RX burst (mbufs not handed out yet).
+    pub(crate) rx: RxBurst,
+    /// Filled mbufs waiting for `rte_eth_tx_burst`.
+    pub(crate) tx: TxBurst,
+    /// Fresh mbufs for the next sends.
+    pub(crate) stash: Stash,
+    /// The queue pair the bursts use.
+    pub(crate) q: EthQueue,
     pub(crate) port: Port,
     pub(crate) ctx: DpdkContext,
-    pub(crate) pool_id: u32,
     /// The largest untagged frame `send` accepts: min(MTU + 14, mbuf room).
     pub(crate) max_untagged: usize,
-    /// What one mbuf holds (the data room minus headroom).
-    pub(crate) mbuf_room: usize,
     /// Leave stripped VLAN tags out of the data ([`DpdkOptions::vlan_strip`]).
     pub(crate) vlan_strip: bool,
-    pub(crate) rx: UnsafeCell<RxBurst>,
-    pub(crate) tx: UnsafeCell<TxBurst>,
     /// Single-segment frames taken from the driver (the ones still in the RX burst are not
     /// handed out yet: `stats` subtracts them).
     pub(crate) received: Cell<u64>,
@@ -83,11 +83,6 @@ pub struct Sock {
     pub(crate) liveness: Cell<Liveness>,
 }
 
-// SAFETY: the raw mbuf pointers in the burst arrays are owned by this socket (not shared);
-// DPDK's port queue may be polled from any thread as long as one thread at a time does, which
-// `!Sync` (RefCell) guarantees.
-unsafe impl Send for Sock {}
-
 impl std::fmt::Debug for Sock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sock")
@@ -111,24 +106,21 @@ impl Sock {
         flags.validate()?;
         options.validate()?;
         eal::ensure()?;
-        let (port, ctx) = Port::setup(portspec, queue, &flags, &options, |socket, what| {
+        let (port, ctx, q) = Port::setup(portspec, queue, &flags, &options, |socket, what| {
             DpdkContext::create(&flags, socket, what)
         })?;
         let base = port.stats().unwrap_or_default();
+        // What one mbuf holds (the data room minus headroom).
         let mbuf_room = flags.max_frame();
         Ok(Sock {
-            pool_id: ctx.pool_id(),
             max_untagged: (port.send_mtu() + ETH_HLEN).min(mbuf_room),
-            mbuf_room,
             vlan_strip: options.vlan_strip,
+            rx: RxBurst::new(),
+            tx: TxBurst::new(),
+            stash: Stash::new(ctx.mempool()),
+            q,
             port,
             ctx,
-            rx: UnsafeCell::new(RxBurst {
-                bufs: [std::ptr::null_mut(); BURST],
-                head: 0,
-                len: 0,
-            }),
-            tx: UnsafeCell::new(TxBurst::new()),
             received: Cell::new(0),
             sent: Cell::new(0),
             tx_dropped: Cell::new(0),
@@ -187,7 +179,7 @@ impl Sock {
     /// implements it: those report an [`Error::Engine`] with code `ENOTSUP`.
     pub fn tx_done_cleanup(&self) -> Result<u32> {
         self.flush();
-        self.port.tx_done_cleanup()
+        self.port.tx_done_cleanup(&self.q)
     }
 
     /// The port's own counters (`rte_eth_stats_get`, port-wide, since the port was started),
@@ -205,11 +197,6 @@ impl Sock {
         self.rx_multiseg_dropped.get()
     }
 
-    /// What one mbuf holds (the data room minus headroom).
-    pub(crate) fn mbuf_room(&self) -> usize {
-        self.mbuf_room
-    }
-
     /// Keeps mempool `src` (another socket's) alive as long as this socket: its mbufs are
     /// in this socket's TX path.
     pub(crate) fn keep_pool(&self, src: &DpdkContext) {
@@ -222,8 +209,7 @@ impl Sock {
 
     /// Frames queued by `send` and not yet submitted.
     pub fn pending(&self) -> usize {
-        // SAFETY: a read of the TX state, no other reference to it is live (type docs).
-        unsafe { (*self.tx.get()).len }
+        self.tx.len()
     }
 }
 
@@ -240,44 +226,40 @@ impl Socket for Sock {
 
     #[inline]
     fn recv_token(&self) -> Result<(Token, Meta)> {
-        self.recv_as(|_, t| t)
+        self.recv_as(|s, m| m.into_token(&s.ctx))
     }
 
     #[inline]
     fn recv(&self) -> Result<(Payload<'_, DpdkContext>, Meta)> {
-        // SAFETY: the token was made just now from this socket's own context.
-        self.recv_as(|s, t| unsafe { Payload::from_token_unchecked(t, &s.ctx) })
+        self.recv_as(|s, m| m.into_payload(&s.ctx))
     }
 
     /// One `rte_eth_rx_burst` (unless the last burst has packets left), its packets straight
     /// into `sink`.
     #[inline]
     fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
-        // SAFETY: no other reference to the RX state is live (type docs).
-        let rx = unsafe { &mut *self.rx.get() };
         if sink.remaining() == 0 {
             return Ok(());
         }
-        if rx.head == rx.len {
-            match self.refill(rx) {
+        if self.rx.is_empty() {
+            match self.refill() {
                 Refill::Got => {}
                 // Nothing to read: an empty batch.
                 Refill::Empty => return Ok(()),
                 Refill::Failed => return Err(self.failure()),
             }
         }
-        let end = rx.len.min(rx.head + sink.remaining());
-        while rx.head < end {
-            // SAFETY: head < end <= len <= BURST (RxBurst invariant).
-            let m = unsafe { *rx.bufs.get_unchecked(rx.head) };
-            rx.head += 1;
-            // SAFETY: m was just received: a valid mbuf, ours.
-            if unsafe { (*m).nb_segs } != 1 {
+        // As many as the sink takes (a multi-segment mbuf, dropped, uses up its place).
+        for _ in 0..self.rx.len().min(sink.remaining()) {
+            let Some(mut m) = self.rx.pop() else {
+                break;
+            };
+            if m.nb_segs() != 1 {
                 self.drop_multiseg(m);
                 continue;
             }
-            let (t, meta) = self.token_of(m);
-            if let Err((t, _)) = sink.push(t, meta) {
+            let meta = self.meta_of(&mut m);
+            if let Err((t, _)) = sink.push(m.into_token(&self.ctx), meta) {
                 // Unreachable (room was checked); kept total.
                 drop(self.ctx.packet(t));
             }
@@ -287,32 +269,28 @@ impl Socket for Sock {
 
     #[inline]
     fn send(&self, packet: &[u8]) -> Result<()> {
-        // SAFETY: no other reference to the TX state is live (type docs).
-        let tx = unsafe { &mut *self.tx.get() };
-        self.queue_copy(tx, packet)
+        self.queue_copy(packet)
     }
 
     /// Queues the frames in order, with one `rte_eth_tx_burst` per 32 (the mbufs come from
     /// one `rte_pktmbuf_alloc_bulk` per 32).
     #[inline]
     fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
-        // SAFETY: no other reference to the TX state is live (type docs).
-        let tx = unsafe { &mut *self.tx.get() };
         let mut n = 0;
         for p in packets {
-            match self.queue_copy(tx, p) {
+            match self.queue_copy(p) {
                 Ok(()) => n += 1,
                 Err(e) if n == 0 => {
-                    if tx.len > 0 {
-                        self.flush_tx(tx);
+                    if self.tx.len() > 0 {
+                        self.flush_tx();
                     }
                     return Err(e);
                 }
                 Err(_) => break,
             }
         }
-        if tx.len > 0 {
-            self.flush_tx(tx);
+        if self.tx.len() > 0 {
+            self.flush_tx();
         }
         Ok(n)
     }
@@ -334,10 +312,8 @@ impl Socket for Sock {
     }
 
     fn flush(&self) {
-        // SAFETY: no other reference to the TX state is live (type docs).
-        let tx = unsafe { &mut *self.tx.get() };
-        if tx.len > 0 {
-            self.flush_tx(tx);
+        if self.tx.len() > 0 {
+            self.flush_tx();
         }
     }
 
@@ -373,8 +349,7 @@ impl Socket for Sock {
     fn stats(&self) -> Result<Stats> {
         let s = self.port.stats()?;
         let since = |now: u64, base: u64| now.saturating_sub(base);
-        // SAFETY: a read of the RX state, no other reference to it is live (type docs).
-        let waiting = unsafe { (*self.rx.get()).len - (*self.rx.get()).head };
+        let waiting = self.rx.len();
         Ok(Stats {
             received: self.received.get() - waiting as u64,
             dropped: Some(
@@ -410,51 +385,20 @@ impl Socket for Sock {
 
 impl Drop for Sock {
     fn drop(&mut self) {
-        let tx = self.tx.get_mut();
-        if tx.len > 0 {
+        if self.tx.len() > 0 {
             // Best effort: what the driver takes now goes out before the port stops.
-            let mut t = std::mem::replace(tx, TxBurst::new());
-            self.flush_tx(&mut t);
-            *self.tx.get_mut() = t;
+            self.flush_tx();
         }
-        let tx = self.tx.get_mut();
-        if tx.stash_len > 0 {
-            // SAFETY: the stash mbufs are ours and unused.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.stash.as_mut_ptr(), tx.stash_len as u32) };
-            tx.stash_len = 0;
-        }
-        let rx = self.rx.get_mut();
-        if rx.head < rx.len {
-            // SAFETY: bufs[head..len] were received and never handed out: ours to free.
-            unsafe {
-                dpdk_sys::rte_pktmbuf_free_bulk(
-                    rx.bufs.as_mut_ptr().add(rx.head),
-                    (rx.len - rx.head) as u32,
-                )
-            };
-            rx.head = rx.len;
-        }
+        self.stash.free_all();
+        self.rx.free_all();
         // Drain the RX queue: mbufs of this pool may still wait there (a net_ring loops TX back
         // to RX, and keeps its rings after the port is closed). Bounded: net_null never ends.
-        let rx = self.rx.get_mut();
         for _ in 0..DRAIN_BURSTS {
-            // SAFETY: the port is still started; bufs has room for BURST pointers.
-            let n = unsafe {
-                dpdk_sys::nh_rx_burst(
-                    self.port.id,
-                    self.port.queue,
-                    rx.bufs.as_mut_ptr(),
-                    BURST as u16,
-                )
-            };
-            if n == 0 {
+            if self.rx.receive(&self.q) == 0 {
                 break;
             }
-            // SAFETY: the n mbufs were just received and are ours.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(rx.bufs.as_mut_ptr(), u32::from(n)) };
+            self.rx.free_all();
         }
-        rx.head = 0;
-        rx.len = 0;
         // Then `port` (stop, close, remove) and `ctx` (mempool, once no clone is left) drop.
     }
 }

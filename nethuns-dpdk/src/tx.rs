@@ -5,145 +5,108 @@
 
 use std::any::Any;
 
-use dpdk_sys::rte_mbuf;
 use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{check_frame_len, Context, Error, Payload, Result, Socket, Unsent};
 
-use crate::flags::BURST;
-use crate::mempool::DpdkContext;
+use crate::context::DpdkContext;
+use crate::mbuf::{Flushed, Fresh, Mbuf};
 use crate::sock::{Sock, TX_RETRIES};
-
-/// `bufs[..len]`: filled mbufs waiting for `rte_eth_tx_burst` (`len < BURST` between calls);
-/// `stash[..stash_len]`: pre-allocated empty mbufs for the next sends (`stash_len <= BURST`).
-pub(crate) struct TxBurst {
-    pub(crate) bufs: [*mut rte_mbuf; BURST],
-    pub(crate) len: usize,
-    pub(crate) stash: [*mut rte_mbuf; BURST],
-    pub(crate) stash_len: usize,
-}
-
-impl TxBurst {
-    pub(crate) fn new() -> Self {
-        TxBurst {
-            bufs: [std::ptr::null_mut(); BURST],
-            len: 0,
-            stash: [std::ptr::null_mut(); BURST],
-            stash_len: 0,
-        }
-    }
-}
 
 /// The `ol_flags` bits a transmitted mbuf keeps: what its buffer is (attached, external);
 /// the receive flags go (a driver would read nothing of them, but no TX offload is asked).
 const F_KEEP_ON_TX: u64 = dpdk_sys::RTE_MBUF_F_INDIRECT | dpdk_sys::RTE_MBUF_F_EXTERNAL;
 
-/// Frees an mbuf on drop: the one `send_with` took, if `fill` panics or the frame is refused.
-struct FreeOnDrop(*mut rte_mbuf);
-
-impl Drop for FreeOnDrop {
-    fn drop(&mut self) {
-        // SAFETY: the mbuf is owned by this guard alone (taken from the stash, not queued).
-        unsafe { dpdk_sys::nh_pktmbuf_free(self.0) };
-    }
-}
-
 impl Sock {
     /// Submits the pending TX burst; frees what the driver would not take (counted in
     /// `tx_dropped`, and reported by the next `try_flush`).
-    pub(crate) fn flush_tx(&self, tx: &mut TxBurst) {
-        let mut sent = 0usize;
-        for _ in 0..TX_RETRIES {
-            if sent == tx.len {
-                break;
-            }
-            // SAFETY: bufs[sent..len] are filled mbufs owned by this socket; the driver takes
-            // ownership of the first `n` it returns; this socket is the queue's only user.
-            let n = unsafe {
-                dpdk_sys::inline::tx_burst(
-                    self.port.id,
-                    self.port.queue,
-                    tx.bufs.as_mut_ptr().add(sent),
-                    (tx.len - sent) as u16,
-                )
-            };
-            sent += usize::from(n);
-        }
-        self.sent.set(self.sent.get() + sent as u64);
-        if sent < tx.len {
-            let rest = tx.len - sent;
-            // SAFETY: bufs[sent..len] are still ours (not taken by the driver): free them.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(tx.bufs.as_mut_ptr().add(sent), rest as u32) };
-            self.tx_dropped.set(self.tx_dropped.get() + rest as u64);
-            self.tx_unreported
-                .set(self.tx_unreported.get() + rest as u64);
-        }
-        tx.len = 0;
+    pub(crate) fn flush_tx(&self) {
+        let f = self.tx.submit(&self.q, TX_RETRIES);
+        self.account(f);
     }
 
-    /// One empty, reset mbuf for `send`, from the stash (refilled in bulk) or the pool.
+    /// Counts a submission.
     #[inline(always)]
-    pub(crate) fn take_mbuf(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
-        if tx.stash_len == 0 {
-            return self.restock(tx);
+    fn account(&self, f: Flushed) {
+        self.sent.set(self.sent.get() + f.sent as u64);
+        if f.refused > 0 {
+            self.tx_dropped
+                .set(self.tx_dropped.get() + f.refused as u64);
+            self.tx_unreported
+                .set(self.tx_unreported.get() + f.refused as u64);
         }
-        tx.stash_len -= 1;
-        // SAFETY: stash_len < BURST now (type invariant), and stash[..old len] are ours.
-        Ok(unsafe { *tx.stash.get_unchecked(tx.stash_len) })
     }
 
-    /// Refills the empty stash with one `rte_pktmbuf_alloc_bulk` and takes one; near
-    /// exhaustion one mbuf at a time, after giving back released ones and what the driver
-    /// completed.
+    /// An mbuf holding a copy of `packet` (at most the mbuf room) for `send`, from the stash
+    /// (refilled in bulk) or the pool.
+    #[inline(always)]
+    fn take_copy(&self, packet: &[u8]) -> Result<Mbuf> {
+        match self.stash.take_copy(packet) {
+            Fresh::Mbuf(m) => Ok(m),
+            Fresh::TooBig => Err(Error::TooBigPacket(packet.len())),
+            Fresh::Empty => self.restock_copy(packet),
+        }
+    }
+
+    /// [`Sock::restock`], then the copy of `packet`.
+    #[cold]
     #[inline(never)]
-    pub(crate) fn restock(&self, tx: &mut TxBurst) -> Result<*mut rte_mbuf> {
-        // SAFETY: stash has room for BURST pointers; the pool is alive.
-        let rc = unsafe {
-            dpdk_sys::nh_pktmbuf_alloc_bulk(self.ctx.raw(), tx.stash.as_mut_ptr(), BURST as u32)
-        };
-        if rc == 0 {
-            tx.stash_len = BURST - 1;
-            return Ok(tx.stash[BURST - 1]);
+    fn restock_copy(&self, packet: &[u8]) -> Result<Mbuf> {
+        let mut m = self.restock(packet.len())?;
+        m.data_mut().copy_from_slice(packet);
+        Ok(m)
+    }
+
+    /// An mbuf whose data is `len` bytes (at most the mbuf room), to be written, from the
+    /// stash or the pool.
+    #[inline(always)]
+    fn take_sized(&self, len: usize) -> Result<Mbuf> {
+        match self.stash.take(len) {
+            Fresh::Mbuf(m) => Ok(m),
+            Fresh::TooBig => Err(Error::TooBigPacket(len)),
+            Fresh::Empty => self.restock(len),
+        }
+    }
+
+    /// Refills the empty stash with one `rte_pktmbuf_alloc_bulk` and takes one of `len`
+    /// bytes; near exhaustion one mbuf at a time, after giving back released ones and what
+    /// the driver completed.
+    #[inline(never)]
+    fn restock(&self, len: usize) -> Result<Mbuf> {
+        if self.stash.refill(self.ctx.mempool()) {
+            if let Fresh::Mbuf(m) = self.stash.take(len) {
+                return Ok(m);
+            }
         }
         self.ctx.flush_released();
-        // SAFETY: the pool is alive.
-        let mut m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
-        if m.is_null() && tx.len > 0 {
+        let mut m = self.ctx.mempool().alloc();
+        if m.is_none() && self.tx.len() > 0 {
             // Submitting what is pending lets the driver give completed mbufs back.
-            self.flush_tx(tx);
-            // SAFETY: as above.
-            m = unsafe { dpdk_sys::nh_pktmbuf_alloc(self.ctx.raw()) };
+            self.flush_tx();
+            m = self.ctx.mempool().alloc();
         }
-        if m.is_null() {
-            Err(Error::NoMemory)
-        } else {
-            Ok(m)
+        let mut m = m.ok_or(Error::NoMemory)?;
+        if m.append(len).is_none() {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(m)
+    }
+
+    /// Queues filled mbuf `m` for transmission; submits a full burst.
+    #[inline(always)]
+    pub(crate) fn push_tx(&self, m: Mbuf) {
+        if let Some(f) = self.tx.push(m, &self.q, TX_RETRIES) {
+            self.account(f);
         }
     }
 
-    /// Queues filled mbuf `m` (ours) for transmission; submits a full burst.
+    /// `send`: the size rule, an mbuf with the copy, queued.
     #[inline(always)]
-    pub(crate) fn push_tx(&self, tx: &mut TxBurst, m: *mut rte_mbuf) {
-        // SAFETY: len < BURST between calls (type invariant).
-        unsafe { *tx.bufs.get_unchecked_mut(tx.len) = m };
-        tx.len += 1;
-        if tx.len == BURST {
-            self.flush_tx(tx);
-        }
-    }
-
-    /// `send` into `tx`: the size rule, an mbuf, the copy, queued.
-    #[inline(always)]
-    pub(crate) fn queue_copy(&self, tx: &mut TxBurst, packet: &[u8]) -> Result<()> {
-        let limit = frame::send_limit(packet, self.max_untagged).min(self.mbuf_room);
+    pub(crate) fn queue_copy(&self, packet: &[u8]) -> Result<()> {
+        // The mbuf room bounds it too (checked by the stash: a frame over it is TooBigPacket).
+        let limit = frame::send_limit(packet, self.max_untagged);
         check_frame_len(packet.len(), ETH_HLEN, limit)?;
-        let m = self.take_mbuf(tx)?;
-        // SAFETY: m is a freshly allocated, reset, single-segment mbuf with at least
-        // mbuf_room >= len bytes of data room after data_off; nothing else references it.
-        unsafe {
-            let dst = set_data_len(m, packet.len());
-            std::ptr::copy_nonoverlapping(packet.as_ptr(), dst, packet.len());
-        }
-        self.push_tx(tx, m);
+        let m = self.take_copy(packet)?;
+        self.push_tx(m);
         Ok(())
     }
 
@@ -151,29 +114,15 @@ impl Sock {
     /// the mbuf's data.
     #[inline]
     pub(crate) fn send_in_place<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
-        check_frame_len(
-            len,
-            ETH_HLEN,
-            (self.max_frame() + VLAN_HLEN).min(self.mbuf_room()),
-        )?;
-        let m = {
-            // SAFETY: no other reference to the TX state is live (Sock's docs); it ends
-            // before `fill` runs, which may use this socket again.
-            let tx = unsafe { &mut *self.tx.get() };
-            self.take_mbuf(tx)?
-        };
-        let guard = FreeOnDrop(m);
-        // SAFETY: m is a reset, single-segment mbuf of this socket's pool, ours alone, with
-        // at least mbuf_room >= len bytes of data room (its memory is the mempool's, written
-        // before: initialized bytes).
-        let data = unsafe { std::slice::from_raw_parts_mut(set_data_len(m, len), len) };
+        // The mbuf room bounds it too (checked by the stash).
+        check_frame_len(len, ETH_HLEN, self.max_frame() + VLAN_HLEN)?;
+        // If `fill` panics or the frame is refused, dropping `m` frees it.
+        let mut m = self.take_sized(len)?;
+        let data = m.data_mut();
         fill(data);
-        let limit = frame::send_limit(data, self.max_frame()).min(self.mbuf_room());
-        check_frame_len(len, ETH_HLEN, limit)?;
-        std::mem::forget(guard);
-        // SAFETY: as above; `fill` has returned.
-        let tx = unsafe { &mut *self.tx.get() };
-        self.push_tx(tx, m);
+        // (len is within the mbuf room: the stash checked.)
+        check_frame_len(len, ETH_HLEN, frame::send_limit(data, self.max_frame()))?;
+        self.push_tx(m);
         Ok(())
     }
 
@@ -200,38 +149,17 @@ impl Sock {
             // context is gone: this socket keeps that mempool alive as long as it lives.
             self.keep_pool(src);
         }
-        let (desc, _, _) = payload.into_token().into_raw();
-        let m = desc.get() as *mut rte_mbuf;
-        // SAFETY: the payload owned m exclusively: a DpdkContext's buffers are received
+        // The payload owned its mbuf exclusively: a DpdkContext's buffers are received
         // single-segment mbufs, `len` (the payload's length, at most its data_len) bytes of
-        // data at data_off. Ownership moves to the TX burst (the debug ledger forgot it with
-        // `into_raw`: the driver frees it, not a release).
-        unsafe {
-            let r = &mut *m;
-            r.data_len = len as u16;
-            r.pkt_len = len as u32;
-            r.ol_flags &= F_KEEP_ON_TX;
-        }
-        // SAFETY: no other reference to the TX state is live (Sock's docs).
-        let tx = unsafe { &mut *self.tx.get() };
-        self.push_tx(tx, m);
+        // data. Ownership moves to the TX burst (the debug ledger forgets it: the driver frees
+        // it, not a release).
+        let mut m = match Mbuf::from_token(payload.into_token(), src) {
+            Ok(m) => m,
+            Err(_) => unreachable!("a payload's token belongs to its context"),
+        };
+        m.truncate(len);
+        m.keep_ol_flags(F_KEEP_ON_TX);
+        self.push_tx(m);
         Ok(())
-    }
-}
-
-/// Sets a reset single-segment mbuf's data to its first `len` bytes; returns where they start.
-///
-/// # Safety
-/// `m` is a reset, single-segment mbuf the caller owns, whose data room after `data_off`
-/// holds `len` bytes.
-#[inline(always)]
-pub(crate) unsafe fn set_data_len(m: *mut rte_mbuf, len: usize) -> *mut u8 {
-    // SAFETY: per the contract (what rte_pktmbuf_append does on a reset mbuf).
-    unsafe {
-        let r = &mut *m;
-        debug_assert!(usize::from(r.data_off) + len <= usize::from(r.buf_len));
-        r.data_len = len as u16;
-        r.pkt_len = len as u32;
-        (r.buf_addr as *mut u8).add(usize::from(r.data_off))
     }
 }

@@ -31,8 +31,19 @@ compile_error!(
      (Fedora), or point PKG_CONFIG_PATH at a DPDK build's lib/pkgconfig, then rebuild."
 );
 
+/// The generated bindings: bindgen writes no `// SAFETY:` comments and merges unsafe
+/// operations in its accessors, so the workspace's two unsafe-block lints are off here only
+/// (the hand-written [`inline`] keeps them).
 #[cfg(not(nethuns_no_dpdk))]
-include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+#[allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+#[cfg(not(nethuns_no_dpdk))]
+pub use bindings::*;
 
 #[cfg(not(nethuns_no_dpdk))]
 pub mod inline;

@@ -48,19 +48,17 @@
 //!
 //! ## Files
 //! `sock.rs`: the socket; `context.rs`: which context it uses (core's [`PoolContext`]) and
-//! the socket's receive side of it; `flags.rs`: the flags; `sys.rs`: every libpcap and
-//! system call; `abi.rs`: the libpcap declarations the `pcap` crate lacks. `rx.rs` (the
-//! dispatch callbacks), `format.rs` and `savefile.rs` are safe code. Why libpcap through the
-//! `pcap` crate, and what was measured: `docs/pcap.md` in the nethuns repository.
+//! the copy into it; `flags.rs`: the flags; `sys.rs`: every libpcap and system call;
+//! `abi.rs`: the libpcap declarations the `pcap` crate lacks. `rx.rs` (the dispatch
+//! callbacks), `format.rs` and `savefile.rs` are safe code. Why libpcap through the `pcap`
+//! crate, and what was measured: `docs/pcap.md` in the nethuns repository.
 //!
 //! ## Where the unsafe code is
 //! - `sys.rs`: the libpcap calls (`pcap_dispatch` and its callback trampoline,
 //!   `pcap_geterr`, `pcap_get_selectable_fd`, `pcap_get_tstamp_precision`) and `eventfd(2)`.
 //! - `abi.rs`: their declarations.
-//! - `context.rs`: the socket's spare buffer (`RxPool`: written by the dispatch callback,
-//!   read for the metadata, made a token, put back on drop) and one
-//!   `Payload::from_token_unchecked`, for a token just made from the same context (the
-//!   receive fast path skips the pool id check).
+//! - `context.rs`: one `Payload::from_token_unchecked`, for a token just made by the same
+//!   context (the receive fast path skips the pool id check).
 //! - `sock.rs`: one `BorrowedFd::borrow_raw` in `impl AsFd for Sock` (the descriptor is the
 //!   capture handle's or the eventfd's, both owned by the socket).
 

@@ -12,10 +12,11 @@ use std::collections::VecDeque;
 
 use nethuns_core::batch::BatchSink;
 use nethuns_core::metadata::TsPrecision;
+use nethuns_core::pool::PoolContext;
 use nethuns_core::Context;
 use pcap::{Activated, Capture, PacketHeader};
 
-use crate::context::{Fresh, RxPool};
+use crate::context::Fresh;
 use crate::sys::{self, DispatchResult};
 use crate::Meta;
 
@@ -58,17 +59,17 @@ pub(crate) fn meta(precision: TsPrecision, h: &PacketHeader, caplen: u32, buf: &
     }
 }
 
-/// A packet copied into a buffer of `pool`, with its metadata; `None` if the pool had no
+/// A packet copied into a buffer of `ctx`, with its metadata; `None` if the pool had no
 /// buffer left (the packet is then kept in `backlog`).
 #[inline(always)]
 pub(crate) fn copy_packet<'c>(
-    pool: &'c RxPool,
+    ctx: &'c PoolContext,
     precision: TsPrecision,
     backlog: &RefCell<Backlog>,
     h: &PacketHeader,
     data: &[u8],
 ) -> Option<(Fresh<'c>, Meta)> {
-    let Some(fresh) = pool.copy_in(data) else {
+    let Some(fresh) = Fresh::copy_in(ctx, data) else {
         backlog.borrow_mut().keep(h, data);
         return None;
     };
@@ -82,53 +83,46 @@ pub(crate) enum One<'c> {
     Packet(Fresh<'c>, Meta),
     /// Nothing waiting.
     Empty,
-    /// A packet, kept in the backlog: the pool had no buffer for it.
+    /// A packet, kept in the backlog: the pool had no buffer left for it.
     Backlogged,
 }
 
-/// Receives at most one packet of `cap` into the spare buffer of `pool` (the caller made
-/// sure there is one, [`RxPool::ready`]). The callback only copies the bytes and the header
-/// out; the token and metadata are made after the dispatch, as `pcap_next_ex` would.
+/// Receives at most one packet of `cap` into a buffer of `ctx`.
 #[inline(always)]
 pub(crate) fn recv_one<'c, T: Activated + ?Sized>(
     cap: &mut Capture<T>,
-    pool: &'c RxPool,
+    ctx: &'c PoolContext,
     precision: TsPrecision,
     backlog: &RefCell<Backlog>,
 ) -> Result<One<'c>, pcap::Error> {
-    let mut got: Option<(usize, PacketHeader)> = None;
-    let n = sys::dispatch(cap, 1, &mut |h, data| match pool.fill_spare(data) {
-        Some(n) => got = Some((n, *h)),
-        None => backlog.borrow_mut().keep(h, data),
+    let mut got = None;
+    let n = sys::dispatch(cap, 1, &mut |h, data| {
+        got = copy_packet(ctx, precision, backlog, h, data);
     })?;
-    let Some((len, h)) = got else {
-        return Ok(if n == 0 { One::Empty } else { One::Backlogged });
-    };
-    Ok(
-        match pool.take_spare(len, |buf| meta(precision, &h, len as u32, buf)) {
-            Some((f, m)) => One::Packet(f, m),
-            None => One::Empty, // Unreachable: the spare was filled above.
-        },
-    )
+    Ok(match got {
+        Some((f, m)) => One::Packet(f, m),
+        None if n == 0 => One::Empty,
+        None => One::Backlogged,
+    })
 }
 
 /// Receives up to `cnt` packets of `cap` into `sink`; packets for which the pool had no
 /// buffer go to `backlog`.
 pub(crate) fn recv_burst<T: Activated + ?Sized>(
     cap: &mut Capture<T>,
-    pool: &RxPool,
+    ctx: &PoolContext,
     cnt: usize,
     sink: &mut BatchSink<'_, Meta>,
     precision: TsPrecision,
     backlog: &RefCell<Backlog>,
 ) -> DispatchResult {
     sys::dispatch(cap, cnt, &mut |h, data| {
-        let Some((fresh, meta)) = copy_packet(pool, precision, backlog, h, data) else {
+        let Some((fresh, meta)) = copy_packet(ctx, precision, backlog, h, data) else {
             return;
         };
         if let Err((tok, _)) = sink.push(fresh.into_token(), meta) {
             // Unreachable: the dispatch asked for at most the sink's room. Kept total.
-            drop(pool.ctx().packet(tok));
+            drop(ctx.packet(tok));
         }
     })
 }

@@ -8,7 +8,7 @@ use nethuns_core::pool::PoolContext;
 use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
 use pcap::{Active, Capture, Direction, Linktype, Offline, Precision};
 
-use crate::context::{Fresh, RxPool};
+use crate::context::Fresh;
 use crate::flags::{PcapFlags, PcapOptions};
 use crate::format::{dlt_to_linktype, SavefileFormat, MAX_SNAPLEN};
 use crate::rx::One;
@@ -36,8 +36,7 @@ enum Handle {
 /// errors.
 pub struct Sock {
     handle: RefCell<Handle>,
-    /// The pool and the buffer held for the next packet.
-    rx: RxPool,
+    ctx: PoolContext,
     /// Where `send_with` builds a frame (`buffer_size` bytes, allocated once).
     scratch: RefCell<Box<[u8]>>,
     portspec: String,
@@ -216,7 +215,7 @@ impl Sock {
         let scratch = vec![0u8; flags.buffer_size].into_boxed_slice();
         Ok(Sock {
             handle: RefCell::new(handle),
-            rx: RxPool::new(ctx),
+            ctx,
             scratch: RefCell::new(scratch),
             portspec: portspec.to_owned(),
             eof: Cell::new(false),
@@ -287,10 +286,9 @@ impl Sock {
         if self.backlogged.get() {
             return self.recv_backlog().map(|(f, m)| wrap(f, m));
         }
-        // Take the buffer first, so a full pool is reported before a packet is consumed. It
-        // stays the spare (owned by the socket) until a packet lands in it: an empty poll
-        // writes nothing.
-        if !self.rx.ready() {
+        // A full pool is reported before a packet is consumed (an empty poll touches nothing
+        // but this count).
+        if self.ctx.free_buffers() == 0 {
             return Err(Error::NoMemory);
         }
         let mut handle = self.handle.borrow_mut();
@@ -298,7 +296,7 @@ impl Sock {
             Handle::Live(c, _) => c,
             Handle::File(c, _) => return self.recv_file(c).map(|(f, m)| wrap(f, m)),
         };
-        match crate::rx::recv_one(cap, &self.rx, self.format.precision, &self.backlog) {
+        match crate::rx::recv_one(cap, &self.ctx, self.format.precision, &self.backlog) {
             Ok(One::Packet(f, m)) => {
                 self.received.set(self.received.get() + 1);
                 Ok(wrap(f, m))
@@ -353,7 +351,7 @@ impl Sock {
             match self.recv_backlog() {
                 Ok((f, m)) => {
                     if let Err((t, _)) = sink.push(f.into_token(), m) {
-                        drop(nethuns_core::Context::packet(self.rx.ctx(), t));
+                        drop(nethuns_core::Context::packet(&self.ctx, t));
                     }
                 }
                 Err(e) if sink.is_empty() => return Some(Err(e)),
@@ -371,7 +369,7 @@ impl Sock {
             self.backlogged.set(false);
             return Err(Error::NoPacket);
         };
-        let Some(fresh) = self.rx.copy_in(&data) else {
+        let Some(fresh) = Fresh::copy_in(&self.ctx, &data) else {
             backlog.push_front((data, h));
             return Err(Error::NoMemory);
         };
@@ -388,7 +386,7 @@ impl Sock {
         match cap.next_packet() {
             Ok(pkt) => {
                 let copied = crate::rx::copy_packet(
-                    &self.rx,
+                    &self.ctx,
                     self.format.precision,
                     &self.backlog,
                     pkt.header,
@@ -427,7 +425,7 @@ impl Sock {
     ) -> sys::DispatchResult {
         crate::rx::recv_burst(
             cap,
-            &self.rx,
+            &self.ctx,
             cnt,
             sink,
             self.format.precision,
@@ -530,7 +528,7 @@ impl Socket for Sock {
         if room == 0 {
             return Ok(());
         }
-        let avail = self.rx.available();
+        let avail = self.ctx.free_buffers();
         if avail == 0 {
             return if sink.is_empty() {
                 Err(Error::NoMemory)
@@ -680,7 +678,7 @@ impl Socket for Sock {
 
     #[inline]
     fn context(&self) -> &PoolContext {
-        self.rx.ctx()
+        &self.ctx
     }
 }
 
@@ -712,7 +710,7 @@ impl std::fmt::Debug for Sock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sock")
             .field("portspec", &self.portspec)
-            .field("pool", self.rx.ctx().pool())
+            .field("pool", self.ctx.pool())
             .finish()
     }
 }

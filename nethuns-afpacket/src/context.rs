@@ -22,7 +22,7 @@ use nethuns_core::{next_pool_id, BufferDesc, Context};
 use nethuns_sys_linux::SharedMap;
 
 use crate::geometry::RxGeometry;
-use crate::ring::Rings;
+use crate::ring::{Block, Rings};
 
 /// The bit of a block's status word that says the socket opened the block (and payloads or
 /// the socket may still hold it). The kernel never sets it.
@@ -78,6 +78,11 @@ impl Shared {
         &self.rings
     }
 
+    /// The mapped rings, before the context is shared (to lay out the TX slots).
+    pub(crate) fn rings_mut(&mut self) -> &mut Rings {
+        &mut self.rings
+    }
+
     /// Layout of the RX ring.
     #[inline]
     pub(crate) fn rx(&self) -> &RxGeometry {
@@ -86,14 +91,14 @@ impl Shared {
 
     /// The status word of block `block`.
     #[inline]
-    pub(crate) fn status(&self, block: u32) -> &AtomicU32 {
+    pub(crate) fn status(&self, block: Block) -> &AtomicU32 {
         self.rings.block_status(block)
     }
 
     /// Opens block `block` if the kernel has handed it over (and it is not still held from the
     /// previous lap); takes `num_pkts + 1` references.
     #[inline]
-    pub(crate) fn try_open(&self, block: u32) -> Option<OpenBlock> {
+    pub(crate) fn try_open(&self, block: Block) -> Option<OpenBlock> {
         // Acquire pairs with the kernel's write barrier before it sets TP_STATUS_USER: the
         // packets are complete once we see the status. A block still held from the previous
         // lap has OPENED set.
@@ -105,7 +110,7 @@ impl Shared {
     }
 
     #[inline]
-    fn open(&self, block: u32, status: u32) -> Option<OpenBlock> {
+    fn open(&self, block: Block, status: u32) -> Option<OpenBlock> {
         // Every packet takes at least its header, so a block holds at most this many: a
         // larger count (not from a sane kernel) must neither overflow the count below nor
         // make the walk repeat itself (the walk drops the rest of a block that ends early).
@@ -119,7 +124,7 @@ impl Shared {
         // Nobody else touches the count of a block that is not open: the socket is the only
         // one that opens blocks, and every reference of the previous lap is gone (the last
         // one stored TP_STATUS_KERNEL, which the kernel replaced with USER).
-        self.refs[block as usize]
+        self.refs[block.index() as usize]
             .0
             .store(num_pkts + 1, Ordering::Relaxed);
         // The kernel does not write the status of a block that is the user's.
@@ -130,14 +135,15 @@ impl Shared {
     /// Whether payloads or tokens of the previous lap still hold `block` (the socket waits for
     /// it, not for the kernel).
     #[inline]
-    pub(crate) fn held(&self, block: u32) -> bool {
+    pub(crate) fn held(&self, block: Block) -> bool {
         self.status(block).load(Ordering::Relaxed) & OPENED != 0
     }
 
     /// Drops `n` references to `block`; the last one gives the block back to the kernel.
     #[inline]
-    pub(crate) fn release(&self, block: u32, n: u32) {
-        self.release_refs(&self.refs[block as usize].0, block, n);
+    pub(crate) fn release(&self, block: Block, n: u32) {
+        let i = block.index();
+        self.release_refs(&self.refs[i as usize].0, i, n);
     }
 
     #[inline]
@@ -159,6 +165,7 @@ impl Shared {
             prev == n,
             "block {block}: releasing {n} of {prev} references"
         );
+        let block = self.rings.block(block).expect("a block of this ring");
         self.status(block)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
@@ -272,8 +279,17 @@ pub(crate) mod tests {
         AfPacketContext::new(Shared::new(map, rx, None))
     }
 
+    /// Block `i` of the test ring.
+    pub(crate) fn blk(ctx: &AfPacketContext, i: u32) -> Block {
+        ctx.shared()
+            .rings()
+            .block(i)
+            .expect("a block of the test ring")
+    }
+
     /// Plays the kernel: block `b` now holds `n` packets and belongs to user space.
     pub(crate) fn kernel_fill(ctx: &AfPacketContext, b: u32, n: u32) {
+        let b = blk(ctx, b);
         let r = ctx.shared().rings();
         r.num_pkts(b).store(n, Ordering::Relaxed);
         r.first_pkt(b).store(48, Ordering::Relaxed);
@@ -283,11 +299,14 @@ pub(crate) mod tests {
 
     /// Plays a broken kernel: block `b` claims `n` packets.
     pub(crate) fn kernel_set_num_pkts(ctx: &AfPacketContext, b: u32, n: u32) {
-        ctx.shared().rings().num_pkts(b).store(n, Ordering::Relaxed);
+        ctx.shared()
+            .rings()
+            .num_pkts(blk(ctx, b))
+            .store(n, Ordering::Relaxed);
     }
 
     pub(crate) fn status(ctx: &AfPacketContext, b: u32) -> u32 {
-        ctx.shared().status(b).load(Ordering::Acquire)
+        ctx.shared().status(blk(ctx, b)).load(Ordering::Acquire)
     }
 
     /// A token for the packet at `off` of block `b` (the tests name distinct packets of an
@@ -300,9 +319,12 @@ pub(crate) mod tests {
     fn block_returns_after_last_release() {
         let ctx = test_ring(2);
         let s = ctx.shared();
-        assert!(s.try_open(0).is_none(), "kernel's block must not open");
+        assert!(
+            s.try_open(blk(&ctx, 0)).is_none(),
+            "kernel's block must not open"
+        );
         kernel_fill(&ctx, 0, 3);
-        let open = s.try_open(0).unwrap();
+        let open = s.try_open(blk(&ctx, 0)).unwrap();
         assert_eq!(
             open,
             OpenBlock {
@@ -311,14 +333,17 @@ pub(crate) mod tests {
             }
         );
         let toks: Vec<_> = (0..3).map(|i| token(&ctx, 0, 100 + i * 100)).collect();
-        s.release(0, 1); // the socket handed out everything
+        s.release(blk(&ctx, 0), 1); // the socket handed out everything
         assert_eq!(ctx.blocks_in_use(), 1);
         let mut it = toks.into_iter();
         drop(ctx.packet(it.next().unwrap()));
         drop(ctx.packet(it.next().unwrap()));
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
-        assert!(s.held(0));
-        assert!(s.try_open(0).is_none(), "a held block must not reopen");
+        assert!(s.held(blk(&ctx, 0)));
+        assert!(
+            s.try_open(blk(&ctx, 0)).is_none(),
+            "a held block must not reopen"
+        );
         drop(ctx.packet(it.next().unwrap()));
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
         assert_eq!(ctx.blocks_in_use(), 0);
@@ -330,14 +355,17 @@ pub(crate) mod tests {
         // is the previous lap's: the socket must wait.
         let ctx = test_ring(1);
         kernel_fill(&ctx, 0, 1);
-        ctx.shared().try_open(0).unwrap();
+        ctx.shared().try_open(blk(&ctx, 0)).unwrap();
         let t = token(&ctx, 0, 64);
-        ctx.shared().release(0, 1);
-        assert!(ctx.shared().try_open(0).is_none());
+        ctx.shared().release(blk(&ctx, 0), 1);
+        assert!(ctx.shared().try_open(blk(&ctx, 0)).is_none());
         drop(ctx.packet(t));
-        assert!(ctx.shared().try_open(0).is_none(), "kernel's again");
+        assert!(
+            ctx.shared().try_open(blk(&ctx, 0)).is_none(),
+            "kernel's again"
+        );
         kernel_fill(&ctx, 0, 2);
-        assert!(ctx.shared().try_open(0).is_some());
+        assert!(ctx.shared().try_open(blk(&ctx, 0)).is_some());
     }
 
     #[test]
@@ -346,7 +374,7 @@ pub(crate) mod tests {
         for round in 0..200u32 {
             let b = round % 4;
             kernel_fill(&ctx, b, 64);
-            ctx.shared().try_open(b).unwrap();
+            ctx.shared().try_open(blk(&ctx, b)).unwrap();
             let toks: Vec<_> = (0..64).map(|i| token(&ctx, b, 64 + i * 60)).collect();
             let mut chunks: Vec<Vec<Token>> = vec![vec![], vec![], vec![], vec![]];
             for (i, t) in toks.into_iter().enumerate() {
@@ -361,7 +389,7 @@ pub(crate) mod tests {
                         }
                     });
                 }
-                ctx.shared().release(b, 1);
+                ctx.shared().release(blk(&ctx, b), 1);
             });
             assert_eq!(status(&ctx, b), libc::TP_STATUS_KERNEL, "round {round}");
             assert_eq!(ctx.blocks_in_use(), 0);
@@ -372,10 +400,10 @@ pub(crate) mod tests {
     fn bulk_release_of_unhanded_packets() {
         let ctx = test_ring(1);
         kernel_fill(&ctx, 0, 5);
-        ctx.shared().try_open(0).unwrap();
+        ctx.shared().try_open(blk(&ctx, 0)).unwrap();
         let t = token(&ctx, 0, 64);
         // The socket goes away having handed out one of five: four + its own go at once.
-        ctx.shared().release(0, 5);
+        ctx.shared().release(blk(&ctx, 0), 5);
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
         drop(ctx.packet(t));
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);

@@ -39,16 +39,17 @@ pub fn walk_blocks(data: &[u8]) {
     let per_block = block_size / std::mem::size_of::<libc::tpacket3_hdr>() as u32;
     for _lap in 0..4 {
         // The kernel's turn: fill every block it owns with the next piece of input.
-        for b in 0..rx.block_count {
+        for i in 0..rx.block_count {
             if rest.is_empty() {
                 break;
             }
+            let b = s.rings().block(i).expect("a block of the ring");
             if s.held(b) || s.status(b).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0 {
                 continue;
             }
             let (chunk, more) = rest.split_at(rest.len().min(block_size as usize));
             rest = more;
-            let start = rx.block_offset(b);
+            let start = rx.block_offset(i);
             // Block `b` is the kernel's (not held, status not USER), so nothing else reads or
             // writes it; the chunk is at most one block long.
             let map = s.rings().map();

@@ -7,16 +7,17 @@
 //! [`Hdr`] then its frame. TX: each frame slot is a `tpacket3_hdr` (its `tp_status` the
 //! ownership word) then the frame data at [`TX_DATA_OFFSET`].
 //!
-//! Accesses at offsets from the ring's own geometry use the panicking accessors (a panic is a
-//! bug here); the packet headers, whose offsets the kernel wrote, use the `try_` ones, whose
-//! bounds check is the walker's check that a header lies in the mapping.
+//! The layout is checked against the mapping once, in [`Rings::new`]; a [`Block`] or a
+//! [`TxSlot`] is made only by the `Rings` it belongs to (each socket has one), so the hot
+//! accesses at their offsets need no bounds check of their own. The packet headers, at offsets
+//! the kernel wrote, are checked against their block: that check is the walker's.
 
 use std::mem::offset_of;
 use std::sync::atomic::AtomicU32;
 
 use nethuns_sys_linux::SharedMap;
 
-use crate::geometry::{RxGeometry, TX_DATA_OFFSET};
+use crate::geometry::{RxGeometry, TxGeometry, TPACKET_ALIGNMENT, TX_DATA_OFFSET};
 
 /// Offset of `block_status` in a block (`tpacket_block_desc.hdr.bh1.block_status`).
 pub(crate) const BLOCK_STATUS: usize = offset_of!(libc::tpacket_block_desc, hdr);
@@ -29,17 +30,50 @@ pub(crate) const FIRST_PKT: usize =
 /// Size of the v3 packet header (`struct tpacket3_hdr`).
 pub(crate) const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
 
+/// An RX block of one [`Rings`]: its index, below the ring's block count. Made only by that
+/// `Rings` ([`Rings::block`], [`Rings::next_block`], or block 0, which every ring has).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Block(u32);
+
+impl Block {
+    /// The block's index.
+    #[inline]
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// A TX frame slot of one [`Rings`]: the offset of its header in the mapping. Made only by
+/// [`Rings::tx_slots`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxSlot(usize);
+
 /// The mapped rings: the RX ring (`rx`) at offset 0, the TX ring after it.
 pub(crate) struct Rings {
     map: SharedMap,
     rx: RxGeometry,
+    /// Bytes of frame data a TX slot holds (0 without a TX ring).
+    tx_room: usize,
 }
 
 impl Rings {
-    /// The rings over `map`, whose first bytes are the RX ring of layout `rx`.
+    /// The rings over `map`, whose first bytes are the RX ring of layout `rx`. Panics if the
+    /// ring does not fit the mapping or its blocks could not hold their descriptor.
     pub(crate) fn new(map: SharedMap, rx: RxGeometry) -> Self {
         assert!(map.len() >= rx.bytes(), "mapping smaller than the RX ring");
-        Rings { map, rx }
+        assert!(rx.block_count > 0, "an RX ring of no blocks");
+        // Block descriptors hold 8-byte words at the start of each block, and a block must
+        // hold at least one packet header.
+        assert!(
+            rx.block_size as usize % 8 == 0 && rx.block_size as usize >= HDR.max(FIRST_PKT + 4),
+            "RX blocks of {} bytes",
+            rx.block_size
+        );
+        Rings {
+            map,
+            rx,
+            tx_room: 0,
+        }
     }
 
     /// Layout of the RX ring.
@@ -48,47 +82,82 @@ impl Rings {
         &self.rx
     }
 
-    /// A 32-bit word of the descriptor of block `block`, shared with the kernel.
+    /// Block `i`, if the ring has it.
     #[inline]
-    fn block_word(&self, block: u32, offset: usize) -> &AtomicU32 {
-        debug_assert!(block < self.rx.block_count);
-        self.map.atomic_u32(self.rx.block_offset(block) + offset)
+    pub(crate) fn block(&self, i: u32) -> Option<Block> {
+        (i < self.rx.block_count).then_some(Block(i))
     }
 
-    /// The status word of block `block`.
+    /// The block after `b`, wrapping.
     #[inline]
-    pub(crate) fn block_status(&self, block: u32) -> &AtomicU32 {
-        self.block_word(block, BLOCK_STATUS)
+    pub(crate) fn next_block(&self, b: Block) -> Block {
+        Block(self.rx.next_block(b.0))
     }
 
-    /// The packet count of block `block`.
+    /// Offset of block `b` in the mapping.
     #[inline]
-    pub(crate) fn num_pkts(&self, block: u32) -> &AtomicU32 {
-        self.block_word(block, NUM_PKTS)
+    pub(crate) fn block_offset(&self, b: Block) -> usize {
+        self.rx.block_offset(b.0)
     }
 
-    /// Where the first packet of block `block` is, from the block's start.
-    #[inline]
-    pub(crate) fn first_pkt(&self, block: u32) -> &AtomicU32 {
-        self.block_word(block, FIRST_PKT)
-    }
-
-    /// The packet header at `off`, or `None` if it leaves the mapping (the offset came from
-    /// the kernel).
+    /// A 32-bit word of the descriptor of block `b`, shared with the kernel.
     #[inline(always)]
-    pub(crate) fn header(&self, off: usize) -> Option<Hdr> {
-        self.map.try_read::<[u8; HDR]>(off).map(Hdr)
+    fn block_word(&self, b: Block, offset: usize) -> &AtomicU32 {
+        debug_assert!(b.0 < self.rx.block_count && offset % 4 == 0 && offset < FIRST_PKT + 4);
+        // SAFETY: b < block_count (a Block of this ring), so the block lies in the mapping
+        // (checked in `new`); the word is one of its descriptor's first FIRST_PKT + 4 ≤
+        // block_size bytes, at a 4-aligned offset of an 8-aligned block.
+        unsafe { self.map.atomic_u32_unchecked(self.block_offset(b) + offset) }
     }
 
-    /// The four bytes at `off` of a received frame (where an 802.1Q tag would be).
+    /// The status word of block `b`.
     #[inline(always)]
-    pub(crate) fn tag(&self, off: usize) -> [u8; 4] {
-        self.map.read(off)
+    pub(crate) fn block_status(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, BLOCK_STATUS)
     }
 
-    /// Puts a 4-byte tag back into the frame at `data`: its first 12 bytes (the MAC
-    /// addresses) move 4 bytes to the front, and the tag goes after them. The frame then
-    /// starts at `data - 4`.
+    /// The packet count of block `b`.
+    #[inline]
+    pub(crate) fn num_pkts(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, NUM_PKTS)
+    }
+
+    /// Where the first packet of block `b` is, from the block's start.
+    #[inline]
+    pub(crate) fn first_pkt(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, FIRST_PKT)
+    }
+
+    /// The `T` at `rel` bytes into block `b`, or `None` if it leaves the block.
+    #[inline(always)]
+    fn block_read<T: nethuns_sys_linux::Pod>(&self, b: Block, rel: usize) -> Option<T> {
+        let size = std::mem::size_of::<T>();
+        // block_size ≥ HDR ≥ size (checked in `new`, and below for T).
+        if size > HDR || rel > self.rx.block_size as usize - size {
+            return None;
+        }
+        // SAFETY: rel + size ≤ block_size (checked above) inside block b, which lies in the
+        // mapping (a Block of this ring, layout checked in `new`).
+        Some(unsafe { self.map.read_unchecked(self.block_offset(b) + rel) })
+    }
+
+    /// The packet header at `rel` bytes into block `b`, or `None` if it leaves the block (the
+    /// offset came from the kernel).
+    #[inline(always)]
+    pub(crate) fn header(&self, b: Block, rel: usize) -> Option<Hdr> {
+        self.block_read::<[u8; HDR]>(b, rel).map(Hdr)
+    }
+
+    /// The four bytes at `rel` bytes into block `b` (where an 802.1Q tag would be in a
+    /// received frame), or `None` if they leave the block.
+    #[inline(always)]
+    pub(crate) fn tag(&self, b: Block, rel: usize) -> Option<[u8; 4]> {
+        self.block_read(b, rel)
+    }
+
+    /// Puts a 4-byte tag back into the frame at `data` (an offset in the mapping): its first
+    /// 12 bytes (the MAC addresses) move 4 bytes to the front, and the tag goes after them.
+    /// The frame then starts at `data - 4`.
     pub(crate) fn insert_tag(&self, data: usize, tag: [u8; 4]) {
         const MACS: usize = 12;
         self.map.copy_within(data, data - tag.len(), MACS);
@@ -104,36 +173,68 @@ impl Rings {
         std::ptr::slice_from_raw_parts_mut(self.map.as_ptr().wrapping_add(off), len)
     }
 
-    /// The `tp_status` word of the TX frame slot at `slot`.
+    /// The slots of the TX ring of layout `geo`, which starts at `start` in the mapping (after
+    /// the RX ring). Panics if it does not fit the mapping or its frames are misaligned.
+    pub(crate) fn tx_slots(&mut self, geo: TxGeometry, start: usize) -> Box<[TxSlot]> {
+        assert!(
+            start >= self.rx.bytes()
+                && start <= self.map.len()
+                && self.map.len() - start >= geo.bytes(),
+            "the TX ring leaves the mapping"
+        );
+        assert!(
+            [start, geo.block_size as usize, geo.frame_size as usize]
+                .iter()
+                .all(|n| n % TPACKET_ALIGNMENT == 0)
+                && geo.frame_size as usize >= TX_DATA_OFFSET,
+            "misaligned TX frames"
+        );
+        self.tx_room = geo.max_frame();
+        (0..geo.frame_count)
+            .map(|i| TxSlot(start + geo.frame_offset(i)))
+            .collect()
+    }
+
+    /// The `tp_status` word of TX slot `slot`.
     #[inline(always)]
-    pub(crate) fn tx_status(&self, slot: usize) -> &AtomicU32 {
-        self.map
-            .atomic_u32(slot + offset_of!(libc::tpacket3_hdr, tp_status))
+    pub(crate) fn tx_status(&self, slot: TxSlot) -> &AtomicU32 {
+        // SAFETY: a slot of this ring's TX ring, which lies in the mapping with 16-aligned
+        // frames of at least a header each (checked in `tx_slots`); tp_status is a 4-aligned
+        // field of the header.
+        unsafe {
+            self.map
+                .atomic_u32_unchecked(slot.0 + offset_of!(libc::tpacket3_hdr, tp_status))
+        }
     }
 
     /// Writes the header of a TX frame of `len` bytes into slot `slot` (`tp_len`,
     /// `tp_snaplen`, and `tp_next_offset` 0).
     #[inline(always)]
-    pub(crate) fn tx_header(&self, slot: usize, len: u32) {
-        const _: () = assert!(
-            offset_of!(libc::tpacket3_hdr, tp_len)
-                == offset_of!(libc::tpacket3_hdr, tp_snaplen) + 4
-        );
-        self.map.write(
-            slot + offset_of!(libc::tpacket3_hdr, tp_snaplen),
-            [len, len],
-        );
-        self.map
-            .write(slot + offset_of!(libc::tpacket3_hdr, tp_next_offset), 0u32);
+    pub(crate) fn tx_header(&self, slot: TxSlot, len: u32) {
+        const SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
+        const NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
+        const _: () = assert!(offset_of!(libc::tpacket3_hdr, tp_len) == SNAPLEN + 4);
+        // SAFETY: the header of a slot of this ring (see `tx_status`); tp_snaplen and tp_len
+        // are 8 consecutive bytes of it.
+        unsafe { self.map.write_unchecked(slot.0 + SNAPLEN, [len, len]) };
+        // SAFETY: as above, for the 4 bytes of tp_next_offset.
+        unsafe { self.map.write_unchecked(slot.0 + NEXT, 0u32) };
     }
 
-    /// Copies `data` into the TX frame slot at `slot`.
+    /// Copies `data` into TX slot `slot`; panics if it is larger than a slot holds.
     #[inline(always)]
-    pub(crate) fn tx_copy(&self, slot: usize, data: &[u8]) {
-        self.map.copy_to(slot + TX_DATA_OFFSET, data);
+    pub(crate) fn tx_copy(&self, slot: TxSlot, data: &[u8]) {
+        assert!(
+            data.len() <= self.tx_room,
+            "a frame larger than its TX slot"
+        );
+        // SAFETY: a slot of this ring (see `tx_status`), whose TX_DATA_OFFSET + tx_room bytes
+        // lie in the mapping; data.len() ≤ tx_room (checked above).
+        unsafe { self.map.copy_to_unchecked(slot.0 + TX_DATA_OFFSET, data) };
     }
 
-    /// Lets `fill` write the `len` data bytes of the TX frame slot at `slot` in place.
+    /// Lets `fill` write the `len` data bytes of TX slot `slot` in place; panics if `len` is
+    /// larger than a slot holds.
     ///
     /// The caller owns the slot: its status word says it is neither the kernel's
     /// (`TP_STATUS_SEND_REQUEST`, `TP_STATUS_SENDING`) nor queued, and is marked so that
@@ -141,23 +242,24 @@ impl Rings {
     #[inline(always)]
     pub(crate) fn tx_fill<R, F: FnOnce(&mut [u8]) -> R>(
         &self,
-        slot: usize,
+        slot: TxSlot,
         len: usize,
         fill: F,
     ) -> R {
-        let p = self.map.range_ptr(slot + TX_DATA_OFFSET, len);
-        // SAFETY: the range lies in the mapping (checked by `range_ptr`), whose bytes are
-        // initialized (zeroed pages, or earlier frames); the slot is the caller's (see above),
-        // so neither the kernel nor another reference reaches these bytes while the slice
-        // lives, which ends with this call.
-        fill(unsafe { &mut *p })
+        assert!(len <= self.tx_room, "a frame larger than its TX slot");
+        let p = self.map.as_ptr().wrapping_add(slot.0 + TX_DATA_OFFSET);
+        // SAFETY: len ≤ tx_room (checked above) bytes of a slot of this ring, in the mapping
+        // (see `tx_copy`), initialized (zeroed pages, or earlier frames); the slot is the
+        // caller's (see above), so neither the kernel nor another reference reaches these
+        // bytes while the slice lives, which ends with this call.
+        fill(unsafe { std::slice::from_raw_parts_mut(p, len) })
     }
 
-    /// The first `len` data bytes of the TX frame slot at `slot`.
+    /// The first `len` data bytes of TX slot `slot`.
     #[cfg(test)]
-    pub(crate) fn tx_bytes(&self, slot: usize, len: usize) -> Vec<u8> {
+    pub(crate) fn tx_bytes(&self, slot: TxSlot, len: usize) -> Vec<u8> {
         let mut v = vec![0; len];
-        self.map.copy_from(slot + TX_DATA_OFFSET, &mut v);
+        self.map.copy_from(slot.0 + TX_DATA_OFFSET, &mut v);
         v
     }
 
@@ -289,7 +391,7 @@ pub(crate) mod tests {
                 frame_size: 2048,
             },
         );
-        let r = rings.header(96).unwrap();
+        let r = rings.header(Block(0), 96).unwrap();
         assert_eq!(
             (
                 r.next_offset(),
@@ -305,7 +407,10 @@ pub(crate) mod tests {
             (r.mac(), r.rxhash(), r.vlan_tci(), r.vlan_tpid()),
             (7, 8, 9, 10)
         );
-        assert!(rings.header(4096 - HDR).is_some());
-        assert!(rings.header(4096 - HDR + 1).is_none());
+        assert!(rings.header(Block(0), 4096 - HDR).is_some());
+        assert!(rings.header(Block(0), 4096 - HDR + 1).is_none());
+        assert!(rings.tag(Block(0), 4092).is_some());
+        assert!(rings.tag(Block(0), 4093).is_none());
+        assert_eq!(rings.block(1), None);
     }
 }

@@ -8,7 +8,7 @@ use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::{BufferDesc, Payload, Token};
 
 use crate::context::{AfPacketContext, Shared, OPENED};
-use crate::ring::{Hdr, HDR};
+use crate::ring::{Block, Hdr, HDR};
 /// Where the frame may start at the earliest: after the header and its `sockaddr_ll`
 /// (`TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`).
 const MAC_MIN: usize = crate::geometry::TPACKET3_HDRLEN;
@@ -19,16 +19,17 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 
 /// Where the socket is in the RX ring. With `remaining == 0` no block is open and `block` is
 /// the next one to open; otherwise `block` is open (the socket holds one reference on it plus
-/// one per packet not yet handed out) and `next` is the offset of the next packet header.
+/// one per packet not yet handed out) and `next` is the offset of the next packet header from
+/// the block's start.
 ///
 /// Changed in place through `&self` (the socket is `!Sync`), one `Cell` per field: each
 /// access is a plain load or store, and nothing is copied in and out whole.
 #[derive(Debug, Default)]
 pub(crate) struct RxCursor {
-    block: Cell<u32>,
+    block: Cell<Block>,
+    /// Offset of the open block in the mapping.
+    start: Cell<usize>,
     next: Cell<usize>,
-    /// End of the open block (offset in the mapping).
-    end: Cell<usize>,
     remaining: Cell<u32>,
     /// Leave the outer VLAN tag where the kernel put it (in the header only).
     keep_stripped: bool,
@@ -44,8 +45,8 @@ fn put_tag_back(s: &Shared, h: &Hdr, data: usize, caplen: u32, tpid: u16) -> (us
         // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
         // that the payload is the frame as on the wire. The socket holds this block (the
         // kernel does not touch it) and this packet was not handed out yet, so nobody else
-        // sees these bytes; `data - 4 ≥ hdr_off + MAC_MIN` (checked) keeps the write after
-        // the packet's header and sockaddr_ll, and `data + 12 ≤ block_end` (caplen ≥ 12,
+        // sees these bytes; `data - 4 ≥ header + MAC_MIN` (checked) keeps the write after
+        // the packet's header and sockaddr_ll, and `data + 12 ≤ block end` (caplen ≥ 12,
         // clamped to the block) keeps the moved bytes inside the block.
         let [t0, t1] = tpid.to_be_bytes();
         let [c0, c1] = (h.vlan_tci() as u16).to_be_bytes();
@@ -132,27 +133,29 @@ impl RxCursor {
         if self.remaining.get() == 0 && !self.open(s) {
             return None;
         }
-        let block_end = self.end.get();
-        let hdr_off = self.next.get();
+        let block = self.block.get();
+        let block_size = s.rx().block_size as usize;
+        let rel = self.next.get();
         // The kernel finished writing the open block before it set TP_STATUS_USER (acquired
-        // in `open`) and does not touch it while we hold it. A header that leaves the mapping
-        // drops the rest of the block.
-        let Some(h) = s.rings().header(hdr_off) else {
+        // in `open`) and does not touch it while we hold it. A header that leaves the block
+        // drops the rest of it.
+        let Some(h) = s.rings().header(block, rel) else {
             self.drop_block(s);
             return None;
         };
-        let data = hdr_off + h.mac() as usize;
-        if data >= block_end || (h.mac() as usize) < HDR {
+        let mac = h.mac() as usize;
+        let rel_data = rel + mac;
+        if rel_data >= block_size || mac < HDR {
             // Frame data past its block (its descriptor would name another block, or
             // none), or over its own header (where the next header could start too, and
-            // hand out the same bytes again): the block is not a kernel's. This also drops
-            // a header that leaves its block (`data ≥ hdr_off + HDR > block_end`): its
-            // bytes past the block were read but are not used.
+            // hand out the same bytes again): the block is not a kernel's.
             self.drop_block(s);
             return None;
         }
+        let start = self.start.get();
+        let data = start + rel_data;
         // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-        let caplen = (h.snaplen() as usize).min(block_end - data) as u32;
+        let caplen = (h.snaplen() as usize).min(block_size - rel_data) as u32;
         let mut pkt = RxPacket {
             desc: BufferDesc::new(data),
             caplen,
@@ -184,26 +187,27 @@ impl RxCursor {
             }
         } else if caplen as usize >= MACS + VLAN_HLEN {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
-            // take out) is still the outermost: report it the same way.
-            // caplen ≥ 16 bytes of this held packet lie inside the block.
-            let tag = s.rings().tag(data + MACS);
-            let tpid = u16::from_be_bytes([tag[0], tag[1]]);
-            if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
-                pkt.meta.vlan_valid = true;
-                pkt.meta.vlan_tpid = tpid;
-                pkt.meta.vlan_tci = u16::from_be_bytes([tag[2], tag[3]]);
+            // take out) is still the outermost: report it the same way. (caplen ≥ 16 bytes of
+            // this held packet lie inside the block, so the tag is always there.)
+            if let Some(tag) = s.rings().tag(block, rel_data + MACS) {
+                let tpid = u16::from_be_bytes([tag[0], tag[1]]);
+                if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
+                    pkt.meta.vlan_valid = true;
+                    pkt.meta.vlan_tpid = tpid;
+                    pkt.meta.vlan_tci = u16::from_be_bytes([tag[2], tag[3]]);
+                }
             }
         }
         // The next header must start after this packet's bytes (a sane kernel puts it at
         // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
         // the same bytes twice, or rewrite a payload already handed out when its tag is
         // put back. Such a block is cut short here.
-        let next = hdr_off + h.next_offset() as usize;
-        let end = pkt.desc.get() + pkt.caplen as usize;
-        self.next.set(if next >= end.max(hdr_off + HDR) {
+        let next = rel + h.next_offset() as usize;
+        let end = pkt.desc.get() - start + pkt.caplen as usize;
+        self.next.set(if next >= end.max(rel + HDR) {
             next
         } else {
-            block_end
+            block_size
         });
         let remaining = self.remaining.get() - 1;
         self.remaining.set(remaining);
@@ -233,12 +237,11 @@ impl RxCursor {
         if open.num_pkts == 0 {
             // An empty block handed over: give it straight back.
             s.release(block, 1);
-            self.block.set(s.rx().next_block(block));
+            self.block.set(s.rings().next_block(block));
             return false;
         }
-        let start = s.rx().block_offset(block);
-        self.end.set(start + s.rx().block_size as usize);
-        self.next.set(start + open.first as usize);
+        self.start.set(s.rings().block_offset(block));
+        self.next.set(open.first as usize);
         self.remaining.set(open.num_pkts);
         true
     }
@@ -249,7 +252,7 @@ impl RxCursor {
     fn finish_block(&self, s: &Shared) {
         let block = self.block.get();
         s.release(block, 1);
-        self.block.set(s.rx().next_block(block));
+        self.block.set(s.rings().next_block(block));
     }
 
     /// A header outside the block (never written by a sane kernel): drops the rest of the
@@ -260,7 +263,7 @@ impl RxCursor {
         let block = self.block.get();
         s.release(block, self.remaining.get() + 1);
         self.remaining.set(0);
-        self.block.set(s.rx().next_block(block));
+        self.block.set(s.rings().next_block(block));
     }
 
     /// Gives up the open block (socket closing): the packets not handed out and the socket's

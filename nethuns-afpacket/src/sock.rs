@@ -469,8 +469,12 @@ impl Socket for Sock {
         #[cfg(feature = "pcap")]
         let geo = live_filter(geo, &flags, name)?;
         let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
-        let tx = geo.tx.map(|t| TxRing::new(t, geo.rx.bytes(), mtu));
-        let ctx = AfPacketContext::new(Shared::new(map, geo.rx, Some(fd)));
+        let mut shared = Shared::new(map, geo.rx, Some(fd));
+        let tx = geo.tx.map(|t| {
+            let slots = shared.rings_mut().tx_slots(t, geo.rx.bytes());
+            TxRing::new(t, slots, mtu)
+        });
+        let ctx = AfPacketContext::new(shared);
         Ok(Sock {
             ctx,
             ifname: name.to_string(),

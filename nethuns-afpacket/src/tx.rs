@@ -2,8 +2,8 @@
 //! `TP_STATUS_SEND_REQUEST`; `flush` asks the kernel, with one `sendto`, to transmit every
 //! marked slot. The kernel marks a slot `TP_STATUS_AVAILABLE` again once the frame is gone.
 //!
-//! Why a TX ring rather than `sendmmsg` (measured: equal within noise on veth; the ring avoids
-//! the copy into the skb and the per-batch header set-up): see the crate docs.
+//! Why a TX ring rather than `sendmmsg`: `docs/af-packet.md`. The slots' memory is
+//! [`Rings`](crate::ring::Rings)'s.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +13,7 @@ use nethuns_core::{Error, Result};
 
 use crate::context::Shared;
 use crate::geometry::TxGeometry;
+use crate::ring::TxSlot;
 use crate::sys;
 
 /// How a submission (`flush`) went: the errno of a failure the caller should hear about.
@@ -21,9 +22,9 @@ pub(crate) type FlushResult = std::result::Result<(), i32>;
 /// The TX side of a socket (single-threaded: lives in the `!Sync` socket).
 pub(crate) struct TxRing {
     geo: TxGeometry,
-    /// Offset of each frame in the mapping (the TX ring follows the RX ring; frames never
-    /// straddle blocks, so the arithmetic is done once here).
-    offsets: Box<[usize]>,
+    /// Each frame slot of the mapping (the TX ring follows the RX ring; frames never
+    /// straddle blocks, so the arithmetic is done once, in `Rings::tx_slots`).
+    slots: Box<[TxSlot]>,
     /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
     max_untagged: usize,
     /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
@@ -62,7 +63,9 @@ fn extra_tag_allowed(frame: &[u8]) -> bool {
 }
 
 impl TxRing {
-    pub(crate) fn new(geo: TxGeometry, start: usize, mtu: u32) -> Self {
+    /// The TX side over `slots` (`Rings::tx_slots` of layout `geo`), for an MTU of `mtu`.
+    pub(crate) fn new(geo: TxGeometry, slots: Box<[TxSlot]>, mtu: u32) -> Self {
+        assert_eq!(slots.len(), geo.frame_count as usize);
         // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
         // frame (larger ones it silently discards, so `send` refuses them).
         let room = geo.max_frame();
@@ -70,9 +73,7 @@ impl TxRing {
         let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
         TxRing {
             geo,
-            offsets: (0..geo.frame_count)
-                .map(|i| start + geo.frame_offset(i))
-                .collect(),
+            slots,
             max_untagged,
             max_tagged,
             next: Cell::new(0),
@@ -107,10 +108,10 @@ impl TxRing {
         Ok(())
     }
 
-    /// Where slot `i` is in the mapping.
+    /// Slot `i`.
     #[inline]
-    fn slot(&self, i: u32) -> usize {
-        self.offsets[i as usize]
+    fn slot(&self, i: u32) -> TxSlot {
+        self.slots[i as usize]
     }
 
     /// The status word of slot `i`, shared with the kernel.
@@ -131,7 +132,7 @@ impl TxRing {
     /// The next slot, free (where it is, and its status word): if it is still queued or in
     /// flight, the queued frames are submitted first; `NoMemory` if it is still not free then.
     #[inline(always)]
-    fn free_slot<'a>(&self, s: &'a Shared) -> Result<(usize, &'a AtomicU32)> {
+    fn free_slot<'a>(&self, s: &'a Shared) -> Result<(TxSlot, &'a AtomicU32)> {
         let slot = self.slot(self.next.get());
         let status = s.rings().tx_status(slot);
         if !self.is_free(status.load(Ordering::Acquire)) {
@@ -156,7 +157,7 @@ impl TxRing {
 
     /// Queues the frame of `len` bytes written into the next slot (`slot`, free).
     #[inline(always)]
-    fn commit(&self, s: &Shared, slot: usize, status: &AtomicU32, len: usize) {
+    fn commit(&self, s: &Shared, slot: TxSlot, status: &AtomicU32, len: usize) {
         // The slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not read it
         // until SEND_REQUEST is stored below.
         s.rings().tx_header(slot, len as u32);
@@ -335,8 +336,9 @@ mod tests {
         };
         let geo = TxGeometry::new(2048, 4, 4096);
         let map = sys::anonymous_rings(rx.bytes() + geo.bytes(), false);
-        let s = Shared::new(map, rx, None);
-        let tx = TxRing::new(geo, rx.bytes(), 1500);
+        let mut s = Shared::new(map, rx, None);
+        let slots = s.rings_mut().tx_slots(geo, rx.bytes());
+        let tx = TxRing::new(geo, slots, 1500);
         (s, tx)
     }
 

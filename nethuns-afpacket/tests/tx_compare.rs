@@ -43,15 +43,10 @@ fn sendmmsg_rate(ifname: &str, len: usize, bypass: bool) -> f64 {
     // SAFETY: a fresh descriptor nothing else owns (closed when `owned` drops).
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let ifindex = nethuns_sys_linux::netdev::if_index(ifname).unwrap();
-    let sll = libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as u16,
-        sll_protocol: 0,
-        sll_ifindex: ifindex as i32,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    };
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size passed, alive for the call.
     let rc = unsafe {
         libc::bind(

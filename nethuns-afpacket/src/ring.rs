@@ -15,6 +15,8 @@
 use std::mem::offset_of;
 use std::sync::atomic::AtomicU32;
 
+use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
+use nethuns_core::{Error, Result};
 use nethuns_sys_linux::SharedMap;
 
 use crate::geometry::{RxGeometry, TxGeometry, TPACKET_ALIGNMENT, TX_DATA_OFFSET};
@@ -30,16 +32,26 @@ pub(crate) const FIRST_PKT: usize =
 /// Size of the v3 packet header (`struct tpacket3_hdr`).
 pub(crate) const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
 
-/// An RX block of one [`Rings`]: its index, below the ring's block count. Made only by that
-/// `Rings` ([`Rings::block`], [`Rings::next_block`], or block 0, which every ring has).
+/// An RX block of one [`Rings`]: its index, below the ring's block count, and its offset in
+/// the mapping. Made only by that `Rings` ([`Rings::block`], [`Rings::next_block`], or block
+/// 0, which every ring has).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Block(u32);
+pub(crate) struct Block {
+    index: u32,
+    offset: usize,
+}
 
 impl Block {
     /// The block's index.
     #[inline]
     pub(crate) fn index(self) -> u32 {
-        self.0
+        self.index
+    }
+
+    /// The block's offset in the mapping.
+    #[inline]
+    pub(crate) fn offset(self) -> usize {
+        self.offset
     }
 }
 
@@ -48,12 +60,34 @@ impl Block {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TxSlot(usize);
 
+/// A frame that passed the size rule of `send` for the TX slots of one [`Rings`] (so it fits
+/// a slot). Made only by [`Rings::tx_frame`].
+pub(crate) struct TxFrame<'a>(&'a [u8]);
+
+/// A frame length that passed the first check of `send_with` for the TX slots of one
+/// [`Rings`] (so it fits a slot). Made only by [`Rings::tx_len`].
+#[derive(Clone, Copy)]
+pub(crate) struct TxLen(usize);
+
 /// The mapped rings: the RX ring (`rx`) at offset 0, the TX ring after it.
 pub(crate) struct Rings {
     map: SharedMap,
     rx: RxGeometry,
-    /// Bytes of frame data a TX slot holds (0 without a TX ring).
-    tx_room: usize,
+    /// Largest untagged frame a TX slot takes: MTU + Ethernet header, bounded by the slot's
+    /// room (0 without a TX ring).
+    tx_max_untagged: usize,
+    /// Largest frame whose outer EtherType is 802.1Q: 4 bytes more, bounded by the room.
+    tx_max_tagged: usize,
+}
+
+/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
+///
+/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
+/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
+/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
+#[inline]
+fn extra_tag_allowed(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
 }
 
 impl Rings {
@@ -72,7 +106,8 @@ impl Rings {
         Rings {
             map,
             rx,
-            tx_room: 0,
+            tx_max_untagged: 0,
+            tx_max_tagged: 0,
         }
     }
 
@@ -85,29 +120,35 @@ impl Rings {
     /// Block `i`, if the ring has it.
     #[inline]
     pub(crate) fn block(&self, i: u32) -> Option<Block> {
-        (i < self.rx.block_count).then_some(Block(i))
+        (i < self.rx.block_count).then(|| Block {
+            index: i,
+            offset: self.rx.block_offset(i),
+        })
     }
 
     /// The block after `b`, wrapping.
     #[inline]
     pub(crate) fn next_block(&self, b: Block) -> Block {
-        Block(self.rx.next_block(b.0))
-    }
-
-    /// Offset of block `b` in the mapping.
-    #[inline]
-    pub(crate) fn block_offset(&self, b: Block) -> usize {
-        self.rx.block_offset(b.0)
+        let index = self.rx.next_block(b.index);
+        Block {
+            index,
+            offset: if index == 0 {
+                0
+            } else {
+                b.offset + self.rx.block_size as usize
+            },
+        }
     }
 
     /// A 32-bit word of the descriptor of block `b`, shared with the kernel.
     #[inline(always)]
     fn block_word(&self, b: Block, offset: usize) -> &AtomicU32 {
-        debug_assert!(b.0 < self.rx.block_count && offset % 4 == 0 && offset < FIRST_PKT + 4);
+        debug_assert!(b.index < self.rx.block_count && b.offset == self.rx.block_offset(b.index));
+        debug_assert!(offset % 4 == 0 && offset < FIRST_PKT + 4);
         // SAFETY: b < block_count (a Block of this ring), so the block lies in the mapping
         // (checked in `new`); the word is one of its descriptor's first FIRST_PKT + 4 ≤
         // block_size bytes, at a 4-aligned offset of an 8-aligned block.
-        unsafe { self.map.atomic_u32_unchecked(self.block_offset(b) + offset) }
+        unsafe { self.map.atomic_u32_unchecked(b.offset + offset) }
     }
 
     /// The status word of block `b`.
@@ -128,31 +169,34 @@ impl Rings {
         self.block_word(b, FIRST_PKT)
     }
 
-    /// The `T` at `rel` bytes into block `b`, or `None` if it leaves the block.
+    /// Whether `size` bytes at `rel` bytes into a block stay in the block.
     #[inline(always)]
-    fn block_read<T: nethuns_sys_linux::Pod>(&self, b: Block, rel: usize) -> Option<T> {
-        let size = std::mem::size_of::<T>();
-        // block_size ≥ HDR ≥ size (checked in `new`, and below for T).
-        if size > HDR || rel > self.rx.block_size as usize - size {
-            return None;
-        }
-        // SAFETY: rel + size ≤ block_size (checked above) inside block b, which lies in the
-        // mapping (a Block of this ring, layout checked in `new`).
-        Some(unsafe { self.map.read_unchecked(self.block_offset(b) + rel) })
+    fn in_block(&self, rel: usize, size: usize) -> bool {
+        // block_size ≥ HDR (checked in `new`) ≥ every size asked for here.
+        debug_assert!(size <= HDR);
+        rel <= self.rx.block_size as usize - size
     }
 
     /// The packet header at `rel` bytes into block `b`, or `None` if it leaves the block (the
     /// offset came from the kernel).
     #[inline(always)]
-    pub(crate) fn header(&self, b: Block, rel: usize) -> Option<Hdr> {
-        self.block_read::<[u8; HDR]>(b, rel).map(Hdr)
+    pub(crate) fn header(&self, b: Block, rel: usize) -> Option<Hdr<'_>> {
+        self.in_block(rel, HDR).then_some(Hdr {
+            map: &self.map,
+            off: b.offset + rel,
+        })
     }
 
     /// The four bytes at `rel` bytes into block `b` (where an 802.1Q tag would be in a
     /// received frame), or `None` if they leave the block.
     #[inline(always)]
     pub(crate) fn tag(&self, b: Block, rel: usize) -> Option<[u8; 4]> {
-        self.block_read(b, rel)
+        if !self.in_block(rel, 4) {
+            return None;
+        }
+        // SAFETY: rel + 4 ≤ block_size (checked above) inside block b, which lies in the
+        // mapping (a Block of this ring, layout checked in `new`).
+        Some(unsafe { self.map.read_unchecked(b.offset + rel) })
     }
 
     /// Puts a 4-byte tag back into the frame at `data` (an offset in the mapping): its first
@@ -174,8 +218,9 @@ impl Rings {
     }
 
     /// The slots of the TX ring of layout `geo`, which starts at `start` in the mapping (after
-    /// the RX ring). Panics if it does not fit the mapping or its frames are misaligned.
-    pub(crate) fn tx_slots(&mut self, geo: TxGeometry, start: usize) -> Box<[TxSlot]> {
+    /// the RX ring), for an interface of MTU `mtu`. Panics if it does not fit the mapping or
+    /// its frames are misaligned.
+    pub(crate) fn tx_slots(&mut self, geo: TxGeometry, start: usize, mtu: u32) -> Box<[TxSlot]> {
         assert!(
             start >= self.rx.bytes()
                 && start <= self.map.len()
@@ -189,7 +234,11 @@ impl Rings {
                 && geo.frame_size as usize >= TX_DATA_OFFSET,
             "misaligned TX frames"
         );
-        self.tx_room = geo.max_frame();
+        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
+        // frame (larger ones it silently discards, so `send` refuses them). Both fit a slot.
+        let room = geo.max_frame();
+        self.tx_max_untagged = room.min(mtu as usize + ETH_HLEN);
+        self.tx_max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
         (0..geo.frame_count)
             .map(|i| TxSlot(start + geo.frame_offset(i)))
             .collect()
@@ -221,20 +270,53 @@ impl Rings {
         unsafe { self.map.write_unchecked(slot.0 + NEXT, 0u32) };
     }
 
-    /// Copies `data` into TX slot `slot`; panics if it is larger than a slot holds.
-    #[inline(always)]
-    pub(crate) fn tx_copy(&self, slot: TxSlot, data: &[u8]) {
-        assert!(
-            data.len() <= self.tx_room,
-            "a frame larger than its TX slot"
-        );
-        // SAFETY: a slot of this ring (see `tx_status`), whose TX_DATA_OFFSET + tx_room bytes
-        // lie in the mapping; data.len() ≤ tx_room (checked above).
-        unsafe { self.map.copy_to_unchecked(slot.0 + TX_DATA_OFFSET, data) };
+    /// Largest untagged frame `send` accepts (a tagged one may be 4 bytes longer).
+    pub(crate) fn tx_max_untagged(&self) -> usize {
+        self.tx_max_untagged
     }
 
-    /// Lets `fill` write the `len` data bytes of TX slot `slot` in place; panics if `len` is
-    /// larger than a slot holds.
+    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
+    pub(crate) fn tx_max_tagged(&self) -> usize {
+        self.tx_max_tagged
+    }
+
+    /// The size rule of `send`: at least an Ethernet header, at most the MTU + 14 (+ 4 under
+    /// an 802.1Q outer tag), within a slot.
+    #[inline(always)]
+    pub(crate) fn tx_frame<'a>(&self, data: &'a [u8]) -> Result<TxFrame<'a>> {
+        let len = data.len();
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
+        }
+        if len > self.tx_max_untagged && (len > self.tx_max_tagged || !extra_tag_allowed(data)) {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(TxFrame(data))
+    }
+
+    /// The first check of `send_with`, on the length alone: at least an Ethernet header, at
+    /// most the largest tagged frame.
+    #[inline(always)]
+    pub(crate) fn tx_len(&self, len: usize) -> Result<TxLen> {
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
+        }
+        if len > self.tx_max_tagged {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(TxLen(len))
+    }
+
+    /// Copies `frame` into TX slot `slot`.
+    #[inline(always)]
+    pub(crate) fn tx_copy(&self, slot: TxSlot, frame: TxFrame<'_>) {
+        // SAFETY: a slot of this ring (see `tx_status`), whose TX_DATA_OFFSET + room bytes lie
+        // in the mapping (checked in `tx_slots`); a TxFrame of this ring is at most
+        // tx_max_tagged ≤ room bytes long.
+        unsafe { self.map.copy_to_unchecked(slot.0 + TX_DATA_OFFSET, frame.0) };
+    }
+
+    /// Lets `fill` write the `len` data bytes of TX slot `slot` in place.
     ///
     /// The caller owns the slot: its status word says it is neither the kernel's
     /// (`TP_STATUS_SEND_REQUEST`, `TP_STATUS_SENDING`) nor queued, and is marked so that
@@ -243,16 +325,15 @@ impl Rings {
     pub(crate) fn tx_fill<R, F: FnOnce(&mut [u8]) -> R>(
         &self,
         slot: TxSlot,
-        len: usize,
+        len: TxLen,
         fill: F,
     ) -> R {
-        assert!(len <= self.tx_room, "a frame larger than its TX slot");
         let p = self.map.as_ptr().wrapping_add(slot.0 + TX_DATA_OFFSET);
-        // SAFETY: len ≤ tx_room (checked above) bytes of a slot of this ring, in the mapping
-        // (see `tx_copy`), initialized (zeroed pages, or earlier frames); the slot is the
-        // caller's (see above), so neither the kernel nor another reference reaches these
-        // bytes while the slice lives, which ends with this call.
-        fill(unsafe { std::slice::from_raw_parts_mut(p, len) })
+        // SAFETY: a TxLen of this ring is at most tx_max_tagged ≤ room bytes, which lie in
+        // the slot, in the mapping (see `tx_copy`), initialized (zeroed pages, or earlier
+        // frames); the slot is the caller's (see above), so neither the kernel nor another
+        // reference reaches these bytes while the slice lives, which ends with this call.
+        fill(unsafe { std::slice::from_raw_parts_mut(p, len.0) })
     }
 
     /// The first `len` data bytes of TX slot `slot`.
@@ -270,10 +351,14 @@ impl Rings {
     }
 }
 
-/// A copy of a v3 packet header (`tpacket3_hdr`), read field by field (only the fields used
-/// are loaded).
+/// A v3 packet header (`tpacket3_hdr`) in an RX block of a [`Rings`], read field by field
+/// (only the fields used are loaded). Made only by [`Rings::header`], for a header that lies
+/// in its block.
 #[derive(Clone, Copy)]
-pub(crate) struct Hdr([u8; HDR]);
+pub(crate) struct Hdr<'a> {
+    map: &'a SharedMap,
+    off: usize,
+}
 
 /// Offset of a field of `tpacket_hdr_variant1` in `tpacket3_hdr`.
 const fn hv1(field: usize) -> usize {
@@ -282,15 +367,15 @@ const fn hv1(field: usize) -> usize {
 
 macro_rules! hdr_fields {
     ($($name:ident: $t:ident = $off:expr;)*) => {
-        impl Hdr {
+        impl Hdr<'_> {
             $(
                 #[inline(always)]
                 pub(crate) fn $name(&self) -> $t {
                     const OFF: usize = $off;
-                    const N: usize = std::mem::size_of::<$t>();
-                    let mut b = [0u8; N];
-                    b.copy_from_slice(&self.0[OFF..OFF + N]);
-                    $t::from_ne_bytes(b)
+                    const _: () = assert!(OFF + std::mem::size_of::<$t>() <= HDR);
+                    // SAFETY: the header's HDR bytes lie in the mapping (checked by
+                    // `Rings::header`), and the field is inside them (checked above).
+                    unsafe { self.map.read_unchecked::<$t>(self.off + OFF) }
                 }
             )*
         }
@@ -391,7 +476,7 @@ pub(crate) mod tests {
                 frame_size: 2048,
             },
         );
-        let r = rings.header(Block(0), 96).unwrap();
+        let r = rings.header(rings.block(0).unwrap(), 96).unwrap();
         assert_eq!(
             (
                 r.next_offset(),
@@ -407,10 +492,12 @@ pub(crate) mod tests {
             (r.mac(), r.rxhash(), r.vlan_tci(), r.vlan_tpid()),
             (7, 8, 9, 10)
         );
-        assert!(rings.header(Block(0), 4096 - HDR).is_some());
-        assert!(rings.header(Block(0), 4096 - HDR + 1).is_none());
-        assert!(rings.tag(Block(0), 4092).is_some());
-        assert!(rings.tag(Block(0), 4093).is_none());
+        assert!(rings.header(rings.block(0).unwrap(), 4096 - HDR).is_some());
+        assert!(rings
+            .header(rings.block(0).unwrap(), 4096 - HDR + 1)
+            .is_none());
+        assert!(rings.tag(rings.block(0).unwrap(), 4092).is_some());
+        assert!(rings.tag(rings.block(0).unwrap(), 4093).is_none());
         assert_eq!(rings.block(1), None);
     }
 }

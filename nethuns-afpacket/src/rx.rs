@@ -27,8 +27,6 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 #[derive(Debug, Default)]
 pub(crate) struct RxCursor {
     block: Cell<Block>,
-    /// Offset of the open block in the mapping.
-    start: Cell<usize>,
     next: Cell<usize>,
     remaining: Cell<u32>,
     /// Leave the outer VLAN tag where the kernel put it (in the header only).
@@ -40,7 +38,7 @@ pub(crate) struct RxCursor {
 /// wire lengths.
 #[cold]
 #[inline(never)]
-fn put_tag_back(s: &Shared, h: &Hdr, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
+fn put_tag_back(s: &Shared, h: &Hdr<'_>, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
     if caplen as usize >= MACS && h.mac() as usize >= MAC_MIN + VLAN_HLEN {
         // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
         // that the payload is the frame as on the wire. The socket holds this block (the
@@ -152,7 +150,7 @@ impl RxCursor {
             self.drop_block(s);
             return None;
         }
-        let start = self.start.get();
+        let start = block.offset();
         let data = start + rel_data;
         // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
         let caplen = (h.snaplen() as usize).min(block_size - rel_data) as u32;
@@ -240,7 +238,6 @@ impl RxCursor {
             self.block.set(s.rings().next_block(block));
             return false;
         }
-        self.start.set(s.rings().block_offset(block));
         self.next.set(open.first as usize);
         self.remaining.set(open.num_pkts);
         true

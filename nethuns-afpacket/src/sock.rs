@@ -123,7 +123,8 @@ impl Sock {
     /// room), or 0 without a TX ring. A frame whose outer EtherType is 0x8100 may be 4 bytes
     /// longer ([`Sock::max_tagged_frame`]).
     pub fn max_frame(&self) -> usize {
-        self.tx.as_ref().map_or(0, |t| t.max_frame())
+        let rings = self.ctx.shared().rings();
+        self.tx.as_ref().map_or(0, |_| rings.tx_max_untagged())
     }
 
     /// Largest 802.1Q-tagged frame (outer EtherType 0x8100) `send` accepts: the interface
@@ -132,7 +133,8 @@ impl Sock {
     /// path allows the extra 4 bytes for 802.1Q only and silently discards longer frames, so
     /// `send` refuses them with [`Error::TooBigPacket`].
     pub fn max_tagged_frame(&self) -> usize {
-        self.tx.as_ref().map_or(0, |t| t.max_tagged_frame())
+        let rings = self.ctx.shared().rings();
+        self.tx.as_ref().map_or(0, |_| rings.tx_max_tagged())
     }
 
     /// Frames queued by `send` and not yet taken by the kernel.
@@ -471,8 +473,8 @@ impl Socket for Sock {
         let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
         let mut shared = Shared::new(map, geo.rx, Some(fd));
         let tx = geo.tx.map(|t| {
-            let slots = shared.rings_mut().tx_slots(t, geo.rx.bytes());
-            TxRing::new(t, slots, mtu)
+            let slots = shared.rings_mut().tx_slots(t, geo.rx.bytes(), mtu);
+            TxRing::new(t, slots)
         });
         let ctx = AfPacketContext::new(shared);
         Ok(Sock {

@@ -8,7 +8,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{Error, Result};
 
 use crate::context::Shared;
@@ -25,10 +24,6 @@ pub(crate) struct TxRing {
     /// Each frame slot of the mapping (the TX ring follows the RX ring; frames never
     /// straddle blocks, so the arithmetic is done once, in `Rings::tx_slots`).
     slots: Box<[TxSlot]>,
-    /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
-    max_untagged: usize,
-    /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
-    max_tagged: usize,
     /// The slot `send` fills next.
     next: Cell<u32>,
     /// Frames queued and not yet taken by the kernel: the slots just before `next`.
@@ -52,30 +47,13 @@ impl Drop for Unmark<'_> {
     }
 }
 
-/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
-///
-/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
-/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
-/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
-#[inline]
-fn extra_tag_allowed(frame: &[u8]) -> bool {
-    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
-}
-
 impl TxRing {
-    /// The TX side over `slots` (`Rings::tx_slots` of layout `geo`), for an MTU of `mtu`.
-    pub(crate) fn new(geo: TxGeometry, slots: Box<[TxSlot]>, mtu: u32) -> Self {
+    /// The TX side over `slots` (`Rings::tx_slots` of layout `geo`).
+    pub(crate) fn new(geo: TxGeometry, slots: Box<[TxSlot]>) -> Self {
         assert_eq!(slots.len(), geo.frame_count as usize);
-        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
-        // frame (larger ones it silently discards, so `send` refuses them).
-        let room = geo.max_frame();
-        let max_untagged = room.min(mtu as usize + ETH_HLEN);
-        let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
         TxRing {
             geo,
             slots,
-            max_untagged,
-            max_tagged,
             next: Cell::new(0),
             pending: Cell::new(0),
             sent: Cell::new(0),
@@ -83,29 +61,6 @@ impl TxRing {
             last_error: Cell::new(None),
             saw_down: Cell::new(false),
         }
-    }
-
-    /// Largest untagged frame `send` accepts (a tagged one may be 4 bytes longer).
-    pub(crate) fn max_frame(&self) -> usize {
-        self.max_untagged
-    }
-
-    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
-    pub(crate) fn max_tagged_frame(&self) -> usize {
-        self.max_tagged
-    }
-
-    /// The size rule of `send`.
-    #[inline]
-    pub(crate) fn check_len(&self, data: &[u8]) -> Result<()> {
-        let len = data.len();
-        if len < ETH_HLEN {
-            return Err(Error::TooSmallPacket(len));
-        }
-        if len > self.max_untagged && (len > self.max_tagged || !extra_tag_allowed(data)) {
-            return Err(Error::TooBigPacket(len));
-        }
-        Ok(())
     }
 
     /// Slot `i`.
@@ -169,11 +124,11 @@ impl TxRing {
     /// Copies `data` into the next free slot and queues it.
     #[inline(always)]
     pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
-        self.check_len(data)?;
+        let frame = s.rings().tx_frame(data)?;
         let (slot, status) = self.free_slot(s)?;
         // The slot is free, so nothing else reads or writes its bytes; len ≤ the slot's room
         // (check_len) keeps the copy in the slot.
-        s.rings().tx_copy(slot, data);
+        s.rings().tx_copy(slot, frame);
         self.commit(s, slot, status, data.len());
         Ok(())
     }
@@ -189,12 +144,7 @@ impl TxRing {
         len: usize,
         fill: F,
     ) -> Result<()> {
-        if len < ETH_HLEN {
-            return Err(Error::TooSmallPacket(len));
-        }
-        if len > self.max_tagged {
-            return Err(Error::TooBigPacket(len));
-        }
+        let n = s.rings().tx_len(len)?;
         let (slot, status) = self.free_slot(s)?;
         // While `fill` runs the slot is marked in use, so that a `send` from inside `fill`
         // does not take it too (it finds the slot busy); the kernel sends SEND_REQUEST slots
@@ -203,9 +153,9 @@ impl TxRing {
         // the slot's room.
         status.store(FILLING, Ordering::Relaxed);
         let guard = Unmark(status);
-        let checked = s.rings().tx_fill(slot, len, |buf| {
+        let checked = s.rings().tx_fill(slot, n, |buf| {
             fill(buf);
-            self.check_len(buf)
+            s.rings().tx_frame(buf).map(drop)
         });
         std::mem::forget(guard);
         if let Err(e) = checked {
@@ -337,8 +287,8 @@ mod tests {
         let geo = TxGeometry::new(2048, 4, 4096);
         let map = sys::anonymous_rings(rx.bytes() + geo.bytes(), false);
         let mut s = Shared::new(map, rx, None);
-        let slots = s.rings_mut().tx_slots(geo, rx.bytes());
-        let tx = TxRing::new(geo, slots, 1500);
+        let slots = s.rings_mut().tx_slots(geo, rx.bytes(), 1500);
+        let tx = TxRing::new(geo, slots);
         (s, tx)
     }
 

@@ -38,7 +38,7 @@ pub(crate) struct RxCursor {
 /// wire lengths.
 #[cold]
 #[inline(never)]
-fn put_tag_back(s: &Shared, h: &Hdr<'_>, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
+fn put_tag_back(s: &Shared, h: Hdr<'_>, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
     if caplen as usize >= MACS && h.mac() as usize >= MAC_MIN + VLAN_HLEN {
         // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
         // that the payload is the frame as on the wire. The socket holds this block (the
@@ -177,7 +177,7 @@ impl RxCursor {
         if h.status() & libc::TP_STATUS_VLAN_VALID != 0 {
             pkt.meta.vlan_valid = true;
             if !self.keep_stripped {
-                let (data, caplen, len) = put_tag_back(s, &h, data, caplen, pkt.meta.vlan_tpid);
+                let (data, caplen, len) = put_tag_back(s, h, data, caplen, pkt.meta.vlan_tpid);
                 pkt.desc = BufferDesc::new(data);
                 pkt.caplen = caplen;
                 pkt.meta.caplen = caplen;

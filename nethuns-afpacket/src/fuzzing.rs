@@ -31,7 +31,7 @@ pub fn walk_blocks(data: &[u8]) {
     let map = crate::sys::anonymous_rings(rx.bytes(), true);
     let ctx = AfPacketContext::new(Shared::new(map, rx, None));
     let s = ctx.shared();
-    let cursor = RxCursor::new(sel & 2 != 0);
+    let cursor = RxCursor::new(s.rings(), sel & 2 != 0);
     let hold = sel >> 2;
     let mut held: Vec<Token> = Vec::new();
     let mut handed_out = 0u32;

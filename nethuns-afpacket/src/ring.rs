@@ -32,13 +32,14 @@ pub(crate) const FIRST_PKT: usize =
 /// Size of the v3 packet header (`struct tpacket3_hdr`).
 pub(crate) const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
 
-/// An RX block of one [`Rings`]: its index, below the ring's block count, and its offset in
-/// the mapping. Made only by that `Rings` ([`Rings::block`], [`Rings::next_block`], or block
-/// 0, which every ring has).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// An RX block of one [`Rings`]: its index, below the ring's block count, and where it
+/// starts and ends in the mapping. Made only by that `Rings` ([`Rings::block`],
+/// [`Rings::next_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Block {
     index: u32,
-    offset: usize,
+    start: usize,
+    end: usize,
 }
 
 impl Block {
@@ -50,8 +51,14 @@ impl Block {
 
     /// The block's offset in the mapping.
     #[inline]
-    pub(crate) fn offset(self) -> usize {
-        self.offset
+    pub(crate) fn start(self) -> usize {
+        self.start
+    }
+
+    /// The offset just past the block.
+    #[inline]
+    pub(crate) fn end(self) -> usize {
+        self.end
     }
 }
 
@@ -120,35 +127,49 @@ impl Rings {
     /// Block `i`, if the ring has it.
     #[inline]
     pub(crate) fn block(&self, i: u32) -> Option<Block> {
-        (i < self.rx.block_count).then(|| Block {
-            index: i,
-            offset: self.rx.block_offset(i),
+        (i < self.rx.block_count).then(|| {
+            let start = self.rx.block_offset(i);
+            Block {
+                index: i,
+                start,
+                end: start + self.rx.block_size as usize,
+            }
         })
+    }
+
+    /// Block 0.
+    #[inline]
+    pub(crate) fn first_block(&self) -> Block {
+        Block {
+            index: 0,
+            start: 0,
+            end: self.rx.block_size as usize,
+        }
     }
 
     /// The block after `b`, wrapping.
     #[inline]
     pub(crate) fn next_block(&self, b: Block) -> Block {
-        let index = self.rx.next_block(b.index);
-        Block {
-            index,
-            offset: if index == 0 {
-                0
-            } else {
-                b.offset + self.rx.block_size as usize
-            },
+        if self.rx.next_block(b.index) == 0 {
+            self.first_block()
+        } else {
+            Block {
+                index: b.index + 1,
+                start: b.end,
+                end: b.end + self.rx.block_size as usize,
+            }
         }
     }
 
     /// A 32-bit word of the descriptor of block `b`, shared with the kernel.
     #[inline(always)]
     fn block_word(&self, b: Block, offset: usize) -> &AtomicU32 {
-        debug_assert!(b.index < self.rx.block_count && b.offset == self.rx.block_offset(b.index));
+        debug_assert!(b.index < self.rx.block_count && b.start == self.rx.block_offset(b.index));
         debug_assert!(offset % 4 == 0 && offset < FIRST_PKT + 4);
         // SAFETY: b < block_count (a Block of this ring), so the block lies in the mapping
         // (checked in `new`); the word is one of its descriptor's first FIRST_PKT + 4 ≤
         // block_size bytes, at a 4-aligned offset of an 8-aligned block.
-        unsafe { self.map.atomic_u32_unchecked(b.offset + offset) }
+        unsafe { self.map.atomic_u32_unchecked(b.start + offset) }
     }
 
     /// The status word of block `b`.
@@ -169,34 +190,27 @@ impl Rings {
         self.block_word(b, FIRST_PKT)
     }
 
-    /// Whether `size` bytes at `rel` bytes into a block stay in the block.
+    /// The packet header at `off` (an offset in the mapping) in block `b`, or `None` if it
+    /// leaves the block (the offset came from the kernel).
     #[inline(always)]
-    fn in_block(&self, rel: usize, size: usize) -> bool {
-        // block_size ≥ HDR (checked in `new`) ≥ every size asked for here.
-        debug_assert!(size <= HDR);
-        rel <= self.rx.block_size as usize - size
-    }
-
-    /// The packet header at `rel` bytes into block `b`, or `None` if it leaves the block (the
-    /// offset came from the kernel).
-    #[inline(always)]
-    pub(crate) fn header(&self, b: Block, rel: usize) -> Option<Hdr<'_>> {
-        self.in_block(rel, HDR).then_some(Hdr {
+    pub(crate) fn header(&self, b: Block, off: usize) -> Option<Hdr<'_>> {
+        // end - HDR does not wrap: blocks hold a header (checked in `new`).
+        (off <= b.end - HDR).then_some(Hdr {
             map: &self.map,
-            off: b.offset + rel,
+            off,
         })
     }
 
-    /// The four bytes at `rel` bytes into block `b` (where an 802.1Q tag would be in a
-    /// received frame), or `None` if they leave the block.
+    /// The four bytes at `off` (an offset in the mapping) in block `b`, where an 802.1Q tag
+    /// would be in a received frame, or `None` if they leave the block.
     #[inline(always)]
-    pub(crate) fn tag(&self, b: Block, rel: usize) -> Option<[u8; 4]> {
-        if !self.in_block(rel, 4) {
+    pub(crate) fn tag(&self, b: Block, off: usize) -> Option<[u8; 4]> {
+        if off > b.end - 4 {
             return None;
         }
-        // SAFETY: rel + 4 ≤ block_size (checked above) inside block b, which lies in the
-        // mapping (a Block of this ring, layout checked in `new`).
-        Some(unsafe { self.map.read_unchecked(b.offset + rel) })
+        // SAFETY: off + 4 ≤ the end of block b (checked above), which lies in the mapping (a
+        // Block of this ring, layout checked in `new`).
+        Some(unsafe { self.map.read_unchecked(off) })
     }
 
     /// Puts a 4-byte tag back into the frame at `data` (an offset in the mapping): its first
@@ -476,7 +490,7 @@ pub(crate) mod tests {
                 frame_size: 2048,
             },
         );
-        let r = rings.header(rings.block(0).unwrap(), 96).unwrap();
+        let r = rings.header(rings.first_block(), 96).unwrap();
         assert_eq!(
             (
                 r.next_offset(),
@@ -492,12 +506,12 @@ pub(crate) mod tests {
             (r.mac(), r.rxhash(), r.vlan_tci(), r.vlan_tpid()),
             (7, 8, 9, 10)
         );
-        assert!(rings.header(rings.block(0).unwrap(), 4096 - HDR).is_some());
+        assert!(rings.header(rings.first_block(), 4096 - HDR).is_some());
         assert!(rings
             .header(rings.block(0).unwrap(), 4096 - HDR + 1)
             .is_none());
-        assert!(rings.tag(rings.block(0).unwrap(), 4092).is_some());
-        assert!(rings.tag(rings.block(0).unwrap(), 4093).is_none());
+        assert!(rings.tag(rings.first_block(), 4092).is_some());
+        assert!(rings.tag(rings.first_block(), 4093).is_none());
         assert_eq!(rings.block(1), None);
     }
 }

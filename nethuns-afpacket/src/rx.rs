@@ -8,7 +8,7 @@ use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::{BufferDesc, Payload, Token};
 
 use crate::context::{AfPacketContext, Shared, OPENED};
-use crate::ring::{Block, Hdr, HDR};
+use crate::ring::{Block, Hdr, Rings, HDR};
 /// Where the frame may start at the earliest: after the header and its `sockaddr_ll`
 /// (`TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`).
 const MAC_MIN: usize = crate::geometry::TPACKET3_HDRLEN;
@@ -19,12 +19,11 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 
 /// Where the socket is in the RX ring. With `remaining == 0` no block is open and `block` is
 /// the next one to open; otherwise `block` is open (the socket holds one reference on it plus
-/// one per packet not yet handed out) and `next` is the offset of the next packet header from
-/// the block's start.
+/// one per packet not yet handed out) and `next` is the offset of the next packet header.
 ///
 /// Changed in place through `&self` (the socket is `!Sync`), one `Cell` per field: each
 /// access is a plain load or store, and nothing is copied in and out whole.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RxCursor {
     block: Cell<Block>,
     next: Cell<usize>,
@@ -104,12 +103,14 @@ impl RxPacket {
 }
 
 impl RxCursor {
-    /// A cursor at block 0; `keep_stripped` leaves the outer VLAN tag out of the payload
-    /// ([`AfPacketFlags::strip_vlan`](crate::AfPacketFlags::strip_vlan)).
-    pub(crate) fn new(keep_stripped: bool) -> Self {
+    /// A cursor at block 0 of `rings`; `keep_stripped` leaves the outer VLAN tag out of the
+    /// payload ([`AfPacketFlags::strip_vlan`](crate::AfPacketFlags::strip_vlan)).
+    pub(crate) fn new(rings: &Rings, keep_stripped: bool) -> Self {
         RxCursor {
+            block: Cell::new(rings.first_block()),
+            next: Cell::new(0),
+            remaining: Cell::new(0),
             keep_stripped,
-            ..RxCursor::default()
         }
     }
 
@@ -132,28 +133,26 @@ impl RxCursor {
             return None;
         }
         let block = self.block.get();
-        let block_size = s.rx().block_size as usize;
-        let rel = self.next.get();
+        let block_end = block.end();
+        let hdr_off = self.next.get();
         // The kernel finished writing the open block before it set TP_STATUS_USER (acquired
         // in `open`) and does not touch it while we hold it. A header that leaves the block
         // drops the rest of it.
-        let Some(h) = s.rings().header(block, rel) else {
+        let Some(h) = s.rings().header(block, hdr_off) else {
             self.drop_block(s);
             return None;
         };
         let mac = h.mac() as usize;
-        let rel_data = rel + mac;
-        if rel_data >= block_size || mac < HDR {
+        let data = hdr_off + mac;
+        if data >= block_end || mac < HDR {
             // Frame data past its block (its descriptor would name another block, or
             // none), or over its own header (where the next header could start too, and
             // hand out the same bytes again): the block is not a kernel's.
             self.drop_block(s);
             return None;
         }
-        let start = block.offset();
-        let data = start + rel_data;
         // Never trust an offset to leave the block: a payload derefs `caplen` bytes.
-        let caplen = (h.snaplen() as usize).min(block_size - rel_data) as u32;
+        let caplen = (h.snaplen() as usize).min(block_end - data) as u32;
         let mut pkt = RxPacket {
             desc: BufferDesc::new(data),
             caplen,
@@ -187,7 +186,7 @@ impl RxCursor {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
             // take out) is still the outermost: report it the same way. (caplen ≥ 16 bytes of
             // this held packet lie inside the block, so the tag is always there.)
-            if let Some(tag) = s.rings().tag(block, rel_data + MACS) {
+            if let Some(tag) = s.rings().tag(block, data + MACS) {
                 let tpid = u16::from_be_bytes([tag[0], tag[1]]);
                 if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
                     pkt.meta.vlan_valid = true;
@@ -200,12 +199,12 @@ impl RxCursor {
         // `TPACKET_ALIGN(tp_mac + tp_snaplen)`): one that overlaps them would hand out
         // the same bytes twice, or rewrite a payload already handed out when its tag is
         // put back. Such a block is cut short here.
-        let next = rel + h.next_offset() as usize;
-        let end = pkt.desc.get() - start + pkt.caplen as usize;
-        self.next.set(if next >= end.max(rel + HDR) {
+        let next = hdr_off + h.next_offset() as usize;
+        let end = pkt.desc.get() + pkt.caplen as usize;
+        self.next.set(if next >= end.max(hdr_off + HDR) {
             next
         } else {
-            block_size
+            block_end
         });
         let remaining = self.remaining.get() - 1;
         self.remaining.set(remaining);
@@ -238,7 +237,7 @@ impl RxCursor {
             self.block.set(s.rings().next_block(block));
             return false;
         }
-        self.next.set(open.first as usize);
+        self.next.set(block.start() + open.first as usize);
         self.remaining.set(open.num_pkts);
         true
     }
@@ -363,7 +362,7 @@ mod tests {
     fn walks_blocks_in_order_and_returns_them() {
         let ctx = test_ring(2);
         let s = ctx.shared();
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert!(c.next(s).is_none());
         kernel_write(&ctx, 0, &[60, 100, 1000]);
         kernel_write(&ctx, 1, &[64]);
@@ -421,7 +420,7 @@ mod tests {
                 prio_only.clone(),
             ],
         );
-        let c = RxCursor::new(false);
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let (b, m) = take(&ctx, &c);
         assert_eq!(b, plain.data);
         assert_eq!((m.vlan(), m.len, m.caplen), (None, 101, 100));
@@ -446,7 +445,7 @@ mod tests {
         let mut p = kpkt(0, 60);
         p.vlan = Some((0x0123, Some(0x8100)));
         kernel_write_pkts(&ctx, 0, &[p.clone()]);
-        let c = RxCursor::new(true);
+        let c = RxCursor::new(ctx.shared().rings(), true);
         let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!(
@@ -470,7 +469,7 @@ mod tests {
         let mut r = kpkt(2, 8);
         r.vlan = Some((0x0044, None));
         kernel_write_pkts(&ctx, 0, &[p.clone(), q.clone(), r.clone()]);
-        let c = RxCursor::new(false);
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!((m.vlan(), m.caplen), (Some(0x42), 60));
@@ -490,7 +489,7 @@ mod tests {
         let mut short = kpkt(1, 15);
         short.data[12..14].copy_from_slice(&[0x91, 0x00]);
         kernel_write_pkts(&ctx, 0, &[p.clone(), short.clone()]);
-        let c = RxCursor::new(false);
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!((m.vlan(), m.vlan_tpid), (Some(0x777), 0x9100));
@@ -503,7 +502,7 @@ mod tests {
     fn closing_mid_block_releases_it() {
         let ctx = test_ring(1);
         let s = ctx.shared();
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         kernel_write(&ctx, 0, &[60, 60, 60]);
         let p = c.next(s).unwrap();
         c.close(s);
@@ -522,7 +521,7 @@ mod tests {
             offset_of!(libc::tpacket3_hdr, tp_snaplen),
             1 << 20,
         );
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let p = c.next(ctx.shared()).unwrap();
         assert_eq!(p.caplen as usize, 4096 - 48 - 80);
         drop(ctx.packet(p.into_token(&ctx)));
@@ -563,7 +562,7 @@ mod tests {
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[60, 60]);
         corrupt_mac(&ctx, 48, 0xffff);
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert_eq!(walk_all(&ctx, &c, 2), 0);
         assert_eq!(ctx.blocks_in_use(), 0);
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
@@ -576,7 +575,7 @@ mod tests {
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[60, 70]);
         kernel_set_num_pkts(&ctx, 0, u32::MAX);
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert_eq!(walk_all(&ctx, &c, 2), 2);
         assert_eq!(ctx.blocks_in_use(), 0);
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
@@ -589,7 +588,7 @@ mod tests {
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[100, 60]);
         corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_next_offset), 64);
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert_eq!(walk_all(&ctx, &c, 2), 1);
         assert_eq!(ctx.blocks_in_use(), 0);
     }
@@ -602,7 +601,7 @@ mod tests {
         kernel_write(&ctx, 0, &[0, 60]);
         corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_next_offset), 80);
         corrupt_mac(&ctx, 128, 0);
-        let c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert_eq!(walk_all(&ctx, &c, 2), 1);
         assert_eq!(ctx.blocks_in_use(), 0);
     }
@@ -615,7 +614,7 @@ mod tests {
         p.vlan = Some((7, None));
         kernel_write_pkts(&ctx, 0, &[p]);
         corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_len), u32::MAX);
-        let c = RxCursor::new(false);
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let (b, m) = take(&ctx, &c);
         assert_eq!((b.len(), m.len, m.vlan()), (64, u32::MAX, Some(7)));
     }

@@ -476,6 +476,7 @@ impl Socket for Sock {
             let slots = shared.rings_mut().tx_slots(t, geo.rx.bytes(), mtu);
             TxRing::new(t, slots)
         });
+        let rx = RxCursor::new(shared.rings(), flags.strip_vlan);
         let ctx = AfPacketContext::new(shared);
         Ok(Sock {
             ctx,
@@ -483,7 +484,7 @@ impl Socket for Sock {
             ifindex,
             queue,
             fanout: flags.fanout,
-            rx: RxCursor::new(flags.strip_vlan),
+            rx,
             tx,
             link: LinkWatch::new(),
             mtu,

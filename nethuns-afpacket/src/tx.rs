@@ -110,12 +110,11 @@ impl TxRing {
         }
     }
 
-    /// Queues the frame of `len` bytes written into the next slot (`slot`, free).
+    /// Queues the frame written into the next slot, whose header says its length.
     #[inline(always)]
-    fn commit(&self, s: &Shared, slot: TxSlot, status: &AtomicU32, len: usize) {
+    fn commit(&self, status: &AtomicU32) {
         // The slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not read it
-        // until SEND_REQUEST is stored below.
-        s.rings().tx_header(slot, len as u32);
+        // until SEND_REQUEST is stored here.
         status.store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.next.set(self.wrap(self.next.get()));
         self.pending.set(self.pending.get() + 1);
@@ -126,10 +125,11 @@ impl TxRing {
     pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
         let frame = s.rings().tx_frame(data)?;
         let (slot, status) = self.free_slot(s)?;
-        // The slot is free, so nothing else reads or writes its bytes; len ≤ the slot's room
-        // (check_len) keeps the copy in the slot.
+        // The slot is free, so nothing else reads or writes its bytes (the header first: the
+        // copy is a call, after which the mapping's address would be loaded again).
+        s.rings().tx_header(slot, data.len() as u32);
         s.rings().tx_copy(slot, frame);
-        self.commit(s, slot, status, data.len());
+        self.commit(status);
         Ok(())
     }
 
@@ -152,6 +152,7 @@ impl TxRing {
         // nothing else reads or writes its bytes while `fill` has them; len ≤ max_tagged ≤
         // the slot's room.
         status.store(FILLING, Ordering::Relaxed);
+        s.rings().tx_header(slot, len as u32);
         let guard = Unmark(status);
         let checked = s.rings().tx_fill(slot, n, |buf| {
             fill(buf);
@@ -162,7 +163,7 @@ impl TxRing {
             status.store(libc::TP_STATUS_AVAILABLE, Ordering::Relaxed);
             return Err(e);
         }
-        self.commit(s, slot, status, len);
+        self.commit(status);
         Ok(())
     }
 

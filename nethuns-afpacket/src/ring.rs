@@ -201,16 +201,19 @@ impl Rings {
         })
     }
 
-    /// The four bytes at `off` (an offset in the mapping) in block `b`, where an 802.1Q tag
-    /// would be in a received frame, or `None` if they leave the block.
+    /// The four bytes after the MAC addresses of the frame at `data` (an offset in the mapping)
+    /// in block `b`, where an 802.1Q tag would be, or `None` if they leave the block. (Put as
+    /// the walker's clamp of the captured length, `end - data`, so that the compiler sees
+    /// this check is the walker's `caplen ≥ 16` again and drops it.)
     #[inline(always)]
-    pub(crate) fn tag(&self, b: Block, off: usize) -> Option<[u8; 4]> {
-        if off > b.end - 4 {
+    pub(crate) fn frame_tag(&self, b: Block, data: usize) -> Option<[u8; 4]> {
+        const MACS: usize = 12;
+        if data > b.end || b.end - data < MACS + 4 {
             return None;
         }
-        // SAFETY: off + 4 ≤ the end of block b (checked above), which lies in the mapping (a
-        // Block of this ring, layout checked in `new`).
-        Some(unsafe { self.map.read_unchecked(off) })
+        // SAFETY: data + 16 ≤ the end of block b (checked above), which lies in the mapping
+        // (a Block of this ring, layout checked in `new`).
+        Some(unsafe { self.map.read_unchecked(data + MACS) })
     }
 
     /// Puts a 4-byte tag back into the frame at `data` (an offset in the mapping): its first
@@ -510,8 +513,9 @@ pub(crate) mod tests {
         assert!(rings
             .header(rings.block(0).unwrap(), 4096 - HDR + 1)
             .is_none());
-        assert!(rings.tag(rings.first_block(), 4092).is_some());
-        assert!(rings.tag(rings.first_block(), 4093).is_none());
+        assert!(rings.frame_tag(rings.first_block(), 4080).is_some());
+        assert!(rings.frame_tag(rings.first_block(), 4081).is_none());
+        assert!(rings.frame_tag(rings.first_block(), 8192).is_none());
         assert_eq!(rings.block(1), None);
     }
 }

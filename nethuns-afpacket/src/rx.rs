@@ -186,7 +186,7 @@ impl RxCursor {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
             // take out) is still the outermost: report it the same way. (caplen ≥ 16 bytes of
             // this held packet lie inside the block, so the tag is always there.)
-            if let Some(tag) = s.rings().tag(block, data + MACS) {
+            if let Some(tag) = s.rings().frame_tag(block, data) {
                 let tpid = u16::from_be_bytes([tag[0], tag[1]]);
                 if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
                     pkt.meta.vlan_valid = true;

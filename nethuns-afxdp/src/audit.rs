@@ -1,6 +1,6 @@
 //! Frame accounting: where every UMEM frame is, to prove none is lost.
 
-use crate::socket::Sock;
+use crate::sock::Sock;
 
 /// Where the frames of a socket's UMEM are, frame by frame.
 ///

@@ -189,11 +189,11 @@ mod attach;
 #[cfg(target_os = "linux")]
 mod audit;
 #[cfg(target_os = "linux")]
+mod context;
+#[cfg(target_os = "linux")]
 mod features;
 #[cfg(target_os = "linux")]
 pub mod flags;
-#[cfg(target_os = "linux")]
-mod io;
 #[cfg(target_os = "linux")]
 mod multibuf;
 #[cfg(target_os = "linux")]
@@ -203,9 +203,11 @@ mod object;
 #[cfg(target_os = "linux")]
 mod ring;
 #[cfg(target_os = "linux")]
+mod rx;
+#[cfg(target_os = "linux")]
 mod rxmeta;
 #[cfg(target_os = "linux")]
-mod socket;
+mod sock;
 #[cfg(target_os = "linux")]
 mod stack;
 #[cfg(target_os = "linux")]
@@ -213,12 +215,14 @@ mod steer;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(target_os = "linux")]
-mod umem;
+mod tx;
 #[cfg(target_os = "linux")]
 mod xdpstate;
 
 #[cfg(target_os = "linux")]
 pub use audit::FrameAudit;
+#[cfg(target_os = "linux")]
+pub use context::Umem;
 #[cfg(target_os = "linux")]
 pub use features::{
     driver_name, xdp_features, XdpFeatures, NETDEV_XDP_ACT_BASIC, NETDEV_XDP_ACT_REDIRECT,
@@ -230,11 +234,9 @@ pub use flags::{
     XDP_USE_NEED_WAKEUP, XDP_USE_SG, XDP_ZEROCOPY,
 };
 #[cfg(target_os = "linux")]
-pub use socket::{Sock, XdpStatistics};
+pub use sock::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use steer::{AfXdpOptions, Match, Steer, XdpObject};
-#[cfg(target_os = "linux")]
-pub use umem::Umem;
 
 /// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag, and the
 /// RX timestamp and hash where the steering program gets them.

@@ -14,7 +14,7 @@
 use nethuns_core::{BufferDesc, Context, Error, Result, Token};
 
 use crate::ring::XdpDesc;
-use crate::socket::Sock;
+use crate::sock::Sock;
 use crate::Meta;
 
 impl Sock {

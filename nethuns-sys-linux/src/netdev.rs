@@ -144,6 +144,54 @@ pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     Ok(ch.rx_count.max(ch.combined_count))
 }
 
+/// `struct ethtool_drvinfo` (196 bytes).
+#[repr(C)]
+struct EthtoolDrvInfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+const ETHTOOL_GDRVINFO: u32 = 3;
+
+/// The driver of interface `name` of `ctl`'s namespace (`ETHTOOL_GDRVINFO`, what `ethtool -i`
+/// shows: `veth`, `virtio_net`, `ice`, ...); an empty string where the driver gives none.
+pub fn driver_name(ctl: impl AsFd, name: &str) -> io::Result<String> {
+    let mut info = EthtoolDrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    let mut req = Ifreq::new(name)?;
+    req.0.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvInfo).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one struct ethtool_drvinfo through
+    // ifru_data, which points to `info`, alive and of that layout for the call.
+    let rc = unsafe { libc::ioctl(ctl.as_fd().as_raw_fd(), libc::SIOCETHTOOL, &mut req.0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
 /// The pending error of socket `fd` (`SO_ERROR`, which the read clears), if any.
 pub fn socket_error(fd: impl AsFd) -> io::Result<Option<i32>> {
     let mut err: libc::c_int = 0;
@@ -189,6 +237,8 @@ mod tests {
     fn ethtool_channels_layout() {
         assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
         assert_eq!(std::mem::offset_of!(EthtoolChannels, combined_count), 32);
+        assert_eq!(std::mem::size_of::<EthtoolDrvInfo>(), 196);
+        assert_eq!(std::mem::offset_of!(EthtoolDrvInfo, n_priv_flags), 176);
     }
 
     #[test]

@@ -182,8 +182,8 @@
 //! Linux only: on other systems this crate contains only the core re-exports and [`Meta`]
 //! (no `Sock`), so that a workspace using it still builds there.
 
-#![warn(missing_docs)]
-
+#[cfg(target_os = "linux")]
+mod abi;
 #[cfg(target_os = "linux")]
 mod attach;
 #[cfg(target_os = "linux")]

@@ -2,16 +2,14 @@
 //! recycling released frames to the fill ring. Index loads/stores, refills and wakeup syscalls
 //! happen once per window of the RX ring, not per packet.
 
-use std::os::fd::AsRawFd;
-
 use nethuns_core::batch::BatchSink;
-use nethuns_core::frame;
 use nethuns_core::{BufferDesc, Context, Error, Token};
 
+use crate::abi::XdpDesc;
 use crate::context::Umem;
 use crate::netdev::{self, LinkState};
-use crate::ring::XdpDesc;
 use crate::sock::Sock;
+use crate::sys;
 use crate::Meta;
 
 /// Descriptors taken from the RX ring per refresh of its producer index; the fill ring is
@@ -23,20 +21,6 @@ const LINK_CHECK_MS: u64 = 10;
 /// Empty polls between two reads of the clock for the link check (a read costs more than
 /// the rest of an empty poll).
 pub(crate) const CLOCK_EVERY: u32 = 32;
-
-/// Milliseconds of `CLOCK_MONOTONIC_COARSE`: a vDSO read (no syscall), a few ns, with the
-/// kernel tick's resolution (1–10 ms), enough to pace the idle path's link checks.
-#[inline]
-fn coarse_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live, writable timespec; CLOCK_MONOTONIC_COARSE always exists on
-    // Linux (2.6.32+), so the call cannot fail.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
 
 impl Sock {
     /// Moves every released RX frame back to the fill ring, in one batch: those released
@@ -65,7 +49,7 @@ impl Sock {
     #[inline]
     pub(crate) fn refill_local(&self) {
         let n = self.umem.local_len();
-        if self.fill.prod_free(n) >= n {
+        if self.fill.free_slots(n) >= n {
             self.umem.take_local(|addr| self.fill.push(addr));
             self.fill.submit();
             self.recycled.set(self.recycled.get() + u64::from(n));
@@ -113,7 +97,7 @@ impl Sock {
     #[inline(never)]
     pub(crate) fn refill_spare(&self, n: u64) {
         let mut spare = self.rx_spare.borrow_mut();
-        let room = self.fill.prod_free(spare.len() as u32) as usize;
+        let room = self.fill.free_slots(spare.len() as u32) as usize;
         let k = room.min(spare.len());
         let from = spare.len() - k;
         for addr in spare.drain(from..) {
@@ -134,18 +118,7 @@ impl Sock {
 
     #[inline(never)]
     pub(crate) fn wake_rx_call(&self) {
-        // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented
-        // AF_XDP wakeup; no memory is written.
-        unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                std::ptr::null_mut(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
+        sys::wake_rx(&self.fd);
     }
 
     /// The receive path found nothing: says why. `NoMemory` when the user holds every receive
@@ -190,7 +163,7 @@ impl Sock {
     /// Checks the link if [`LINK_CHECK_MS`] passed since the last check.
     #[inline(never)]
     pub(crate) fn check_link_due(&self) {
-        let now = coarse_ms();
+        let now = sys::coarse_ms();
         if now >= self.next_check_ms.get() {
             self.next_check_ms.set(now + LINK_CHECK_MS);
             self.check_link();
@@ -216,7 +189,7 @@ impl Sock {
             self.refill_now();
         }
         // Called at a window's end: every entry of it was read.
-        if self.rx.cons_refresh(RX_BATCH) != 0 {
+        if self.rx.refresh(RX_BATCH) != 0 {
             return true;
         }
         self.wake_rx();
@@ -258,11 +231,9 @@ impl Sock {
             len,
             queue: self.queue,
             options,
-            // SAFETY: the frame at `addr` was just taken from the RX ring: the kernel wrote
-            // `len` bytes there and no longer touches it; nobody else holds it yet, and it
-            // lies in the UMEM (the kernel validates RX descriptors against the registered
-            // area).
-            vlan: unsafe { self.umem.outer_vlan(addr, len) },
+            // The frame at `addr` was just taken from the RX ring: the kernel wrote `len`
+            // bytes there and no longer touches them.
+            vlan: self.umem.outer_vlan(addr, len),
             rx_timestamp,
             xdp_timestamp,
             rx_hash,
@@ -323,13 +294,13 @@ impl Sock {
 
     /// The metadata of a received frame whose (first) descriptor had `addr` and `options`:
     /// `len` bytes, `bytes` its data.
-    pub(crate) fn meta_for(&self, addr: u64, len: u32, options: u32, bytes: &[u8]) -> Meta {
+    pub(crate) fn meta_for(&self, addr: u64, len: u32, options: u32, data: (u64, u32)) -> Meta {
         let (rx_timestamp, xdp_timestamp, rx_hash) = self.rx_metadata_fields(addr);
         Meta {
             len,
             queue: self.queue,
             options,
-            vlan: frame::outer_vlan(bytes),
+            vlan: self.umem.outer_vlan(data.0, data.1),
             rx_timestamp,
             xdp_timestamp,
             rx_hash,
@@ -345,16 +316,16 @@ impl Sock {
             return crate::rxmeta::RxMeta::default();
         }
         let at = (addr - crate::rxmeta::META_LEN as u64) as usize;
-        // SAFETY: the META_LEN bytes before `addr` lie in the same frame (checked above), a
-        // frame just taken from the RX ring and owned by this call; the kernel wrote them
-        // before publishing the descriptor (or left an older frame's bytes, which the magic
-        // check in `take` rejects).
-        let area = unsafe {
-            &mut *(self
-                .umem
-                .unsafe_buffer(BufferDesc::new(at), crate::rxmeta::META_LEN)
-                as *mut [u8; crate::rxmeta::META_LEN])
-        };
-        crate::rxmeta::take(area)
+        // The META_LEN bytes before `addr` lie in the same frame (checked above), a frame
+        // just taken from the RX ring and owned by this call; the kernel wrote them before
+        // publishing the descriptor (or left an older frame's bytes, which the magic check in
+        // `take` rejects, clearing it in a valid area).
+        let mut area: [u8; crate::rxmeta::META_LEN] = self.umem.read(at as u64);
+        let before = area;
+        let meta = crate::rxmeta::take(&mut area);
+        if area != before {
+            self.umem.write_bytes(at as u64, area);
+        }
+        meta
     }
 }

@@ -1,14 +1,12 @@
 //! The transmit half of [`Sock`]: copying into TX frames, the TX ring, the wakeup calls
 //! (`sendto`) and the completion ring. Producer stores, kicks and reaps happen once per batch.
 
-use std::io;
-use std::os::fd::AsRawFd;
-
 use nethuns_core::frame::{self, ETH_HLEN};
-use nethuns_core::{BufferDesc, Context, Error, Result, Socket};
+use nethuns_core::{Error, Result, Socket};
 
-use crate::ring::XdpDesc;
+use crate::abi::XdpDesc;
 use crate::sock::Sock;
+use crate::sys;
 
 /// Sent packets queued before `send` publishes them and kicks the kernel by itself.
 const TX_BATCH: u32 = 64;
@@ -67,7 +65,7 @@ impl Sock {
 
     /// Takes completed TX frames back onto the free list, in one batch.
     pub(crate) fn reap(&self) {
-        let n = self.comp.cons_avail(u32::MAX);
+        let n = self.comp.avail(u32::MAX);
         if n == 0 {
             return;
         }
@@ -105,25 +103,13 @@ impl Sock {
         let mut kicks = 0;
         let mut stalls = 0;
         self.link_down.set(false);
-        while !self.tx.prod_drained() && kicks < max_kicks && stalls < MAX_STALLS {
+        while !self.tx.drained() && kicks < max_kicks && stalls < MAX_STALLS {
             if self.zero_copy && !self.tx.needs_wakeup() {
                 break;
             }
             kicks += 1;
             let before = self.tx.kernel_consumer();
-            // SAFETY: sendto with a null buffer of length 0 on our socket is the documented
-            // AF_XDP TX wakeup; no memory is read.
-            let rc = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null(),
-                    0,
-                )
-            };
-            let err = (rc < 0).then(|| io::Error::last_os_error().raw_os_error());
+            let err = sys::kick_tx(&self.fd).err();
             if self.tx.kernel_consumer() == before {
                 stalls += 1;
             } else {
@@ -208,9 +194,11 @@ impl Sock {
             free: &self.tx_free,
             addr,
         };
+        let buf = self.umem.frame_ptr(addr, len);
         // SAFETY: a TX frame taken off the free list is the socket's alone (no ring holds
-        // it); `len` ≤ the frame size (the callers check); the slice lives only during `fill`.
-        let buf = unsafe { &mut *self.umem.unsafe_buffer(BufferDesc::new(addr as usize), len) };
+        // it); `len` ≤ the frame size (the callers check), so the range lies in the mapping;
+        // the slice lives only during `fill`.
+        let buf = unsafe { &mut *buf };
         fill(buf);
         if check_after {
             if let Err(e) = nethuns_core::check_frame_len(len, ETH_HLEN, self.max_len_for(buf)) {
@@ -219,7 +207,7 @@ impl Sock {
             }
         }
         // `fill` may have used the socket: look at the TX ring again.
-        if self.tx.prod_free(1) == 0 {
+        if self.tx.free_slots(1) == 0 {
             drop(frame);
             self.submit_and_kick();
             return Err(Error::NoMemory);
@@ -255,14 +243,14 @@ impl Sock {
     #[inline]
     pub(crate) fn reserve_tx_frame(&self) -> Result<u64> {
         if let Some(a) = self.tx_free.pop() {
-            if self.tx.prod_free(1) != 0 {
+            if self.tx.free_slots(1) != 0 {
                 return Ok(a);
             }
             self.tx_free.push(a);
         }
         self.submit_and_kick();
         match self.tx_free.pop() {
-            Some(a) if self.tx.prod_free(1) != 0 => Ok(a),
+            Some(a) if self.tx.free_slots(1) != 0 => Ok(a),
             Some(a) => {
                 self.tx_free.push(a);
                 Err(Error::NoMemory)
@@ -288,9 +276,9 @@ impl Sock {
         if self.gone.get() {
             return Err(self.refused(Error::InterfaceDown(self.ifname.clone())));
         }
-        if self.tx.prod_free(1) == 0 {
+        if self.tx.free_slots(1) == 0 {
             self.submit_and_kick();
-            if self.tx.prod_free(1) == 0 {
+            if self.tx.free_slots(1) == 0 {
                 return Err(Error::NoMemory);
             }
         }

@@ -45,6 +45,7 @@ pub mod channel;
 pub mod context;
 pub mod error;
 pub mod frame;
+pub mod freelist;
 pub mod ledger;
 pub mod metadata;
 pub mod pool;

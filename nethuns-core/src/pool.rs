@@ -1,10 +1,8 @@
 //! A fixed-size buffer pool with a lock-free free list, and [`PoolContext`], the [`Context`]
 //! of the copy-based backends (pcap, and the TX side of others).
 //!
-//! The free list is a Treiber stack of buffer indices whose head carries a generation tag, so a
-//! pop racing with a pop-push of the same index cannot succeed on a stale `next` (no ABA).
-//! Get and put are one compare-and-swap each, from any thread: a payload may be released on
-//! another thread than the socket's.
+//! The free list is core's [`FreeList`]: get and put are one compare-and-swap each, from any
+//! thread, so a payload may be released on another thread than the socket's.
 //!
 //! The buffers are one anonymous private mapping: nothing is written at create, so a page
 //! costs memory only once a packet was copied into it (the free list is LIFO, so a pool larger
@@ -12,11 +10,11 @@
 //! [`MAX_POOL_BYTES`].
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::context::{next_pool_id, BufferDesc, Context};
 use crate::error::{Error, Result};
+use crate::freelist::FreeList;
 use crate::token::{Payload, Token};
 
 const NIL: u32 = u32::MAX;
@@ -87,26 +85,12 @@ impl Drop for LazyMem {
     }
 }
 
-#[inline]
-fn pack(tag: u32, idx: u32) -> u64 {
-    ((tag as u64) << 32) | idx as u64
-}
-
-#[inline]
-fn unpack(v: u64) -> (u32, u32) {
-    ((v >> 32) as u32, v as u32)
-}
-
 /// `count` buffers of `buf_size` bytes each in one allocation, and the list of free ones.
 pub struct BufferPool {
     mem: LazyMem,
     buf_size: usize,
     count: u32,
-    head: AtomicU64,
-    next: Box<[AtomicU32]>,
-    free: AtomicU32,
-    #[cfg(debug_assertions)]
-    in_use: Box<[std::sync::atomic::AtomicBool]>,
+    list: FreeList,
 }
 
 // SAFETY: the memory is owned by the pool and only reached through indices handed out by the
@@ -133,20 +117,11 @@ impl BufferPool {
     pub fn try_new(count: usize, buf_size: usize) -> Result<Self> {
         check_size(count, buf_size)?;
         let mem = LazyMem::new(count * buf_size)?;
-        let next: Box<[AtomicU32]> = (0..count as u32)
-            .map(|i| AtomicU32::new(if i + 1 == count as u32 { NIL } else { i + 1 }))
-            .collect();
         Ok(BufferPool {
             mem,
             buf_size,
             count: count as u32,
-            head: AtomicU64::new(pack(0, 0)),
-            next,
-            free: AtomicU32::new(count as u32),
-            #[cfg(debug_assertions)]
-            in_use: (0..count)
-                .map(|_| std::sync::atomic::AtomicBool::new(false))
-                .collect(),
+            list: FreeList::full(count as u32),
         })
     }
 
@@ -157,31 +132,7 @@ impl BufferPool {
     /// `unsafe` [`BufferPool::put`] (a buffer taken and never put back is lost, not shared).
     #[inline]
     pub fn get(&self) -> Option<BufferDesc> {
-        let mut cur = self.head.load(Ordering::Acquire);
-        loop {
-            let (tag, idx) = unpack(cur);
-            if idx == NIL {
-                return None;
-            }
-            let next = self.next[idx as usize].load(Ordering::Relaxed);
-            match self.head.compare_exchange_weak(
-                cur,
-                pack(tag.wrapping_add(1), next),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.free.fetch_sub(1, Ordering::Relaxed);
-                    #[cfg(debug_assertions)]
-                    assert!(
-                        !self.in_use[idx as usize].swap(true, Ordering::Relaxed),
-                        "buffer {idx} handed out twice"
-                    );
-                    return Some(BufferDesc::new(idx as usize));
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        self.list.pop().map(|idx| BufferDesc::new(idx as usize))
     }
 
     /// Returns a buffer to the free list.
@@ -201,30 +152,10 @@ impl BufferPool {
     /// and no token, payload or pointer may use it afterwards.
     #[inline]
     pub unsafe fn put(&self, desc: BufferDesc) {
-        let idx = desc.get() as u32;
-        assert!(idx < self.count, "buffer {idx} is not of this pool");
-        #[cfg(debug_assertions)]
-        assert!(
-            self.in_use[idx as usize].swap(false, Ordering::Relaxed),
-            "buffer {idx} released twice (or never handed out)"
-        );
-        let mut cur = self.head.load(Ordering::Relaxed);
-        loop {
-            let (tag, head) = unpack(cur);
-            self.next[idx as usize].store(head, Ordering::Relaxed);
-            match self.head.compare_exchange_weak(
-                cur,
-                pack(tag.wrapping_add(1), idx),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    self.free.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        let idx = u32::try_from(desc.get()).unwrap_or(u32::MAX);
+        // SAFETY: the caller gives up buffer `desc`, taken from this pool's list and not put
+        // back since (this function's contract); `push` panics on an index outside the pool.
+        unsafe { self.list.push(idx) }
     }
 
     /// Number of buffers in the pool.
@@ -239,7 +170,7 @@ impl BufferPool {
 
     /// Number of free buffers right now (a snapshot when other threads are active).
     pub fn free_count(&self) -> usize {
-        self.free.load(Ordering::Relaxed) as usize
+        self.list.free() as usize
     }
 
     /// Pointer to the whole of buffer `desc`.

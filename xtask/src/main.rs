@@ -7,6 +7,7 @@ mod backends;
 mod bench;
 mod demo;
 mod deps;
+mod fence;
 mod fuzz;
 mod lint;
 mod sanitize;
@@ -38,6 +39,9 @@ enum Command {
     /// `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`, then the
     /// public-API check (`cargo xtask api`).
     Lint,
+    /// The unsafe fence: counts `unsafe` outside sys.rs, abi.rs, nethuns-sys-linux, dpdk-sys
+    /// and core's free list, and fails on a file its crate docs do not name.
+    Fence,
     /// Compare each library crate's public API (rustdoc JSON) with api/CRATE.txt, listing
     /// added (+) and removed (-) items; --bless rewrites the snapshots.
     Api(api::ApiArgs),
@@ -66,6 +70,7 @@ impl Command {
         match self {
             Command::Test(a) => test::run(a),
             Command::Lint => lint::run(),
+            Command::Fence => fence::check(),
             Command::Api(a) => api::run(a),
             Command::Demo(a) => demo::run(a),
             Command::Bench(a) => bench::run(a),
@@ -81,6 +86,7 @@ impl Command {
         match self {
             Command::Test(_) => "test",
             Command::Lint => "lint",
+            Command::Fence => "fence",
             Command::Api(_) => "api",
             Command::Demo(_) => "demo",
             Command::Bench(_) => "bench",
@@ -124,6 +130,7 @@ mod tests {
             &["test"][..],
             &["test", "--allow-skip", "--no-install", "--", "conformance"],
             &["lint"],
+            &["fence"],
             &["api"],
             &["api", "--bless"],
             &["demo"],

@@ -15,22 +15,19 @@
 //!   the socket moves to the fill ring once per receive window. A `Umem` is not `Sync`, so a
 //!   payload borrowing the socket's handle is dropped on the thread that holds the socket:
 //!   the socket and its payloads never touch that stack at the same time.
-//! - through a clone (a token consumed with a cloned context, on any thread): onto a
-//!   lock-free stack (one compare-and-swap, nothing else); the socket's thread takes the whole
-//!   stack with one swap when it refills the fill ring, in batches. Because frames leave the
-//!   stack only through that take-all, a push racing with it cannot see a stale `next` (no
-//!   ABA), and no tag is needed.
+//! - through a clone (a token consumed with a cloned context, on any thread): onto core's
+//!   lock-free [`FreeList`] (one compare-and-swap); the socket's thread takes the whole list
+//!   at once ([`FreeList::take_all`]) when it refills the fill ring, in batches.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use nethuns_core::freelist::FreeList;
 use nethuns_core::{next_pool_id, BufferDesc, Context, Error, Result};
 use nethuns_sys_linux::SharedMap;
 
 use crate::stack::FrameStack;
 use crate::sys;
-
-const NIL: u32 = u32::MAX;
 
 /// The UMEM of one socket: `num_frames` frames of `frame_size` bytes in one anonymous mapping.
 /// Cheap to clone (an `Arc`); clones share the memory and the pool id. The memory lives as
@@ -69,10 +66,8 @@ struct Inner {
     /// log2 of a jumbo buffer's size.
     jumbo_shift: u32,
     pool_id: u32,
-    /// Head of the stack of released frames (frame index, NIL when empty).
-    head: AtomicU32,
-    /// `next[frame]`: the frame below it on the stack.
-    next: Box<[AtomicU32]>,
+    /// Frames (and jumbo buffers, by index) released through clones, waiting for the socket.
+    released_list: FreeList,
     /// Frames released and taken back by the socket since creation (monotonic; added once
     /// per refill, not per release).
     released: AtomicU64,
@@ -128,8 +123,7 @@ impl Umem {
                 jumbo_count,
                 jumbo_shift: jumbo_size.max(1).trailing_zeros(),
                 pool_id: next_pool_id(),
-                head: AtomicU32::new(NIL),
-                next: (0..all).map(|_| AtomicU32::new(NIL)).collect(),
+                released_list: FreeList::empty(all),
                 released: AtomicU64::new(0),
                 #[cfg(debug_assertions)]
                 out: (0..all)
@@ -264,11 +258,16 @@ impl Umem {
         let _ = frame;
     }
 
-    /// Copies `data` into frame memory at `addr` (a TX frame the socket owns); panics if it
-    /// leaves the mapping.
+    /// Copies `data` into frame memory at `addr` (a TX frame the socket owns, `data` no
+    /// longer than a frame: the callers check). Not bounds-checked (debug builds assert):
+    /// this is the per-packet copy of `send`.
     #[inline]
     pub(crate) fn write(&self, addr: u64, data: &[u8]) {
-        self.inner.map.copy_to(addr as usize, data);
+        let dst = self.frame_ptr(addr, data.len()).cast::<u8>();
+        // SAFETY: addr + len lies within the mapping (the callers check len against the frame
+        // size, and TX frame addresses are frame starts), and TX frames on the socket's free
+        // list are owned by the socket alone; `data` is not in the UMEM's TX frame.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) }
     }
 
     /// Reads `N` bytes at `addr` (e.g. the XDP RX metadata in front of a frame the socket
@@ -284,10 +283,10 @@ impl Umem {
         self.inner.map.write(addr as usize, v)
     }
 
-    /// Whether frames wait on the lock-free stack (one relaxed load).
+    /// Whether frames wait on the released list (one load).
     #[inline]
     pub(crate) fn shared_pending(&self) -> bool {
-        self.inner.head.load(Ordering::Relaxed) != NIL
+        self.inner.released_list.head() != u32::MAX
     }
 
     /// The TCI of the outermost VLAN tag (TPID 0x8100, 0x88A8 or 0x9100) of the `len`-byte
@@ -299,8 +298,14 @@ impl Umem {
         if len < 18 {
             return None;
         }
-        // Bytes 12..16 of the frame: the TPID and the TCI after it, in one read.
-        let tag: [u8; 4] = self.inner.map.read(addr as usize + 12);
+        // Bytes 12..16 of the frame: the TPID and the TCI after it, in one read, not
+        // bounds-checked (debug builds assert): this runs for every received frame.
+        let at = self.frame_ptr(addr + 12, 4).cast::<[u8; 4]>();
+        // SAFETY: bytes 12..16 lie within the frame's `len` ≥ 18 bytes, and the frame within
+        // the mapping (the kernel validates RX descriptors against the registered UMEM, and
+        // the jumbo buffers' addresses are ours); an unaligned read of plain bytes, no
+        // reference made.
+        let tag = unsafe { at.read_unaligned() };
         let tpid = u16::from_le_bytes([tag[0], tag[1]]);
         // Compared as read (bytes in wire order): 0x8100 and 0x9100 differ in one bit, so
         // two comparisons cover the three TPIDs.
@@ -312,36 +317,16 @@ impl Umem {
         None
     }
 
-    /// Takes every released frame at once; iterate the returned chain with
-    /// [`Umem::chain_next`]. Only the socket's thread calls this.
+    /// Takes every frame released through clones at once, handing each index to `f` (a
+    /// jumbo buffer's after the frames); returns how many. Only the socket's thread calls this.
     #[inline]
-    pub(crate) fn take_released(&self) -> u32 {
-        if self.inner.head.load(Ordering::Relaxed) == NIL {
-            return NIL;
-        }
-        self.inner.head.swap(NIL, Ordering::Acquire)
+    pub(crate) fn take_released(&self, f: impl FnMut(u32)) -> u32 {
+        self.inner.released_list.take_all(f)
     }
 
-    /// The frame after `frame` in a chain from [`Umem::take_released`], or `None`.
-    #[inline]
-    pub(crate) fn chain_next(&self, frame: u32) -> Option<u32> {
-        let n = self.inner.next[frame as usize].load(Ordering::Relaxed);
-        (n != NIL).then_some(n)
-    }
-
-    /// Frames on the released stack now (walks it; call from the socket's thread only).
+    /// Frames on the released list now (call from the socket's thread only).
     pub(crate) fn released_frames(&self) -> Vec<u32> {
-        let mut v = Vec::new();
-        let mut f = self.inner.head.load(Ordering::Acquire);
-        while f != NIL {
-            v.push(f);
-            f = self.inner.next[f as usize].load(Ordering::Relaxed);
-        }
-        v
-    }
-
-    pub(crate) fn is_nil(frame: u32) -> bool {
-        frame == NIL
+        self.inner.released_list.snapshot()
     }
 }
 
@@ -421,20 +406,9 @@ impl Umem {
             self.inner.out[frame as usize].swap(false, Ordering::Relaxed),
             "AF_XDP frame {frame} released twice"
         );
-        let inner = &*self.inner;
-        let mut head = inner.head.load(Ordering::Relaxed);
-        loop {
-            inner.next[frame as usize].store(head, Ordering::Relaxed);
-            match inner.head.compare_exchange_weak(
-                head,
-                frame,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `frame` is in range (checked above) and was handed out (debug builds checked
+        // it above): the payload that owned it gives it up here, and it is not on the list.
+        unsafe { self.inner.released_list.push(frame) };
     }
 }
 
@@ -479,18 +453,11 @@ mod tests {
             }
         });
         let mut seen = vec![false; 1024];
-        let mut f = u.take_released();
-        let mut n = 0;
-        while !Umem::is_nil(f) {
+        let n = u.take_released(|f| {
             assert!(!seen[f as usize], "frame {f} twice");
             seen[f as usize] = true;
-            n += 1;
-            match u.chain_next(f) {
-                Some(x) => f = x,
-                None => break,
-            }
-        }
+        });
         assert_eq!(n, 1024);
-        assert!(Umem::is_nil(u.take_released()));
+        assert_eq!(u.take_released(|_| {}), 0);
     }
 }

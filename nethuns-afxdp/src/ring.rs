@@ -47,6 +47,7 @@ fn map<T: Pod>(
 /// Not `Sync` (the cached indices are `Cell`s): one thread at a time drives it.
 pub(crate) struct Producer<T: Pod> {
     ring: IndexRing<T>,
+    size: u32,
     /// Our next producer index.
     cached_prod: Cell<u32>,
     /// The last consumer index seen.
@@ -64,6 +65,7 @@ impl<T: Pod> Producer<T> {
         let ring = map::<T>(fd, off, size, pgoff)?;
         // Start from the kernel's current indices (zero for a fresh socket).
         Ok(Producer {
+            size,
             cached_prod: Cell::new(ring.producer().load(Ordering::Acquire)),
             cached_cons: Cell::new(ring.consumer().load(Ordering::Acquire)),
             ring,
@@ -79,7 +81,7 @@ impl<T: Pod> Producer<T> {
     /// Free slots, refreshing the kernel's consumer index if fewer than `want` are known.
     #[inline]
     pub(crate) fn free_slots(&self, want: u32) -> u32 {
-        let size = self.ring.size();
+        let size = self.size;
         let free = self
             .cached_cons
             .get()

@@ -6,7 +6,6 @@ use nethuns_core::batch::BatchSink;
 use nethuns_core::{BufferDesc, Context, Error, Token};
 
 use crate::abi::XdpDesc;
-use crate::context::Umem;
 use crate::netdev::{self, LinkState};
 use crate::sock::Sock;
 use crate::sys;
@@ -65,30 +64,22 @@ impl Sock {
     /// The frames of the lock-free stack (released through clones) to the fill ring.
     #[inline(never)]
     pub(crate) fn refill_shared(&self) {
-        let mut f = self.umem.take_released();
-        if Umem::is_nil(f) {
-            return;
-        }
         let mut spare = self.rx_spare.borrow_mut();
-        let (mut n, mut taken) = (0u64, 0u64);
-        loop {
-            // Read `next` before the frame can be reused (it is ours now either way).
-            let next = self.umem.chain_next(f);
-            taken += 1;
+        let mut n = 0u64;
+        let taken = self.umem.take_released(|f| {
             if self.multi_buffer && self.umem.is_jumbo(f) {
                 self.jumbo_free.borrow_mut().push(f);
             } else {
                 spare.push(self.umem.addr_of(f));
                 n += 1;
             }
-            match next {
-                Some(x) => f = x,
-                None => break,
-            }
+        });
+        if taken == 0 {
+            return;
         }
         drop(spare);
         // Jumbo buffers too: `released` pairs with `handed_out`, which counts every payload.
-        self.umem.count_released(taken);
+        self.umem.count_released(u64::from(taken));
         self.refill_spare(n);
     }
 

@@ -133,15 +133,27 @@ pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
         cmd: ETHTOOL_GCHANNELS,
         ..Default::default()
     };
+    // SAFETY: ETHTOOL_GCHANNELS reads and writes one struct ethtool_channels, `ch`'s layout.
+    unsafe { ethtool(ctl, name, &mut ch) }?;
+    Ok(ch.rx_count.max(ch.combined_count))
+}
+
+/// One `SIOCETHTOOL` request on interface `name`: the kernel reads the command in the first
+/// word of `data` and writes its answer there.
+///
+/// # Safety
+/// `T` is the struct (`#[repr(C)]`, its first field the command) that the command in it
+/// reads and writes.
+unsafe fn ethtool<T>(ctl: impl AsFd, name: &str, data: &mut T) -> io::Result<()> {
     let mut req = Ifreq::new(name)?;
-    req.0.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes one struct ethtool_channels through
-    // ifru_data, which points to `ch`, alive and of that layout for the call.
+    req.0.ifr_ifru.ifru_data = (data as *mut T).cast();
+    // SAFETY: ifru_data points to `data`, alive for the call and of the layout the command
+    // writes (the caller's contract).
     let rc = unsafe { libc::ioctl(ctl.as_fd().as_raw_fd(), libc::SIOCETHTOOL, &mut req.0) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(ch.rx_count.max(ch.combined_count))
+    Ok(())
 }
 
 /// `struct ethtool_drvinfo` (196 bytes).
@@ -180,14 +192,8 @@ pub fn driver_name(ctl: impl AsFd, name: &str) -> io::Result<String> {
         eedump_len: 0,
         regdump_len: 0,
     };
-    let mut req = Ifreq::new(name)?;
-    req.0.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvInfo).cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one struct ethtool_drvinfo through
-    // ifru_data, which points to `info`, alive and of that layout for the call.
-    let rc = unsafe { libc::ioctl(ctl.as_fd().as_raw_fd(), libc::SIOCETHTOOL, &mut req.0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: ETHTOOL_GDRVINFO reads and writes one struct ethtool_drvinfo, `info`'s layout.
+    unsafe { ethtool(ctl, name, &mut info) }?;
     let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
     Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }

@@ -56,7 +56,10 @@ impl<T: Pod> IndexRing<T> {
         let bad = |what: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("ring of {size} slots in a {}-byte mapping: {what}", map.len()),
+                format!(
+                    "ring of {size} slots in a {}-byte mapping: {what}",
+                    map.len()
+                ),
             )
         };
         if !size.is_power_of_two() {

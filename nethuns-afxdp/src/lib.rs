@@ -159,10 +159,31 @@
 //!   frame of a queue without a socket, go to the kernel stack.
 //!
 //! ## Accounting and debugging
-//! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
+//! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released list, TX free
 //! list, TX ring, completion ring) and counts those held by payloads/tokens; the tests use it
 //! to show that no frame is lost after 1 000 000 packets. [`Sock::native_stats`] returns the
 //! kernel's `XDP_STATISTICS` counters. Debug builds also panic on a frame released twice.
+//!
+//! ## Files
+//! `sock.rs`: the socket and its `impl Socket` (its halves in `rx.rs`, `tx.rs`, `multibuf.rs`);
+//! `context.rs`: the UMEM, the [`Context`]; `ring.rs`: the four rings as producers and
+//! consumers; `flags.rs`: the options; `sys.rs`: every syscall; `abi.rs`: the kernel structs.
+//! The steering program is `steer.rs`/`attach.rs`/`object.rs`/`rxmeta.rs`, the state of an
+//! interface's XDP slot `xdpstate.rs`. Design notes: `docs/af-xdp.md` in the repository.
+//!
+//! ## Where the unsafe code is
+//! Besides `sys.rs` and `abi.rs` (and the shared `nethuns-sys-linux`, which owns the ring and
+//! UMEM mappings, and core's free list, which holds the frames released through clones):
+//! - `context.rs`: the [`Context`] impl's `unsafe_buffer` and `release` (the trait makes them
+//!   `unsafe fn`); the push of a released frame on the free list (its payload owned it);
+//!   `send`'s copy into a TX frame and the VLAN read of each received frame, unchecked
+//!   against the mapping (debug builds assert) because they run per packet.
+//! - `rx.rs` and `multibuf.rs`: `Token::new` for a frame taken off the RX ring (or the jumbo
+//!   buffer it was copied into): the token becomes the buffer's one owner.
+//! - `sock.rs`: `Payload::from_token_unchecked` in `recv`, for a token the socket just made
+//!   from its own UMEM (no pool check on the hot path).
+//! - `tx.rs`: `send_with` hands its closure the `&mut [u8]` of a TX frame it took off the
+//!   free list.
 //!
 //! ## Tests
 //! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces

@@ -21,16 +21,17 @@ use nethuns_sys_linux::{IndexRing, Pod, RingOffsets};
 use crate::sys;
 
 /// Maps a ring of `size` entries of `T` at page offset `pgoff` of socket `fd`, using the
-/// offsets the kernel reported.
+/// offsets the kernel reported; with the kernel's current producer and consumer indices (zero
+/// for a fresh socket), where the cached ones start.
 fn map<T: Pod>(
     fd: &OwnedFd,
     off: &libc::xdp_ring_offset,
     size: u32,
     pgoff: u64,
-) -> io::Result<IndexRing<T>> {
+) -> io::Result<(IndexRing<T>, Cell<u32>, Cell<u32>)> {
     let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
     let map = sys::map_ring(fd, len, pgoff)?;
-    IndexRing::new(
+    let ring = IndexRing::new(
         map,
         RingOffsets {
             producer: off.producer as usize,
@@ -39,7 +40,10 @@ fn map<T: Pod>(
             desc: off.desc as usize,
         },
         size,
-    )
+    )?;
+    let prod = Cell::new(ring.producer().load(Ordering::Acquire));
+    let cons = Cell::new(ring.consumer().load(Ordering::Acquire));
+    Ok((ring, prod, cons))
 }
 
 /// A ring this side produces into (fill: `u64` frame addresses; TX: descriptors).
@@ -62,13 +66,12 @@ impl<T: Pod> Producer<T> {
         size: u32,
         pgoff: u64,
     ) -> io::Result<Self> {
-        let ring = map::<T>(fd, off, size, pgoff)?;
-        // Start from the kernel's current indices (zero for a fresh socket).
+        let (ring, cached_prod, cached_cons) = map::<T>(fd, off, size, pgoff)?;
         Ok(Producer {
-            size,
-            cached_prod: Cell::new(ring.producer().load(Ordering::Acquire)),
-            cached_cons: Cell::new(ring.consumer().load(Ordering::Acquire)),
             ring,
+            size,
+            cached_prod,
+            cached_cons,
         })
     }
 
@@ -153,11 +156,11 @@ impl<T: Pod> Consumer<T> {
         size: u32,
         pgoff: u64,
     ) -> io::Result<Self> {
-        let ring = map::<T>(fd, off, size, pgoff)?;
+        let (ring, cached_prod, cached_cons) = map::<T>(fd, off, size, pgoff)?;
         Ok(Consumer {
-            cached_prod: Cell::new(ring.producer().load(Ordering::Acquire)),
-            cached_cons: Cell::new(ring.consumer().load(Ordering::Acquire)),
             ring,
+            cached_prod,
+            cached_cons,
         })
     }
 

@@ -241,8 +241,10 @@ pub struct XdpStatistics {
     pub tx_ring_empty_descs: u64,
 }
 
-impl From<libc::xdp_statistics> for XdpStatistics {
-    fn from(s: libc::xdp_statistics) -> Self {
+impl XdpStatistics {
+    /// The counters of `libc`'s `struct xdp_statistics` (a crate-private conversion: no
+    /// `From` in the public API).
+    pub(crate) fn of(s: libc::xdp_statistics) -> Self {
         XdpStatistics {
             rx_dropped: s.rx_dropped,
             rx_invalid_descs: s.rx_invalid_descs,

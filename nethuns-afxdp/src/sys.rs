@@ -120,7 +120,7 @@ pub(crate) fn xdp_statistics(fd: impl AsFd) -> io::Result<XdpStatistics> {
         tx_ring_empty_descs: 0,
     };
     get_xdp_opt(fd, libc::XDP_STATISTICS, &mut s)?;
-    Ok(s.into())
+    Ok(XdpStatistics::of(s))
 }
 
 /// Maps `len` bytes of ring at page offset `pgoff` of the socket (pre-faulted).

@@ -298,23 +298,28 @@ impl Umem {
         if len < 18 {
             return None;
         }
-        // Bytes 12..16 of the frame: the TPID and the TCI after it, in one read, not
-        // bounds-checked (debug builds assert): this runs for every received frame.
-        let at = self.frame_ptr(addr + 12, 4).cast::<[u8; 4]>();
-        // SAFETY: bytes 12..16 lie within the frame's `len` ≥ 18 bytes, and the frame within
-        // the mapping (the kernel validates RX descriptors against the registered UMEM, and
-        // the jumbo buffers' addresses are ours); an unaligned read of plain bytes, no
-        // reference made.
-        let tag = unsafe { at.read_unaligned() };
-        let tpid = u16::from_le_bytes([tag[0], tag[1]]);
+        // Bytes 12..14 (the TPID) and, if tagged, 14..16 (the TCI), unchecked against the
+        // mapping (debug builds assert): this runs for every received frame. Both lie within
+        // the frame's `len` >= 18 bytes, and the frame within the mapping (the kernel validates
+        // RX descriptors against the registered UMEM; jumbo buffer addresses are ours).
+        let tpid = u16::from_le_bytes(self.read2(addr + 12));
         // Compared as read (bytes in wire order): 0x8100 and 0x9100 differ in one bit, so
         // two comparisons cover the three TPIDs.
         if tpid & 0xFFEF == u16::from_le_bytes([0x81, 0x00])
             || tpid == u16::from_le_bytes([0x88, 0xA8])
         {
-            return Some(u16::from_be_bytes([tag[2], tag[3]]));
+            return Some(u16::from_be_bytes(self.read2(addr + 14)));
         }
         None
+    }
+
+    /// The two bytes at `addr`, which lie in a received frame (see `outer_vlan`).
+    #[inline(always)]
+    fn read2(&self, addr: u64) -> [u8; 2] {
+        let at = self.frame_ptr(addr, 2).cast::<[u8; 2]>();
+        // SAFETY: the two bytes lie within a frame of the mapping (the caller's frame, see
+        // `outer_vlan`); an unaligned read of plain bytes, no reference made.
+        unsafe { at.read_unaligned() }
     }
 
     /// Takes every frame released through clones at once, handing each index to `f` (a

@@ -184,6 +184,8 @@
 //!   from its own UMEM (no pool check on the hot path).
 //! - `tx.rs`: `send_with` hands its closure the `&mut [u8]` of a TX frame it took off the
 //!   free list.
+//! - `stack.rs`: the unchecked index of `FrameStack::pop` (below its length, which only a
+//!   checked push raises), the per-packet pop of `send`.
 //!
 //! ## Tests
 //! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces

@@ -283,10 +283,12 @@ impl Umem {
         self.inner.map.write(addr as usize, v)
     }
 
-    /// Whether frames wait on the released list (one load).
+    /// Whether frames wait on the released list (one relaxed load of its count, on every
+    /// window of the RX ring: a push seen late is taken at the next window; a count seen
+    /// early, while `take_all` empties the list, makes one refill find nothing).
     #[inline]
     pub(crate) fn shared_pending(&self) -> bool {
-        self.inner.released_list.head() != u32::MAX
+        self.inner.released_list.free() != 0
     }
 
     /// The TCI of the outermost VLAN tag (TPID 0x8100, 0x88A8 or 0x9100) of the `len`-byte

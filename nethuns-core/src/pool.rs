@@ -49,6 +49,12 @@ pub fn check_size(count: usize, buf_size: usize) -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
+const MAP_NORESERVE: libc::c_int = libc::MAP_NORESERVE;
+// Elsewhere, untouched pages of a private anonymous mapping cost nothing either.
+#[cfg(not(target_os = "linux"))]
+const MAP_NORESERVE: libc::c_int = 0;
+
 /// Zero-filled memory of `len` bytes from an anonymous private mapping: the kernel supplies
 /// each page on first touch, so creating it commits nothing.
 struct LazyMem {
@@ -65,7 +71,7 @@ impl LazyMem {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_NORESERVE,
                 -1,
                 0,
             )

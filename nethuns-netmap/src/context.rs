@@ -13,10 +13,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use nethuns_core::pool::BufferPool;
-use nethuns_core::{next_pool_id, BufferDesc, Context};
+use nethuns_core::{next_pool_id, BufferDesc, Context, Token};
 
 use crate::extra::ExtraPool;
-use crate::sys;
+use crate::region::NI_BUFS_HEAD;
 
 /// Jumbo buffers per context: multi-slot packets that can be held at once.
 pub const JUMBO_BUFFERS: usize = 16;
@@ -28,30 +28,26 @@ pub const JUMBO_BASE: usize = 1 << 32;
 
 /// What a context shares between its clones.
 pub(crate) struct Shared {
+    /// The free extra buffers; their memory (the mapped region) is in here.
     pub(crate) pool: ExtraPool,
     /// Buffers for packets spanning several slots.
     pub(crate) jumbo: BufferPool,
     pool_id: u32,
-    nifp: *mut sys::netmap_if,
-    /// Keeps the memory (and, for a real port, the file descriptor) alive; dropped last.
+    /// Offset of the `netmap_if` in the region.
+    nifp: usize,
+    /// What else must outlive the region (a real port's descriptor); dropped last.
     _owner: Box<dyn Any + Send + Sync>,
 }
-
-// SAFETY: `nifp` points into memory kept alive by `_owner`; it is written only in `Drop`
-// (exclusive access). The pool is Sync (atomics) and the buffers it names are owned by one
-// holder at a time.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
 
 impl Drop for Shared {
     fn drop(&mut self) {
         // Hand the free extra buffers back in netmap's list format so that the kernel frees
         // them when the port is closed (the owner, dropped after this, closes it).
-        // SAFETY: `nifp` is inside the region `_owner` still keeps mapped; no other user exists.
-        unsafe {
-            std::ptr::addr_of_mut!((*self.nifp).ni_bufs_head).write_volatile(self.pool.head_idx())
-        };
+        let head = self.pool.head_idx();
+        self.pool
+            .mem()
+            .map()
+            .write::<u32>(self.nifp + NI_BUFS_HEAD, head);
     }
 }
 
@@ -70,13 +66,11 @@ pub struct NetmapContext {
 }
 
 impl NetmapContext {
-    /// A context over `pool`, writing the free list back to `nifp` when the last clone goes.
-    ///
-    /// # Safety
-    /// `nifp` and the pool's memory are inside the region that `owner` keeps mapped.
-    pub(crate) unsafe fn new(
+    /// A context over `pool`, writing the free list back to the `netmap_if` at offset `nifp`
+    /// of the pool's region when the last clone goes.
+    pub(crate) fn new(
         pool: ExtraPool,
-        nifp: *mut sys::netmap_if,
+        nifp: usize,
         owner: Box<dyn Any + Send + Sync>,
     ) -> NetmapContext {
         NetmapContext {
@@ -88,6 +82,66 @@ impl NetmapContext {
                 _owner: owner,
             }),
         }
+    }
+
+    /// The token of a packet of `len` bytes in buffer `desc` (a netmap buffer index, or
+    /// [`JUMBO_BASE`] plus a jumbo buffer's), which the caller just took for it: swapped out
+    /// of its RX slot (so no slot, pool entry or other token names it), `len` checked against
+    /// the buffer's size.
+    #[inline]
+    pub(crate) fn token(&self, desc: usize, len: u32) -> Token {
+        // SAFETY: the caller hands over a buffer it alone owns, holding `len` bytes (see
+        // above); the token names this context's pool.
+        unsafe { Token::new(BufferDesc::new(desc), len, self.shared.pool_id) }
+    }
+
+    /// Takes a jumbo buffer and lets `fill` write a packet of at most `len` bytes
+    /// ([`JUMBO_SIZE`] at most) into it; `fill` returns the length written and a value, or an
+    /// error, in which case the buffer goes back. `None` when every jumbo buffer is held.
+    pub(crate) fn jumbo_packet<T, E>(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> std::result::Result<(usize, T), E>,
+    ) -> Option<std::result::Result<(Token, T), E>> {
+        let jumbo = &self.shared.jumbo;
+        assert!(
+            len <= jumbo.buffer_size(),
+            "netmap: {len} bytes for a jumbo buffer"
+        );
+        let desc = jumbo.get()?;
+        // SAFETY: `desc` was just taken from the jumbo pool: this call owns the buffer, and
+        // `len` is at most its size.
+        let p = unsafe { jumbo.buffer_ptr(desc, len) };
+        // SAFETY: `p` is the owned buffer's first `len` bytes, referred to by nothing else.
+        let dst = unsafe { &mut *p };
+        Some(match fill(dst) {
+            Ok((n, v)) => Ok((self.token(JUMBO_BASE + desc.get(), n as u32), v)),
+            Err(e) => {
+                // SAFETY: `desc` is ours and handed to nobody (`dst` is not used any more).
+                unsafe { jumbo.put(desc) };
+                Err(e)
+            }
+        })
+    }
+
+    /// Lends the first `len` bytes of netmap buffer `buf` to `f`: only for the buffer of the
+    /// free TX slot at `head` that `ring::tx_reserve` gave out, which belongs to the user side
+    /// until `tx_commit` moves `head` past it (on this thread: the engine is not `Sync`).
+    #[inline]
+    pub(crate) fn lend_tx_buffer<R>(
+        &self,
+        buf: u32,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        let mem = self.shared.pool.mem();
+        // Both checked by the engine already (`tx_reserve`, the frame size).
+        debug_assert!(mem.valid(buf) && len <= mem.buf_size() as usize);
+        // SAFETY: `buf` is a buffer of the region (above) and `range` checks that its `len`
+        // bytes are inside the mapping, which the context keeps mapped; the kernel does not
+        // touch a TX slot's buffer before a sync after `head` passed it, and nothing else
+        // refers to it meanwhile (see above).
+        f(unsafe { &mut *mem.range(buf, len) })
     }
 
     /// How many extra buffers netmap granted (`nr_extra_bufs` after registration): the most
@@ -153,9 +207,9 @@ impl Context for NetmapContext {
             buf_idx.get()
         );
         debug_assert!(size <= mem.buf_size() as usize);
-        // SAFETY: `idx` is a buffer of the region (checked above), which `_owner` keeps mapped;
-        // the caller guarantees exclusive ownership and `size` within the buffer.
-        std::ptr::slice_from_raw_parts_mut(mem.buf(idx), size.min(mem.buf_size() as usize))
+        // `idx` is a buffer of the region (checked above), which the context keeps mapped;
+        // the caller guarantees exclusive ownership.
+        mem.range(idx, size.min(mem.buf_size() as usize))
     }
 
     #[inline]
@@ -170,6 +224,8 @@ impl Context for NetmapContext {
             };
             return;
         }
-        self.shared.pool.push(buf_idx.get() as u32);
+        // SAFETY: (caller's contract) a buffer this context handed out, released once: no
+        // slot names it and it is not in the list.
+        unsafe { self.shared.pool.list.push(buf_idx.get() as u32) };
     }
 }

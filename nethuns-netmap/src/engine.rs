@@ -8,7 +8,7 @@ use nethuns_core::frame::{self, ETH_HLEN, VLAN_HLEN};
 use nethuns_core::metadata::NetmapMeta;
 use nethuns_core::{check_frame_len, Error, Result, Stats, Token};
 
-use crate::context::{NetmapContext, JUMBO_BASE, JUMBO_SIZE};
+use crate::context::{NetmapContext, JUMBO_SIZE};
 use crate::region::Attached;
 use crate::ring::{
     rx_copy_chain, rx_skip, rx_take, tx_commit, tx_pending, tx_put, tx_reserve, Ring, Rx, Tx,
@@ -177,25 +177,18 @@ impl<P: Port> Engine<P> {
                 Rx::Packet { buf, len } => {
                     self.rx_cur.set(i);
                     let head = (len as usize).min(ETH_HLEN + VLAN_HLEN);
-                    // SAFETY: `buf` is a valid buffer index (checked by `rx_take`) that now
-                    // belongs to this call alone, and `head <= len <= buf_size`.
-                    let start =
-                        unsafe { std::slice::from_raw_parts(self.ctx.pool().mem().buf(buf), head) };
+                    // `buf` is a valid buffer index (checked by `rx_take`) that now belongs
+                    // to this call alone, and `head <= len <= buf_size`.
+                    let start: [u8; ETH_HLEN + VLAN_HLEN] = self.ctx.pool().mem().start(buf);
                     let meta = NetmapMeta {
                         timestamp: ring.ts(),
                         len,
                         ring: ring.index,
-                        vlan: frame::outer_vlan(start),
+                        vlan: frame::outer_vlan(&start[..head]),
                     };
-                    // SAFETY: `buf` was just swapped out of the slot: no slot, pool entry
-                    // or other token names it; `len` was checked against the buffer size.
-                    let token = unsafe {
-                        Token::new(
-                            nethuns_core::BufferDesc::new(buf as usize),
-                            len,
-                            nethuns_core::Context::pool_id(&self.ctx),
-                        )
-                    };
+                    // `buf` was just swapped out of the slot; `len` was checked against the
+                    // buffer size.
+                    let token = self.ctx.token(buf as usize, len);
                     self.received.set(self.received.get() + 1);
                     Ok((token, meta))
                 }
@@ -235,36 +228,28 @@ impl<P: Port> Engine<P> {
             return Err(Error::TooBigPacket(len));
         }
         // Every jumbo buffer held: the packet stays in the ring.
-        let desc = self.ctx.shared.jumbo.get().ok_or(Error::NoMemory)?;
-        // SAFETY: `desc` was just taken from the jumbo pool: this call owns it.
-        let dst = unsafe { &mut *self.ctx.shared.jumbo.buffer_ptr(desc, len) };
-        let n = match rx_copy_chain(ring, self.ctx.pool().mem(), slots, dst) {
-            Ok(n) => n,
-            Err(slot) => {
-                // SAFETY: `desc` is ours and handed to nobody.
-                unsafe { self.ctx.shared.jumbo.put(desc) };
-                return Err(crate::netmap_error(
-                    format!("receiving on {} RX ring {}", self.label, ring.index),
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("slot {slot} of a {slots}-slot packet is invalid; skipped"),
-                    ),
-                ));
-            }
-        };
+        let mem = self.ctx.pool().mem();
+        let got = self
+            .ctx
+            .jumbo_packet(len, |dst| {
+                let n = rx_copy_chain(ring, mem, slots, dst)?;
+                Ok::<_, u32>((n, frame::outer_vlan(&dst[..n])))
+            })
+            .ok_or(Error::NoMemory)?;
+        let (token, vlan) = got.map_err(|slot| {
+            crate::netmap_error(
+                format!("receiving on {} RX ring {}", self.label, ring.index),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("slot {slot} of a {slots}-slot packet is invalid; skipped"),
+                ),
+            )
+        })?;
         let meta = NetmapMeta {
             timestamp: ring.ts(),
-            len: n as u32,
+            len: token.size(),
             ring: ring.index,
-            vlan: frame::outer_vlan(&dst[..n]),
-        };
-        // SAFETY: the jumbo buffer leaves the pool with this token and holds `n` bytes.
-        let token = unsafe {
-            Token::new(
-                nethuns_core::BufferDesc::new(JUMBO_BASE + desc.get()),
-                n as u32,
-                nethuns_core::Context::pool_id(&self.ctx),
-            )
+            vlan,
         };
         self.received.set(self.received.get() + 1);
         Ok((token, meta))
@@ -316,13 +301,13 @@ impl<P: Port> Engine<P> {
     fn send_inner(&self, packet: &[u8]) -> Result<()> {
         let max = frame::send_limit(packet, self.max_frame);
         check_frame_len(packet.len(), ETH_HLEN, max)?;
-        let mem = *self.ctx.pool().mem();
+        let mem = self.ctx.pool().mem();
         let n = self.tx.len();
         for attempt in 0..2 {
             let start = self.tx_cur.get();
             for k in 0..n {
                 let i = (start + k) % n;
-                if tx_put(&self.tx[i], &mem, packet) == Tx::Queued {
+                if tx_put(&self.tx[i], mem, packet) == Tx::Queued {
                     self.tx_cur.set(i);
                     return Ok(());
                 }
@@ -348,7 +333,7 @@ impl<P: Port> Engine<P> {
 
     fn send_with_inner<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
         check_frame_len(len, ETH_HLEN, self.max_frame + VLAN_HLEN)?;
-        let mem = *self.ctx.pool().mem();
+        let mem = self.ctx.pool().mem();
         if len > (mem.buf_size() as usize).min(u16::MAX as usize) {
             let mut v = vec![0u8; len];
             fill(&mut v);
@@ -359,15 +344,16 @@ impl<P: Port> Engine<P> {
             let start = self.tx_cur.get();
             for k in 0..n {
                 let i = (start + k) % n;
-                let Some(buf) = tx_reserve(&self.tx[i], &mem) else {
+                let Some(buf) = tx_reserve(&self.tx[i], mem) else {
                     continue;
                 };
                 self.tx_cur.set(i);
-                // SAFETY: the slot's buffer belongs to the user side until `head` passes it,
-                // holds `buf_size >= len` bytes, and nothing else refers to it meanwhile.
-                let frame = unsafe { std::slice::from_raw_parts_mut(buf, len) };
-                fill(frame);
-                check_frame_len(len, ETH_HLEN, frame::send_limit(frame, self.max_frame))?;
+                // The slot's buffer belongs to the user side until `head` passes it and holds
+                // `buf_size >= len` bytes.
+                self.ctx.lend_tx_buffer(buf, len, |frame| {
+                    fill(frame);
+                    check_frame_len(len, ETH_HLEN, frame::send_limit(frame, self.max_frame))
+                })?;
                 tx_commit(&self.tx[i], len);
                 return Ok(());
             }

@@ -6,11 +6,11 @@
 use std::cell::RefCell;
 use std::io;
 
+use crate::abi::{self, NS_MOREFRAG};
 use crate::context::JUMBO_BASE;
 use crate::engine::Port;
 use crate::portspec::Rings;
-use crate::sim::{self, SimConfig, SimKernel, SimPort};
-use crate::sys::{self, NS_MOREFRAG};
+use crate::sim::{self, at, SimConfig, SimKernel, SimPort};
 
 /// Reads the input a byte at a time; zeros once it is used up.
 struct Input<'a>(&'a [u8]);
@@ -72,7 +72,8 @@ pub fn ring_session(data: &[u8]) {
 
 /// Corrupts the layout and the extra-buffer list, then attaches and detaches.
 fn layout(kernel: SimKernel, rings: Rings, input: &mut Input) {
-    let (base, meta_len) = kernel.metadata();
+    let map = kernel.map().clone();
+    let meta_len = kernel.metadata_len();
     let nbufs = kernel.nbufs();
     for _ in 0..64 {
         if input.done() {
@@ -82,29 +83,24 @@ fn layout(kernel: SimKernel, rings: Rings, input: &mut Input) {
             0 => {
                 // Any 32-bit word of the netmap_if, the ring headers or the slots.
                 let off = (usize::from(input.u16()) * 4) % meta_len;
-                // SAFETY: a 4-aligned word inside the region's metadata, nobody attached yet.
-                unsafe { base.add(off).cast::<u32>().write(input.u32()) };
+                map.write::<u32>(off, input.u32());
             }
             1 if kernel.cfg.extra > 0 => {
                 // A link of the extra-buffer list: small values make loops and strays.
                 let e = u32::from(input.u8()) % kernel.cfg.extra;
                 let v = u32::from(input.u8()) % (nbufs + 2);
-                // SAFETY: the link word of an extra buffer of the region.
-                unsafe { kernel.extra_link(e).write(v) };
+                map.write::<u32>(kernel.extra_link(e), v);
             }
             2 => {
                 let v = u32::from(input.u8()) % (nbufs + 2);
-                // SAFETY: the netmap_if is at the start of the region.
-                unsafe { (*kernel.nifp()).ni_bufs_head = v };
+                map.write::<u32>(at::NI_BUFS_HEAD, v);
             }
             _ => {
                 let off = (usize::from(input.u16()) * 4) % meta_len;
-                // SAFETY: as in the first case.
-                unsafe { base.add(off).cast::<u32>().write(u32::from(input.u8())) };
+                map.write::<u32>(off, u32::from(input.u8()));
             }
         }
     }
-    let nifp = kernel.nifp();
     if let Ok((engine, k)) = sim::attach_kernel(kernel, rings) {
         // The pool took the list as the attached rings describe the buffers (which may not
         // be the simulator's layout any more): walk it that way.
@@ -116,8 +112,11 @@ fn layout(kernel: SimKernel, rings: Rings, input: &mut Input) {
         drop(engine);
         drop(ctx);
         // The list goes back to the kernel whole.
-        // SAFETY: the netmap_if is at the start of the region, which `k` keeps alive.
-        assert_eq!(unsafe { (*nifp).ni_bufs_head }, head, "list not given back");
+        assert_eq!(
+            map.read::<u32>(at::NI_BUFS_HEAD),
+            head,
+            "list not given back"
+        );
         drop(k);
     }
 }
@@ -159,19 +158,21 @@ enum Write {
 struct FuzzPort {
     inner: SimPort,
     queued: RefCell<Vec<Write>>,
-    restore: RefCell<Vec<(*mut u32, u32)>>,
+    /// Slot buffer words to put back: offset in the region and value.
+    restore: RefCell<Vec<(usize, u32)>>,
 }
 
 impl FuzzPort {
     fn before_sync(&self) {
-        for (p, v) in self.restore.borrow_mut().drain(..).rev() {
-            // SAFETY: a slot's buffer word inside the region, which the simulator keeps alive.
-            unsafe { p.write(v) };
+        let k = self.inner.0.borrow();
+        for (off, v) in self.restore.borrow_mut().drain(..).rev() {
+            k.map().write::<u32>(off, v);
         }
     }
 
     fn after_sync(&self) {
         let mut k = self.inner.0.borrow_mut();
+        let map = k.map().clone();
         let per_dir = (k.cfg.nic_rings + k.cfg.host_rings) as usize;
         let n = k.cfg.slots;
         for w in self.queued.borrow_mut().drain(..) {
@@ -179,17 +180,16 @@ impl FuzzPort {
                 k.kernel_set_tail(rx, usize::from(ring) % per_dir, value);
                 continue;
             }
-            let ring_of = |rx: bool, r: u8| k.ring_ptr(rx, usize::from(r) % per_dir);
+            let ring_of = |rx: bool, r: u8| k.ring_at(rx, usize::from(r) % per_dir);
             // The user's part of a ring after the sync, `[head, tail)`, where the kernel
             // hands over slots; `None` if it is empty.
-            let user_slot = |ring: *mut sys::netmap_ring, s: u8| {
-                // SAFETY: the ring header is inside the region.
-                let (head, tail) = unsafe { ((*ring).head, (*ring).tail) };
-                let space = sys::nm_ring_space(n, head, tail.min(n - 1));
+            let user_slot = |ring: usize, s: u8| {
+                let head = map.read::<u32>(ring + at::HEAD);
+                let tail = map.read::<u32>(ring + at::TAIL);
+                let space = abi::nm_ring_space(n, head, tail.min(n - 1));
                 (space > 0).then(|| (head + u32::from(s) % space) % n)
             };
-            // SAFETY (every arm): ring headers and slots below `num_slots` are inside the
-            // region; the user does not run during a sync.
+            // The user does not run during a sync.
             match w {
                 Write::Tail { .. } => {}
                 Write::SlotBuf {
@@ -200,29 +200,29 @@ impl FuzzPort {
                 } => {
                     let r = ring_of(rx, ring);
                     if let Some(i) = user_slot(r, slot) {
-                        let p = unsafe { std::ptr::addr_of_mut!((*sys::ring_slot(r, i)).buf_idx) };
-                        self.restore.borrow_mut().push((p, unsafe { p.read() }));
-                        unsafe { p.write(value) };
+                        let off = at::slot(r, i) + at::SLOT_BUF;
+                        self.restore.borrow_mut().push((off, map.read::<u32>(off)));
+                        map.write::<u32>(off, value);
                     }
                 }
                 Write::SlotLen { ring, slot, value } => {
                     let r = ring_of(true, ring);
                     if let Some(i) = user_slot(r, slot) {
-                        unsafe { (*sys::ring_slot(r, i)).len = value };
+                        map.write::<u16>(at::slot(r, i) + at::SLOT_LEN, value);
                     }
                 }
                 Write::SlotMoreFrag { ring, slot } => {
                     let r = ring_of(true, ring);
                     if let Some(i) = user_slot(r, slot) {
-                        unsafe { (*sys::ring_slot(r, i)).flags ^= NS_MOREFRAG };
+                        let off = at::slot(r, i) + at::SLOT_FLAGS;
+                        map.write::<u16>(off, map.read::<u16>(off) ^ NS_MOREFRAG);
                     }
                 }
-                Write::Ts { ring, sec, usec } => unsafe {
-                    (*ring_of(true, ring)).ts = libc::timeval {
-                        tv_sec: sec as _,
-                        tv_usec: usec as _,
-                    };
-                },
+                Write::Ts { ring, sec, usec } => {
+                    let r = ring_of(true, ring);
+                    map.write::<libc::time_t>(r + at::TS_SEC, sec as _);
+                    map.write::<libc::suseconds_t>(r + at::TS_USEC, usec as _);
+                }
             }
         }
     }
@@ -388,7 +388,7 @@ fn traffic(kernel: SimKernel, rings: Rings, input: &mut Input) {
     all.extend(ctx.pool().free_list());
     all.extend_from_slice(&held_bufs);
     all.sort_unstable();
-    let want: Vec<u32> = (sys::FIRST_BUF_IDX..nbufs).collect();
+    let want: Vec<u32> = (abi::FIRST_BUF_IDX..nbufs).collect();
     assert_eq!(all, want, "buffers lost or duplicated");
     for t in held {
         drop(t.consume(&ctx));

@@ -64,13 +64,40 @@
 //! - `fuzzing`: the entry point of the fuzz target in `fuzz/` (the ring and extra-buffer
 //!   logic over the simulated region, with what the kernel writes fuzzed); not part of the API.
 //!
+//! ## Source map
+//! `sock.rs`: [`Sock`] and `impl Socket`, over `engine.rs` (the socket logic, generic over the
+//! kernel side: `dev.rs` the real port, `sim.rs` a simulated one); `context.rs`: the buffer
+//! memory ([`NetmapContext`]), with `region.rs` (checking a registered region) and `extra.rs`
+//! (the extra-buffer free list); `ring.rs`: one netmap ring; `flags.rs`: [`NetmapFlags`];
+//! `sys.rs`: every system call; `abi.rs`: the netmap structs and constants (public as [`sys`]).
+//! The region is a [`SharedMap`](nethuns_sys_linux::SharedMap): everything above reaches it
+//! by bounds-checked offsets. Why the ABI is declared here, the engine over a simulated
+//! kernel, the buffer swap: `docs/netmap.md` in the nethuns repository.
+//!
+//! ## Where the unsafe code is
+//! - `sys.rs`: the `open`, `ioctl` (`NIOCCTRL`, `NIOCTXSYNC`, `NIOCRXSYNC`) calls, and, for the
+//!   unit tests only, the calls of `unsafe` APIs the tests need (a deliberate double release,
+//!   `BatchSink::into_received`, putting a popped extra buffer back).
+//! - `abi.rs`: `unsafe impl Pod` for `SlotHead` (a slot's first 8 bytes, read and written in
+//!   one access), and the raw-pointer forms of `netmap_user.h`'s macros (`netmap_if_at`,
+//!   `ring_ofs`, `netmap_txring`, …), public and `unsafe fn`, which the crate itself does not
+//!   use.
+//! - `context.rs`: the `Context` impl's `unsafe fn unsafe_buffer` and `unsafe fn release`,
+//!   which the trait demands (`release` pushes onto the extra-buffer list, an `unsafe fn` of
+//!   nethuns-core's `FreeList`), and the three places that hand buffer memory over: minting a
+//!   `Token` for a buffer swapped out of its slot, lending a jumbo buffer to the copy of a
+//!   multi-slot packet, and lending the free TX slot's buffer to `send_with`'s closure.
+//! - `extra.rs`: `unsafe impl Links for BufMem`, which puts the free list's links in the first
+//!   word of each free buffer (netmap's `ni_bufs_head` format, which the kernel reads back).
+//!
+//! The `mmap`/`munmap` of the region and `poll` are nethuns-sys-linux's.
+//!
 //! ## Platforms
 //! [`Sock`] exists on Linux and FreeBSD. The ring logic is tested everywhere against a
 //! simulated netmap region; the real-device tests are `#[ignore]` lab tests run by
 //! `cargo xtask test-hw --iface IF` / `--vale PORT` (env `NETHUNS_HW_IFACE`, `NETHUNS_HW_VALE`).
 
-#![warn(missing_docs)]
-
+mod abi;
 mod context;
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 mod dev;

@@ -1,24 +1,25 @@
 //! Attaching to a registered port's memory region: find the interface descriptor, pick the
 //! rings the registration bound, check every offset the kernel gave against the region's size,
-//! and take over the extra-buffer list. Shared by the real device and the simulator.
+//! and take over the extra-buffer list. Shared by the real device and the simulator. The
+//! region is a [`SharedMap`]: every position here is a byte offset into it.
 
 use std::any::Any;
-use std::ptr::{addr_of, NonNull};
+use std::mem::{offset_of, size_of};
+use std::sync::Arc;
 
 use nethuns_core::{Error, Result};
+use nethuns_sys_linux::SharedMap;
 
+use crate::abi::{netmap_if, netmap_ring, netmap_slot, NR_TIMESTAMP, RING_HEADER};
 use crate::context::NetmapContext;
 use crate::extra::{BufMem, ExtraPool};
 use crate::portspec::Rings;
 use crate::ring::Ring;
-use crate::sys::{self, netmap_if, netmap_ring};
 
 /// A registered port's memory, as the registration reported it.
 pub(crate) struct Region {
-    /// Start of the mapping.
-    pub base: *mut u8,
-    /// Its size (`nr_memsize`).
-    pub len: usize,
+    /// The mapping (`nr_memsize` bytes).
+    pub map: Arc<SharedMap>,
     /// Offset of the `netmap_if` (`nr_offset`).
     pub nifp_offset: usize,
     /// Extra buffers granted (`nr_extra_bufs`).
@@ -32,6 +33,9 @@ pub(crate) struct Attached {
     pub tx: Vec<Ring>,
 }
 
+/// Offset of `ni_bufs_head` in a `netmap_if`.
+pub(crate) const NI_BUFS_HEAD: usize = offset_of!(netmap_if, ni_bufs_head);
+
 fn bad(what: &str, port: &str, reason: String) -> Error {
     crate::netmap_error(
         format!("{what} of {port}"),
@@ -39,50 +43,37 @@ fn bad(what: &str, port: &str, reason: String) -> Error {
     )
 }
 
-/// Attaches to `region`, whose registration bound `rings`, handing `owner` (which keeps the
-/// region mapped) to the context.
-///
-/// # Safety
-/// `region.base .. region.base + region.len` is mapped read-write and stays so while `owner`
-/// lives; the region was laid out by netmap (or the simulator) for this registration.
-pub(crate) unsafe fn attach(
-    region: &Region,
+/// Attaches to `region`, whose registration bound `rings`, handing `owner` (what else must
+/// live as long as the region: the real port's descriptor) to the context.
+pub(crate) fn attach(
+    region: Region,
     rings: Rings,
     port: &str,
     owner: Box<dyn Any + Send + Sync>,
 ) -> Result<Attached> {
-    let end = region.base as usize + region.len;
-    let within = |p: usize, size: usize| {
-        p >= region.base as usize && p.checked_add(size).is_some_and(|e| e <= end)
-    };
-    if region.nifp_offset % 8 != 0
-        || !within(
-            region.base as usize + region.nifp_offset,
-            std::mem::size_of::<netmap_if>(),
-        )
-    {
+    let map = &region.map;
+    let len = map.len();
+    let within = |p: usize, size: usize| p.checked_add(size).is_some_and(|e| e <= len);
+    let nifp = region.nifp_offset;
+    if nifp % 8 != 0 || !within(nifp, size_of::<netmap_if>()) {
         return Err(bad(
             "netmap_if",
             port,
-            format!(
-                "offset {} outside the {}-byte region",
-                region.nifp_offset, region.len
-            ),
+            format!("offset {nifp} outside the {len}-byte region"),
         ));
     }
-    let nifp = sys::netmap_if_at(region.base, region.nifp_offset);
-    let rd = |p: *const u32| p.read_volatile() as usize;
+    let rd = |field: usize| map.read::<u32>(nifp + field) as usize;
     let (ntx, nrx) = (
-        rd(addr_of!((*nifp).ni_tx_rings)),
-        rd(addr_of!((*nifp).ni_rx_rings)),
+        rd(offset_of!(netmap_if, ni_tx_rings)),
+        rd(offset_of!(netmap_if, ni_rx_rings)),
     );
     let (nhtx, nhrx) = (
-        rd(addr_of!((*nifp).ni_host_tx_rings)),
-        rd(addr_of!((*nifp).ni_host_rx_rings)),
+        rd(offset_of!(netmap_if, ni_host_tx_rings)),
+        rd(offset_of!(netmap_if, ni_host_rx_rings)),
     );
     let total = ntx + nhtx + nrx + nhrx;
-    let ofs_end = region.base as usize + region.nifp_offset + std::mem::size_of::<netmap_if>();
-    if total == 0 || total > 4 * 4096 || !within(ofs_end, total * std::mem::size_of::<isize>()) {
+    let ofs_start = nifp + size_of::<netmap_if>();
+    if total == 0 || total > 4 * 4096 || !within(ofs_start, total * size_of::<isize>()) {
         return Err(bad(
             "netmap_if",
             port,
@@ -110,36 +101,45 @@ pub(crate) unsafe fn attach(
 
     // Every ring: header and slots inside the region; all rings share one buffer area.
     let mut buf_area: Option<(usize, u32)> = None;
-    let mut check = |i: usize, dir: &str| -> Result<NonNull<netmap_ring>> {
-        let ofs = sys::ring_ofs(nifp, i);
-        let p = (nifp as usize).wrapping_add_signed(ofs);
-        if p % std::mem::align_of::<netmap_ring>() != 0 || !within(p, sys::RING_HEADER) {
+    let mut check = |i: usize, dir: &str| -> Result<usize> {
+        let ofs = map.read::<isize>(ofs_start + i * size_of::<isize>());
+        let at = nifp
+            .checked_add_signed(ofs)
+            .filter(|&p| p % std::mem::align_of::<netmap_ring>() == 0 && within(p, RING_HEADER));
+        let Some(p) = at else {
             return Err(bad(
                 dir,
                 port,
                 format!("ring offset {ofs} outside the region"),
             ));
-        }
-        let ring = p as *mut netmap_ring;
-        let n = addr_of!((*ring).num_slots).read_volatile();
-        let size = addr_of!((*ring).nr_buf_size).read_volatile();
-        let buf_ofs = addr_of!((*ring).buf_ofs).read_volatile();
-        let head = addr_of!((*ring).head).read_volatile();
-        if n < 2 || !within(p, sys::RING_HEADER + n as usize * 16) || head >= n {
+        };
+        let field = |f: usize| map.read::<u32>(p + f);
+        let n = field(offset_of!(netmap_ring, num_slots));
+        let size = field(offset_of!(netmap_ring, nr_buf_size));
+        let buf_ofs = map.read::<i64>(p + offset_of!(netmap_ring, buf_ofs));
+        let head = field(offset_of!(netmap_ring, head));
+        if n < 2 || !within(p, RING_HEADER + n as usize * size_of::<netmap_slot>()) || head >= n {
             return Err(bad(
                 dir,
                 port,
                 format!("ring with {n} slots (head {head}) does not fit the region"),
             ));
         }
-        let base = (p as isize).wrapping_add(buf_ofs as isize) as usize;
-        if size < 64 || size % 4 != 0 || base % 4 != 0 || !within(base, size as usize) {
-            return Err(bad(
-                dir,
-                port,
-                format!("buffer area (offset {buf_ofs}, {size}-byte buffers) outside the region"),
-            ));
-        }
+        let base = isize::try_from(buf_ofs)
+            .ok()
+            .and_then(|o| p.checked_add_signed(o));
+        let base = match base {
+            Some(b) if size >= 64 && size % 4 == 0 && b % 4 == 0 && within(b, size as usize) => b,
+            _ => {
+                return Err(bad(
+                    dir,
+                    port,
+                    format!(
+                        "buffer area (offset {buf_ofs}, {size}-byte buffers) outside the region"
+                    ),
+                ))
+            }
+        };
         match buf_area {
             None => buf_area = Some((base, size)),
             Some(a) if a == (base, size) => {}
@@ -147,36 +147,35 @@ pub(crate) unsafe fn attach(
                 return Err(bad(dir, port, "rings disagree on the buffer area".into()));
             }
         }
-        // SAFETY: non-null (inside the region).
-        Ok(NonNull::new_unchecked(ring))
+        Ok(p)
     };
-    let tx_ptrs = tx_sel
+    let tx_at = tx_sel
         .iter()
         .map(|&i| check(i as usize, "TX ring").map(|p| (p, i)))
         .collect::<Result<Vec<_>>>()?;
-    let rx_ptrs = rx_sel
+    let rx_at = rx_sel
         .iter()
         .map(|&i| check(ntx + nhtx + i as usize, "RX ring").map(|p| (p, i)))
         .collect::<Result<Vec<_>>>()?;
     let (base, size) = buf_area.expect("at least one ring was checked");
-    let nbufs = ((end - base) / size as usize).min(u32::MAX as usize) as u32;
-    let mem = BufMem::new(base as *mut u8, size, nbufs);
+    let nbufs = ((len - base) / size as usize).min(u32::MAX as usize) as u32;
+    let mem = BufMem::new(map.clone(), base, size, nbufs);
 
-    let head = addr_of!((*nifp).ni_bufs_head).read_volatile();
+    let head = map.read::<u32>(nifp + NI_BUFS_HEAD);
     let pool = ExtraPool::from_list(mem, head, region.extra_granted)
         .map_err(|r| bad("extra buffers", port, r))?;
     // The list now belongs to the pool; the context writes it back at teardown.
-    std::ptr::addr_of_mut!((*nifp).ni_bufs_head).write_volatile(0);
+    map.write::<u32>(nifp + NI_BUFS_HEAD, 0);
     let ctx = NetmapContext::new(pool, nifp, owner);
     // Ask for `ts` on every RX sync: it is the timestamp `recv` reports.
-    for (p, _) in &rx_ptrs {
-        let flags = std::ptr::addr_of_mut!((*p.as_ptr()).flags);
-        flags.write_volatile(flags.read_volatile() | sys::NR_TIMESTAMP);
+    for &(p, _) in &rx_at {
+        let flags = p + offset_of!(netmap_ring, flags);
+        map.write::<u32>(flags, map.read::<u32>(flags) | NR_TIMESTAMP);
     }
-    let ring = |&(p, i): &(NonNull<netmap_ring>, u32)| Ring::new(p, i);
+    let ring = |&(p, i): &(usize, u32)| Ring::new(map.clone(), p, i);
     Ok(Attached {
         ctx,
-        tx: tx_ptrs.iter().map(ring).collect(),
-        rx: rx_ptrs.iter().map(ring).collect(),
+        tx: tx_at.iter().map(ring).collect(),
+        rx: rx_at.iter().map(ring).collect(),
     })
 }

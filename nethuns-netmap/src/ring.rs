@@ -4,96 +4,146 @@
 //! Ownership, in netmap's terms: on an RX ring the user owns slots `[head, tail)` (received
 //! packets); on a TX ring the user owns slots `[head, tail)` (free slots to fill). The user
 //! moves `head` (and `cur` with it); the kernel moves `tail` during a sync. The kernel writes
-//! ring memory only inside the sync ioctl issued by this thread, so plain volatile accesses
-//! suffice; a fence orders them around each sync.
+//! ring memory only inside the sync ioctl issued by this thread, so plain (bounds-checked)
+//! reads and writes of the [`SharedMap`] suffice; a fence orders them around each sync.
 //!
 //! Receive swaps buffers instead of lending slots: the packet's buffer goes to the caller and
 //! the slot gets a free extra buffer (`NS_BUF_CHANGED`), so `head` moves on at once and the ring
 //! never waits for a payload to be dropped.
 
-use std::ptr::{addr_of, addr_of_mut, NonNull};
+use std::mem::{offset_of, size_of};
+use std::sync::Arc;
 
+use nethuns_sys_linux::SharedMap;
+
+use crate::abi::{
+    netmap_ring, netmap_slot, nm_ring_empty, nm_ring_next, nm_ring_space, SlotHead, NS_BUF_CHANGED,
+    NS_MOREFRAG, RING_HEADER,
+};
 use crate::extra::{BufMem, ExtraPool};
-use crate::sys::{self, netmap_ring, nm_ring_next, NS_BUF_CHANGED, NS_MOREFRAG};
 
-/// A ring of a mapped netmap region.
-#[derive(Clone, Copy, Debug)]
+const HEAD: usize = offset_of!(netmap_ring, head);
+#[cfg(test)]
+const FLAGS: usize = offset_of!(netmap_ring, flags);
+const TS: usize = offset_of!(netmap_ring, ts);
+const TS_SEC: usize = offset_of!(libc::timeval, tv_sec);
+const TS_USEC: usize = offset_of!(libc::timeval, tv_usec);
+const SLOT_BUF: usize = offset_of!(netmap_slot, buf_idx);
+const SLOT_LEN: usize = offset_of!(netmap_slot, len);
+const SLOT_FLAGS: usize = offset_of!(netmap_slot, flags);
+// `head`, `cur`, `tail` are three consecutive u32s (read together), `len` and `flags` two
+// consecutive u16s (written together).
+const _: () = assert!(offset_of!(netmap_ring, cur) == HEAD + 4);
+const _: () = assert!(offset_of!(netmap_ring, tail) == HEAD + 8);
+const _: () = assert!(SLOT_FLAGS == SLOT_LEN + 2);
+
+/// A ring of a mapped netmap region: the offset of its header in the [`SharedMap`].
+///
+/// Only the thread using this value writes `head`/`cur`/slots, and the kernel touches them
+/// only during syncs issued by that thread (the engine is not `Sync`).
+#[derive(Clone, Debug)]
 pub(crate) struct Ring {
-    ptr: NonNull<netmap_ring>,
+    map: Arc<SharedMap>,
+    /// Offset of the ring header.
+    at: usize,
     num_slots: u32,
     /// The ring's position in the interface's TX or RX ring list.
     pub(crate) index: u32,
 }
 
 impl Ring {
-    /// Wraps the ring at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` points to a valid ring header followed by `num_slots` slots in a region that stays
-    /// mapped while the `Ring` is used; `head` is below `num_slots`; only the thread using this
-    /// value writes `head`/`cur`/slots, and the kernel touches them only during syncs issued
-    /// by that thread.
-    pub(crate) unsafe fn new(ptr: NonNull<netmap_ring>, index: u32) -> Ring {
-        let num_slots = addr_of!((*ptr.as_ptr()).num_slots).read_volatile();
+    /// The ring whose header is at offset `at` of `map` (checked by `attach` to hold the
+    /// header and its slots); `num_slots` is read once, here.
+    pub(crate) fn new(map: Arc<SharedMap>, at: usize, index: u32) -> Ring {
+        let num_slots = map.read::<u32>(at + offset_of!(netmap_ring, num_slots));
         Ring {
-            ptr,
+            map,
+            at,
             num_slots,
             index,
         }
     }
 
+    /// `head` and `tail` (one read of `head`, `cur`, `tail`).
     #[inline]
-    fn raw(&self) -> *mut netmap_ring {
-        self.ptr.as_ptr()
+    fn head_tail(&self) -> (u32, u32) {
+        let [head, _cur, tail] = self.map.read::<[u32; 3]>(self.at + HEAD);
+        (head, tail)
     }
 
     /// `head`: the first slot the user owns.
     #[inline]
     pub(crate) fn head(&self) -> u32 {
-        // SAFETY: `new`'s contract: the header is mapped.
-        unsafe { addr_of!((*self.raw()).head).read_volatile() }
+        self.map.read::<u32>(self.at + HEAD)
     }
 
     /// `tail`: the first slot the kernel owns.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn tail(&self) -> u32 {
-        // SAFETY: as in `head`.
-        unsafe { addr_of!((*self.raw()).tail).read_volatile() }
+        self.head_tail().1
     }
 
     /// Moves `head` and `cur` to `i`, giving the slots before it to the kernel.
     #[inline]
     fn advance(&self, i: u32) {
         debug_assert!(i < self.num_slots);
-        // SAFETY: as in `head`; only this thread writes `head`/`cur`.
-        unsafe {
-            addr_of_mut!((*self.raw()).head).write_volatile(i);
-            addr_of_mut!((*self.raw()).cur).write_volatile(i);
-        }
+        self.map.write::<[u32; 2]>(self.at + HEAD, [i, i]);
     }
 
     /// The ring's `NR_*` flags.
     #[cfg(test)]
     pub(crate) fn flags(&self) -> u32 {
-        // SAFETY: as in `head`.
-        unsafe { addr_of!((*self.raw()).flags).read_volatile() }
+        self.map.read::<u32>(self.at + FLAGS)
     }
 
     /// The time of the last sync (`ts`).
     #[inline]
     pub(crate) fn ts(&self) -> libc::timeval {
-        // SAFETY: as in `head`.
-        unsafe { addr_of!((*self.raw()).ts).read_volatile() }
+        use std::mem::size_of as size;
+        let b = self.map.read::<[u8; size::<libc::timeval>()]>(self.at + TS);
+        let sec = &b[TS_SEC..TS_SEC + size::<libc::time_t>()];
+        let usec = &b[TS_USEC..TS_USEC + size::<libc::suseconds_t>()];
+        libc::timeval {
+            tv_sec: libc::time_t::from_ne_bytes(sec.try_into().expect("time_t")),
+            tv_usec: libc::suseconds_t::from_ne_bytes(usec.try_into().expect("suseconds_t")),
+        }
     }
 
-    /// Slot `i`.
-    ///
-    /// # Safety
-    /// `i < num_slots`.
+    /// The offset of slot `i` (`i < num_slots`).
     #[inline]
-    unsafe fn slot(&self, i: u32) -> *mut sys::netmap_slot {
+    fn slot_at(&self, i: u32) -> usize {
         debug_assert!(i < self.num_slots);
-        sys::ring_slot(self.raw(), i)
+        self.at + RING_HEADER + i as usize * size_of::<netmap_slot>()
+    }
+
+    /// Slot `i`'s buffer, length and flags (one read of its first 8 bytes).
+    #[inline]
+    fn slot(&self, i: u32) -> SlotHead {
+        self.map.read::<SlotHead>(self.slot_at(i))
+    }
+
+    /// The buffer index of slot `i`.
+    #[inline]
+    fn slot_buf(&self, i: u32) -> u32 {
+        self.map.read::<u32>(self.slot_at(i) + SLOT_BUF)
+    }
+
+    /// Sets the buffer index, length and flags of slot `i` (one write of its first 8 bytes).
+    #[inline]
+    fn set_slot(&self, i: u32, buf_idx: u32, len: u16, flags: u16) {
+        let head = SlotHead {
+            buf_idx,
+            len,
+            flags,
+        };
+        self.map.write::<SlotHead>(self.slot_at(i), head);
+    }
+
+    /// Sets the length and flags of slot `i`.
+    #[inline]
+    fn set_slot_len_flags(&self, i: u32, len: u16, flags: u16) {
+        self.map
+            .write::<[u16; 2]>(self.slot_at(i) + SLOT_LEN, [len, flags]);
     }
 }
 
@@ -140,9 +190,8 @@ pub(crate) enum Rx {
 
 /// Takes the packet at `head` of an RX ring, swapping an extra buffer into its slot.
 pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
-    let head = ring.head();
-    let tail = ring.tail();
-    if sys::nm_ring_empty(head, tail) {
+    let (head, tail) = ring.head_tail();
+    if nm_ring_empty(head, tail) {
         return Rx::Empty;
     }
     let n = ring.num_slots;
@@ -151,17 +200,10 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
         // kernel never filled).
         return Rx::BadTail { tail, num_slots: n };
     }
-    // SAFETY: `head` is below `num_slots` (we only ever set it with `nm_ring_next`).
-    let slot = unsafe { ring.slot(head) };
-    // SAFETY: the slot is in the user's part of the ring and mapped.
-    let (buf, len, flags) = unsafe {
-        (
-            addr_of!((*slot).buf_idx).read_volatile(),
-            addr_of!((*slot).len).read_volatile() as u32,
-            addr_of!((*slot).flags).read_volatile(),
-        )
-    };
-    if flags & NS_MOREFRAG != 0 {
+    // `head` is below `num_slots` (we only ever set it with `nm_ring_next`).
+    let slot = ring.slot(head);
+    let (buf, len) = (slot.buf_idx, u32::from(slot.len));
+    if slot.flags & NS_MOREFRAG != 0 {
         // Walk to the last fragment; report the packet only once it is complete.
         let (mut i, mut total, mut slots) = (head, len as usize, 1u32);
         loop {
@@ -169,17 +211,10 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
             if i == tail {
                 return Rx::Empty;
             }
-            // SAFETY: `i` is below `num_slots` and in the user's part of the ring.
-            let (l, f) = unsafe {
-                let s = ring.slot(i);
-                (
-                    addr_of!((*s).len).read_volatile() as usize,
-                    addr_of!((*s).flags).read_volatile(),
-                )
-            };
-            total += l;
+            let s = ring.slot(i);
+            total += usize::from(s.len);
             slots += 1;
-            if f & NS_MOREFRAG == 0 {
+            if s.flags & NS_MOREFRAG == 0 {
                 return Rx::Chain { slots, len: total };
             }
         }
@@ -196,11 +231,8 @@ pub(crate) fn rx_take(ring: &Ring, pool: &ExtraPool) -> Rx {
     let Some(extra) = pool.pop() else {
         return Rx::NoExtra;
     };
-    // SAFETY: the slot is ours until `head` moves past it; the extra buffer was free.
-    unsafe {
-        addr_of_mut!((*slot).buf_idx).write_volatile(extra);
-        addr_of_mut!((*slot).flags).write_volatile(NS_BUF_CHANGED);
-    }
+    // The slot is ours until `head` moves past it; the extra buffer was free.
+    ring.set_slot(head, extra, slot.len, NS_BUF_CHANGED);
     ring.advance(nm_ring_next(n, head));
     Rx::Packet { buf, len }
 }
@@ -218,24 +250,15 @@ pub(crate) fn rx_copy_chain(
     let (mut i, mut off) = (head, 0usize);
     let mut bad = None;
     for _ in 0..slots {
-        // SAFETY: the chain's slots are in the user's part of the ring (`rx_take` walked
-        // them), each index below `num_slots`.
-        let (buf, len) = unsafe {
-            let s = ring.slot(i);
-            (
-                addr_of!((*s).buf_idx).read_volatile(),
-                addr_of!((*s).len).read_volatile() as usize,
-            )
-        };
+        // The chain's slots are in the user's part of the ring (`rx_take` walked them).
+        let s = ring.slot(i);
+        let (buf, len) = (s.buf_idx, usize::from(s.len));
         if bad.is_none() {
             if !mem.valid(buf) || len > mem.buf_size() as usize || off + len > dst.len() {
                 bad = Some(i);
             } else {
-                // SAFETY: `buf` is a valid buffer of the region holding `len` bytes, left to
-                // the user until `head` passes its slot.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(mem.buf(buf), dst[off..].as_mut_ptr(), len)
-                };
+                // `buf` is left to the user until `head` passes its slot.
+                mem.copy_out(buf, &mut dst[off..off + len]);
                 off += len;
             }
         }
@@ -267,20 +290,31 @@ pub(crate) enum Tx {
 /// for a packet larger than a buffer, as many as it takes with `NS_MOREFRAG` on all but the
 /// last (all in this ring, or none).
 pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
-    let (n, head) = (ring.num_slots, ring.head());
-    let tail = ring.tail();
+    let n = ring.num_slots;
+    let (head, tail) = ring.head_tail();
     let room = (mem.buf_size() as usize).min(u16::MAX as usize);
     let k = data.len().div_ceil(room).max(1) as u32;
     // A tail outside the ring (never from a sane kernel): nothing is owned for certain until
     // a sync rewrites it.
-    if tail >= n || sys::nm_ring_space(n, head, tail) < k {
+    if tail >= n || nm_ring_space(n, head, tail) < k {
         return Tx::Full;
+    }
+    if k == 1 && !data.is_empty() {
+        // One slot (the common case): its buffer read once.
+        let buf = ring.slot_buf(head);
+        if !mem.valid(buf) {
+            // A slot the kernel left without a usable buffer: never write through it.
+            return Tx::Full;
+        }
+        mem.copy_in(buf, data);
+        ring.set_slot_len_flags(head, data.len() as u16, 0);
+        ring.advance(nm_ring_next(n, head));
+        return Tx::Queued;
     }
     let mut i = head;
     for _ in 0..k {
-        // SAFETY: `i` is below `num_slots`; the slot is in the user's part of the ring.
-        let buf = unsafe { addr_of!((*ring.slot(i)).buf_idx).read_volatile() };
-        if !mem.valid(buf) {
+        // The slot is in the user's part of the ring.
+        if !mem.valid(ring.slot_buf(i)) {
             // A slot the kernel left without a usable buffer: never write through it.
             return Tx::Full;
         }
@@ -289,20 +323,15 @@ pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
     let mut i = head;
     let mut chunks = data.chunks(room).peekable();
     while let Some(chunk) = chunks.next() {
-        // SAFETY: as above; the slot's buffer (valid, checked above) belongs to the user side
-        // until `head` passes it, and `chunk` fits in it.
-        unsafe {
-            let slot = ring.slot(i);
-            let buf = addr_of!((*slot).buf_idx).read_volatile();
-            std::ptr::copy_nonoverlapping(chunk.as_ptr(), mem.buf(buf), chunk.len());
-            addr_of_mut!((*slot).len).write_volatile(chunk.len() as u16);
-            let more = if chunks.peek().is_some() {
-                NS_MOREFRAG
-            } else {
-                0
-            };
-            addr_of_mut!((*slot).flags).write_volatile(more);
-        }
+        // The slot's buffer (valid, checked above) belongs to the user side until `head`
+        // passes it, and `chunk` fits in it.
+        mem.copy_in(ring.slot_buf(i), chunk);
+        let more = if chunks.peek().is_some() {
+            NS_MOREFRAG
+        } else {
+            0
+        };
+        ring.set_slot_len_flags(i, chunk.len() as u16, more);
         i = nm_ring_next(n, i);
     }
     ring.advance(i);
@@ -311,17 +340,15 @@ pub(crate) fn tx_put(ring: &Ring, mem: &BufMem, data: &[u8]) -> Tx {
 
 /// The buffer of the free TX slot at `head`, if there is one (for a frame of at most one
 /// buffer, which [`tx_commit`] then queues): where `send_with` builds a frame in place.
-pub(crate) fn tx_reserve(ring: &Ring, mem: &BufMem) -> Option<*mut u8> {
-    let (n, head) = (ring.num_slots, ring.head());
-    let tail = ring.tail();
-    if tail >= n || sys::nm_ring_space(n, head, tail) < 1 {
+pub(crate) fn tx_reserve(ring: &Ring, mem: &BufMem) -> Option<u32> {
+    let n = ring.num_slots;
+    let (head, tail) = ring.head_tail();
+    if tail >= n || nm_ring_space(n, head, tail) < 1 {
         return None;
     }
-    // SAFETY: `head` is below `num_slots`; the slot is in the user's part of the ring.
-    let buf = unsafe { addr_of!((*ring.slot(head)).buf_idx).read_volatile() };
+    let buf = ring.slot_buf(head);
     // A slot the kernel left without a usable buffer: never write through it.
-    // SAFETY: checked valid: the buffer lies in the mapped region.
-    mem.valid(buf).then(|| unsafe { mem.buf(buf) })
+    mem.valid(buf).then_some(buf)
 }
 
 /// Queues the slot at `head` (whose buffer [`tx_reserve`] gave out) with a frame of `len`
@@ -329,19 +356,15 @@ pub(crate) fn tx_reserve(ring: &Ring, mem: &BufMem) -> Option<*mut u8> {
 pub(crate) fn tx_commit(ring: &Ring, len: usize) {
     let head = ring.head();
     debug_assert!(head < ring.num_slots && len <= u16::MAX as usize);
-    // SAFETY: `head` is below `num_slots` and its slot in the user's part of the ring
-    // (`tx_reserve` checked the space, and only this thread moves `head`).
-    unsafe {
-        let slot = ring.slot(head);
-        addr_of_mut!((*slot).len).write_volatile(len as u16);
-        addr_of_mut!((*slot).flags).write_volatile(0);
-    }
+    // `tx_reserve` checked the space, and only this thread moves `head`.
+    ring.set_slot_len_flags(head, len as u16, 0);
     ring.advance(nm_ring_next(ring.num_slots, head));
 }
 
 /// How many slots of a TX ring hold packets not yet completed by the kernel.
 pub(crate) fn tx_pending(ring: &Ring) -> u32 {
     // The user owns [head, tail); the kernel holds the rest but one.
-    let free = sys::nm_ring_space(ring.num_slots, ring.head(), ring.tail());
+    let (head, tail) = ring.head_tail();
+    let free = nm_ring_space(ring.num_slots, head, tail);
     ring.num_slots - 1 - free.min(ring.num_slots - 1)
 }

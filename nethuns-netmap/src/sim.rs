@@ -8,20 +8,22 @@
 //! are "transmitted" (copied out to `sent`) and, unless `tx_complete` is off, completed
 //! (`tail` moves to one before `head`).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::ptr::addr_of_mut;
+use std::mem::{offset_of, size_of};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use nethuns_core::Result;
+use nethuns_sys_linux::SharedMap;
 
+use crate::abi::{
+    self, netmap_if, netmap_ring, netmap_slot, nm_ring_next, NS_BUF_CHANGED, NS_MOREFRAG,
+};
 use crate::engine::{Engine, Port};
 use crate::portspec::Rings;
 use crate::region::{attach, Region};
-use crate::sys::{self, netmap_if, netmap_ring, nm_ring_next, NS_BUF_CHANGED, NS_MOREFRAG};
 
 /// Shape of a simulated port.
 #[derive(Clone, Copy, Debug)]
@@ -45,25 +47,39 @@ impl Default for SimConfig {
     }
 }
 
-struct SimRegion {
-    ptr: *mut u8,
-    layout: Layout,
-}
+/// Offsets of the fields the simulated kernel reads and writes.
+pub(crate) mod at {
+    use super::*;
 
-// SAFETY: owns a heap allocation; no thread affinity.
-unsafe impl Send for SimRegion {}
-// SAFETY: exposes nothing but its address.
-unsafe impl Sync for SimRegion {}
+    pub const NI_TX_RINGS: usize = offset_of!(netmap_if, ni_tx_rings);
+    pub const NI_RX_RINGS: usize = offset_of!(netmap_if, ni_rx_rings);
+    pub const NI_HOST_TX_RINGS: usize = offset_of!(netmap_if, ni_host_tx_rings);
+    pub const NI_HOST_RX_RINGS: usize = offset_of!(netmap_if, ni_host_rx_rings);
+    pub const NI_VERSION: usize = offset_of!(netmap_if, ni_version);
+    pub const NI_BUFS_HEAD: usize = offset_of!(netmap_if, ni_bufs_head);
+    pub const RING_OFS: usize = offset_of!(netmap_if, ring_ofs);
+    pub const BUF_OFS: usize = offset_of!(netmap_ring, buf_ofs);
+    pub const NUM_SLOTS: usize = offset_of!(netmap_ring, num_slots);
+    pub const NR_BUF_SIZE: usize = offset_of!(netmap_ring, nr_buf_size);
+    pub const RINGID: usize = offset_of!(netmap_ring, ringid);
+    pub const DIR: usize = offset_of!(netmap_ring, dir);
+    pub const HEAD: usize = offset_of!(netmap_ring, head);
+    pub const TAIL: usize = offset_of!(netmap_ring, tail);
+    pub const TS_SEC: usize = offset_of!(netmap_ring, ts) + offset_of!(libc::timeval, tv_sec);
+    pub const TS_USEC: usize = offset_of!(netmap_ring, ts) + offset_of!(libc::timeval, tv_usec);
+    pub const SLOT_BUF: usize = offset_of!(netmap_slot, buf_idx);
+    pub const SLOT_LEN: usize = offset_of!(netmap_slot, len);
+    pub const SLOT_FLAGS: usize = offset_of!(netmap_slot, flags);
 
-impl Drop for SimRegion {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `build` with this layout.
-        unsafe { dealloc(self.ptr, self.layout) }
+    /// The offset of slot `i` of the ring whose header is at `ring`.
+    pub fn slot(ring: usize, i: u32) -> usize {
+        ring + abi::RING_HEADER + i as usize * size_of::<netmap_slot>()
     }
 }
 
 struct KRing {
-    ptr: *mut netmap_ring,
+    /// Offset of the ring header in the region.
+    at: usize,
     hwcur: u32,
     /// The kernel's own copy of `tail` (netmap's `rtail`): a `tail` in ring memory outside
     /// the ring is not trusted by the sync.
@@ -72,12 +88,12 @@ struct KRing {
 
 /// The kernel side of a simulated port.
 pub(crate) struct SimKernel {
-    region: Arc<SimRegion>,
-    len: usize,
+    /// The region, an anonymous mapping laid out as netmap lays out its own; the `netmap_if`
+    /// is at offset 0.
+    map: Arc<SharedMap>,
     /// Where the buffers start.
     #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     buf_base: usize,
-    nifp: *mut netmap_if,
     pub cfg: SimConfig,
     /// Extra buffers granted (may be fewer than configured, to test that).
     pub granted: u32,
@@ -99,20 +115,6 @@ pub(crate) struct SimKernel {
     clock: i64,
 }
 
-/// The `tail` a sync starts from: the one in ring memory when it is a slot of the ring (a
-/// test may move it, as a kernel would), else the kernel's own copy.
-///
-/// # Safety
-/// `ring` is the ring header of `k`.
-unsafe fn sane_tail(ring: *mut netmap_ring, k: &KRing, n: u32) -> u32 {
-    let t = (*ring).tail;
-    if t < n {
-        t
-    } else {
-        k.tail
-    }
-}
-
 fn round_up(v: usize, a: usize) -> usize {
     v.div_ceil(a) * a
 }
@@ -126,69 +128,56 @@ impl SimKernel {
     pub(crate) fn build(cfg: SimConfig) -> SimKernel {
         let rings_per_dir = (cfg.nic_rings + cfg.host_rings) as usize;
         let total = 2 * rings_per_dir;
-        let ring_size = round_up(sys::RING_HEADER + 16 * cfg.slots as usize, 128);
-        let nifp_size = round_up(std::mem::size_of::<netmap_if>() + 8 * total, 128);
+        let ring_size = round_up(abi::RING_HEADER + 16 * cfg.slots as usize, 128);
+        let nifp_size = round_up(size_of::<netmap_if>() + 8 * total, 128);
         let buf_base = round_up(nifp_size + total * ring_size, 4096);
         let nbufs = 2 + total * cfg.slots as usize + cfg.extra as usize;
         let len = buf_base + nbufs * cfg.buf_size as usize;
-        let layout = Layout::from_size_align(len, 4096).unwrap();
-        // SAFETY: non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null());
-        let region = Arc::new(SimRegion { ptr, layout });
-        let nifp = ptr.cast::<netmap_if>();
+        let map = SharedMap::anonymous(len, false).expect("the simulated region");
         let mut tx = Vec::new();
         let mut rx = Vec::new();
-        // SAFETY: all writes below are inside the zeroed allocation of `len` bytes, laid out
-        // just above.
-        unsafe {
-            (*nifp).ni_tx_rings = cfg.nic_rings;
-            (*nifp).ni_rx_rings = cfg.nic_rings;
-            (*nifp).ni_host_tx_rings = cfg.host_rings;
-            (*nifp).ni_host_rx_rings = cfg.host_rings;
-            (*nifp).ni_version = sys::NETMAP_API as u32;
-            let ofs = addr_of_mut!((*nifp).ring_ofs).cast::<isize>();
-            for r in 0..total {
-                let at = nifp_size + r * ring_size;
-                ofs.add(r).write(at as isize);
-                let ring = ptr.add(at).cast::<netmap_ring>();
-                let is_rx = r >= rings_per_dir;
-                (*ring).buf_ofs = buf_base as i64 - at as i64;
-                (*ring).num_slots = cfg.slots;
-                (*ring).nr_buf_size = cfg.buf_size;
-                (*ring).ringid = (r % rings_per_dir) as u16;
-                (*ring).dir = is_rx as u16;
-                (*ring).tail = if is_rx { 0 } else { cfg.slots - 1 };
-                for s in 0..cfg.slots {
-                    let slot = sys::ring_slot(ring, s);
-                    (*slot).buf_idx = 2 + (r as u32) * cfg.slots + s;
-                }
-                let k = KRing {
-                    ptr: ring,
-                    hwcur: 0,
-                    tail: (*ring).tail,
-                };
-                if is_rx {
-                    rx.push(k)
-                } else {
-                    tx.push(k)
-                }
+        map.write::<u32>(at::NI_TX_RINGS, cfg.nic_rings);
+        map.write::<u32>(at::NI_RX_RINGS, cfg.nic_rings);
+        map.write::<u32>(at::NI_HOST_TX_RINGS, cfg.host_rings);
+        map.write::<u32>(at::NI_HOST_RX_RINGS, cfg.host_rings);
+        map.write::<u32>(at::NI_VERSION, abi::NETMAP_API as u32);
+        for r in 0..total {
+            let ring = nifp_size + r * ring_size;
+            map.write::<isize>(at::RING_OFS + r * size_of::<isize>(), ring as isize);
+            let is_rx = r >= rings_per_dir;
+            map.write::<i64>(ring + at::BUF_OFS, buf_base as i64 - ring as i64);
+            map.write::<u32>(ring + at::NUM_SLOTS, cfg.slots);
+            map.write::<u32>(ring + at::NR_BUF_SIZE, cfg.buf_size);
+            map.write::<u16>(ring + at::RINGID, (r % rings_per_dir) as u16);
+            map.write::<u16>(ring + at::DIR, is_rx as u16);
+            let tail = if is_rx { 0 } else { cfg.slots - 1 };
+            map.write::<u32>(ring + at::TAIL, tail);
+            for s in 0..cfg.slots {
+                let buf = 2 + (r as u32) * cfg.slots + s;
+                map.write::<u32>(at::slot(ring, s) + at::SLOT_BUF, buf);
             }
-            let first_extra = 2 + total as u32 * cfg.slots;
-            for e in 0..cfg.extra {
-                let idx = first_extra + e;
-                let next = if e + 1 == cfg.extra { 0 } else { idx + 1 };
-                ptr.add(buf_base + idx as usize * cfg.buf_size as usize)
-                    .cast::<u32>()
-                    .write(next);
+            let k = KRing {
+                at: ring,
+                hwcur: 0,
+                tail,
+            };
+            if is_rx {
+                rx.push(k)
+            } else {
+                tx.push(k)
             }
-            (*nifp).ni_bufs_head = if cfg.extra == 0 { 0 } else { first_extra };
         }
+        let first_extra = 2 + total as u32 * cfg.slots;
+        for e in 0..cfg.extra {
+            let idx = first_extra + e;
+            let next = if e + 1 == cfg.extra { 0 } else { idx + 1 };
+            map.write::<u32>(buf_base + idx as usize * cfg.buf_size as usize, next);
+        }
+        let head = if cfg.extra == 0 { 0 } else { first_extra };
+        map.write::<u32>(at::NI_BUFS_HEAD, head);
         SimKernel {
-            region,
-            len,
+            map: Arc::new(map),
             buf_base,
-            nifp,
             cfg,
             granted: cfg.extra,
             tx,
@@ -206,43 +195,47 @@ impl SimKernel {
     /// The region as a registration reports it.
     pub(crate) fn region(&self) -> Region {
         Region {
-            base: self.region.ptr,
-            len: self.len,
+            map: self.map.clone(),
             nifp_offset: 0,
             extra_granted: self.granted,
         }
     }
 
-    /// Raw access for tests that corrupt the layout.
-    pub(crate) fn nifp(&self) -> *mut netmap_if {
-        self.nifp
+    /// The region, for tests that read or corrupt the layout (the `netmap_if` is at 0).
+    pub(crate) fn map(&self) -> &Arc<SharedMap> {
+        &self.map
+    }
+
+    /// The offset of the first ring header, for tests that corrupt it.
+    #[cfg(test)]
+    pub(crate) fn first_ring(&self) -> usize {
+        self.tx[0].at
     }
 
     #[cfg(feature = "fuzzing")]
-    /// The start of the region and the length of its part before the buffers (the
-    /// `netmap_if`, the rings and their slots), for tests that corrupt any of it.
-    pub(crate) fn metadata(&self) -> (*mut u8, usize) {
-        (self.region.ptr, self.buf_base)
+    /// The length of the region's part before the buffers (the `netmap_if`, the rings and
+    /// their slots), for tests that corrupt any of it.
+    pub(crate) fn metadata_len(&self) -> usize {
+        self.buf_base
     }
 
     #[cfg(feature = "fuzzing")]
-    /// The link word of extra buffer `e` (0-based, in the order `build` chained them).
-    pub(crate) fn extra_link(&self, e: u32) -> *mut u32 {
+    /// The offset of the link word of extra buffer `e` (0-based, in the order `build`
+    /// chained them).
+    pub(crate) fn extra_link(&self, e: u32) -> usize {
         let rings = 2 * (self.cfg.nic_rings + self.cfg.host_rings);
         let idx = 2 + rings * self.cfg.slots + e;
-        let (base, meta) = self.metadata();
         assert!(e < self.cfg.extra);
-        // SAFETY: buffer `idx` is inside the region (the buffers follow the metadata).
-        unsafe { base.add(meta + idx as usize * self.cfg.buf_size as usize) }.cast()
+        self.buf_base + idx as usize * self.cfg.buf_size as usize
     }
 
     #[cfg(feature = "fuzzing")]
-    /// The header of RX ring `r` (`rx`) or TX ring `r`.
-    pub(crate) fn ring_ptr(&self, rx: bool, r: usize) -> *mut netmap_ring {
+    /// The offset of the header of RX ring `r` (`rx`) or TX ring `r`.
+    pub(crate) fn ring_at(&self, rx: bool, r: usize) -> usize {
         if rx {
-            self.rx[r].ptr
+            self.rx[r].at
         } else {
-            self.tx[r].ptr
+            self.tx[r].at
         }
     }
 
@@ -252,13 +245,40 @@ impl SimKernel {
         2 + rings * self.cfg.slots + self.cfg.extra
     }
 
-    fn buf(&self, ring: *mut netmap_ring, idx: u32) -> *mut u8 {
+    /// The offset of buffer `idx` as the ring at `ring` describes the buffer area.
+    fn buf(&self, ring: usize, idx: u32) -> usize {
         assert!(
-            (sys::FIRST_BUF_IDX..self.nbufs()).contains(&idx),
+            (abi::FIRST_BUF_IDX..self.nbufs()).contains(&idx),
             "kernel: slot names buffer {idx}, outside the region"
         );
-        // SAFETY: `idx` is a buffer of the region (checked).
-        unsafe { sys::netmap_buf(ring, idx) }
+        let buf_ofs = self.map.read::<i64>(ring + at::BUF_OFS);
+        let size = self.map.read::<u32>(ring + at::NR_BUF_SIZE);
+        (ring as i64 + buf_ofs) as usize + idx as usize * size as usize
+    }
+
+    /// The `tail` a sync starts from: the one in ring memory when it is a slot of the ring (a
+    /// test may move it, as a kernel would), else the kernel's own copy.
+    fn sane_tail(&self, k: &KRing, n: u32) -> u32 {
+        let t = self.map.read::<u32>(k.at + at::TAIL);
+        if t < n {
+            t
+        } else {
+            k.tail
+        }
+    }
+
+    /// What a sync of ring `k` starts from: `head`, `tail` and `hwcur`, checking that the
+    /// user's `head` is a slot between `hwcur` and `tail` (`dir`: "RX" or "TX").
+    fn check_head(&self, k: &KRing, dir: &str) -> (u32, u32, u32) {
+        let n = self.cfg.slots;
+        let head = self.map.read::<u32>(k.at + at::HEAD);
+        let (tail, hwcur) = (self.sane_tail(k, n), k.hwcur);
+        assert!(head < n, "kernel: {dir} head {head} out of range");
+        assert!(
+            dist(n, hwcur, head) <= dist(n, hwcur, tail),
+            "kernel: {dir} head {head} not between hwcur {hwcur} and tail {tail}"
+        );
+        (head, tail, hwcur)
     }
 
     /// Queues a packet for RX ring `ring`.
@@ -280,8 +300,7 @@ impl SimKernel {
         let mut v = Vec::new();
         for k in self.tx.iter().chain(&self.rx) {
             for s in 0..self.cfg.slots {
-                // SAFETY: `s` is below `num_slots` of a ring of the region.
-                v.push(unsafe { (*sys::ring_slot(k.ptr, s)).buf_idx });
+                v.push(self.map.read::<u32>(at::slot(k.at, s) + at::SLOT_BUF));
             }
         }
         v
@@ -291,8 +310,9 @@ impl SimKernel {
     /// faulty kernel would (corruption tests).
     pub(crate) fn corrupt_head_rx_slot(&mut self, ring: usize, idx: u32) {
         let k = &self.rx[ring];
-        // SAFETY: `head` is below `num_slots`.
-        unsafe { (*sys::ring_slot(k.ptr, (*k.ptr).head)).buf_idx = idx };
+        let head = self.map.read::<u32>(k.at + at::HEAD);
+        self.map
+            .write::<u32>(at::slot(k.at, head) + at::SLOT_BUF, idx);
     }
 
     #[cfg(feature = "fuzzing")]
@@ -316,112 +336,94 @@ impl SimKernel {
         } else {
             value
         };
-        // SAFETY: the ring header is inside the region.
-        unsafe { (*k.ptr).tail = tail };
+        self.map.write::<u32>(k.at + at::TAIL, tail);
     }
 
     /// Overwrites `tail` in the memory of RX ring `ring`, as a faulty kernel would.
     pub(crate) fn set_rx_tail(&mut self, ring: usize, tail: u32) {
-        // SAFETY: the ring header is inside the region.
-        unsafe { (*self.rx[ring].ptr).tail = tail };
+        self.map.write::<u32>(self.rx[ring].at + at::TAIL, tail);
     }
 
     /// Overwrites `tail` in the memory of TX ring `ring`, as a faulty kernel would.
     pub(crate) fn set_tx_tail(&mut self, ring: usize, tail: u32) {
-        // SAFETY: the ring header is inside the region.
-        unsafe { (*self.tx[ring].ptr).tail = tail };
+        self.map.write::<u32>(self.tx[ring].at + at::TAIL, tail);
     }
 
     fn rx_sync(&mut self) {
         self.rx_syncs += 1;
         self.clock += 1;
         let n = self.cfg.slots;
+        let map = self.map.clone();
         for r in 0..self.rx.len() {
-            let ring = self.rx[r].ptr;
-            // SAFETY: the ring header and slots are inside the region; the user does not run
-            // during a sync.
-            unsafe {
-                let (head, tail) = ((*ring).head, sane_tail(ring, &self.rx[r], n));
-                let hwcur = self.rx[r].hwcur;
-                assert!(head < n, "kernel: RX head {head} out of range");
-                assert!(
-                    dist(n, hwcur, head) <= dist(n, hwcur, tail),
-                    "kernel: RX head {head} not between hwcur {hwcur} and tail {tail}"
-                );
-                let mut i = hwcur;
-                while i != head {
-                    let slot = sys::ring_slot(ring, i);
-                    if (*slot).flags & NS_BUF_CHANGED != 0 {
-                        let _ = self.buf(ring, (*slot).buf_idx);
-                        (*slot).flags &= !NS_BUF_CHANGED;
-                    }
-                    i = nm_ring_next(n, i);
+            // The user does not run during a sync.
+            let ring = self.rx[r].at;
+            let (head, tail, hwcur) = self.check_head(&self.rx[r], "RX");
+            let mut i = hwcur;
+            while i != head {
+                let slot = at::slot(ring, i);
+                let flags = map.read::<u16>(slot + at::SLOT_FLAGS);
+                if flags & NS_BUF_CHANGED != 0 {
+                    let _ = self.buf(ring, map.read::<u32>(slot + at::SLOT_BUF));
+                    map.write::<u16>(slot + at::SLOT_FLAGS, flags & !NS_BUF_CHANGED);
                 }
-                self.rx[r].hwcur = head;
-                let mut t = tail;
-                while nm_ring_next(n, t) != head {
-                    let Some((pkt, flags)) = self.pending[r].pop_front() else {
-                        break;
-                    };
-                    let slot = sys::ring_slot(ring, t);
-                    assert!(pkt.len() <= self.cfg.buf_size as usize);
-                    let b = self.buf(ring, (*slot).buf_idx);
-                    std::ptr::copy_nonoverlapping(pkt.as_ptr(), b, pkt.len());
-                    (*slot).len = pkt.len() as u16;
-                    (*slot).flags = flags;
-                    t = nm_ring_next(n, t);
-                }
-                (*ring).tail = t;
-                self.rx[r].tail = t;
-                (*ring).ts = libc::timeval {
-                    tv_sec: self.clock as _,
-                    tv_usec: 0,
-                };
+                i = nm_ring_next(n, i);
             }
+            self.rx[r].hwcur = head;
+            let mut t = tail;
+            while nm_ring_next(n, t) != head {
+                let Some((pkt, flags)) = self.pending[r].pop_front() else {
+                    break;
+                };
+                let slot = at::slot(ring, t);
+                assert!(pkt.len() <= self.cfg.buf_size as usize);
+                let b = self.buf(ring, map.read::<u32>(slot + at::SLOT_BUF));
+                map.copy_to(b, &pkt);
+                map.write::<u16>(slot + at::SLOT_LEN, pkt.len() as u16);
+                map.write::<u16>(slot + at::SLOT_FLAGS, flags);
+                t = nm_ring_next(n, t);
+            }
+            map.write::<u32>(ring + at::TAIL, t);
+            self.rx[r].tail = t;
+            map.write::<libc::time_t>(ring + at::TS_SEC, self.clock as _);
+            map.write::<libc::suseconds_t>(ring + at::TS_USEC, 0);
         }
     }
 
     fn tx_sync(&mut self) {
         self.tx_syncs += 1;
         let n = self.cfg.slots;
+        let map = self.map.clone();
         for r in 0..self.tx.len() {
-            let ring = self.tx[r].ptr;
-            // SAFETY: as in `rx_sync`.
-            unsafe {
-                let (head, tail) = ((*ring).head, sane_tail(ring, &self.tx[r], n));
-                let hwcur = self.tx[r].hwcur;
-                assert!(head < n, "kernel: TX head {head} out of range");
-                assert!(
-                    dist(n, hwcur, head) <= dist(n, hwcur, tail),
-                    "kernel: TX head {head} not between hwcur {hwcur} and tail {tail}"
-                );
-                let mut i = hwcur;
-                // A packet over several slots (`NS_MOREFRAG`) leaves as one frame.
-                let mut frame = Vec::new();
-                while i != head {
-                    let slot = sys::ring_slot(ring, i);
-                    let len = (*slot).len as usize;
-                    assert!(len <= self.cfg.buf_size as usize);
-                    let b = self.buf(ring, (*slot).buf_idx);
-                    frame.extend_from_slice(std::slice::from_raw_parts(b, len));
-                    if (*slot).flags & NS_MOREFRAG == 0 {
-                        self.sent[r].push(std::mem::take(&mut frame));
-                    }
-                    i = nm_ring_next(n, i);
+            let ring = self.tx[r].at;
+            let (head, tail, hwcur) = self.check_head(&self.tx[r], "TX");
+            let mut i = hwcur;
+            // A packet over several slots (`NS_MOREFRAG`) leaves as one frame.
+            let mut frame = Vec::new();
+            while i != head {
+                let slot = at::slot(ring, i);
+                let len = map.read::<u16>(slot + at::SLOT_LEN) as usize;
+                assert!(len <= self.cfg.buf_size as usize);
+                let b = self.buf(ring, map.read::<u32>(slot + at::SLOT_BUF));
+                let start = frame.len();
+                frame.resize(start + len, 0);
+                map.copy_from(b, &mut frame[start..]);
+                if map.read::<u16>(slot + at::SLOT_FLAGS) & NS_MOREFRAG == 0 {
+                    self.sent[r].push(std::mem::take(&mut frame));
                 }
-                assert!(
-                    frame.is_empty(),
-                    "kernel: TX head inside a multi-slot packet"
-                );
-                self.tx[r].hwcur = head;
-                let tail = if self.tx_complete {
-                    (head + n - 1) % n
-                } else {
-                    tail
-                };
-                (*ring).tail = tail;
-                self.tx[r].tail = tail;
+                i = nm_ring_next(n, i);
             }
+            assert!(
+                frame.is_empty(),
+                "kernel: TX head inside a multi-slot packet"
+            );
+            self.tx[r].hwcur = head;
+            let tail = if self.tx_complete {
+                (head + n - 1) % n
+            } else {
+                tail
+            };
+            map.write::<u32>(ring + at::TAIL, tail);
+            self.tx[r].tail = tail;
         }
     }
 }
@@ -449,11 +451,10 @@ impl Port for SimPort {
     fn wait_rx(&self, _timeout_ms: i32) -> io::Result<bool> {
         let mut k = self.0.borrow_mut();
         k.rx_sync();
-        Ok(k.pending.iter().any(|p| !p.is_empty()) || {
-            // SAFETY: ring headers are inside the region.
-            k.rx.iter()
-                .any(|r| unsafe { (*r.ptr).head != (*r.ptr).tail })
-        })
+        Ok(k.pending.iter().any(|p| !p.is_empty())
+            || k.rx
+                .iter()
+                .any(|r| k.map.read::<u32>(r.at + at::HEAD) != k.map.read::<u32>(r.at + at::TAIL)))
     }
 }
 
@@ -480,10 +481,7 @@ pub(crate) fn attach_kernel_with<P: Port>(
     rings: Rings,
     wrap: impl FnOnce(SimPort) -> P,
 ) -> Result<(Engine<P>, Rc<RefCell<SimKernel>>)> {
-    let region = kernel.region();
-    let owner = Box::new(kernel.region.clone());
-    // SAFETY: the region is the allocation `owner` keeps alive, laid out by `build`.
-    let attached = unsafe { attach(&region, rings, "sim:port", owner)? };
+    let attached = attach(kernel.region(), rings, "sim:port", Box::new(()))?;
     let k = Rc::new(RefCell::new(kernel));
     Ok((
         Engine::new(wrap(SimPort(k.clone())), attached, "sim:port".into()),
@@ -494,15 +492,12 @@ pub(crate) fn attach_kernel_with<P: Port>(
 /// Walks the `ni_bufs_head` list the way the kernel does at close.
 pub(crate) fn walk_bufs_head(k: &SimKernel) -> Vec<u32> {
     let mut v = Vec::new();
-    // SAFETY: the nifp and the list's buffers are inside the region.
-    unsafe {
-        let ring = k.rx.first().or(k.tx.first()).unwrap().ptr;
-        let mut i = (*k.nifp).ni_bufs_head;
-        while i != 0 {
-            assert!(v.len() <= k.nbufs() as usize, "list loops");
-            v.push(i);
-            i = k.buf(ring, i).cast::<u32>().read();
-        }
+    let ring = k.rx.first().or(k.tx.first()).unwrap().at;
+    let mut i = k.map.read::<u32>(at::NI_BUFS_HEAD);
+    while i != 0 {
+        assert!(v.len() <= k.nbufs() as usize, "list loops");
+        v.push(i);
+        i = k.map.read::<u32>(k.buf(ring, i));
     }
     v
 }

@@ -453,7 +453,7 @@ fn a_tail_outside_the_ring_is_reported_not_followed() {
     assert_eq!(frames::seq_of(&t.consume(e.context())), Some(1));
     // A TX tail outside the ring: nothing is written through it until a sync fixes it.
     let (_, tx) = e.rings();
-    let tx0 = tx[0];
+    let tx0 = tx[0].clone();
     k.borrow_mut().set_tx_tail(0, 1000);
     e.send(&frames::frame(2, 64)).unwrap();
     assert_ne!(tx0.tail(), 1000, "the send synced");
@@ -590,35 +590,21 @@ fn region_validation_rejects_bad_layouts() {
         };
         assert!(err.contains(want), "{err} lacks {want}");
     };
-    // SAFETY (all closures): they write inside the region's netmap_if / first ring.
+    use crate::sim::at;
     expect_err(
-        &|k| unsafe { (*k.nifp()).ni_tx_rings = 100_000 },
+        &|k| k.map().write::<u32>(at::NI_TX_RINGS, 100_000),
         "do not fit the region",
     );
     expect_err(
-        &|k| unsafe {
-            std::ptr::addr_of_mut!((*k.nifp()).ring_ofs)
-                .cast::<isize>()
-                .write(1 << 40)
-        },
+        &|k| k.map().write::<isize>(at::RING_OFS, 1 << 40),
         "outside the region",
     );
     expect_err(
-        &|k| unsafe {
-            let ofs = std::ptr::addr_of!((*k.nifp()).ring_ofs)
-                .cast::<isize>()
-                .read();
-            let ring = k
-                .nifp()
-                .cast::<u8>()
-                .offset(ofs)
-                .cast::<crate::sys::netmap_ring>();
-            (*ring).buf_ofs = 1 << 40;
-        },
+        &|k| k.map().write::<i64>(k.first_ring() + at::BUF_OFS, 1 << 40),
         "buffer area",
     );
     expect_err(
-        &|k| unsafe { (*k.nifp()).ni_bufs_head = 1 },
+        &|k| k.map().write::<u32>(at::NI_BUFS_HEAD, 1),
         "extra buffer list",
     );
     expect_err(&|k| k.granted = 3, "longer than the 3 granted");
@@ -782,16 +768,15 @@ proptest! {
 #[cfg(debug_assertions)]
 #[should_panic(expected = "release")]
 fn a_double_release_panics_in_debug_builds() {
-    use nethuns_core::Context;
     let (e, k) = open(SimConfig::default());
     k.borrow_mut().inject(0, frames::frame(0, 64));
     let (t, _) = e.recv_token().unwrap();
     let p = t.consume(e.context());
     let desc = p.buffer_desc();
     drop(p);
-    // SAFETY: deliberately wrong (the buffer was released by the payload's drop): the debug
-    // ledger must panic before the pool is touched.
-    unsafe { e.context().release(desc) };
+    // Deliberately wrong (the buffer was released by the payload's drop): the debug ledger
+    // must panic before the pool is touched.
+    crate::sys::tests::release_again(e.context(), desc);
 }
 
 #[test]
@@ -813,8 +798,7 @@ fn a_burst_walks_the_rings_and_syncs_only_when_nothing_waits() {
         let mut sink = nethuns_core::batch::BatchSink::new(&mut buf);
         e.fill_batch(&mut sink).unwrap();
         let n = sink.len();
-        // SAFETY: every token pushed is of the engine's context.
-        for (p, meta) in unsafe { sink.into_received(e.context()) } {
+        for (p, meta) in crate::sys::tests::received(sink, e.context()) {
             assert_eq!(meta.len as usize, p.len());
             got.push((frames::seq_of(&p).unwrap(), p.len()));
         }

@@ -40,11 +40,6 @@ pub struct Sock {
     spec: PortSpec,
 }
 
-// SAFETY: the rings and the region are reached through raw pointers into a mapping owned by the
-// context (Send + Sync); the kernel touches them only during syncs issued through this socket,
-// which is used by one thread at a time (it is !Sync through the engine's `Cell`s).
-unsafe impl Send for Sock {}
-
 impl Sock {
     /// The parsed portspec the socket is bound to (with the queue applied).
     pub fn portspec(&self) -> &PortSpec {

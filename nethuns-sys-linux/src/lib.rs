@@ -30,6 +30,9 @@
 //! writes concurrently; `vm-memory` does volatile access over guest memory but brings a
 //! hypervisor's abstractions (regions, guest addresses) we do not need.
 //!
+//! `SharedMap`, `netdev::poll1`, `netdev::socket_error` and `netdev::if_index` also build on
+//! FreeBSD, for netmap there; the interface ioctls are Linux's.
+//!
 //! ## Where the unsafe code is
 //! All of this crate is the fence: `map.rs` (mmap/munmap, the raw accesses behind the bounds
 //! checks, `unsafe trait Pod` for the plain-data types a read may return), `ring.rs` (the

@@ -5,6 +5,17 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+// Linux's hints; elsewhere (netmap on FreeBSD) the pages are faulted in on first touch and no
+// swap reservation is skipped.
+#[cfg(target_os = "linux")]
+const MAP_POPULATE: libc::c_int = libc::MAP_POPULATE;
+#[cfg(not(target_os = "linux"))]
+const MAP_POPULATE: libc::c_int = 0;
+#[cfg(target_os = "linux")]
+const MAP_NORESERVE: libc::c_int = libc::MAP_NORESERVE;
+#[cfg(not(target_os = "linux"))]
+const MAP_NORESERVE: libc::c_int = 0;
+
 /// Plain data that any bit pattern is a valid value of, with no padding that a read could
 /// expose uninitialised: what [`SharedMap::read`] may return and [`SharedMap::write`] store.
 ///
@@ -63,7 +74,7 @@ impl SharedMap {
     /// packet socket, an AF_XDP socket or /dev/netmap). `populate` pre-faults the pages
     /// (`MAP_POPULATE`).
     pub fn map(fd: impl AsFd, len: usize, offset: u64, populate: bool) -> io::Result<Self> {
-        let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };
+        let flags = libc::MAP_SHARED | if populate { MAP_POPULATE } else { 0 };
         let offset = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mmap offset too large"))?;
         Self::mmap(len, flags, fd.as_fd().as_raw_fd(), offset)
@@ -74,9 +85,9 @@ impl SharedMap {
     /// nothing is committed until a page is touched (`MAP_NORESERVE`).
     pub fn anonymous(len: usize, populate: bool) -> io::Result<Self> {
         let extra = if populate {
-            libc::MAP_POPULATE
+            MAP_POPULATE
         } else {
-            libc::MAP_NORESERVE
+            MAP_NORESERVE
         };
         Self::mmap(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra, -1, 0)
     }

@@ -5,11 +5,13 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
+#[cfg(target_os = "linux")]
 /// An `ifreq` naming one interface, built without allocating (the link checks run on idle
 /// receive paths that must not allocate).
 #[derive(Clone, Copy)]
 pub struct Ifreq(libc::ifreq);
 
+#[cfg(target_os = "linux")]
 impl Ifreq {
     /// An `ifreq` for interface `name`, or `InvalidInput` if the name is empty, has a NUL
     /// byte or is longer than the kernel's 15 bytes.
@@ -77,6 +79,7 @@ pub fn if_index(name: &str) -> io::Result<u32> {
     Ok(idx)
 }
 
+#[cfg(target_os = "linux")]
 /// The index of interface `name` of `ctl`'s namespace (`SIOCGIFINDEX`).
 pub fn index_of(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     let mut req = Ifreq::new(name)?;
@@ -85,6 +88,7 @@ pub fn index_of(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     Ok(unsafe { req.0.ifr_ifru.ifru_ifindex } as u32)
 }
 
+#[cfg(target_os = "linux")]
 /// The MTU of interface `name` of `ctl`'s namespace (`SIOCGIFMTU`).
 pub fn mtu(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     let mut req = Ifreq::new(name)?;
@@ -93,6 +97,7 @@ pub fn mtu(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     Ok(unsafe { req.0.ifr_ifru.ifru_mtu } as u32)
 }
 
+#[cfg(target_os = "linux")]
 /// The flags (`IFF_UP`, `IFF_RUNNING`, `IFF_PROMISC`, …) of interface `name` of `ctl`'s
 /// namespace (`SIOCGIFFLAGS`).
 pub fn flags(ctl: impl AsFd, name: &str) -> io::Result<i32> {
@@ -102,6 +107,7 @@ pub fn flags(ctl: impl AsFd, name: &str) -> io::Result<i32> {
     Ok(i32::from(unsafe { req.0.ifr_ifru.ifru_flags }) & 0xffff)
 }
 
+#[cfg(target_os = "linux")]
 /// Sets the flags of interface `name` of `ctl`'s namespace (`SIOCSIFFLAGS`; needs
 /// CAP_NET_ADMIN).
 pub fn set_flags(ctl: impl AsFd, name: &str, flags: i32) -> io::Result<()> {
@@ -110,6 +116,7 @@ pub fn set_flags(ctl: impl AsFd, name: &str, flags: i32) -> io::Result<()> {
     req.ioctl(ctl, libc::SIOCSIFFLAGS)
 }
 
+#[cfg(target_os = "linux")]
 #[repr(C)]
 #[derive(Default)]
 struct EthtoolChannels {
@@ -124,8 +131,10 @@ struct EthtoolChannels {
     combined_count: u32,
 }
 
+#[cfg(target_os = "linux")]
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 
+#[cfg(target_os = "linux")]
 /// The number of RX queues of interface `name` of `ctl`'s namespace (rx + combined channels,
 /// `ETHTOOL_GCHANNELS`); `EOPNOTSUPP` where the driver does not report channels.
 pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
@@ -235,7 +244,7 @@ pub fn poll1(fd: impl AsFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
     Ok(if rc == 0 { 0 } else { p.revents })
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

@@ -147,6 +147,7 @@ pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
     Ok(ch.rx_count.max(ch.combined_count))
 }
 
+#[cfg(target_os = "linux")]
 /// One `SIOCETHTOOL` request on interface `name`: the kernel reads the command in the first
 /// word of `data` and writes its answer there.
 ///
@@ -166,6 +167,7 @@ unsafe fn ethtool<T>(ctl: impl AsFd, name: &str, data: &mut T) -> io::Result<()>
 }
 
 /// `struct ethtool_drvinfo` (196 bytes).
+#[cfg(target_os = "linux")]
 #[repr(C)]
 struct EthtoolDrvInfo {
     cmd: u32,
@@ -182,8 +184,10 @@ struct EthtoolDrvInfo {
     regdump_len: u32,
 }
 
+#[cfg(target_os = "linux")]
 const ETHTOOL_GDRVINFO: u32 = 3;
 
+#[cfg(target_os = "linux")]
 /// The driver of interface `name` of `ctl`'s namespace (`ETHTOOL_GDRVINFO`, what `ethtool -i`
 /// shows: `veth`, `virtio_net`, `ice`, ...); an empty string where the driver gives none.
 pub fn driver_name(ctl: impl AsFd, name: &str) -> io::Result<String> {

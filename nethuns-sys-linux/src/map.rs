@@ -36,6 +36,10 @@ pod!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 // SAFETY: an array of Pod elements has no padding between them and every bit pattern of each
 // element is valid.
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+#[cfg(target_os = "linux")]
+// SAFETY: `struct xdp_desc` (AF_XDP's RX/TX ring slot): a u64 and two u32s, no padding, any bits
+// valid.
+unsafe impl Pod for libc::xdp_desc {}
 
 /// A memory mapping this value owns (unmapped on drop): a mapping shared with the kernel
 /// (`mmap` of a descriptor) or an anonymous one.

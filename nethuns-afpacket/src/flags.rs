@@ -189,13 +189,7 @@ impl nethuns_core::Flags for AfPacketFlags {}
 
 /// The system page size.
 pub fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as usize
-    } else {
-        4096
-    }
+    nethuns_sys_linux::map::page_size()
 }
 
 impl AfPacketFlags {

@@ -2,17 +2,13 @@
 //! walker over blocks whose every byte the fuzzer wrote, as a broken or hostile kernel could.
 //! Not part of the API.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use nethuns_core::{Context, Token};
 
+use crate::context::{AfPacketContext, Shared};
 use crate::geometry::RxGeometry;
-use crate::ring::{AfPacketContext, Shared};
 use crate::rx::RxCursor;
-use crate::sys::Mmap;
-
-/// Offset of `block_status` in a block.
-const BLOCK_STATUS: usize = std::mem::offset_of!(libc::tpacket_block_desc, hdr);
 
 /// Plays a kernel that wrote `data` into the RX blocks of a two-block ring (laps until the
 /// input is used up), and walks them as the socket does, holding some packets as tokens
@@ -32,9 +28,10 @@ pub fn walk_blocks(data: &[u8]) {
         block_count: 2,
         frame_size: 2048,
     };
-    let ctx = AfPacketContext::new(Shared::new(Mmap::anonymous_guarded(rx.bytes()), rx, None));
+    let map = crate::sys::anonymous_rings(rx.bytes(), true);
+    let ctx = AfPacketContext::new(Shared::new(map, rx, None));
     let s = ctx.shared();
-    let mut cursor = RxCursor::new(sel & 2 != 0);
+    let cursor = RxCursor::new(s.rings(), sel & 2 != 0);
     let hold = sel >> 2;
     let mut held: Vec<Token> = Vec::new();
     let mut handed_out = 0u32;
@@ -42,42 +39,39 @@ pub fn walk_blocks(data: &[u8]) {
     let per_block = block_size / std::mem::size_of::<libc::tpacket3_hdr>() as u32;
     for _lap in 0..4 {
         // The kernel's turn: fill every block it owns with the next piece of input.
-        for b in 0..rx.block_count {
+        for i in 0..rx.block_count {
             if rest.is_empty() {
                 break;
             }
-            if s.held(b) || status(s, b).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0 {
+            let b = s.rings().block(i).expect("a block of the ring");
+            if s.held(b) || s.status(b).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0 {
                 continue;
             }
             let (chunk, more) = rest.split_at(rest.len().min(block_size as usize));
             rest = more;
-            let start = rx.block_offset(b);
-            // SAFETY: block `b` is the kernel's (not held, status not USER), so nothing else
-            // reads or writes it; the chunk is at most one block long.
-            unsafe {
-                let p = s.base().add(start);
-                std::ptr::write_bytes(p, 0, block_size as usize);
-                std::ptr::copy_nonoverlapping(chunk.as_ptr(), p, chunk.len());
-            }
-            status(s, b).store(libc::TP_STATUS_USER, Ordering::Release);
+            let start = rx.block_offset(i);
+            // Block `b` is the kernel's (not held, status not USER), so nothing else reads or
+            // writes it; the chunk is at most one block long.
+            let map = s.rings().map();
+            map.fill(start, block_size as usize, 0);
+            map.copy_to(start, chunk);
+            s.status(b).store(libc::TP_STATUS_USER, Ordering::Release);
         }
         // The socket's turn: walk until nothing more comes.
         let mut n = 0u32;
         while let Some(p) = cursor.next(s) {
             n += 1;
             assert!(n <= 2 * per_block, "the walk does not end");
-            let off = p.desc.get();
+            let off = p.offset();
             let block = rx.block_of(off);
             let end = rx.block_offset(block) + block_size as usize;
             assert!(block < rx.block_count, "packet at {off} outside the ring");
             assert!(
-                off + p.caplen as usize <= end,
+                off + p.caplen() as usize <= end,
                 "packet at {off} leaves its block"
             );
-            assert_eq!(p.meta.caplen, p.caplen);
-            // SAFETY: a token for the packet the cursor just handed out, of this context.
-            let token = unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) };
-            let payload = ctx.packet(token);
+            assert_eq!(p.meta.caplen, p.caplen());
+            let payload = ctx.packet(p.into_token(&ctx));
             let sum: u32 = payload.iter().map(|&b| b as u32).sum();
             std::hint::black_box(sum);
             if hold & (1 << (handed_out % 6)) != 0 {
@@ -99,12 +93,4 @@ pub fn walk_blocks(data: &[u8]) {
         drop(ctx.packet(t));
     }
     assert_eq!(ctx.blocks_in_use(), 0, "a block was never given back");
-}
-
-/// The status word of block `b`.
-fn status(s: &Shared, b: u32) -> &AtomicU32 {
-    let off = s.rx().block_offset(b) + BLOCK_STATUS;
-    // SAFETY: the word lies in block `b` of the mapping, which lives as long as `s`, and is
-    // 8-byte aligned (blocks are page aligned); the ring's own accesses to it are atomic too.
-    unsafe { &*(s.base().add(off) as *const AtomicU32) }
 }

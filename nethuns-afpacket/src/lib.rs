@@ -78,9 +78,33 @@
 //!   `Meta::hardware_timestamp` says which), original and captured length, VLAN TCI/TPID, the
 //!   kernel's flow hash, `tp_status`.
 //!
+//! ## The files
+//! `sock.rs`: the socket ([`Sock`], `impl Socket`); `context.rs`: the ring memory
+//! ([`AfPacketContext`], the block accounting); `flags.rs`: [`AfPacketFlags`];
+//! `ring.rs`: the RX block ring and the TX frame ring over one `SharedMap`; `sys.rs`: every
+//! syscall. No `abi.rs`: libc declares every TPACKET_v3 type. `rx.rs` walks a block, `tx.rs`
+//! queues and submits TX slots, `link.rs` watches the interface, `geometry.rs` lays the rings
+//! out. Why it is built so, and what was measured: `docs/af-packet.md`.
+//!
+//! ## Where the unsafe code is
+//! The syscalls in `sys.rs`; the mapping is `nethuns_sys_linux::SharedMap`'s. Besides:
+//! - `ring.rs`: the hot accesses to the mapping use `SharedMap`'s unchecked accessors (a
+//!   block's status word, a packet header's fields, the tag bytes, a TX slot's status word,
+//!   header and data), because the layout is checked once, when the socket is made, and a
+//!   `Block` or `TxSlot` is made only by the `Rings` that checked it (a bounds check on each
+//!   access cost 17 instructions a packet); and `Rings::tx_fill`, the `&mut [u8]` over a TX
+//!   slot that `send_with`'s closure writes while the slot's status word keeps the kernel
+//!   and `send` away;
+//! - `context.rs`: `unsafe fn unsafe_buffer` and `unsafe fn release` of the `Context` impl
+//!   (the trait demands them; their bodies are safe code);
+//! - `rx.rs`: `RxPacket::into_token` and `into_payload` (`Token::new`,
+//!   `Payload::from_token_unchecked`): the walker's packet carries the block reference the
+//!   token takes over.
+//!
 //! ## Design notes
-//! Why a TX ring rather than `sendmmsg`, why payloads hold their block, and what was measured
-//! to decide: `docs/af-packet.md` in the nethuns repository.
+//! Why a TX ring rather than `sendmmsg`, why payloads hold their block, how the rings sit in
+//! the mapping, and what was measured to decide: `docs/af-packet.md` in the nethuns
+//! repository.
 //!
 //! ## Features
 //! - `pcap`: [`Filter::Expression`] compiles tcpdump expressions with libpcap (needs
@@ -92,9 +116,9 @@
 //!
 //! Needs `CAP_NET_RAW` to open a socket.
 
-#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod context;
 mod flags;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -107,13 +131,13 @@ mod sock;
 mod sys;
 mod tx;
 
+pub use context::AfPacketContext;
 pub use flags::{
     page_size, AfPacketFlags, BpfInstruction, Fanout, FanoutMode, Filter, BPF_MAXINSNS,
     MAX_BLOCK_SIZE, MAX_BLOCK_TIMEOUT_MS, MAX_FRAME_SIZE, MAX_TX_FRAMES,
 };
 pub use geometry::{Geometry, RxGeometry, TxGeometry, TPACKET3_HDRLEN, TX_DATA_OFFSET};
 pub use link::CHECK_INTERVAL;
-pub use ring::AfPacketContext;
 pub use sock::Sock;
 
 /// The `libc::tpacket_stats_v3` that [`Sock::native_stats`] returns.

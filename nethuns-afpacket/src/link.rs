@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use nethuns_core::{Error, Result};
@@ -50,7 +51,7 @@ impl LinkWatch {
     pub(crate) fn on_idle(
         &self,
         saw_down: bool,
-        fd: i32,
+        fd: BorrowedFd<'_>,
         ifname: &str,
         ifindex: i32,
     ) -> Result<()> {
@@ -85,7 +86,7 @@ impl LinkWatch {
     }
 
     /// Looks for a pending socket error now.
-    pub(crate) fn check(&self, fd: i32, ifname: &str, ifindex: i32) -> Result<()> {
+    pub(crate) fn check(&self, fd: BorrowedFd<'_>, ifname: &str, ifindex: i32) -> Result<()> {
         match sys::pending_error(fd) {
             Ok(None) => Ok(()),
             Ok(Some(libc::ENETDOWN)) | Ok(Some(libc::ENXIO)) | Ok(Some(libc::ENODEV)) => {
@@ -103,7 +104,7 @@ impl LinkWatch {
         }
     }
 
-    fn recheck(&self, fd: i32, ifname: &str, ifindex: i32) -> Result<()> {
+    fn recheck(&self, fd: BorrowedFd<'_>, ifname: &str, ifindex: i32) -> Result<()> {
         match sys::if_state(fd, ifname, ifindex) {
             Ok(Some(true)) => {
                 self.down.set(false);

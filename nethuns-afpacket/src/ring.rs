@@ -1,89 +1,121 @@
-//! The mapped rings and [`AfPacketContext`]: who owns which RX block, counted per block.
+//! [`Rings`]: the one mapping of a packet socket, the RX ring of blocks followed by the TX ring
+//! of frames, reached only through byte offsets into its [`SharedMap`]. This is the only file
+//! that touches the mapping; the layouts are libc's (`tpacket_block_desc`, `tpacket3_hdr`).
 //!
-//! A block the kernel handed over (`TP_STATUS_USER`) is *opened* by the socket, which sets the
-//! block's count to `num_pkts + 1`: one reference per packet it will hand out, plus its own.
-//! Every payload or token names one packet, so it carries one reference; dropping the payload
-//! (on any thread) takes one away, and the socket drops its own once it has handed out the
-//! last packet. Whoever takes the count to zero gives the block back to the kernel by storing
-//! `TP_STATUS_KERNEL` in it. That is one atomic subtraction per release, no lock, no retry.
+//! RX: each block starts with its descriptor (`block_status`, `num_pkts`,
+//! `offset_to_first_pkt`, read as atomics: the kernel writes them), followed by packets, each a
+//! [`Hdr`] then its frame. TX: each frame slot is a `tpacket3_hdr` (its `tp_status` the
+//! ownership word) then the frame data at [`TX_DATA_OFFSET`].
 //!
-//! Opening a block also sets [`OPENED`] in its status word (the kernel looks only at
-//! `TP_STATUS_USER` there, or compares with `TP_STATUS_KERNEL`, and rewrites the whole word when
-//! it next fills the block). So the socket, walking the ring in order, tells a block it still
-//! holds from the previous lap (`USER | OPENED`) from a fresh one (`USER`) by the status word
-//! alone: one load, which is all an empty poll costs.
+//! The layout is checked against the mapping once, in [`Rings::new`]; a [`Block`] or a
+//! [`TxSlot`] is made only by the `Rings` it belongs to (each socket has one), so the hot
+//! accesses at their offsets need no bounds check of their own. The packet headers, at offsets
+//! the kernel wrote, are checked against their block: that check is the walker's.
 
 use std::mem::offset_of;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
-use nethuns_core::{next_pool_id, BufferDesc, Context};
+use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
+use nethuns_core::{Error, Result};
+use nethuns_sys_linux::SharedMap;
 
-use crate::geometry::RxGeometry;
-use crate::sys::Mmap;
+use crate::geometry::{RxGeometry, TxGeometry, TPACKET_ALIGNMENT, TX_DATA_OFFSET};
 
 /// Offset of `block_status` in a block (`tpacket_block_desc.hdr.bh1.block_status`).
-const BLOCK_STATUS: usize = offset_of!(libc::tpacket_block_desc, hdr);
+pub(crate) const BLOCK_STATUS: usize = offset_of!(libc::tpacket_block_desc, hdr);
 /// Offset of `num_pkts` in a block.
-const NUM_PKTS: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, num_pkts);
+pub(crate) const NUM_PKTS: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, num_pkts);
 /// Offset of `offset_to_first_pkt` in a block.
-const FIRST_PKT: usize = BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt);
-/// The bit of a block's status word that says the socket opened the block (and payloads or
-/// the socket may still hold it). The kernel never sets it.
-pub(crate) const OPENED: u32 = 1 << 31;
+pub(crate) const FIRST_PKT: usize =
+    BLOCK_STATUS + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt);
 
-/// A reference count on its own cache line: counts are released from several threads.
-#[repr(align(64))]
-struct BlockRefs(AtomicU32);
+/// Size of the v3 packet header (`struct tpacket3_hdr`).
+pub(crate) const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
 
-/// Memory and bookkeeping shared by a socket and every clone of its context.
-pub(crate) struct Shared {
-    // Field order is drop order: unmap before closing the socket.
-    map: Mmap,
-    rx: RxGeometry,
-    /// `rx.block_size`, known not zero (a division by it needs no check).
-    block_size: std::num::NonZeroU32,
-    refs: Box<[BlockRefs]>,
-    fd: Option<OwnedFd>,
-}
-
-/// A block the socket opened: where its first packet is and how many it holds.
+/// An RX block of one [`Rings`]: its index, below the ring's block count, and where it
+/// starts and ends in the mapping. Made only by that `Rings` ([`Rings::block`],
+/// [`Rings::next_block`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct OpenBlock {
-    pub(crate) first: u32,
-    pub(crate) num_pkts: u32,
+pub(crate) struct Block {
+    index: u32,
+    start: usize,
+    end: usize,
 }
 
-impl Shared {
-    /// Bookkeeping over `map`, whose first bytes are the RX ring of layout `rx`.
-    pub(crate) fn new(map: Mmap, rx: RxGeometry, fd: Option<OwnedFd>) -> Self {
+impl Block {
+    /// The block's index.
+    #[inline]
+    pub(crate) fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The block's offset in the mapping.
+    #[inline]
+    pub(crate) fn start(self) -> usize {
+        self.start
+    }
+
+    /// The offset just past the block.
+    #[inline]
+    pub(crate) fn end(self) -> usize {
+        self.end
+    }
+}
+
+/// A TX frame slot of one [`Rings`]: the offset of its header in the mapping. Made only by
+/// [`Rings::tx_slots`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxSlot(usize);
+
+/// A frame that passed the size rule of `send` for the TX slots of one [`Rings`] (so it fits
+/// a slot). Made only by [`Rings::tx_frame`].
+pub(crate) struct TxFrame<'a>(&'a [u8]);
+
+/// A frame length that passed the first check of `send_with` for the TX slots of one
+/// [`Rings`] (so it fits a slot). Made only by [`Rings::tx_len`].
+#[derive(Clone, Copy)]
+pub(crate) struct TxLen(usize);
+
+/// The mapped rings: the RX ring (`rx`) at offset 0, the TX ring after it.
+pub(crate) struct Rings {
+    map: SharedMap,
+    rx: RxGeometry,
+    /// Largest untagged frame a TX slot takes: MTU + Ethernet header, bounded by the slot's
+    /// room (0 without a TX ring).
+    tx_max_untagged: usize,
+    /// Largest frame whose outer EtherType is 802.1Q: 4 bytes more, bounded by the room.
+    tx_max_tagged: usize,
+}
+
+/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
+///
+/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
+/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
+/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
+#[inline]
+fn extra_tag_allowed(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
+}
+
+impl Rings {
+    /// The rings over `map`, whose first bytes are the RX ring of layout `rx`. Panics if the
+    /// ring does not fit the mapping or its blocks could not hold their descriptor.
+    pub(crate) fn new(map: SharedMap, rx: RxGeometry) -> Self {
         assert!(map.len() >= rx.bytes(), "mapping smaller than the RX ring");
-        Shared {
+        assert!(rx.block_count > 0, "an RX ring of no blocks");
+        // Block descriptors hold 8-byte words at the start of each block, and a block must
+        // hold at least one packet header.
+        assert!(
+            rx.block_size as usize % 8 == 0 && rx.block_size as usize >= HDR.max(FIRST_PKT + 4),
+            "RX blocks of {} bytes",
+            rx.block_size
+        );
+        Rings {
             map,
             rx,
-            block_size: std::num::NonZeroU32::new(rx.block_size).expect("RX blocks of 0 bytes"),
-            refs: (0..rx.block_count)
-                .map(|_| BlockRefs(AtomicU32::new(0)))
-                .collect(),
-            fd,
+            tx_max_untagged: 0,
+            tx_max_tagged: 0,
         }
-    }
-
-    /// The socket (none for the kernel-less test ring).
-    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
-        self.fd.as_ref()
-    }
-
-    /// The socket's descriptor (-1 for the kernel-less test ring).
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
-    }
-
-    /// Start of the mapping.
-    #[inline]
-    pub(crate) fn base(&self) -> *mut u8 {
-        self.map.base()
     }
 
     /// Layout of the RX ring.
@@ -92,230 +124,336 @@ impl Shared {
         &self.rx
     }
 
-    /// A 32-bit word of block `block` at `offset`, shared with the kernel.
+    /// Block `i`, if the ring has it.
     #[inline]
-    fn block_word(&self, block: u32, offset: usize) -> &AtomicU32 {
-        debug_assert!(block < self.rx.block_count);
-        // SAFETY: block < block_count, so the word lies inside the RX ring of the mapping,
-        // which lives as long as self; block headers are 8-byte aligned (blocks are page
-        // aligned, the offsets are of u32 fields of a repr(C) struct), and the kernel writes the
-        // word concurrently, hence the atomic view.
-        unsafe { &*(self.base().add(self.rx.block_offset(block) + offset) as *const AtomicU32) }
+    pub(crate) fn block(&self, i: u32) -> Option<Block> {
+        (i < self.rx.block_count).then(|| {
+            let start = self.rx.block_offset(i);
+            Block {
+                index: i,
+                start,
+                end: start + self.rx.block_size as usize,
+            }
+        })
     }
 
-    /// The status word of block `block`.
+    /// Block 0.
     #[inline]
-    pub(crate) fn status(&self, block: u32) -> &AtomicU32 {
-        self.block_word(block, BLOCK_STATUS)
+    pub(crate) fn first_block(&self) -> Block {
+        Block {
+            index: 0,
+            start: 0,
+            end: self.rx.block_size as usize,
+        }
     }
 
-    /// Opens block `block` if the kernel has handed it over (and it is not still held from the
-    /// previous lap); takes `num_pkts + 1` references.
+    /// The block after `b`, wrapping.
     #[inline]
-    pub(crate) fn try_open(&self, block: u32) -> Option<OpenBlock> {
-        // Acquire pairs with the kernel's write barrier before it sets TP_STATUS_USER: the
-        // packets are complete once we see the status. A block still held from the previous
-        // lap has OPENED set.
-        let status = self.status(block).load(Ordering::Acquire);
-        if status & (libc::TP_STATUS_USER | OPENED) != libc::TP_STATUS_USER {
+    pub(crate) fn next_block(&self, b: Block) -> Block {
+        if self.rx.next_block(b.index) == 0 {
+            self.first_block()
+        } else {
+            Block {
+                index: b.index + 1,
+                start: b.end,
+                end: b.end + self.rx.block_size as usize,
+            }
+        }
+    }
+
+    /// A 32-bit word of the descriptor of block `b`, shared with the kernel.
+    #[inline(always)]
+    fn block_word(&self, b: Block, offset: usize) -> &AtomicU32 {
+        debug_assert!(b.index < self.rx.block_count && b.start == self.rx.block_offset(b.index));
+        debug_assert!(offset % 4 == 0 && offset < FIRST_PKT + 4);
+        // SAFETY: b < block_count (a Block of this ring), so the block lies in the mapping
+        // (checked in `new`); the word is one of its descriptor's first FIRST_PKT + 4 ≤
+        // block_size bytes, at a 4-aligned offset of an 8-aligned block.
+        unsafe { self.map.atomic_u32_unchecked(b.start + offset) }
+    }
+
+    /// The status word of block `b`.
+    #[inline(always)]
+    pub(crate) fn block_status(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, BLOCK_STATUS)
+    }
+
+    /// The packet count of block `b`.
+    #[inline]
+    pub(crate) fn num_pkts(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, NUM_PKTS)
+    }
+
+    /// Where the first packet of block `b` is, from the block's start.
+    #[inline]
+    pub(crate) fn first_pkt(&self, b: Block) -> &AtomicU32 {
+        self.block_word(b, FIRST_PKT)
+    }
+
+    /// The packet header at `off` (an offset in the mapping) in block `b`, or `None` if it
+    /// leaves the block (the offset came from the kernel).
+    #[inline(always)]
+    pub(crate) fn header(&self, b: Block, off: usize) -> Option<Hdr<'_>> {
+        // end - HDR does not wrap: blocks hold a header (checked in `new`).
+        (off <= b.end - HDR).then_some(Hdr {
+            map: &self.map,
+            off,
+        })
+    }
+
+    /// The four bytes after the MAC addresses of the frame at `data` (an offset in the mapping)
+    /// in block `b`, where an 802.1Q tag would be, or `None` if they leave the block. (Put as
+    /// the walker's clamp of the captured length, `end - data`, so that the compiler sees
+    /// this check is the walker's `caplen ≥ 16` again and drops it.)
+    #[inline(always)]
+    pub(crate) fn frame_tag(&self, b: Block, data: usize) -> Option<[u8; 4]> {
+        const MACS: usize = 12;
+        if data > b.end || b.end - data < MACS + 4 {
             return None;
         }
-        self.open(block, status)
+        // SAFETY: data + 16 ≤ the end of block b (checked above), which lies in the mapping
+        // (a Block of this ring, layout checked in `new`).
+        Some(unsafe { self.map.read_unchecked(data + MACS) })
     }
 
-    #[inline]
-    fn open(&self, block: u32, status: u32) -> Option<OpenBlock> {
-        // Every packet takes at least its header, so a block holds at most this many: a
-        // larger count (not from a sane kernel) must neither overflow the count below nor
-        // make the walk repeat itself (the walk drops the rest of a block that ends early).
-        let max_pkts = self.rx.block_size / std::mem::size_of::<libc::tpacket3_hdr>() as u32;
-        let num_pkts = self
-            .block_word(block, NUM_PKTS)
-            .load(Ordering::Relaxed)
-            .min(max_pkts);
-        let first = self.block_word(block, FIRST_PKT).load(Ordering::Relaxed);
-        // Nobody else touches the count of a block that is not open: the socket is the only
-        // one that opens blocks, and every reference of the previous lap is gone (the last
-        // one stored TP_STATUS_KERNEL, which the kernel replaced with USER).
-        self.refs[block as usize]
-            .0
-            .store(num_pkts + 1, Ordering::Relaxed);
-        // The kernel does not write the status of a block that is the user's.
-        self.status(block).store(status | OPENED, Ordering::Relaxed);
-        Some(OpenBlock { first, num_pkts })
+    /// Puts a 4-byte tag back into the frame at `data` (an offset in the mapping): its first
+    /// 12 bytes (the MAC addresses) move 4 bytes to the front, and the tag goes after them.
+    /// The frame then starts at `data - 4`.
+    pub(crate) fn insert_tag(&self, data: usize, tag: [u8; 4]) {
+        const MACS: usize = 12;
+        self.map.copy_within(data, data - tag.len(), MACS);
+        self.map.write(data - tag.len() + MACS, tag);
     }
 
-    /// Whether payloads or tokens of the previous lap still hold `block` (the socket waits for
-    /// it, not for the kernel).
-    #[inline]
-    pub(crate) fn held(&self, block: u32) -> bool {
-        self.status(block).load(Ordering::Relaxed) & OPENED != 0
+    /// The raw slice pointer to `len` bytes at `off`: a payload the walker handed out, which
+    /// lies inside its block (not checked again here; making the pointer is safe, reading
+    /// through it is the `Context` contract's business).
+    #[inline(always)]
+    pub(crate) fn payload_ptr(&self, off: usize, len: usize) -> *mut [u8] {
+        debug_assert!(off + len <= self.rx.bytes());
+        std::ptr::slice_from_raw_parts_mut(self.map.as_ptr().wrapping_add(off), len)
     }
 
-    /// Drops `n` references to `block`; the last one gives the block back to the kernel.
-    #[inline]
-    pub(crate) fn release(&self, block: u32, n: u32) {
-        self.release_refs(&self.refs[block as usize].0, block, n);
-    }
-
-    #[inline]
-    fn release_refs(&self, refs: &AtomicU32, block: u32, n: u32) {
-        // AcqRel: every use of the block's bytes by the releasers happens before the last
-        // release, whose Release store hands the block to the kernel.
-        let prev = refs.fetch_sub(n, Ordering::AcqRel);
-        if prev <= n {
-            self.last_release(block, prev, n);
-        }
-    }
-
-    /// The count reached zero (or would have gone below: a release nobody took a reference
-    /// for, which the ledger catches in debug builds).
-    #[cold]
-    #[inline(never)]
-    fn last_release(&self, block: u32, prev: u32, n: u32) {
+    /// The slots of the TX ring of layout `geo`, which starts at `start` in the mapping (after
+    /// the RX ring), for an interface of MTU `mtu`. Panics if it does not fit the mapping or
+    /// its frames are misaligned.
+    pub(crate) fn tx_slots(&mut self, geo: TxGeometry, start: usize, mtu: u32) -> Box<[TxSlot]> {
         assert!(
-            prev == n,
-            "block {block}: releasing {n} of {prev} references"
+            start >= self.rx.bytes()
+                && start <= self.map.len()
+                && self.map.len() - start >= geo.bytes(),
+            "the TX ring leaves the mapping"
         );
-        self.status(block)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        assert!(
+            [start, geo.block_size as usize, geo.frame_size as usize]
+                .iter()
+                .all(|n| n % TPACKET_ALIGNMENT == 0)
+                && geo.frame_size as usize >= TX_DATA_OFFSET,
+            "misaligned TX frames"
+        );
+        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
+        // frame (larger ones it silently discards, so `send` refuses them). Both fit a slot.
+        let room = geo.max_frame();
+        self.tx_max_untagged = room.min(mtu as usize + ETH_HLEN);
+        self.tx_max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
+        (0..geo.frame_count)
+            .map(|i| TxSlot(start + geo.frame_offset(i)))
+            .collect()
     }
 
-    /// Number of RX blocks held by the socket or by payloads/tokens right now.
-    pub(crate) fn blocks_in_use(&self) -> usize {
-        self.refs
-            .iter()
-            .filter(|r| r.0.load(Ordering::Relaxed) != 0)
-            .count()
-    }
-}
-
-/// The [`Context`] of an AF_PACKET socket: the mapped RX ring, shared by every clone.
-///
-/// A [`BufferDesc`] is the byte offset of a packet's first byte from the start of the mapping,
-/// so its block is `offset / block_size`. Payloads point straight into the ring (no copy); the
-/// block stays out of the kernel's reach until every payload and token from it was released.
-/// A token dropped unconsumed therefore pins its block for the life of the context: the ring
-/// has one block fewer, and when all are pinned nothing more is received.
-#[derive(Clone)]
-pub struct AfPacketContext {
-    shared: Arc<Shared>,
-    id: u32,
-}
-
-impl AfPacketContext {
-    pub(crate) fn new(shared: Shared) -> Self {
-        AfPacketContext {
-            shared: Arc::new(shared),
-            id: next_pool_id(),
+    /// The `tp_status` word of TX slot `slot`.
+    #[inline(always)]
+    pub(crate) fn tx_status(&self, slot: TxSlot) -> &AtomicU32 {
+        // SAFETY: a slot of this ring's TX ring, which lies in the mapping with 16-aligned
+        // frames of at least a header each (checked in `tx_slots`); tp_status is a 4-aligned
+        // field of the header.
+        unsafe {
+            self.map
+                .atomic_u32_unchecked(slot.0 + offset_of!(libc::tpacket3_hdr, tp_status))
         }
     }
 
-    #[inline]
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    /// Writes the header of a TX frame of `len` bytes into slot `slot` (`tp_len`,
+    /// `tp_snaplen`, and `tp_next_offset` 0).
+    #[inline(always)]
+    pub(crate) fn tx_header(&self, slot: TxSlot, len: u32) {
+        const SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
+        const NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
+        const _: () = assert!(offset_of!(libc::tpacket3_hdr, tp_len) == SNAPLEN + 4);
+        // SAFETY: the header of a slot of this ring (see `tx_status`); tp_snaplen and tp_len
+        // are 8 consecutive bytes of it.
+        unsafe { self.map.write_unchecked(slot.0 + SNAPLEN, [len, len]) };
+        // SAFETY: as above, for the 4 bytes of tp_next_offset.
+        unsafe { self.map.write_unchecked(slot.0 + NEXT, 0u32) };
     }
 
-    /// Number of RX blocks currently held by the socket or by payloads/tokens (the rest belong
-    /// to the kernel).
-    pub fn blocks_in_use(&self) -> usize {
-        self.shared.blocks_in_use()
+    /// Largest untagged frame `send` accepts (a tagged one may be 4 bytes longer).
+    pub(crate) fn tx_max_untagged(&self) -> usize {
+        self.tx_max_untagged
     }
 
-    /// Number of RX blocks of the ring.
-    pub fn block_count(&self) -> usize {
-        self.shared.rx.block_count as usize
-    }
-}
-
-impl std::fmt::Debug for AfPacketContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AfPacketContext")
-            .field("pool_id", &self.id)
-            .field("rx", &self.shared.rx)
-            .field("blocks_in_use", &self.blocks_in_use())
-            .finish()
-    }
-}
-
-impl Context for AfPacketContext {
-    #[inline]
-    fn pool_id(&self) -> u32 {
-        self.id
+    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
+    pub(crate) fn tx_max_tagged(&self) -> usize {
+        self.tx_max_tagged
     }
 
-    #[inline]
-    unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
-        debug_assert!(buf_idx.get() + size <= self.shared.rx.bytes());
-        // SAFETY: the caller owns buf_idx, a packet of this ring, whose `size` bytes lie in
-        // its block (the kernel wrote them there), so the range is inside the mapping.
-        let p = unsafe { self.shared.base().add(buf_idx.get()) };
-        std::ptr::slice_from_raw_parts_mut(p, size)
-    }
-
-    #[inline]
-    unsafe fn release(&self, buf_idx: BufferDesc) {
-        nethuns_core::ledger::released(self.id, buf_idx);
-        let s = &*self.shared;
-        // The RX ring is smaller than 4 GiB (the kernel's limit): a 32-bit division.
-        let Ok(off) = u32::try_from(buf_idx.get()) else {
-            not_in_ring(buf_idx)
-        };
-        let block = off / s.block_size;
-        match s.refs.get(block as usize) {
-            Some(refs) => s.release_refs(&refs.0, block, 1),
-            None => not_in_ring(buf_idx),
+    /// The size rule of `send`: at least an Ethernet header, at most the MTU + 14 (+ 4 under
+    /// an 802.1Q outer tag), within a slot.
+    #[inline(always)]
+    pub(crate) fn tx_frame<'a>(&self, data: &'a [u8]) -> Result<TxFrame<'a>> {
+        let len = data.len();
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
         }
+        if len > self.tx_max_untagged && (len > self.tx_max_tagged || !extra_tag_allowed(data)) {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(TxFrame(data))
+    }
+
+    /// The first check of `send_with`, on the length alone: at least an Ethernet header, at
+    /// most the largest tagged frame.
+    #[inline(always)]
+    pub(crate) fn tx_len(&self, len: usize) -> Result<TxLen> {
+        if len < ETH_HLEN {
+            return Err(Error::TooSmallPacket(len));
+        }
+        if len > self.tx_max_tagged {
+            return Err(Error::TooBigPacket(len));
+        }
+        Ok(TxLen(len))
+    }
+
+    /// Copies `frame` into TX slot `slot`.
+    #[inline(always)]
+    pub(crate) fn tx_copy(&self, slot: TxSlot, frame: TxFrame<'_>) {
+        // SAFETY: a slot of this ring (see `tx_status`), whose TX_DATA_OFFSET + room bytes lie
+        // in the mapping (checked in `tx_slots`); a TxFrame of this ring is at most
+        // tx_max_tagged ≤ room bytes long.
+        unsafe { self.map.copy_to_unchecked(slot.0 + TX_DATA_OFFSET, frame.0) };
+    }
+
+    /// Lets `fill` write the `len` data bytes of TX slot `slot` in place.
+    ///
+    /// The caller owns the slot: its status word says it is neither the kernel's
+    /// (`TP_STATUS_SEND_REQUEST`, `TP_STATUS_SENDING`) nor queued, and is marked so that
+    /// nothing else takes it while `fill` runs.
+    #[inline(always)]
+    pub(crate) fn tx_fill<R, F: FnOnce(&mut [u8]) -> R>(
+        &self,
+        slot: TxSlot,
+        len: TxLen,
+        fill: F,
+    ) -> R {
+        let p = self.map.as_ptr().wrapping_add(slot.0 + TX_DATA_OFFSET);
+        // SAFETY: a TxLen of this ring is at most tx_max_tagged ≤ room bytes, which lie in
+        // the slot, in the mapping (see `tx_copy`), initialized (zeroed pages, or earlier
+        // frames); the slot is the caller's (see above), so neither the kernel nor another
+        // reference reaches these bytes while the slice lives, which ends with this call.
+        fill(unsafe { std::slice::from_raw_parts_mut(p, len.0) })
+    }
+
+    /// The first `len` data bytes of TX slot `slot`.
+    #[cfg(test)]
+    pub(crate) fn tx_bytes(&self, slot: TxSlot, len: usize) -> Vec<u8> {
+        let mut v = vec![0; len];
+        self.map.copy_from(slot.0 + TX_DATA_OFFSET, &mut v);
+        v
+    }
+
+    /// The mapping, for tests that play the kernel.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn map(&self) -> &SharedMap {
+        &self.map
     }
 }
 
-/// A release of a buffer outside the RX ring: not a payload of this context.
-#[cold]
-#[inline(never)]
-fn not_in_ring(buf_idx: BufferDesc) -> ! {
-    panic!("buffer {} is not in this RX ring", buf_idx.get())
+/// A v3 packet header (`tpacket3_hdr`) in an RX block of a [`Rings`], read field by field
+/// (only the fields used are loaded). Made only by [`Rings::header`], for a header that lies
+/// in its block.
+#[derive(Clone, Copy)]
+pub(crate) struct Hdr<'a> {
+    map: &'a SharedMap,
+    off: usize,
+}
+
+/// Offset of a field of `tpacket_hdr_variant1` in `tpacket3_hdr`.
+const fn hv1(field: usize) -> usize {
+    offset_of!(libc::tpacket3_hdr, hv1) + field
+}
+
+macro_rules! hdr_fields {
+    ($($name:ident: $t:ident = $off:expr;)*) => {
+        impl Hdr<'_> {
+            $(
+                #[inline(always)]
+                pub(crate) fn $name(&self) -> $t {
+                    const OFF: usize = $off;
+                    const _: () = assert!(OFF + std::mem::size_of::<$t>() <= HDR);
+                    // SAFETY: the header's HDR bytes lie in the mapping (checked by
+                    // `Rings::header`), and the field is inside them (checked above).
+                    unsafe { self.map.read_unchecked::<$t>(self.off + OFF) }
+                }
+            )*
+        }
+    };
+}
+
+hdr_fields! {
+    next_offset: u32 = offset_of!(libc::tpacket3_hdr, tp_next_offset);
+    sec: u32 = offset_of!(libc::tpacket3_hdr, tp_sec);
+    nsec: u32 = offset_of!(libc::tpacket3_hdr, tp_nsec);
+    snaplen: u32 = offset_of!(libc::tpacket3_hdr, tp_snaplen);
+    len: u32 = offset_of!(libc::tpacket3_hdr, tp_len);
+    status: u32 = offset_of!(libc::tpacket3_hdr, tp_status);
+    mac: u16 = offset_of!(libc::tpacket3_hdr, tp_mac);
+    rxhash: u32 = hv1(offset_of!(libc::tpacket_hdr_variant1, tp_rxhash));
+    vlan_tci: u32 = hv1(offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci));
+    vlan_tpid: u16 = hv1(offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid));
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use nethuns_core::Token;
 
-    /// A ring of `blocks` blocks of 4096 bytes over anonymous memory, kernel-less.
-    pub(crate) fn test_ring(blocks: u32) -> AfPacketContext {
-        let rx = RxGeometry {
-            block_size: 4096,
-            block_count: blocks,
-            frame_size: 2048,
-        };
-        AfPacketContext::new(Shared::new(Mmap::anonymous(rx.bytes()), rx, None))
+    /// Writes a v3 packet header at `off`, as the kernel would.
+    pub(crate) fn write_header(map: &SharedMap, off: usize, h: &libc::tpacket3_hdr) {
+        let o = |f: usize| off + f;
+        map.write(
+            o(offset_of!(libc::tpacket3_hdr, tp_next_offset)),
+            h.tp_next_offset,
+        );
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_sec)), h.tp_sec);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_nsec)), h.tp_nsec);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_snaplen)), h.tp_snaplen);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_len)), h.tp_len);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_status)), h.tp_status);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_mac)), h.tp_mac);
+        map.write(o(offset_of!(libc::tpacket3_hdr, tp_net)), h.tp_net);
+        let v = |f: usize| o(hv1(f));
+        map.write(
+            v(offset_of!(libc::tpacket_hdr_variant1, tp_rxhash)),
+            h.hv1.tp_rxhash,
+        );
+        map.write(
+            v(offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci)),
+            h.hv1.tp_vlan_tci,
+        );
+        map.write(
+            v(offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid)),
+            h.hv1.tp_vlan_tpid,
+        );
     }
 
-    /// Plays the kernel: block `b` now holds `n` packets and belongs to user space.
-    pub(crate) fn kernel_fill(ctx: &AfPacketContext, b: u32, n: u32) {
-        let s = ctx.shared();
-        s.block_word(b, NUM_PKTS).store(n, Ordering::Relaxed);
-        s.block_word(b, FIRST_PKT).store(48, Ordering::Relaxed);
-        s.block_word(b, BLOCK_STATUS)
-            .store(libc::TP_STATUS_USER, Ordering::Release);
+    /// Overwrites the `u32` field at `field` of the header at `off` (tests that corrupt what
+    /// the kernel wrote).
+    pub(crate) fn poke_u32(map: &SharedMap, off: usize, field: usize, v: u32) {
+        map.write(off + field, v);
     }
 
-    /// Plays a broken kernel: block `b` claims `n` packets.
-    pub(crate) fn kernel_set_num_pkts(ctx: &AfPacketContext, b: u32, n: u32) {
-        ctx.shared()
-            .block_word(b, NUM_PKTS)
-            .store(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn status(ctx: &AfPacketContext, b: u32) -> u32 {
-        ctx.shared()
-            .block_word(b, BLOCK_STATUS)
-            .load(Ordering::Acquire)
-    }
-
-    fn token(ctx: &AfPacketContext, b: u32, off: usize) -> Token {
-        // SAFETY: test tokens name distinct packets of an opened block.
-        unsafe { Token::new(BufferDesc::new(b as usize * 4096 + off), 10, ctx.pool_id()) }
+    /// Overwrites the `u16` field at `field` of the header at `off`.
+    pub(crate) fn poke_u16(map: &SharedMap, off: usize, field: usize, v: u16) {
+        map.write(off + field, v);
     }
 
     #[test]
@@ -323,98 +461,61 @@ pub(crate) mod tests {
         assert_eq!(BLOCK_STATUS, 8);
         assert_eq!(NUM_PKTS, 12);
         assert_eq!(FIRST_PKT, 16);
+        assert_eq!(HDR, 48);
     }
 
     #[test]
-    fn block_returns_after_last_release() {
-        let ctx = test_ring(2);
-        let s = ctx.shared();
-        assert!(s.try_open(0).is_none(), "kernel's block must not open");
-        kernel_fill(&ctx, 0, 3);
-        let open = s.try_open(0).unwrap();
-        assert_eq!(
-            open,
-            OpenBlock {
-                first: 48,
-                num_pkts: 3
-            }
+    fn header_fields_are_libcs() {
+        let map = crate::sys::anonymous_rings(4096, false);
+        let h = libc::tpacket3_hdr {
+            tp_next_offset: 1,
+            tp_sec: 2,
+            tp_nsec: 3,
+            tp_snaplen: 4,
+            tp_len: 5,
+            tp_status: 6,
+            tp_mac: 7,
+            tp_net: 0,
+            hv1: libc::tpacket_hdr_variant1 {
+                tp_rxhash: 8,
+                tp_vlan_tci: 9,
+                tp_vlan_tpid: 10,
+                tp_padding: 0,
+            },
+            tp_padding: [0; 8],
+        };
+        write_header(&map, 96, &h);
+        let rings = Rings::new(
+            map,
+            RxGeometry {
+                block_size: 4096,
+                block_count: 1,
+                frame_size: 2048,
+            },
         );
-        let toks: Vec<_> = (0..3).map(|i| token(&ctx, 0, 100 + i * 100)).collect();
-        s.release(0, 1); // the socket handed out everything
-        assert_eq!(ctx.blocks_in_use(), 1);
-        let mut it = toks.into_iter();
-        drop(ctx.packet(it.next().unwrap()));
-        drop(ctx.packet(it.next().unwrap()));
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
-        assert!(s.held(0));
-        assert!(s.try_open(0).is_none(), "a held block must not reopen");
-        drop(ctx.packet(it.next().unwrap()));
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
-        assert_eq!(ctx.blocks_in_use(), 0);
-    }
-
-    #[test]
-    fn stale_user_status_with_held_block_is_not_reopened() {
-        // The kernel never rewrites a held block, so a USER status on a block with references
-        // is the previous lap's: the socket must wait.
-        let ctx = test_ring(1);
-        kernel_fill(&ctx, 0, 1);
-        ctx.shared().try_open(0).unwrap();
-        let t = token(&ctx, 0, 64);
-        ctx.shared().release(0, 1);
-        assert!(ctx.shared().try_open(0).is_none());
-        drop(ctx.packet(t));
-        assert!(ctx.shared().try_open(0).is_none(), "kernel's again");
-        kernel_fill(&ctx, 0, 2);
-        assert!(ctx.shared().try_open(0).is_some());
-    }
-
-    #[test]
-    fn releases_from_many_threads() {
-        let ctx = test_ring(4);
-        for round in 0..200u32 {
-            let b = round % 4;
-            kernel_fill(&ctx, b, 64);
-            ctx.shared().try_open(b).unwrap();
-            let toks: Vec<_> = (0..64).map(|i| token(&ctx, b, 64 + i * 60)).collect();
-            let mut chunks: Vec<Vec<Token>> = vec![vec![], vec![], vec![], vec![]];
-            for (i, t) in toks.into_iter().enumerate() {
-                chunks[i % 4].push(t);
-            }
-            std::thread::scope(|sc| {
-                for chunk in chunks {
-                    let c = ctx.clone();
-                    sc.spawn(move || {
-                        for t in chunk {
-                            drop(c.packet(t));
-                        }
-                    });
-                }
-                ctx.shared().release(b, 1);
-            });
-            assert_eq!(status(&ctx, b), libc::TP_STATUS_KERNEL, "round {round}");
-            assert_eq!(ctx.blocks_in_use(), 0);
-        }
-    }
-
-    #[test]
-    fn bulk_release_of_unhanded_packets() {
-        let ctx = test_ring(1);
-        kernel_fill(&ctx, 0, 5);
-        ctx.shared().try_open(0).unwrap();
-        let t = token(&ctx, 0, 64);
-        // The socket goes away having handed out one of five: four + its own go at once.
-        ctx.shared().release(0, 5);
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_USER | OPENED);
-        drop(ctx.packet(t));
-        assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
-    }
-
-    #[test]
-    #[should_panic(expected = "not in this RX ring")]
-    fn foreign_offset_panics() {
-        let ctx = test_ring(1);
-        // SAFETY: none: the test checks that an offset outside the ring is refused.
-        drop(ctx.packet(unsafe { Token::new(BufferDesc::new(1 << 20), 0, ctx.pool_id()) }));
+        let r = rings.header(rings.first_block(), 96).unwrap();
+        assert_eq!(
+            (
+                r.next_offset(),
+                r.sec(),
+                r.nsec(),
+                r.snaplen(),
+                r.len(),
+                r.status()
+            ),
+            (1, 2, 3, 4, 5, 6)
+        );
+        assert_eq!(
+            (r.mac(), r.rxhash(), r.vlan_tci(), r.vlan_tpid()),
+            (7, 8, 9, 10)
+        );
+        assert!(rings.header(rings.first_block(), 4096 - HDR).is_some());
+        assert!(rings
+            .header(rings.block(0).unwrap(), 4096 - HDR + 1)
+            .is_none());
+        assert!(rings.frame_tag(rings.first_block(), 4080).is_some());
+        assert!(rings.frame_tag(rings.first_block(), 4081).is_none());
+        assert!(rings.frame_tag(rings.first_block(), 8192).is_none());
+        assert_eq!(rings.block(1), None);
     }
 }

@@ -1,15 +1,14 @@
 //! Walking the packets of the RX block the kernel handed over, with no syscall and no atomic
 //! operation per packet (references are taken for the whole block when it is opened).
 
-use nethuns_core::metadata::AfPacketMeta;
-use nethuns_core::BufferDesc;
-
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
-use crate::ring::{Shared, OPENED};
+use nethuns_core::metadata::AfPacketMeta;
+use nethuns_core::{BufferDesc, Payload, Token};
 
-/// Size of the v3 packet header (`struct tpacket3_hdr`).
-const HDR: usize = std::mem::size_of::<libc::tpacket3_hdr>();
+use crate::context::{AfPacketContext, Shared, OPENED};
+use crate::ring::{Block, Hdr, Rings, HDR};
 /// Where the frame may start at the earliest: after the header and its `sockaddr_ll`
 /// (`TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll)`).
 const MAC_MIN: usize = crate::geometry::TPACKET3_HDRLEN;
@@ -21,13 +20,14 @@ const VLAN_HLEN: usize = nethuns_core::frame::VLAN_HLEN;
 /// Where the socket is in the RX ring. With `remaining == 0` no block is open and `block` is
 /// the next one to open; otherwise `block` is open (the socket holds one reference on it plus
 /// one per packet not yet handed out) and `next` is the offset of the next packet header.
-#[derive(Clone, Copy, Debug, Default)]
+///
+/// Changed in place through `&self` (the socket is `!Sync`), one `Cell` per field: each
+/// access is a plain load or store, and nothing is copied in and out whole.
+#[derive(Debug)]
 pub(crate) struct RxCursor {
-    block: u32,
-    next: usize,
-    /// End of the open block (offset in the mapping).
-    end: usize,
-    remaining: u32,
+    block: Cell<Block>,
+    next: Cell<usize>,
+    remaining: Cell<u32>,
     /// Leave the outer VLAN tag where the kernel put it (in the header only).
     keep_stripped: bool,
 }
@@ -37,26 +37,17 @@ pub(crate) struct RxCursor {
 /// wire lengths.
 #[cold]
 #[inline(never)]
-fn put_tag_back(s: &Shared, h: Hdr, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
+fn put_tag_back(s: &Shared, h: Hdr<'_>, data: usize, caplen: u32, tpid: u16) -> (usize, u32, u32) {
     if caplen as usize >= MACS && h.mac() as usize >= MAC_MIN + VLAN_HLEN {
         // The kernel moved the outer tag out of the frame: put it back, as libpcap does, so
-        // that the payload is the frame as on the wire.
-        // SAFETY: the socket holds this block (the kernel does not touch it) and this packet
-        // was not handed out yet, so nobody else sees these bytes; `data - 4 ≥ hdr_off +
-        // MAC_MIN` (checked) keeps the write after the packet's header and sockaddr_ll, and
-        // `data + 12 ≤ block_end` (caplen ≥ 12, clamped to the block) keeps the moved bytes
-        // inside the block.
-        unsafe {
-            let p = s.base().add(data);
-            std::ptr::copy(p, p.sub(VLAN_HLEN), MACS);
-            let tag = p.sub(VLAN_HLEN).add(MACS);
-            let [t0, t1] = tpid.to_be_bytes();
-            let [c0, c1] = (h.vlan_tci() as u16).to_be_bytes();
-            tag.write(t0);
-            tag.add(1).write(t1);
-            tag.add(2).write(c0);
-            tag.add(3).write(c1);
-        }
+        // that the payload is the frame as on the wire. The socket holds this block (the
+        // kernel does not touch it) and this packet was not handed out yet, so nobody else
+        // sees these bytes; `data - 4 ≥ header + MAC_MIN` (checked) keeps the write after
+        // the packet's header and sockaddr_ll, and `data + 12 ≤ block end` (caplen ≥ 12,
+        // clamped to the block) keeps the moved bytes inside the block.
+        let [t0, t1] = tpid.to_be_bytes();
+        let [c0, c1] = (h.vlan_tci() as u16).to_be_bytes();
+        s.rings().insert_tag(data, [t0, t1, c0, c1]);
         (
             data - VLAN_HLEN,
             caplen + VLAN_HLEN as u32,
@@ -67,53 +58,59 @@ fn put_tag_back(s: &Shared, h: Hdr, data: usize, caplen: u32, tpid: u16) -> (usi
     }
 }
 
-/// A packet header in an open block, read field by field (only the fields used are loaded).
-#[derive(Clone, Copy)]
-struct Hdr(*const libc::tpacket3_hdr);
-
-macro_rules! hdr_fields {
-    ($($name:ident: $t:ty = $($field:ident).+;)*) => {
-        impl Hdr {
-            $(
-                #[inline(always)]
-                fn $name(self) -> $t {
-                    // SAFETY: `Hdr` is made only for a header that lies inside an open block
-                    // (see `RxCursor::next`); unaligned reads stay sound whatever the offsets
-                    // say.
-                    unsafe { std::ptr::addr_of!((*self.0).$($field).+).read_unaligned() }
-                }
-            )*
-        }
-    };
-}
-
-hdr_fields! {
-    next_offset: u32 = tp_next_offset;
-    sec: u32 = tp_sec;
-    nsec: u32 = tp_nsec;
-    snaplen: u32 = tp_snaplen;
-    len: u32 = tp_len;
-    status: u32 = tp_status;
-    mac: u16 = tp_mac;
-    rxhash: u32 = hv1.tp_rxhash;
-    vlan_tci: u32 = hv1.tp_vlan_tci;
-    vlan_tpid: u16 = hv1.tp_vlan_tpid;
-}
-
-/// One received packet: where it is, its captured length, its metadata.
+/// One received packet: where it is, its captured length, its metadata. Made only by
+/// [`RxCursor::next`], which took one reference on the packet's block for it: turning it into
+/// a token or payload (once: it is not `Clone`) hands that reference over.
 pub(crate) struct RxPacket {
-    pub(crate) desc: BufferDesc,
-    pub(crate) caplen: u32,
+    desc: BufferDesc,
+    caplen: u32,
     pub(crate) meta: AfPacketMeta,
 }
 
+impl RxPacket {
+    /// The packet's offset in the mapping.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn offset(&self) -> usize {
+        self.desc.get()
+    }
+
+    /// The captured length.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn caplen(&self) -> u32 {
+        self.caplen
+    }
+
+    /// The token of this packet, of context `ctx` (the one whose ring the cursor walked).
+    #[inline(always)]
+    pub(crate) fn into_token(self, ctx: &AfPacketContext) -> Token {
+        // SAFETY: the cursor took one reference on the packet's block for this packet, which
+        // nothing else names (the walk hands out disjoint ranges, each once), and caplen lies
+        // inside the block: the buffer is the token's alone.
+        unsafe { Token::new(self.desc, self.caplen, nethuns_core::Context::pool_id(ctx)) }
+    }
+
+    /// This packet as a payload of `ctx`, and its metadata.
+    #[inline(always)]
+    pub(crate) fn into_payload(
+        self,
+        ctx: &AfPacketContext,
+    ) -> (Payload<'_, AfPacketContext>, AfPacketMeta) {
+        let meta = self.meta;
+        let token = self.into_token(ctx);
+        // SAFETY: the token was just made with ctx's pool id.
+        (unsafe { Payload::from_token_unchecked(token, ctx) }, meta)
+    }
+}
+
 impl RxCursor {
-    /// A cursor at block 0; `keep_stripped` leaves the outer VLAN tag out of the payload
-    /// ([`AfPacketFlags::strip_vlan`](crate::AfPacketFlags::strip_vlan)).
-    pub(crate) fn new(keep_stripped: bool) -> Self {
+    /// A cursor at block 0 of `rings`; `keep_stripped` leaves the outer VLAN tag out of the
+    /// payload ([`AfPacketFlags::strip_vlan`](crate::AfPacketFlags::strip_vlan)).
+    pub(crate) fn new(rings: &Rings, keep_stripped: bool) -> Self {
         RxCursor {
+            block: Cell::new(rings.first_block()),
+            next: Cell::new(0),
+            remaining: Cell::new(0),
             keep_stripped,
-            ..RxCursor::default()
         }
     }
 
@@ -121,7 +118,7 @@ impl RxCursor {
     /// hold (rather than for the kernel): the ring is stuck until the user releases them.
     #[inline]
     pub(crate) fn blocked(&self, s: &Shared) -> bool {
-        self.remaining == 0 && s.held(self.block)
+        self.remaining.get() == 0 && s.held(self.block.get())
     }
 
     /// The next packet, or `None` when the open block is done and the next block is still the
@@ -131,24 +128,23 @@ impl RxCursor {
     /// the reads of its header. Opening and finishing a block, and putting a stripped tag
     /// back, are out of line (once per block, or only for tagged frames).
     #[inline(always)]
-    pub(crate) fn next(&mut self, s: &Shared) -> Option<RxPacket> {
-        if self.remaining == 0 && !self.open(s) {
+    pub(crate) fn next(&self, s: &Shared) -> Option<RxPacket> {
+        if self.remaining.get() == 0 && !self.open(s) {
             return None;
         }
-        let block_end = self.end;
-        let hdr_off = self.next;
-        if hdr_off + HDR > block_end {
+        let block = self.block.get();
+        let block_end = block.end();
+        let hdr_off = self.next.get();
+        // The kernel finished writing the open block before it set TP_STATUS_USER (acquired
+        // in `open`) and does not touch it while we hold it. A header that leaves the block
+        // drops the rest of it.
+        let Some(h) = s.rings().header(block, hdr_off) else {
             self.drop_block(s);
             return None;
-        }
-        // SAFETY (of the pointer and of Hdr's reads): the header lies inside the open block
-        // (checked just above), which the kernel finished writing before it set
-        // TP_STATUS_USER (acquired in try_open) and does not touch while we hold it. The
-        // kernel aligns headers to 16 bytes; unaligned reads cost nothing and stay sound
-        // whatever the offsets say.
-        let h = Hdr(unsafe { s.base().add(hdr_off) } as *const libc::tpacket3_hdr);
-        let data = hdr_off + h.mac() as usize;
-        if data >= block_end || (h.mac() as usize) < HDR {
+        };
+        let mac = h.mac() as usize;
+        let data = hdr_off + mac;
+        if data >= block_end || mac < HDR {
             // Frame data past its block (its descriptor would name another block, or
             // none), or over its own header (where the next header could start too, and
             // hand out the same bytes again): the block is not a kernel's.
@@ -188,14 +184,15 @@ impl RxCursor {
             }
         } else if caplen as usize >= MACS + VLAN_HLEN {
             // A tag the kernel leaves in the frame (0x9100, or an 802.1ad tag it did not
-            // take out) is still the outermost: report it the same way.
-            // SAFETY: caplen ≥ 16 bytes of this held packet lie inside the block.
-            let tag = unsafe { (s.base().add(data + MACS) as *const [u8; 4]).read() };
-            let tpid = u16::from_be_bytes([tag[0], tag[1]]);
-            if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
-                pkt.meta.vlan_valid = true;
-                pkt.meta.vlan_tpid = tpid;
-                pkt.meta.vlan_tci = u16::from_be_bytes([tag[2], tag[3]]);
+            // take out) is still the outermost: report it the same way. (caplen ≥ 16 bytes of
+            // this held packet lie inside the block, so the tag is always there.)
+            if let Some(tag) = s.rings().frame_tag(block, data) {
+                let tpid = u16::from_be_bytes([tag[0], tag[1]]);
+                if matches!(tpid, 0x8100 | 0x88A8 | 0x9100) {
+                    pkt.meta.vlan_valid = true;
+                    pkt.meta.vlan_tpid = tpid;
+                    pkt.meta.vlan_tci = u16::from_be_bytes([tag[2], tag[3]]);
+                }
             }
         }
         // The next header must start after this packet's bytes (a sane kernel puts it at
@@ -204,13 +201,14 @@ impl RxCursor {
         // put back. Such a block is cut short here.
         let next = hdr_off + h.next_offset() as usize;
         let end = pkt.desc.get() + pkt.caplen as usize;
-        self.next = if next >= end.max(hdr_off + HDR) {
+        self.next.set(if next >= end.max(hdr_off + HDR) {
             next
         } else {
             block_end
-        };
-        self.remaining -= 1;
-        if self.remaining == 0 {
+        });
+        let remaining = self.remaining.get() - 1;
+        self.remaining.set(remaining);
+        if remaining == 0 {
             self.finish_block(s);
         }
         Some(pkt)
@@ -218,8 +216,8 @@ impl RxCursor {
 
     /// Opens the next block if the kernel handed it over; whether it did (and holds packets).
     #[inline(always)]
-    fn open(&mut self, s: &Shared) -> bool {
-        let status = s.status(self.block).load(Ordering::Acquire);
+    fn open(&self, s: &Shared) -> bool {
+        let status = s.status(self.block.get()).load(Ordering::Acquire);
         if status & (libc::TP_STATUS_USER | OPENED) != libc::TP_STATUS_USER {
             return false;
         }
@@ -228,47 +226,48 @@ impl RxCursor {
 
     /// [`RxCursor::open`] once the status says the block is the user's and fresh.
     #[inline(never)]
-    fn open_block(&mut self, s: &Shared) -> bool {
-        let Some(open) = s.try_open(self.block) else {
+    fn open_block(&self, s: &Shared) -> bool {
+        let block = self.block.get();
+        let Some(open) = s.try_open(block) else {
             return false;
         };
         if open.num_pkts == 0 {
             // An empty block handed over: give it straight back.
-            s.release(self.block, 1);
-            self.block = s.rx().next_block(self.block);
+            s.release(block, 1);
+            self.block.set(s.rings().next_block(block));
             return false;
         }
-        let start = s.rx().block_offset(self.block);
-        self.end = start + s.rx().block_size as usize;
-        self.next = start + open.first as usize;
-        self.remaining = open.num_pkts;
+        self.next.set(block.start() + open.first as usize);
+        self.remaining.set(open.num_pkts);
         true
     }
 
     /// Everything handed out: drops the socket's own reference; the block returns to the
     /// kernel as soon as the last payload is released.
     #[inline(never)]
-    fn finish_block(&mut self, s: &Shared) {
-        s.release(self.block, 1);
-        self.block = s.rx().next_block(self.block);
+    fn finish_block(&self, s: &Shared) {
+        let block = self.block.get();
+        s.release(block, 1);
+        self.block.set(s.rings().next_block(block));
     }
 
     /// A header outside the block (never written by a sane kernel): drops the rest of the
     /// block rather than read outside it, and moves on to the next block.
     #[cold]
     #[inline(never)]
-    fn drop_block(&mut self, s: &Shared) {
-        s.release(self.block, self.remaining + 1);
-        self.remaining = 0;
-        self.block = s.rx().next_block(self.block);
+    fn drop_block(&self, s: &Shared) {
+        let block = self.block.get();
+        s.release(block, self.remaining.get() + 1);
+        self.remaining.set(0);
+        self.block.set(s.rings().next_block(block));
     }
 
     /// Gives up the open block (socket closing): the packets not handed out and the socket's
     /// own reference are released at once.
-    pub(crate) fn close(&mut self, s: &Shared) {
-        if self.remaining > 0 {
-            s.release(self.block, self.remaining + 1);
-            self.remaining = 0;
+    pub(crate) fn close(&self, s: &Shared) {
+        let remaining = self.remaining.replace(0);
+        if remaining > 0 {
+            s.release(self.block.get(), remaining + 1);
         }
     }
 }
@@ -276,8 +275,10 @@ impl RxCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::tests::{kernel_fill, kernel_set_num_pkts, status, test_ring};
-    use nethuns_core::{Context, Metadata, Token};
+    use crate::context::tests::{kernel_fill, kernel_set_num_pkts, status, test_ring};
+    use crate::ring::tests::{poke_u16, poke_u32, write_header};
+    use nethuns_core::{Context, Metadata};
+    use std::mem::offset_of;
 
     /// A packet as the kernel writes it: its captured bytes, where they start (`tp_mac`), and
     /// the tag the kernel took out (TCI, TPID if reported).
@@ -298,7 +299,7 @@ mod tests {
 
     /// Writes packets into block `b` as the kernel would.
     fn kernel_write_pkts(ctx: &crate::AfPacketContext, b: u32, pkts: &[KPkt]) {
-        let base = ctx.shared().base();
+        let map = ctx.shared().rings().map();
         let block = b as usize * 4096;
         let mut off = 48usize;
         for (i, p) in pkts.iter().enumerate() {
@@ -308,35 +309,37 @@ mod tests {
             } else {
                 (p.mac as u32 + len).next_multiple_of(16)
             };
-            // SAFETY: test memory of the anonymous ring, inside block b.
-            unsafe {
-                let h = base.add(block + off) as *mut libc::tpacket3_hdr;
-                (*h).tp_next_offset = next;
-                (*h).tp_snaplen = len;
-                (*h).tp_len = len + 1;
-                (*h).tp_mac = p.mac;
-                (*h).tp_sec = 7;
-                (*h).tp_nsec = i as u32;
-                (*h).tp_status = libc::TP_STATUS_USER;
-                (*h).hv1.tp_vlan_tci = 0;
-                (*h).hv1.tp_vlan_tpid = 0;
-                if let Some((tci, tpid)) = p.vlan {
-                    (*h).tp_status |= libc::TP_STATUS_VLAN_VALID;
-                    (*h).hv1.tp_vlan_tci = tci as u32;
-                    if let Some(tpid) = tpid {
-                        (*h).tp_status |= libc::TP_STATUS_VLAN_TPID_VALID;
-                        (*h).hv1.tp_vlan_tpid = tpid;
-                    }
-                }
-                (*h).hv1.tp_rxhash = 0xabcd;
-                // What the kernel leaves between the sockaddr_ll and the frame: garbage.
-                for j in MAC_MIN..p.mac as usize {
-                    *base.add(block + off + j) = 0xee;
-                }
-                for (j, &byte) in p.data.iter().enumerate() {
-                    *base.add(block + off + p.mac as usize + j) = byte;
+            let mut h = libc::tpacket3_hdr {
+                tp_next_offset: next,
+                tp_sec: 7,
+                tp_nsec: i as u32,
+                tp_snaplen: len,
+                tp_len: len + 1,
+                tp_status: libc::TP_STATUS_USER,
+                tp_mac: p.mac,
+                tp_net: 0,
+                hv1: libc::tpacket_hdr_variant1 {
+                    tp_rxhash: 0xabcd,
+                    tp_vlan_tci: 0,
+                    tp_vlan_tpid: 0,
+                    tp_padding: 0,
+                },
+                tp_padding: [0; 8],
+            };
+            if let Some((tci, tpid)) = p.vlan {
+                h.tp_status |= libc::TP_STATUS_VLAN_VALID;
+                h.hv1.tp_vlan_tci = tci as u32;
+                if let Some(tpid) = tpid {
+                    h.tp_status |= libc::TP_STATUS_VLAN_TPID_VALID;
+                    h.hv1.tp_vlan_tpid = tpid;
                 }
             }
+            write_header(map, block + off, &h);
+            // What the kernel leaves between the sockaddr_ll and the frame: garbage.
+            if p.mac as usize > MAC_MIN {
+                map.fill(block + off + MAC_MIN, p.mac as usize - MAC_MIN, 0xee);
+            }
+            map.copy_to(block + off + p.mac as usize, &p.data);
             off += next as usize;
         }
         kernel_fill(ctx, b, pkts.len() as u32);
@@ -349,18 +352,17 @@ mod tests {
     }
 
     /// The payload and metadata of the next packet.
-    fn take(ctx: &crate::AfPacketContext, c: &mut RxCursor) -> (Vec<u8>, AfPacketMeta) {
+    fn take(ctx: &crate::AfPacketContext, c: &RxCursor) -> (Vec<u8>, AfPacketMeta) {
         let p = c.next(ctx.shared()).expect("a packet");
-        // SAFETY: test token for a packet just handed out.
-        let payload = ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) });
-        (payload.to_vec(), p.meta)
+        let (payload, meta) = p.into_payload(ctx);
+        (payload.to_vec(), meta)
     }
 
     #[test]
     fn walks_blocks_in_order_and_returns_them() {
         let ctx = test_ring(2);
         let s = ctx.shared();
-        let mut c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         assert!(c.next(s).is_none());
         kernel_write(&ctx, 0, &[60, 100, 1000]);
         kernel_write(&ctx, 1, &[64]);
@@ -373,8 +375,7 @@ mod tests {
             assert_eq!(p.meta.vlan(), None);
             assert_eq!(p.meta.rxhash, 0xabcd);
             assert_eq!(p.meta.nsec, if i < 3 { i as u32 } else { 0 });
-            // SAFETY: test token for a packet just handed out.
-            toks.push(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) });
+            toks.push(p.into_token(&ctx));
         }
         assert!(c.next(s).is_none(), "block 0 is still held");
         assert!(c.blocked(s), "the next block is the user's");
@@ -419,8 +420,8 @@ mod tests {
                 prio_only.clone(),
             ],
         );
-        let mut c = RxCursor::new(false);
-        let (b, m) = take(&ctx, &mut c);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, plain.data);
         assert_eq!((m.vlan(), m.len, m.caplen), (None, 101, 100));
         for (p, tpid, tci) in [
@@ -428,7 +429,7 @@ mod tests {
             (&no_tpid, 0x8100, 0xa123),
             (&prio_only, 0x8100, 0),
         ] {
-            let (b, m) = take(&ctx, &mut c);
+            let (b, m) = take(&ctx, &c);
             assert_eq!(b, tagged(&p.data, tpid, tci), "the wire frame");
             assert_eq!(m.vlan(), Some(tci));
             assert_eq!(m.vlan_tpid, tpid);
@@ -444,8 +445,8 @@ mod tests {
         let mut p = kpkt(0, 60);
         p.vlan = Some((0x0123, Some(0x8100)));
         kernel_write_pkts(&ctx, 0, &[p.clone()]);
-        let mut c = RxCursor::new(true);
-        let (b, m) = take(&ctx, &mut c);
+        let c = RxCursor::new(ctx.shared().rings(), true);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!(
             (m.vlan(), m.vlan_tpid, m.caplen, m.len),
@@ -468,14 +469,14 @@ mod tests {
         let mut r = kpkt(2, 8);
         r.vlan = Some((0x0044, None));
         kernel_write_pkts(&ctx, 0, &[p.clone(), q.clone(), r.clone()]);
-        let mut c = RxCursor::new(false);
-        let (b, m) = take(&ctx, &mut c);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!((m.vlan(), m.caplen), (Some(0x42), 60));
-        let (b, m) = take(&ctx, &mut c);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, tagged(&q.data, 0x8100, 0x43));
         assert_eq!((m.vlan(), m.caplen), (Some(0x43), 64));
-        let (b, m) = take(&ctx, &mut c);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, r.data);
         assert_eq!((m.vlan(), m.caplen), (Some(0x44), 8));
     }
@@ -488,11 +489,11 @@ mod tests {
         let mut short = kpkt(1, 15);
         short.data[12..14].copy_from_slice(&[0x91, 0x00]);
         kernel_write_pkts(&ctx, 0, &[p.clone(), short.clone()]);
-        let mut c = RxCursor::new(false);
-        let (b, m) = take(&ctx, &mut c);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, p.data);
         assert_eq!((m.vlan(), m.vlan_tpid), (Some(0x777), 0x9100));
-        let (b, m) = take(&ctx, &mut c);
+        let (b, m) = take(&ctx, &c);
         assert_eq!(b, short.data);
         assert_eq!(m.vlan(), None, "a tag needs 16 bytes");
     }
@@ -501,13 +502,12 @@ mod tests {
     fn closing_mid_block_releases_it() {
         let ctx = test_ring(1);
         let s = ctx.shared();
-        let mut c = RxCursor::default();
+        let c = RxCursor::new(ctx.shared().rings(), false);
         kernel_write(&ctx, 0, &[60, 60, 60]);
         let p = c.next(s).unwrap();
         c.close(s);
         assert_eq!(ctx.blocks_in_use(), 1);
-        // SAFETY: test token for a packet just handed out.
-        drop(ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) }));
+        drop(ctx.packet(p.into_token(&ctx)));
         assert_eq!(ctx.blocks_in_use(), 0);
     }
 
@@ -515,35 +515,40 @@ mod tests {
     fn snaplen_is_clamped_to_the_block() {
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[60]);
-        // SAFETY: corrupting the test header of block 0.
-        unsafe {
-            let h = ctx.shared().base().add(48) as *mut libc::tpacket3_hdr;
-            (*h).tp_snaplen = 1 << 20;
-        }
-        let mut c = RxCursor::default();
+        corrupt(
+            &ctx,
+            48,
+            offset_of!(libc::tpacket3_hdr, tp_snaplen),
+            1 << 20,
+        );
+        let c = RxCursor::new(ctx.shared().rings(), false);
         let p = c.next(ctx.shared()).unwrap();
         assert_eq!(p.caplen as usize, 4096 - 48 - 80);
-        // SAFETY: test token for a packet just handed out.
-        drop(ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) }));
+        drop(ctx.packet(p.into_token(&ctx)));
     }
 
-    /// Header `i` of block 0 (tests that corrupt what the kernel wrote).
-    fn header(ctx: &crate::AfPacketContext, off: usize) -> *mut libc::tpacket3_hdr {
-        // SAFETY: test memory of the anonymous ring; the callers pass header offsets.
-        unsafe { ctx.shared().base().add(off) as *mut libc::tpacket3_hdr }
+    /// Overwrites field `field` (a `u32`) of the header at `off` of block 0, as a broken
+    /// kernel would.
+    fn corrupt(ctx: &crate::AfPacketContext, off: usize, field: usize, v: u32) {
+        poke_u32(ctx.shared().rings().map(), off, field, v);
+    }
+
+    /// Overwrites the `tp_mac` of the header at `off` of block 0.
+    fn corrupt_mac(ctx: &crate::AfPacketContext, off: usize, v: u16) {
+        let field = offset_of!(libc::tpacket3_hdr, tp_mac);
+        poke_u16(ctx.shared().rings().map(), off, field, v);
     }
 
     /// Takes every packet the cursor gives (at most `max`), checks that each lies inside
     /// block 0, releases them, and returns how many there were.
-    fn walk_all(ctx: &crate::AfPacketContext, c: &mut RxCursor, max: usize) -> usize {
+    fn walk_all(ctx: &crate::AfPacketContext, c: &RxCursor, max: usize) -> usize {
         let mut n = 0;
         while let Some(p) = c.next(ctx.shared()) {
             assert!(
                 p.desc.get() + p.caplen as usize <= 4096,
                 "packet leaves block 0"
             );
-            // SAFETY: test token for a packet just handed out.
-            drop(ctx.packet(unsafe { Token::new(p.desc, p.caplen, ctx.pool_id()) }));
+            drop(ctx.packet(p.into_token(ctx)));
             n += 1;
             assert!(n <= max, "more packets than the block can hold");
         }
@@ -556,10 +561,9 @@ mod tests {
         // … is not in this RX ring") or release another block's reference.
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[60, 60]);
-        // SAFETY: corrupting the test header of block 0.
-        unsafe { (*header(&ctx, 48)).tp_mac = 0xffff };
-        let mut c = RxCursor::default();
-        assert_eq!(walk_all(&ctx, &mut c, 2), 0);
+        corrupt_mac(&ctx, 48, 0xffff);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        assert_eq!(walk_all(&ctx, &c, 2), 0);
         assert_eq!(ctx.blocks_in_use(), 0);
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
     }
@@ -571,8 +575,8 @@ mod tests {
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[60, 70]);
         kernel_set_num_pkts(&ctx, 0, u32::MAX);
-        let mut c = RxCursor::default();
-        assert_eq!(walk_all(&ctx, &mut c, 2), 2);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        assert_eq!(walk_all(&ctx, &c, 2), 2);
         assert_eq!(ctx.blocks_in_use(), 0);
         assert_eq!(status(&ctx, 0), libc::TP_STATUS_KERNEL);
     }
@@ -583,10 +587,9 @@ mod tests {
         // (and its tag put back would rewrite a payload already handed out).
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[100, 60]);
-        // SAFETY: corrupting the test header of block 0.
-        unsafe { (*header(&ctx, 48)).tp_next_offset = 64 };
-        let mut c = RxCursor::default();
-        assert_eq!(walk_all(&ctx, &mut c, 2), 1);
+        corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_next_offset), 64);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        assert_eq!(walk_all(&ctx, &c, 2), 1);
         assert_eq!(ctx.blocks_in_use(), 0);
     }
 
@@ -596,13 +599,10 @@ mod tests {
         // with tp_mac 0 handed out the same buffer twice.
         let ctx = test_ring(1);
         kernel_write(&ctx, 0, &[0, 60]);
-        // SAFETY: corrupting the test headers of block 0.
-        unsafe {
-            (*header(&ctx, 48)).tp_next_offset = 80;
-            (*header(&ctx, 128)).tp_mac = 0;
-        }
-        let mut c = RxCursor::default();
-        assert_eq!(walk_all(&ctx, &mut c, 2), 1);
+        corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_next_offset), 80);
+        corrupt_mac(&ctx, 128, 0);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        assert_eq!(walk_all(&ctx, &c, 2), 1);
         assert_eq!(ctx.blocks_in_use(), 0);
     }
 
@@ -613,10 +613,9 @@ mod tests {
         let mut p = kpkt(0, 60);
         p.vlan = Some((7, None));
         kernel_write_pkts(&ctx, 0, &[p]);
-        // SAFETY: corrupting the test header of block 0.
-        unsafe { (*header(&ctx, 48)).tp_len = u32::MAX };
-        let mut c = RxCursor::new(false);
-        let (b, m) = take(&ctx, &mut c);
+        corrupt(&ctx, 48, offset_of!(libc::tpacket3_hdr, tp_len), u32::MAX);
+        let c = RxCursor::new(ctx.shared().rings(), false);
+        let (b, m) = take(&ctx, &c);
         assert_eq!((b.len(), m.len, m.vlan()), (64, u32::MAX, Some(7)));
     }
 }

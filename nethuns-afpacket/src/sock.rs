@@ -1,19 +1,21 @@
 //! [`Sock`]: an AF_PACKET socket with a TPACKET_v3 RX ring and a TX ring, and its setup.
 
-use std::cell::{Cell, UnsafeCell};
-use std::os::fd::OwnedFd;
+use std::cell::Cell;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nethuns_core::batch::BatchSink;
 use nethuns_core::frame::ETH_HLEN;
 use nethuns_core::metadata::AfPacketMeta;
 use nethuns_core::{Capabilities, Error, Payload, Result, Socket, Stats, Token};
 
+use nethuns_sys_linux::SharedMap;
+
+use crate::context::{AfPacketContext, Shared};
 use crate::flags::{AfPacketFlags, Fanout};
 use crate::geometry::Geometry;
 use crate::link::LinkWatch;
-use crate::ring::{AfPacketContext, Shared};
-use crate::rx::{RxCursor, RxPacket};
-use crate::sys::{self, Mmap};
+use crate::rx::RxCursor;
+use crate::sys;
 use crate::tx::TxRing;
 
 /// An AF_PACKET socket bound to one interface: receives from a TPACKET_v3 ring without copying,
@@ -28,7 +30,7 @@ pub struct Sock {
     ifindex: i32,
     queue: Option<usize>,
     fanout: Option<Fanout>,
-    rx: CursorCell,
+    rx: RxCursor,
     tx: Option<TxRing>,
     link: LinkWatch,
     mtu: u32,
@@ -47,33 +49,6 @@ impl std::fmt::Debug for Sock {
             .field("fanout", &self.fanout)
             .field("context", &self.ctx)
             .finish()
-    }
-}
-
-/// The socket's [`RxCursor`], changed in place through `&Sock` (a `Cell` would copy it in and
-/// out on every `recv`).
-struct CursorCell(UnsafeCell<RxCursor>);
-
-impl CursorCell {
-    /// The next packet ([`RxCursor::next`]).
-    #[inline]
-    fn next(&self, s: &Shared) -> Option<RxPacket> {
-        // SAFETY: the cell is not Sync (UnsafeCell), so only this thread reaches it, and the
-        // only reference to the cursor lives during this call, which does not re-enter the
-        // cell (RxCursor::next sees the cursor and the ring only).
-        unsafe { (*self.0.get()).next(s) }
-    }
-
-    /// [`RxCursor::blocked`].
-    #[inline]
-    fn blocked(&self, s: &Shared) -> bool {
-        // SAFETY: as in `next`: a shared reference for this call only, none other exists.
-        unsafe { (*self.0.get()).blocked(s) }
-    }
-
-    /// [`RxCursor::close`].
-    fn close(&mut self, s: &Shared) {
-        self.0.get_mut().close(s)
     }
 }
 
@@ -148,7 +123,8 @@ impl Sock {
     /// room), or 0 without a TX ring. A frame whose outer EtherType is 0x8100 may be 4 bytes
     /// longer ([`Sock::max_tagged_frame`]).
     pub fn max_frame(&self) -> usize {
-        self.tx.as_ref().map_or(0, |t| t.max_frame())
+        let rings = self.ctx.shared().rings();
+        self.tx.as_ref().map_or(0, |_| rings.tx_max_untagged())
     }
 
     /// Largest 802.1Q-tagged frame (outer EtherType 0x8100) `send` accepts: the interface
@@ -157,7 +133,8 @@ impl Sock {
     /// path allows the extra 4 bytes for 802.1Q only and silently discards longer frames, so
     /// `send` refuses them with [`Error::TooBigPacket`].
     pub fn max_tagged_frame(&self) -> usize {
-        self.tx.as_ref().map_or(0, |t| t.max_tagged_frame())
+        let rings = self.ctx.shared().rings();
+        self.tx.as_ref().map_or(0, |_| rings.tx_max_tagged())
     }
 
     /// Frames queued by `send` and not yet taken by the kernel.
@@ -177,25 +154,8 @@ impl Sock {
     /// the ring was frozen. Every read is also added to the totals that [`Socket::stats`]
     /// reports, so calling this does not lose anything from there.
     pub fn native_stats(&self) -> Result<libc::tpacket_stats_v3> {
-        // SAFETY: plain data, all-zero valid.
-        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: st and len are valid for writes of their sizes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.ctx.shared().raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(Error::last_os(format!(
-                "reading PACKET_STATISTICS on {}",
-                self.ifname
-            )));
-        }
+        let st = sys::packet_stats(self.ctx.shared().raw_fd())
+            .map_err(|e| Error::os(format!("reading PACKET_STATISTICS on {}", self.ifname), e))?;
         self.kernel_drops
             .set(self.kernel_drops.get() + u64::from(st.tp_drops));
         Ok(st)
@@ -217,7 +177,7 @@ impl Sock {
         name: &str,
         geo: &Geometry,
         flags: &AfPacketFlags,
-    ) -> Result<(OwnedFd, Mmap, i32, u32)> {
+    ) -> Result<(OwnedFd, SharedMap, i32, u32)> {
         let ifindex = sys::if_index(name)?;
         let fd = sys::packet_socket(name)?;
         let on = |opt, what: &str| int_opt(&fd, opt, 1, &format!("{what} on {name}"));
@@ -286,7 +246,7 @@ impl Sock {
                 ),
             )?;
         }
-        let map = Mmap::rings(&fd, geo.map_bytes(), name)?;
+        let map = sys::map_rings(&fd, geo.map_bytes(), name)?;
         if let Some(prog) = &geo.filter {
             sys::attach_filter(&fd, prog, name)?;
         }
@@ -336,12 +296,8 @@ impl Socket for Sock {
     fn recv(&self) -> Result<(Payload<'_, AfPacketContext>, AfPacketMeta)> {
         match self.rx.next(self.ctx.shared()) {
             Some(p) => {
-                let token = self.token(&p);
-                // SAFETY: the token was made by this socket from its own context.
-                Ok((
-                    unsafe { Payload::from_token_unchecked(token, &self.ctx) },
-                    p.meta,
-                ))
+                self.received.set(self.received.get() + 1);
+                Ok(p.into_payload(&self.ctx))
             }
             None => self.empty(),
         }
@@ -350,7 +306,11 @@ impl Socket for Sock {
     #[inline(always)]
     fn recv_token(&self) -> Result<(Token, AfPacketMeta)> {
         match self.rx.next(self.ctx.shared()) {
-            Some(p) => Ok((self.token(&p), p.meta)),
+            Some(p) => {
+                self.received.set(self.received.get() + 1);
+                let meta = p.meta;
+                Ok((p.into_token(&self.ctx), meta))
+            }
             None => self.empty(),
         }
     }
@@ -365,10 +325,10 @@ impl Socket for Sock {
             let Some(p) = self.rx.next(shared) else {
                 break;
             };
-            // SAFETY: as in `token`: one reference on the packet's block for this token.
-            let t = unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) };
+            let meta = p.meta;
+            let t = p.into_token(&self.ctx);
             n += 1;
-            if let Err((t, _)) = sink.push(t, p.meta) {
+            if let Err((t, _)) = sink.push(t, meta) {
                 // Unreachable (room was checked); kept total.
                 drop(nethuns_core::Context::packet(&self.ctx, t));
             }
@@ -511,15 +471,20 @@ impl Socket for Sock {
         #[cfg(feature = "pcap")]
         let geo = live_filter(geo, &flags, name)?;
         let (fd, map, ifindex, mtu) = Self::open(name, &geo, &flags)?;
-        let tx = geo.tx.map(|t| TxRing::new(t, geo.rx.bytes(), mtu));
-        let ctx = AfPacketContext::new(Shared::new(map, geo.rx, Some(fd)));
+        let mut shared = Shared::new(map, geo.rx, Some(fd));
+        let tx = geo.tx.map(|t| {
+            let slots = shared.rings_mut().tx_slots(t, geo.rx.bytes(), mtu);
+            TxRing::new(t, slots)
+        });
+        let rx = RxCursor::new(shared.rings(), flags.strip_vlan);
+        let ctx = AfPacketContext::new(shared);
         Ok(Sock {
             ctx,
             ifname: name.to_string(),
             ifindex,
             queue,
             fanout: flags.fanout,
-            rx: CursorCell(UnsafeCell::new(RxCursor::new(flags.strip_vlan))),
+            rx,
             tx,
             link: LinkWatch::new(),
             mtu,
@@ -535,20 +500,6 @@ impl Socket for Sock {
 }
 
 impl Sock {
-    #[inline]
-    fn ctx_pool_id(&self) -> u32 {
-        nethuns_core::Context::pool_id(&self.ctx)
-    }
-
-    /// The token of a packet the cursor just handed out, counted as received.
-    #[inline(always)]
-    fn token(&self, p: &RxPacket) -> Token {
-        self.received.set(self.received.get() + 1);
-        // SAFETY: the cursor took one reference on the packet's block for this token, which
-        // alone names this packet; caplen lies inside the block.
-        unsafe { Token::new(p.desc, p.caplen, self.ctx_pool_id()) }
-    }
-
     /// What `recv` returns when the cursor has nothing: [`Sock::idle`]'s error, else
     /// `NoPacket`.
     #[inline(always)]
@@ -596,12 +547,11 @@ impl Sock {
     #[inline(never)]
     fn on_idle(&self) -> Result<()> {
         let saw_down = self.tx.as_ref().is_some_and(|t| t.take_saw_down());
-        self.link.on_idle(
-            saw_down,
-            self.ctx.shared().raw_fd(),
-            &self.ifname,
-            self.ifindex,
-        )
+        let Some(fd) = self.ctx.shared().fd() else {
+            return Ok(()); // no socket, no interface to watch (never for a created socket)
+        };
+        self.link
+            .on_idle(saw_down, fd.as_fd(), &self.ifname, self.ifindex)
     }
 }
 

@@ -2,24 +2,18 @@
 //! `TP_STATUS_SEND_REQUEST`; `flush` asks the kernel, with one `sendto`, to transmit every
 //! marked slot. The kernel marks a slot `TP_STATUS_AVAILABLE` again once the frame is gone.
 //!
-//! Why a TX ring rather than `sendmmsg` (measured: equal within noise on veth; the ring avoids
-//! the copy into the skb and the per-batch header set-up): see the crate docs.
+//! Why a TX ring rather than `sendmmsg`: `docs/af-packet.md`. The slots' memory is
+//! [`Rings`](crate::ring::Rings)'s.
 
 use std::cell::Cell;
-use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nethuns_core::frame::{ETH_HLEN, VLAN_HLEN};
 use nethuns_core::{Error, Result};
 
-use crate::geometry::{TxGeometry, TX_DATA_OFFSET};
-use crate::ring::Shared;
+use crate::context::Shared;
+use crate::geometry::TxGeometry;
+use crate::ring::TxSlot;
 use crate::sys;
-
-const STATUS: usize = offset_of!(libc::tpacket3_hdr, tp_status);
-const LEN: usize = offset_of!(libc::tpacket3_hdr, tp_len);
-const SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
-const NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
 
 /// How a submission (`flush`) went: the errno of a failure the caller should hear about.
 pub(crate) type FlushResult = std::result::Result<(), i32>;
@@ -27,13 +21,9 @@ pub(crate) type FlushResult = std::result::Result<(), i32>;
 /// The TX side of a socket (single-threaded: lives in the `!Sync` socket).
 pub(crate) struct TxRing {
     geo: TxGeometry,
-    /// Offset of each frame in the mapping (the TX ring follows the RX ring; frames never
-    /// straddle blocks, so the arithmetic is done once here).
-    offsets: Box<[usize]>,
-    /// Largest untagged frame accepted: MTU + Ethernet header, bounded by the slot's room.
-    max_untagged: usize,
-    /// Largest frame accepted whose outer EtherType is 802.1Q: 4 bytes more.
-    max_tagged: usize,
+    /// Each frame slot of the mapping (the TX ring follows the RX ring; frames never
+    /// straddle blocks, so the arithmetic is done once, in `Rings::tx_slots`).
+    slots: Box<[TxSlot]>,
     /// The slot `send` fills next.
     next: Cell<u32>,
     /// Frames queued and not yet taken by the kernel: the slots just before `next`.
@@ -57,30 +47,13 @@ impl Drop for Unmark<'_> {
     }
 }
 
-/// Whether `frame` may carry 4 bytes more than the MTU allows: its outer EtherType is 802.1Q.
-///
-/// The kernel's AF_PACKET transmit path (`packet_extra_vlan_len_allowed`) allows the extra
-/// tag length only for TPID 0x8100: a longer frame under a 0x88A8 or 0x9100 outer tag is
-/// discarded without an error (measured on Linux 6.x, `tests/vlan.rs`), so `send` refuses it.
-#[inline]
-fn extra_tag_allowed(frame: &[u8]) -> bool {
-    frame.len() >= ETH_HLEN && u16::from_be_bytes([frame[12], frame[13]]) == 0x8100
-}
-
 impl TxRing {
-    pub(crate) fn new(geo: TxGeometry, start: usize, mtu: u32) -> Self {
-        // What the kernel transmits: MTU + Ethernet header, + one tag for an 802.1Q-tagged
-        // frame (larger ones it silently discards, so `send` refuses them).
-        let room = geo.max_frame();
-        let max_untagged = room.min(mtu as usize + ETH_HLEN);
-        let max_tagged = room.min(mtu as usize + ETH_HLEN + VLAN_HLEN);
+    /// The TX side over `slots` (`Rings::tx_slots` of layout `geo`).
+    pub(crate) fn new(geo: TxGeometry, slots: Box<[TxSlot]>) -> Self {
+        assert_eq!(slots.len(), geo.frame_count as usize);
         TxRing {
             geo,
-            offsets: (0..geo.frame_count)
-                .map(|i| start + geo.frame_offset(i))
-                .collect(),
-            max_untagged,
-            max_tagged,
+            slots,
             next: Cell::new(0),
             pending: Cell::new(0),
             sent: Cell::new(0),
@@ -90,41 +63,16 @@ impl TxRing {
         }
     }
 
-    /// Largest untagged frame `send` accepts (a tagged one may be 4 bytes longer).
-    pub(crate) fn max_frame(&self) -> usize {
-        self.max_untagged
-    }
-
-    /// Largest frame `send` accepts whose outer EtherType is 802.1Q (0x8100).
-    pub(crate) fn max_tagged_frame(&self) -> usize {
-        self.max_tagged
-    }
-
-    /// The size rule of `send`.
+    /// Slot `i`.
     #[inline]
-    pub(crate) fn check_len(&self, data: &[u8]) -> Result<()> {
-        let len = data.len();
-        if len < ETH_HLEN {
-            return Err(Error::TooSmallPacket(len));
-        }
-        if len > self.max_untagged && (len > self.max_tagged || !extra_tag_allowed(data)) {
-            return Err(Error::TooBigPacket(len));
-        }
-        Ok(())
+    fn slot(&self, i: u32) -> TxSlot {
+        self.slots[i as usize]
     }
 
+    /// The status word of slot `i`, shared with the kernel.
     #[inline]
-    fn frame(&self, s: &Shared, i: u32) -> *mut u8 {
-        // SAFETY: every offset is of a frame of the TX ring, inside the mapping.
-        unsafe { s.base().add(self.offsets[i as usize]) }
-    }
-
-    #[inline]
-    fn status<'a>(&self, frame: *mut u8) -> &'a AtomicU32 {
-        // SAFETY: the status word of a frame header in the mapping (frames are 16-byte
-        // aligned); the kernel writes it concurrently, hence the atomic view. The mapping
-        // outlives the socket's use of it.
-        unsafe { &*(frame.add(STATUS) as *const AtomicU32) }
+    fn status<'a>(&self, s: &'a Shared, i: u32) -> &'a AtomicU32 {
+        s.rings().tx_status(self.slot(i))
     }
 
     #[inline]
@@ -136,16 +84,16 @@ impl TxRing {
         }
     }
 
-    /// The next slot, free (its frame and status word): if it is still queued or in flight,
-    /// the queued frames are submitted first; `NoMemory` if it is still not free then.
+    /// The next slot, free (where it is, and its status word): if it is still queued or in
+    /// flight, the queued frames are submitted first; `NoMemory` if it is still not free then.
     #[inline(always)]
-    fn free_slot<'a>(&self, s: &'a Shared) -> Result<(*mut u8, &'a AtomicU32)> {
-        let frame = self.frame(s, self.next.get());
-        let status = self.status(frame);
+    fn free_slot<'a>(&self, s: &'a Shared) -> Result<(TxSlot, &'a AtomicU32)> {
+        let slot = self.slot(self.next.get());
+        let status = s.rings().tx_status(slot);
         if !self.is_free(status.load(Ordering::Acquire)) {
             self.reap_for(s, status)?;
         }
-        Ok((frame, status))
+        Ok((slot, status))
     }
 
     /// The next slot is not free: submit what is queued (the kernel frees slots as frames
@@ -162,16 +110,11 @@ impl TxRing {
         }
     }
 
-    /// Queues the frame of `len` bytes written into the next slot (`frame`, free).
+    /// Queues the frame written into the next slot, whose header says its length.
     #[inline(always)]
-    fn commit(&self, frame: *mut u8, status: &AtomicU32, len: usize) {
-        // SAFETY: the slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not read
-        // it until SEND_REQUEST is stored below; the header words lie in the frame.
-        unsafe {
-            (frame.add(LEN) as *mut u32).write(len as u32);
-            (frame.add(SNAPLEN) as *mut u32).write(len as u32);
-            (frame.add(NEXT) as *mut u32).write(0);
-        }
+    fn commit(&self, status: &AtomicU32) {
+        // The slot is free (TP_STATUS_AVAILABLE, acquired), so the kernel does not read it
+        // until SEND_REQUEST is stored here.
         status.store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.next.set(self.wrap(self.next.get()));
         self.pending.set(self.pending.get() + 1);
@@ -180,14 +123,13 @@ impl TxRing {
     /// Copies `data` into the next free slot and queues it.
     #[inline(always)]
     pub(crate) fn send(&self, s: &Shared, data: &[u8]) -> Result<()> {
-        self.check_len(data)?;
-        let (frame, status) = self.free_slot(s)?;
-        // SAFETY: the slot is free, so nothing else reads or writes its bytes; len ≤ the
-        // slot's room (check_len) keeps the copy in the slot.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), frame.add(TX_DATA_OFFSET), data.len());
-        }
-        self.commit(frame, status, data.len());
+        let frame = s.rings().tx_frame(data)?;
+        let (slot, status) = self.free_slot(s)?;
+        // The slot is free, so nothing else reads or writes its bytes (the header first: the
+        // copy is a call, after which the mapping's address would be loaded again).
+        s.rings().tx_header(slot, data.len() as u32);
+        s.rings().tx_copy(slot, frame);
+        self.commit(status);
         Ok(())
     }
 
@@ -202,29 +144,26 @@ impl TxRing {
         len: usize,
         fill: F,
     ) -> Result<()> {
-        if len < ETH_HLEN {
-            return Err(Error::TooSmallPacket(len));
-        }
-        if len > self.max_tagged {
-            return Err(Error::TooBigPacket(len));
-        }
-        let (frame, status) = self.free_slot(s)?;
+        let n = s.rings().tx_len(len)?;
+        let (slot, status) = self.free_slot(s)?;
         // While `fill` runs the slot is marked in use, so that a `send` from inside `fill`
         // does not take it too (it finds the slot busy); the kernel sends SEND_REQUEST slots
-        // only and leaves the word alone otherwise.
+        // only and leaves the word alone otherwise. The slot is free and now marked, so
+        // nothing else reads or writes its bytes while `fill` has them; len ≤ max_tagged ≤
+        // the slot's room.
         status.store(FILLING, Ordering::Relaxed);
-        // SAFETY: the slot is free and now marked, so nothing else reads or writes its bytes
-        // while the slice lives; len ≤ max_tagged ≤ the slot's room. The mapping's bytes are
-        // initialized (zeroed pages, or earlier frames).
-        let buf = unsafe { std::slice::from_raw_parts_mut(frame.add(TX_DATA_OFFSET), len) };
+        s.rings().tx_header(slot, len as u32);
         let guard = Unmark(status);
-        fill(buf);
+        let checked = s.rings().tx_fill(slot, n, |buf| {
+            fill(buf);
+            s.rings().tx_frame(buf).map(drop)
+        });
         std::mem::forget(guard);
-        if let Err(e) = self.check_len(buf) {
+        if let Err(e) = checked {
             status.store(libc::TP_STATUS_AVAILABLE, Ordering::Relaxed);
             return Err(e);
         }
-        self.commit(frame, status, len);
+        self.commit(status);
         Ok(())
     }
 
@@ -288,7 +227,7 @@ impl TxRing {
         }
         // The newest queued frame taken means all were (the common case: one look).
         let newest = self.next.get().checked_sub(1).unwrap_or(count - 1);
-        let st = self.status(self.frame(s, newest)).load(Ordering::Acquire);
+        let st = self.status(s, newest).load(Ordering::Acquire);
         if st != libc::TP_STATUS_SEND_REQUEST {
             self.pending.set(0);
             self.sent.set(self.sent.get() + u64::from(pending));
@@ -300,7 +239,7 @@ impl TxRing {
         }
         let mut taken = 0u64;
         while pending > 0 {
-            let st = self.status(self.frame(s, i)).load(Ordering::Acquire);
+            let st = self.status(s, i).load(Ordering::Acquire);
             if st == libc::TP_STATUS_SEND_REQUEST {
                 break;
             }
@@ -337,7 +276,6 @@ impl TxRing {
 mod tests {
     use super::*;
     use crate::geometry::RxGeometry;
-    use crate::sys::Mmap;
 
     /// A TX ring of 4 slots of 2048 bytes after a one-block RX ring, over anonymous memory
     /// (no kernel: a submission fails with EBADF and takes nothing), for an MTU of 1500.
@@ -348,18 +286,19 @@ mod tests {
             frame_size: 2048,
         };
         let geo = TxGeometry::new(2048, 4, 4096);
-        let s = Shared::new(Mmap::anonymous(rx.bytes() + geo.bytes()), rx, None);
-        let tx = TxRing::new(geo, rx.bytes(), 1500);
+        let map = sys::anonymous_rings(rx.bytes() + geo.bytes(), false);
+        let mut s = Shared::new(map, rx, None);
+        let slots = s.rings_mut().tx_slots(geo, rx.bytes(), 1500);
+        let tx = TxRing::new(geo, slots);
         (s, tx)
     }
 
     fn slot_status(s: &Shared, tx: &TxRing, i: u32) -> u32 {
-        tx.status(tx.frame(s, i)).load(Ordering::Acquire)
+        tx.status(s, i).load(Ordering::Acquire)
     }
 
     fn slot_bytes(s: &Shared, tx: &TxRing, i: u32, len: usize) -> Vec<u8> {
-        // SAFETY: test memory of the ring, inside slot i.
-        unsafe { std::slice::from_raw_parts(tx.frame(s, i).add(TX_DATA_OFFSET), len).to_vec() }
+        s.rings().tx_bytes(tx.slot(i), len)
     }
 
     #[test]
@@ -440,14 +379,14 @@ mod tests {
         ));
         // Plays the kernel: the two oldest went out.
         for i in 0..2 {
-            tx.status(tx.frame(&s, i))
+            tx.status(&s, i)
                 .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
         }
         tx.reap(&s);
         assert_eq!((tx.pending(), tx.sent()), (2, 2));
         // Then all of them.
         for i in 2..4 {
-            tx.status(tx.frame(&s, i))
+            tx.status(&s, i)
                 .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
         }
         tx.reap(&s);

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use nethuns_core::{Error, Result};
 
+use crate::abi::{Insn, BPF_F_XDP_DEV_BOUND_ONLY, BPF_F_XDP_HAS_FRAGS};
 use crate::flags::{mode_name, XDP_FLAGS_DRV_MODE};
 use crate::steer::{self, HostAddrs, Steer, Tail};
-use crate::sys::Insn;
 use crate::{rxmeta, sys, xdpstate};
 
 /// Entries of the per-interface XSKMAP: queue ids above this cannot be used.
@@ -174,7 +174,7 @@ pub(crate) fn steer(
             let mut rx_meta = Ok(());
             let mut attached = None;
             // Multi-buffer frames need a program that says it handles them (`xdp.frags`).
-            let prog_flags = if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 };
+            let prog_flags = if frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
             if let Some(p) = user_prog {
                 rx_meta = Err(
                     "the user's XDP program (Steer::Program) writes no RX metadata for nethuns"
@@ -202,7 +202,7 @@ pub(crate) fn steer(
                 Some(pl) => pl,
                 None => {
                     let prog = sys::load_xdp_program(
-                        &wrap(sys::redirect_program(map.as_raw_fd()).to_vec()),
+                        &wrap(crate::steer::redirect_program(map.as_raw_fd()).to_vec()),
                         prog_flags,
                         None,
                     )
@@ -288,7 +288,7 @@ fn metadata_program(
     let k = rxmeta::kfuncs()?;
     sys::load_xdp_program(
         &wrap(rxmeta::metadata_program(map.as_raw_fd(), k)),
-        sys::BPF_F_XDP_DEV_BOUND_ONLY | prog_flags,
+        BPF_F_XDP_DEV_BOUND_ONLY | prog_flags,
         Some(ifindex),
     )
     .map_err(|e| {

@@ -1,6 +1,6 @@
 //! Frame accounting: where every UMEM frame is, to prove none is lost.
 
-use crate::socket::Sock;
+use crate::sock::Sock;
 
 /// Where the frames of a socket's UMEM are, frame by frame.
 ///
@@ -67,11 +67,11 @@ impl Sock {
             total,
             ..Default::default()
         };
-        for addr in self.fill.prod_outstanding() {
+        for addr in self.fill.outstanding() {
             a.fill_ring += 1;
             mark(addr);
         }
-        for d in self.rx.cons_outstanding() {
+        for d in self.rx.outstanding() {
             a.rx_ring += 1;
             mark(d.addr);
         }
@@ -95,11 +95,11 @@ impl Sock {
             a.jumbo_free += 1;
             mark(self.umem.addr_of(j));
         }
-        for d in self.tx.prod_outstanding() {
+        for d in self.tx.outstanding() {
             a.tx_ring += 1;
             mark(d.addr);
         }
-        for addr in self.comp.cons_outstanding() {
+        for addr in self.comp.outstanding() {
             a.completion_ring += 1;
             mark(addr);
         }

@@ -4,11 +4,11 @@
 //! pick zero-copy or copy mode from the kernel's answer rather than a list of driver names.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use nethuns_core::{Error, Result};
 
-use crate::netdev;
+use crate::{netdev, sys};
 
 /// `NETDEV_XDP_ACT_BASIC`: XDP programs run in the driver (native mode).
 pub const NETDEV_XDP_ACT_BASIC: u64 = 1;
@@ -97,21 +97,12 @@ pub(crate) fn attributes(reply: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
 }
 
 fn transact(fd: &OwnedFd, req: &[u8], buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `req` is a valid buffer of its length.
-    let rc = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `buf` is writable for its length.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    sys::send(fd, req)?;
+    sys::recv(fd, buf, 0)
 }
 
 fn query(ifindex: u32) -> io::Result<XdpFeatures> {
-    let fd = crate::xdpstate::netlink_socket(libc::NETLINK_GENERIC)?;
+    let fd = sys::netlink_socket(libc::NETLINK_GENERIC)?;
     let mut buf = vec![0u8; 8192];
     let n = transact(
         &fd,
@@ -172,25 +163,6 @@ pub fn xdp_features(iface: &str) -> Result<XdpFeatures> {
     })
 }
 
-/// `struct ethtool_drvinfo` (linux/ethtool.h).
-#[repr(C)]
-struct DrvInfo {
-    cmd: u32,
-    driver: [u8; 32],
-    version: [u8; 32],
-    fw_version: [u8; 32],
-    bus_info: [u8; 32],
-    erom_version: [u8; 32],
-    reserved2: [u8; 12],
-    n_priv_flags: u32,
-    n_stats: u32,
-    testinfo_len: u32,
-    eedump_len: u32,
-    regdump_len: u32,
-}
-
-const ETHTOOL_GDRVINFO: u32 = 3;
-
 /// The name of the driver behind `iface` (`ETHTOOL_GDRVINFO`, what `ethtool -i` shows:
 /// `veth`, `virtio_net`, `ice`, ...; else the `/sys/class/net/IF/device/driver` link), if
 /// either says.
@@ -204,47 +176,18 @@ pub fn driver_name(iface: &str) -> Option<String> {
 fn drvinfo(iface: &str) -> Option<String> {
     let name = netdev::ifname(iface).ok()?;
     let s = netdev::ctl_socket().ok()?;
-    // SAFETY: DrvInfo is plain old data; all-zero is a valid value.
-    let mut info: DrvInfo = unsafe { std::mem::zeroed() };
-    info.cmd = ETHTOOL_GDRVINFO;
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, c) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *d = *c as libc::c_char;
-    }
-    req.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO writes one ethtool_drvinfo through
-    // ifru_data, which points to `info`, alive for the call.
-    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
-    if rc < 0 {
-        return None;
-    }
-    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
-    let d = String::from_utf8_lossy(&info.driver[..end]).into_owned();
+    let d = nethuns_sys_linux::netdev::driver_name(&s, &name.to_string_lossy()).ok()?;
     (!d.is_empty()).then_some(d)
 }
 
 /// The running kernel's release (`uname -r`).
 pub(crate) fn kernel_release() -> String {
-    // SAFETY: utsname is plain old data; all-zero is a valid value.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid utsname for uname(2) to fill.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "an unknown kernel".into();
-    }
-    let r = &u.release;
-    let end = r.iter().position(|&c| c == 0).unwrap_or(r.len());
-    r[..end].iter().map(|&c| c as u8 as char).collect()
+    sys::kernel_release().unwrap_or_else(|| "an unknown kernel".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn drvinfo_layout() {
-        assert_eq!(std::mem::size_of::<DrvInfo>(), 196);
-    }
 
     #[test]
     fn request_and_reply_shapes() {

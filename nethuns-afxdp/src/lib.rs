@@ -159,10 +159,33 @@
 //!   frame of a queue without a socket, go to the kernel stack.
 //!
 //! ## Accounting and debugging
-//! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released stack, TX free
+//! [`Sock::audit_frames`] finds every UMEM frame (fill ring, RX ring, released list, TX free
 //! list, TX ring, completion ring) and counts those held by payloads/tokens; the tests use it
 //! to show that no frame is lost after 1 000 000 packets. [`Sock::native_stats`] returns the
 //! kernel's `XDP_STATISTICS` counters. Debug builds also panic on a frame released twice.
+//!
+//! ## Files
+//! `sock.rs`: the socket and its `impl Socket` (its halves in `rx.rs`, `tx.rs`, `multibuf.rs`);
+//! `context.rs`: the UMEM, the [`Context`]; `ring.rs`: the four rings as producers and
+//! consumers; `flags.rs`: the options; `sys.rs`: every syscall; `abi.rs`: the kernel structs.
+//! The steering program is `steer.rs`/`attach.rs`/`object.rs`/`rxmeta.rs`, the state of an
+//! interface's XDP slot `xdpstate.rs`. Design notes: `docs/af-xdp.md` in the repository.
+//!
+//! ## Where the unsafe code is
+//! Besides `sys.rs` and `abi.rs` (and the shared `nethuns-sys-linux`, which owns the ring and
+//! UMEM mappings, and core's free list, which holds the frames released through clones):
+//! - `context.rs`: the [`Context`] impl's `unsafe_buffer` and `release` (the trait makes them
+//!   `unsafe fn`); the push of a released frame on the free list (its payload owned it);
+//!   `send`'s copy into a TX frame and the VLAN read of each received frame, unchecked
+//!   against the mapping (debug builds assert) because they run per packet.
+//! - `rx.rs` and `multibuf.rs`: `Token::new` for a frame taken off the RX ring (or the jumbo
+//!   buffer it was copied into): the token becomes the buffer's one owner.
+//! - `sock.rs`: `Payload::from_token_unchecked` in `recv`, for a token the socket just made
+//!   from its own UMEM (no pool check on the hot path).
+//! - `tx.rs`: `send_with` hands its closure the `&mut [u8]` of a TX frame it took off the
+//!   free list.
+//! - `stack.rs`: the unchecked index of `FrameStack::pop` (below its length, which only a
+//!   checked push raises), the per-packet pop of `send`.
 //!
 //! ## Tests
 //! `cargo test -p nethuns-afxdp` as root runs real traffic between two network namespaces
@@ -182,18 +205,18 @@
 //! Linux only: on other systems this crate contains only the core re-exports and [`Meta`]
 //! (no `Sock`), so that a workspace using it still builds there.
 
-#![warn(missing_docs)]
-
+#[cfg(target_os = "linux")]
+mod abi;
 #[cfg(target_os = "linux")]
 mod attach;
 #[cfg(target_os = "linux")]
 mod audit;
 #[cfg(target_os = "linux")]
+mod context;
+#[cfg(target_os = "linux")]
 mod features;
 #[cfg(target_os = "linux")]
 pub mod flags;
-#[cfg(target_os = "linux")]
-mod io;
 #[cfg(target_os = "linux")]
 mod multibuf;
 #[cfg(target_os = "linux")]
@@ -203,9 +226,11 @@ mod object;
 #[cfg(target_os = "linux")]
 mod ring;
 #[cfg(target_os = "linux")]
+mod rx;
+#[cfg(target_os = "linux")]
 mod rxmeta;
 #[cfg(target_os = "linux")]
-mod socket;
+mod sock;
 #[cfg(target_os = "linux")]
 mod stack;
 #[cfg(target_os = "linux")]
@@ -213,12 +238,14 @@ mod steer;
 #[cfg(target_os = "linux")]
 mod sys;
 #[cfg(target_os = "linux")]
-mod umem;
+mod tx;
 #[cfg(target_os = "linux")]
 mod xdpstate;
 
 #[cfg(target_os = "linux")]
 pub use audit::FrameAudit;
+#[cfg(target_os = "linux")]
+pub use context::Umem;
 #[cfg(target_os = "linux")]
 pub use features::{
     driver_name, xdp_features, XdpFeatures, NETDEV_XDP_ACT_BASIC, NETDEV_XDP_ACT_REDIRECT,
@@ -230,11 +257,9 @@ pub use flags::{
     XDP_USE_NEED_WAKEUP, XDP_USE_SG, XDP_ZEROCOPY,
 };
 #[cfg(target_os = "linux")]
-pub use socket::{Sock, XdpStatistics};
+pub use sock::{Sock, XdpStatistics};
 #[cfg(target_os = "linux")]
 pub use steer::{AfXdpOptions, Match, Steer, XdpObject};
-#[cfg(target_os = "linux")]
-pub use umem::Umem;
 
 /// Metadata of a received frame: length, queue, descriptor options, outer VLAN tag, and the
 /// RX timestamp and hash where the steering program gets them.

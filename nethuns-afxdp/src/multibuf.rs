@@ -13,8 +13,8 @@
 
 use nethuns_core::{BufferDesc, Context, Error, Result, Token};
 
-use crate::ring::XdpDesc;
-use crate::socket::Sock;
+use crate::abi::XdpDesc;
+use crate::sock::Sock;
 use crate::Meta;
 
 impl Sock {
@@ -48,21 +48,19 @@ impl Sock {
                 break;
             }
             // The kernel publishes a frame's descriptors together: the rest is there.
-            if self.rx.cons_window_done() && self.rx.cons_more() == 0 {
+            if self.rx.window_done() && self.rx.more() == 0 {
                 break;
             }
             d = self.rx.pop();
         }
         self.umem.mark_out(jumbo);
         self.handed_out.set(self.handed_out.get() + 1);
-        // SAFETY: the jumbo buffer was free and is now this frame's; `copied` bytes of it
-        // were written above, within its size.
-        let bytes = unsafe {
-            &*self
-                .umem
-                .unsafe_buffer(BufferDesc::new(dst as usize), copied)
-        };
-        let meta = self.meta_for(first.addr, total as u32, first.options, bytes);
+        let meta = self.meta_for(
+            first.addr,
+            total as u32,
+            first.options,
+            (dst, copied as u32),
+        );
         // SAFETY: the jumbo buffer leaves every list until this token's payload releases it;
         // `copied` fits in it.
         let token = unsafe {
@@ -89,9 +87,9 @@ impl Sock {
     pub(crate) fn send_multi(&self, packet: &[u8]) -> Result<()> {
         let fs = self.layout.frame_size as usize;
         let k = packet.len().div_ceil(fs);
-        if (self.tx_free.len() as usize) < k || self.tx.prod_free(k as u32) < k as u32 {
+        if (self.tx_free.len() as usize) < k || self.tx.free_slots(k as u32) < k as u32 {
             self.submit_and_kick();
-            if (self.tx_free.len() as usize) < k || self.tx.prod_free(k as u32) < k as u32 {
+            if (self.tx_free.len() as usize) < k || self.tx.free_slots(k as u32) < k as u32 {
                 return Err(Error::NoMemory);
             }
         }

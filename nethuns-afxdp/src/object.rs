@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use aya_obj::{EbpfSectionKind, Map, Object, ProgramSection};
 use nethuns_core::{Error, Result};
 
-use crate::sys::{self, insn, Insn, BPF_MAP_TYPE_XSKMAP};
+use crate::abi::{insn, Insn, BPF_F_XDP_HAS_FRAGS, BPF_MAP_TYPE_XSKMAP};
+use crate::sys;
 
 /// An XDP program of the user's, compiled to an ELF object (`clang -O2 -g -target bpf -c
 /// prog.c -o prog.o`), attached instead of the steering program. It must declare an XSKMAP
@@ -200,7 +201,7 @@ pub(crate) fn load(obj: &XdpObject, frags_needed: bool) -> Result<Loaded> {
             ),
         ));
     }
-    let flags = if frags { sys::BPF_F_XDP_HAS_FRAGS } else { 0 };
+    let flags = if frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
     let prog = sys::load_xdp_as(&insns, &program.license, flags, None, name.as_bytes())
         .map_err(|e| err(obj, format!("loading program {name:?}: {e}")))?;
     let i = fds

@@ -23,7 +23,7 @@
 use std::io::{self, Read};
 use std::sync::OnceLock;
 
-use crate::sys::{
+use crate::abi::{
     insn, Insn, BPF_FUNC_REDIRECT_MAP, BPF_PSEUDO_MAP_FD, XDP_MD_RX_QUEUE_INDEX, XDP_PASS,
 };
 
@@ -262,16 +262,8 @@ pub(crate) fn take(area: &mut [u8; META_LEN]) -> RxMeta {
 /// `CLOCK_REALTIME − CLOCK_TAI` in nanoseconds, whole seconds (0 where no TAI offset is set,
 /// −37 s where NTP set it): what turns the program's software stamps into epoch time.
 pub(crate) fn tai_to_epoch_ns() -> i64 {
-    let now = |clock| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a live, writable timespec; both clocks exist on Linux 3.10+.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    };
-    let d = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_TAI);
+    let (realtime, tai) = crate::sys::realtime_and_tai_ns();
+    let d = realtime - tai;
     (d as f64 / 1e9).round() as i64 * 1_000_000_000
 }
 

@@ -44,7 +44,8 @@ impl FrameStack {
     #[inline]
     pub(crate) fn pop(&self) -> Option<u64> {
         let n = self.len.get().checked_sub(1)?;
-        // SAFETY: n < len ≤ slots.len() (the invariant of `len`).
+        // SAFETY: n < len ≤ slots.len() (the invariant of `len`); unchecked, as this is the
+        // per-packet pop of `send`.
         let a = unsafe { self.slots.get_unchecked(n as usize) }.get();
         self.len.set(n);
         Some(a)

@@ -13,8 +13,31 @@ use std::sync::Mutex;
 
 use nethuns_core::{Error, Result};
 
+use crate::abi::{
+    insn, Insn, BPF_FUNC_REDIRECT_MAP, BPF_PSEUDO_MAP_FD, XDP_MD_RX_QUEUE_INDEX, XDP_PASS,
+};
 pub use crate::object::XdpObject;
-use crate::sys::{insn, Insn, XDP_PASS};
+
+/// The redirect program: every frame arriving on queue `q` goes to the socket at `xsks[q]`, or
+/// to the kernel stack (`XDP_PASS`) when no socket is there.
+///
+/// ```text
+/// r2 = *(u32 *)(r1 + offsetof(xdp_md, rx_queue_index))
+/// r1 = map_fd ll
+/// r3 = XDP_PASS
+/// call bpf_redirect_map
+/// exit
+/// ```
+pub(crate) fn redirect_program(map_fd: i32) -> [Insn; 6] {
+    [
+        insn(0x61, 2, 1, XDP_MD_RX_QUEUE_INDEX, 0), // BPF_LDX | BPF_W | BPF_MEM
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // BPF_LD | BPF_DW | BPF_IMM
+        insn(0, 0, 0, 0, 0),
+        insn(0xb7, 3, 0, 0, XDP_PASS), // BPF_ALU64 | BPF_MOV | BPF_K
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP), // BPF_JMP | BPF_CALL
+        insn(0x95, 0, 0, 0, 0),        // BPF_JMP | BPF_EXIT
+    ]
+}
 
 /// Which frames of its queue the socket receives; the others go to the kernel's stack.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,43 +188,8 @@ const MAX_ADDRS: usize = 16;
 impl HostAddrs {
     /// The addresses of interface `ifname` in the calling thread's namespace.
     pub(crate) fn of(ifname: &str) -> std::io::Result<HostAddrs> {
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs writes a list head that freeifaddrs releases below.
-        if unsafe { libc::getifaddrs(&mut head) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut out = HostAddrs::default();
-        let mut p = head;
-        while !p.is_null() {
-            // SAFETY: p is a node of the list getifaddrs returned, alive until freeifaddrs.
-            let ifa = unsafe { &*p };
-            p = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-                continue;
-            }
-            // SAFETY: ifa_name is a NUL-terminated string of the list.
-            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-            if name.to_bytes() != ifname.as_bytes() {
-                continue;
-            }
-            // SAFETY: ifa_addr is non-null and points to a sockaddr whose family says its type.
-            match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
-                libc::AF_INET => {
-                    // SAFETY: an AF_INET address is a sockaddr_in.
-                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                    out.v4
-                        .push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                }
-                libc::AF_INET6 => {
-                    // SAFETY: an AF_INET6 address is a sockaddr_in6.
-                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                    out.v6.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr));
-                }
-                _ => {}
-            }
-        }
-        // SAFETY: head came from getifaddrs and is freed once.
-        unsafe { libc::freeifaddrs(head) };
+        let (v4, v6) = crate::sys::interface_addrs(ifname)?;
+        let mut out = HostAddrs { v4, v6 };
         out.v4.truncate(MAX_ADDRS);
         out.v6.truncate(MAX_ADDRS);
         Ok(out)

@@ -1,75 +1,388 @@
-//! The `bpf(2)` calls this crate needs, declared by hand (no libbpf): create an XSKMAP, load
-//! the six-instruction redirect program, attach it with a bpf_link, update the map.
-//!
-//! Every call goes through one `bpf_attr` image (`union bpf_attr` is 144 bytes in the UAPI; the
-//! kernel accepts a shorter prefix and requires unused bytes to be zero). Offsets are the
-//! UAPI's, checked by the layout tests below against `linux/bpf.h` values.
+//! Every system call of this crate, each a small safe wrapper: the AF_XDP socket (socket,
+//! setsockopt/getsockopt, bind, the ring and UMEM mappings through [`SharedMap`], the
+//! `sendto`/`recvfrom` wakeups), `bpf(2)` (maps, programs, bpf_links, object info), netlink
+//! and epoll sockets, `getifaddrs`, `uname` and the clocks. The interface ioctls are
+//! `nethuns_sys_linux::netdev`'s; the structs are `libc`'s or [`crate::abi`]'s.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-const BPF_MAP_CREATE: i32 = 0;
-const BPF_MAP_UPDATE_ELEM: i32 = 2;
-const BPF_MAP_FREEZE: i32 = 22;
-const BPF_PROG_LOAD: i32 = 5;
-#[cfg(test)]
-const BPF_PROG_TEST_RUN: i32 = 10;
-const BPF_LINK_CREATE: i32 = 28;
-const BPF_LINK_DETACH: i32 = 34;
-const BPF_PROG_GET_FD_BY_ID: i32 = 13;
-const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
-const BPF_LINK_GET_FD_BY_ID: i32 = 30;
-const BPF_LINK_GET_NEXT_ID: i32 = 31;
-const BPF_LINK_TYPE_XDP: u32 = 6;
+use nethuns_sys_linux::SharedMap;
 
-pub(crate) const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
-pub(crate) const BPF_FUNC_REDIRECT_MAP: i32 = 51;
-pub(crate) const BPF_PSEUDO_MAP_FD: u8 = 1;
-pub(crate) const XDP_PASS: i32 = 2;
-/// `offsetof(struct xdp_md, rx_queue_index)`.
-pub(crate) const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
-/// `prog_flags`: the program only runs on the device of `prog_ifindex` (not offloaded), and
-/// may call that driver's XDP metadata kfuncs.
-pub(crate) const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
-/// `prog_flags`: the program understands multi-buffer frames (`xdp.frags`), which lets it be
-/// attached where frames can exceed a page (native mode with a large MTU) and see such frames
-/// whole in generic mode.
-pub(crate) const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+use crate::abi::{
+    BpfAttr, BpfLinkInfo, BpfProgInfo, IdAttr, InfoAttr, Insn, LinkCreateAttr, MapCreateAttr,
+    MapElemAttr, ProgLoadAttr, XdpStatistics, BPF_LINK_CREATE, BPF_LINK_DETACH,
+    BPF_LINK_GET_FD_BY_ID, BPF_LINK_GET_NEXT_ID, BPF_LINK_TYPE_XDP, BPF_MAP_CREATE, BPF_MAP_FREEZE,
+    BPF_MAP_TYPE_XSKMAP, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_GET_FD_BY_ID,
+    BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, BPF_XDP,
+};
 
-/// The `bpf_attr` image: 144 zeroed bytes, 8-byte aligned.
-#[repr(C, align(8))]
-struct Attr([u8; 144]);
-
-impl Attr {
-    fn new() -> Self {
-        Attr([0; 144])
-    }
-    fn u32_at(&mut self, off: usize, v: u32) -> &mut Self {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64_at(&mut self, off: usize, v: u64) -> &mut Self {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn bytes_at(&mut self, off: usize, b: &[u8]) -> &mut Self {
-        self.0[off..off + b.len()].copy_from_slice(b);
-        self
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
     }
 }
 
-fn bpf(cmd: i32, attr: &mut Attr) -> io::Result<i64> {
-    // SAFETY: `attr` is a live, writable 144-byte buffer, the size passed is its size, and the
-    // pointers stored inside it (instructions, license, log, key, value) point to memory that
-    // outlives this call.
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = cvt(fd)?;
+    // SAFETY: a descriptor the kernel just returned (checked above), owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+// ---- the AF_XDP socket ----
+
+/// A new AF_XDP socket (`socket(AF_XDP, SOCK_RAW)`).
+pub(crate) fn xsk_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    owned(unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })
+}
+
+/// `setsockopt(SOL_XDP, opt)` with the bytes of `val` (a `libc` UAPI struct or integer).
+fn set_xdp_opt<T: Copy>(fd: impl AsFd, opt: i32, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to a live T and its size is passed; the kernel copies it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// `getsockopt(SOL_XDP, opt)` into `out` (plain integers: any bits the kernel writes are a
+/// valid value; the callers pass only the UAPI structs below).
+fn get_xdp_opt<T: Copy>(fd: impl AsFd, opt: i32, out: &mut T) -> io::Result<()> {
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `out` is a live, writable T and `len` its size; the kernel writes at most `len`
+    // bytes of integers into it.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (out as *mut T).cast(),
+            &mut len,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Registers the UMEM (`XDP_UMEM_REG`).
+pub(crate) fn register_umem(fd: impl AsFd, reg: &libc::xdp_umem_reg) -> io::Result<()> {
+    set_xdp_opt(fd, libc::XDP_UMEM_REG, reg)
+}
+
+/// Sizes one of the four rings (`XDP_UMEM_FILL_RING`, `XDP_UMEM_COMPLETION_RING`,
+/// `XDP_RX_RING`, `XDP_TX_RING`).
+pub(crate) fn set_ring_size(fd: impl AsFd, ring: i32, size: u32) -> io::Result<()> {
+    set_xdp_opt(fd, ring, &size)
+}
+
+/// Where each ring's parts lie in its mapping (`XDP_MMAP_OFFSETS`).
+pub(crate) fn mmap_offsets(fd: impl AsFd) -> io::Result<libc::xdp_mmap_offsets> {
+    let z = libc::xdp_ring_offset {
+        producer: 0,
+        consumer: 0,
+        desc: 0,
+        flags: 0,
+    };
+    let mut off = libc::xdp_mmap_offsets {
+        rx: z,
+        tx: z,
+        fr: z,
+        cr: z,
+    };
+    get_xdp_opt(fd, libc::XDP_MMAP_OFFSETS, &mut off)?;
+    Ok(off)
+}
+
+/// The socket's options (`XDP_OPTIONS`: `XDP_OPTIONS_ZEROCOPY`).
+pub(crate) fn xdp_options(fd: impl AsFd) -> io::Result<u32> {
+    let mut o = libc::xdp_options { flags: 0 };
+    get_xdp_opt(fd, libc::XDP_OPTIONS, &mut o)?;
+    Ok(o.flags)
+}
+
+/// The socket's counters (`XDP_STATISTICS`).
+pub(crate) fn xdp_statistics(fd: impl AsFd) -> io::Result<XdpStatistics> {
+    let mut s = libc::xdp_statistics {
+        rx_dropped: 0,
+        rx_invalid_descs: 0,
+        tx_invalid_descs: 0,
+        rx_ring_full: 0,
+        rx_fill_ring_empty_descs: 0,
+        tx_ring_empty_descs: 0,
+    };
+    get_xdp_opt(fd, libc::XDP_STATISTICS, &mut s)?;
+    Ok(XdpStatistics::of(s))
+}
+
+/// Maps `len` bytes of ring at page offset `pgoff` of the socket (pre-faulted).
+pub(crate) fn map_ring(fd: impl AsFd, len: usize, pgoff: u64) -> io::Result<SharedMap> {
+    SharedMap::map(fd, len, pgoff, true)
+}
+
+/// Maps `len` bytes of anonymous, pre-faulted memory (the UMEM and its jumbo buffers).
+pub(crate) fn map_umem(len: usize) -> io::Result<SharedMap> {
+    SharedMap::anonymous(len, true)
+}
+
+/// Binds the socket (`bind(2)` with a `sockaddr_xdp`).
+pub(crate) fn bind_xsk(fd: impl AsFd, sa: &libc::sockaddr_xdp) -> io::Result<()> {
+    // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_fd().as_raw_fd(),
+            (sa as *const libc::sockaddr_xdp).cast(),
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// The RX wakeup: `recvfrom` of nothing, non-blocking (the kernel processes the fill ring).
+#[inline]
+pub(crate) fn wake_rx(fd: impl AsFd) {
+    // SAFETY: recvfrom with a null buffer of length 0 on our socket is the documented AF_XDP
+    // wakeup; no memory is written.
+    unsafe {
+        libc::recvfrom(
+            fd.as_fd().as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// The TX wakeup: `sendto` of nothing, non-blocking (copy mode transmits inside this call);
+/// `Err` with the errno when the kernel refused.
+#[inline]
+pub(crate) fn kick_tx(fd: impl AsFd) -> Result<(), Option<i32>> {
+    // SAFETY: sendto with a null buffer of length 0 on our socket is the documented AF_XDP TX
+    // wakeup; no memory is read.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_fd().as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error().raw_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+// ---- clocks and the kernel ----
+
+/// Nanoseconds of `clock` (`clock_gettime`; the clocks used exist on Linux 3.10+).
+fn clock(clock: libc::clockid_t) -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec; the clocks asked for always exist, so the
+    // call cannot fail.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE`: a vDSO read (no syscall), a few ns, with the
+/// kernel tick's resolution (1–10 ms), enough to pace the idle path's link checks.
+#[inline]
+pub(crate) fn coarse_ms() -> u64 {
+    let ts = clock(libc::CLOCK_MONOTONIC_COARSE);
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Nanoseconds of `CLOCK_REALTIME` and `CLOCK_TAI`, read one after the other.
+pub(crate) fn realtime_and_tai_ns() -> (i64, i64) {
+    let ns = |ts: libc::timespec| ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+    (ns(clock(libc::CLOCK_REALTIME)), ns(clock(libc::CLOCK_TAI)))
+}
+
+/// The running kernel's release (`uname -r`), if `uname` answers.
+pub(crate) fn kernel_release() -> Option<String> {
+    let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+    // SAFETY: `u` is a zeroed (valid: byte arrays) utsname for uname(2) to fill.
+    if unsafe { libc::uname(u.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: zero-initialised byte arrays, filled by uname: a valid utsname.
+    let u = unsafe { u.assume_init() };
+    let r = &u.release;
+    let end = r.iter().position(|&c| c == 0).unwrap_or(r.len());
+    Some(r[..end].iter().map(|&c| c as u8 as char).collect())
+}
+
+/// The IPv4 and IPv6 addresses of interface `ifname` in the calling thread's namespace
+/// (`getifaddrs`).
+pub(crate) fn interface_addrs(ifname: &str) -> io::Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that freeifaddrs releases below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut v4, mut v6) = (vec![], vec![]);
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*p };
+        p = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string of the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if name.to_bytes() != ifname.as_bytes() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr whose family says its type.
+        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                v4.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            }
+            libc::AF_INET6 => {
+                // SAFETY: an AF_INET6 address is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                v6.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok((v4, v6))
+}
+
+// ---- netlink and epoll ----
+
+/// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_GENERIC`) with a 2 s receive
+/// timeout.
+pub(crate) fn netlink_socket(protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call, checked; made in the calling thread's namespace.
+    let fd = owned(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    })?;
+    let tv = libc::timeval {
+        tv_sec: 2,
+        tv_usec: 0,
+    };
+    // SAFETY: valid socket; `tv` is a timeval and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    Ok(fd)
+}
+
+/// A non-blocking `NETLINK_ROUTE` socket subscribed to link events (`RTMGRP_LINK`) of the
+/// calling thread's namespace: it becomes readable when any interface there changes state
+/// or is deleted. Needs no privilege.
+pub(crate) fn link_events_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = owned(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: sockaddr_nl is plain old data; all-zero is valid (pid 0: the kernel assigns).
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    sa.nl_groups = libc::RTMGRP_LINK as u32;
+    // SAFETY: `sa` is a valid sockaddr_nl and its size is passed.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// Sends `msg` on socket `fd` (`send(2)`); returns the bytes sent.
+pub(crate) fn send(fd: impl AsFd, msg: &[u8]) -> io::Result<usize> {
+    // SAFETY: `msg` is readable for its length.
+    let rc = unsafe { libc::send(fd.as_fd().as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// Receives into `buf` from socket `fd` (`recv(2)` with `flags`); returns the bytes read.
+pub(crate) fn recv(fd: impl AsFd, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    let rc = unsafe {
+        libc::recv(
+            fd.as_fd().as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// An epoll set readable when any of `fds` is (level-triggered `EPOLLIN`).
+pub(crate) fn epoll_set(fds: &[&OwnedFd]) -> io::Result<OwnedFd> {
+    // SAFETY: plain epoll_create1 call; the result is checked.
+    let ep = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    for fd in fds {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd.as_raw_fd() as u64,
+        };
+        // SAFETY: both descriptors are open and `ev` is a valid epoll_event for the call.
+        cvt(unsafe {
+            libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
+        })?;
+    }
+    Ok(ep)
+}
+
+// ---- bpf(2) ----
+
+fn bpf<A: BpfAttr>(cmd: i32, attr: &mut A) -> io::Result<i64> {
+    // SAFETY: `attr` is a live, writable bpf_attr prefix of the size passed (the kernel
+    // zero-extends it), and the pointers stored inside it point to memory that outlives this
+    // call (the `BpfAttr` contract, kept by the wrappers below).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
-            attr.0.as_mut_ptr(),
-            std::mem::size_of::<Attr>() as u32,
+            (attr as *mut A).cast::<u8>(),
+            std::mem::size_of::<A>() as u32,
         )
     };
     if rc < 0 {
@@ -79,92 +392,31 @@ fn bpf(cmd: i32, attr: &mut Attr) -> io::Result<i64> {
     }
 }
 
-fn fd_from(rc: i64) -> OwnedFd {
-    // SAFETY: a successful BPF_MAP_CREATE / BPF_PROG_LOAD / BPF_LINK_CREATE returns a new file
-    // descriptor that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(rc as i32) }
+fn fd_from(rc: i64) -> io::Result<OwnedFd> {
+    owned(rc as libc::c_int)
+}
+
+/// A map name of at most 15 bytes, NUL-padded.
+fn obj_name(name: &[u8]) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    let k = name.len().min(15);
+    n[..k].copy_from_slice(&name[..k]);
+    n
 }
 
 /// Creates an XSKMAP (`u32` queue index -> socket fd) of `max_entries` entries.
 pub(crate) fn xskmap_create(max_entries: u32) -> io::Result<OwnedFd> {
-    let mut a = Attr::new();
-    a.u32_at(0, BPF_MAP_TYPE_XSKMAP)
-        .u32_at(4, 4)
-        .u32_at(8, 4)
-        .u32_at(12, max_entries)
-        .bytes_at(28, b"nethuns_xsks");
-    bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+    map_create(BPF_MAP_TYPE_XSKMAP, 4, 4, max_entries, 0, b"nethuns_xsks")
 }
 
 /// Sets `map[key] = value_fd` in an XSKMAP.
 pub(crate) fn xskmap_set(map: &OwnedFd, key: u32, value_fd: i32) -> io::Result<()> {
-    let k = key;
-    let v = value_fd as u32;
-    let mut a = Attr::new();
-    a.u32_at(0, map.as_raw_fd() as u32)
-        .u64_at(8, &k as *const u32 as u64)
-        .u64_at(16, &v as *const u32 as u64)
-        .u64_at(24, 0);
-    bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
-}
-
-/// One eBPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Insn {
-    pub(crate) code: u8,
-    pub(crate) regs: u8,
-    pub(crate) off: i16,
-    pub(crate) imm: i32,
-}
-
-impl Insn {
-    #[cfg(test)]
-    pub(crate) fn code(&self) -> u8 {
-        self.code
-    }
-    #[cfg(test)]
-    pub(crate) fn off(&self) -> i16 {
-        self.off
-    }
-    pub(crate) fn set_off(&mut self, off: i16) {
-        self.off = off;
-    }
-}
-
-pub(crate) const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | (dst & 0xf),
-        off,
-        imm,
-    }
-}
-
-/// The redirect program: every frame arriving on queue `q` goes to the socket at `xsks[q]`, or
-/// to the kernel stack (`XDP_PASS`) when no socket is there.
-///
-/// ```text
-/// r2 = *(u32 *)(r1 + offsetof(xdp_md, rx_queue_index))
-/// r1 = map_fd ll
-/// r3 = XDP_PASS
-/// call bpf_redirect_map
-/// exit
-/// ```
-pub(crate) fn redirect_program(map_fd: i32) -> [Insn; 6] {
-    [
-        insn(0x61, 2, 1, XDP_MD_RX_QUEUE_INDEX, 0), // BPF_LDX | BPF_W | BPF_MEM
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // BPF_LD | BPF_DW | BPF_IMM
-        insn(0, 0, 0, 0, 0),
-        insn(0xb7, 3, 0, 0, XDP_PASS), // BPF_ALU64 | BPF_MOV | BPF_K
-        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP), // BPF_JMP | BPF_CALL
-        insn(0x95, 0, 0, 0, 0),        // BPF_JMP | BPF_EXIT
-    ]
+    map_update(map, &key.to_ne_bytes(), &(value_fd as u32).to_ne_bytes())
 }
 
 /// Loads XDP program `insns` with `prog_flags`, bound to device `ifindex` when given (with
-/// [`BPF_F_XDP_DEV_BOUND_ONLY`] in `prog_flags`). On failure the verifier's log is appended to
-/// the error message.
+/// [`BPF_F_XDP_DEV_BOUND_ONLY`](crate::abi::BPF_F_XDP_DEV_BOUND_ONLY) in `prog_flags`). On
+/// failure the verifier's log is appended to the error message.
 pub(crate) fn load_xdp_program(
     insns: &[Insn],
     prog_flags: u32,
@@ -181,37 +433,35 @@ pub(crate) fn load_xdp_as(
     ifindex: Option<u32>,
     name: &[u8],
 ) -> io::Result<OwnedFd> {
-    let name = &name[..name.len().min(15)];
     let load = |log: &mut [u8]| {
-        let mut a = Attr::new();
-        a.u32_at(0, BPF_PROG_TYPE_XDP)
-            .u32_at(4, insns.len() as u32)
-            .u64_at(8, insns.as_ptr() as u64)
-            .u64_at(16, license.as_ptr() as u64)
-            .u32_at(24, u32::from(!log.is_empty()))
-            .u32_at(28, log.len() as u32)
-            .u64_at(
-                32,
-                if log.is_empty() {
-                    0
-                } else {
-                    log.as_mut_ptr() as u64
-                },
-            )
-            .u32_at(44, prog_flags)
-            .bytes_at(48, name)
-            .u32_at(64, ifindex.unwrap_or(0))
-            .u32_at(68, BPF_XDP);
+        let mut a = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_XDP,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level: u32::from(!log.is_empty()),
+            log_size: log.len() as u32,
+            log_buf: if log.is_empty() {
+                0
+            } else {
+                log.as_mut_ptr() as u64
+            },
+            kern_version: 0,
+            prog_flags,
+            prog_name: obj_name(name),
+            prog_ifindex: ifindex.unwrap_or(0),
+            expected_attach_type: BPF_XDP,
+        };
         bpf(BPF_PROG_LOAD, &mut a)
     };
     // Without a log first (a log too small for the verifier's trace fails the load by
     // itself); on failure again with one, for the message.
     match load(&mut []) {
-        Ok(rc) => Ok(fd_from(rc)),
+        Ok(rc) => fd_from(rc),
         Err(e) => {
             let mut log = vec![0u8; 256 * 1024];
             if let Ok(rc) = load(&mut log) {
-                return Ok(fd_from(rc));
+                return fd_from(rc);
             }
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
@@ -235,81 +485,91 @@ pub(crate) fn map_create(
     map_flags: u32,
     name: &[u8],
 ) -> io::Result<OwnedFd> {
-    let mut a = Attr::new();
-    a.u32_at(0, map_type)
-        .u32_at(4, key_size)
-        .u32_at(8, value_size)
-        .u32_at(12, max_entries)
-        .u32_at(16, map_flags)
-        .bytes_at(28, &name[..name.len().min(15)]);
-    bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+    let mut a = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags,
+        map_name: obj_name(name),
+        ..MapCreateAttr::default()
+    };
+    bpf(BPF_MAP_CREATE, &mut a).and_then(fd_from)
 }
 
 /// Sets `map[key] = value` (byte images of the map's key and value sizes).
 pub(crate) fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32_at(0, map.as_raw_fd() as u32)
-        .u64_at(8, key.as_ptr() as u64)
-        .u64_at(16, value.as_ptr() as u64)
-        .u64_at(24, 0);
+    let mut a = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: 0,
+    };
     bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+}
+
+fn one_word(id: u32) -> IdAttr {
+    IdAttr {
+        id,
+        ..IdAttr::default()
+    }
 }
 
 /// Makes `map` read-only for user space (`BPF_MAP_FREEZE`, for `.rodata`).
 pub(crate) fn map_freeze(map: &OwnedFd) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32_at(0, map.as_raw_fd() as u32);
-    bpf(BPF_MAP_FREEZE, &mut a).map(|_| ())
+    bpf(BPF_MAP_FREEZE, &mut one_word(map.as_raw_fd() as u32)).map(|_| ())
 }
 
 /// Runs XDP program `prog` once on `frame` (`BPF_PROG_TEST_RUN`) and returns its action.
 #[cfg(test)]
 pub(crate) fn prog_test_run(prog: &OwnedFd, frame: &[u8]) -> io::Result<u32> {
     let mut out = vec![0u8; frame.len() + 512];
-    let mut a = Attr::new();
-    a.u32_at(0, prog.as_raw_fd() as u32)
-        .u32_at(8, frame.len() as u32)
-        .u32_at(12, out.len() as u32)
-        .u64_at(16, frame.as_ptr() as u64)
-        .u64_at(24, out.as_mut_ptr() as u64)
-        .u32_at(32, 1);
-    bpf(BPF_PROG_TEST_RUN, &mut a)?;
-    Ok(u32::from_ne_bytes([a.0[4], a.0[5], a.0[6], a.0[7]]))
+    let mut a = crate::abi::TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in: frame.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat: 1,
+        duration: 0,
+    };
+    bpf(crate::abi::BPF_PROG_TEST_RUN, &mut a)?;
+    Ok(a.retval)
 }
 
 /// Attaches `prog` to interface `ifindex` as XDP through a bpf_link (`flags`: the mode bits).
 /// The program stays attached exactly as long as the returned descriptor is open: closing it,
 /// or the death of the process, detaches it.
 pub(crate) fn xdp_link_create(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    let mut a = Attr::new();
-    a.u32_at(0, prog.as_raw_fd() as u32)
-        .u32_at(4, ifindex)
-        .u32_at(8, BPF_XDP)
-        .u32_at(12, flags);
-    bpf(BPF_LINK_CREATE, &mut a).map(fd_from)
+    let mut a = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_XDP,
+        flags,
+    };
+    bpf(BPF_LINK_CREATE, &mut a).and_then(fd_from)
 }
 
 /// Detaches a bpf_link's program now (closing the last link descriptor also detaches it, but
 /// the kernel does that later, from a work queue).
 pub(crate) fn link_detach(link: &OwnedFd) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32_at(0, link.as_raw_fd() as u32);
-    bpf(BPF_LINK_DETACH, &mut a).map(|_| ())
+    bpf(BPF_LINK_DETACH, &mut one_word(link.as_raw_fd() as u32)).map(|_| ())
 }
 
 /// A descriptor of the loaded program `id` (needs CAP_SYS_ADMIN / CAP_BPF).
 pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    let mut a = Attr::new();
-    a.u32_at(0, id);
-    bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(fd_from)
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut one_word(id)).and_then(fd_from)
 }
 
 /// Fills `info` with `BPF_OBJ_GET_INFO_BY_FD` of `fd` (a program or a link).
-fn obj_info(fd: &OwnedFd, info: &mut [u8]) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32_at(0, fd.as_raw_fd() as u32)
-        .u32_at(4, info.len() as u32)
-        .u64_at(8, info.as_mut_ptr() as u64);
+fn obj_info<T: Copy>(fd: &OwnedFd, info: &mut T) -> io::Result<()> {
+    let mut a = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: (info as *mut T) as u64,
+    };
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map(|_| ())
 }
 
@@ -325,16 +585,16 @@ pub(crate) struct ProgInfo {
 /// The name and map ids of program `fd`.
 pub(crate) fn prog_info(fd: &OwnedFd) -> io::Result<ProgInfo> {
     let mut maps = [0u32; 16];
-    // struct bpf_prog_info: nr_map_ids at 52, map_ids (pointer) at 56, name[16] at 64.
-    let mut info = [0u8; 256];
-    info[52..56].copy_from_slice(&(maps.len() as u32).to_ne_bytes());
-    info[56..64].copy_from_slice(&(maps.as_mut_ptr() as u64).to_ne_bytes());
+    let mut info = BpfProgInfo {
+        nr_map_ids: maps.len() as u32,
+        map_ids: maps.as_mut_ptr() as u64,
+        ..BpfProgInfo::default()
+    };
     obj_info(fd, &mut info)?;
-    let nr = u32::from_ne_bytes(info[52..56].try_into().expect("4 bytes")) as usize;
-    let name = &info[64..80];
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let nr = info.nr_map_ids as usize;
+    let end = info.name.iter().position(|&b| b == 0).unwrap_or(16);
     Ok(ProgInfo {
-        name: String::from_utf8_lossy(&name[..end]).into_owned(),
+        name: String::from_utf8_lossy(&info.name[..end]).into_owned(),
         map_ids: maps[..nr.min(maps.len())].to_vec(),
     })
 }
@@ -346,45 +606,29 @@ pub(crate) fn xdp_links(ifindex: u32) -> io::Result<Vec<(u32, u32)>> {
     let mut id = 0u32;
     // Bounded: link ids only grow, and the kernel has at most a few thousand links.
     for _ in 0..100_000 {
-        let mut a = Attr::new();
-        a.u32_at(0, id);
+        let mut a = one_word(id);
         match bpf(BPF_LINK_GET_NEXT_ID, &mut a) {
-            Ok(_) => id = u32::from_ne_bytes(a.0[4..8].try_into().expect("4 bytes")),
+            Ok(_) => id = a.next_id,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
             Err(e) => return Err(e),
         }
-        let mut a = Attr::new();
-        a.u32_at(0, id);
-        let Ok(fd) = bpf(BPF_LINK_GET_FD_BY_ID, &mut a).map(fd_from) else {
+        let Ok(fd) = bpf(BPF_LINK_GET_FD_BY_ID, &mut one_word(id)).and_then(fd_from) else {
             continue; // gone meanwhile
         };
-        // struct bpf_link_info: type at 0, id at 4, prog_id at 8, xdp.ifindex at 16.
-        let mut info = [0u8; 64];
+        let mut info = BpfLinkInfo::default();
         if obj_info(&fd, &mut info).is_err() {
             continue;
         }
-        let u32_at = |o: usize| u32::from_ne_bytes(info[o..o + 4].try_into().expect("4 bytes"));
-        if u32_at(0) == BPF_LINK_TYPE_XDP && u32_at(16) == ifindex {
-            out.push((u32_at(4), u32_at(8)));
+        if info.link_type == BPF_LINK_TYPE_XDP && info.xdp_ifindex == ifindex {
+            out.push((info.id, info.prog_id));
         }
     }
     Ok(out)
 }
 
+/// A token for buffer `addr` of pool `pool_id` (tests of the release paths).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layouts_match_uapi() {
-        assert_eq!(std::mem::size_of::<Insn>(), 8);
-        assert_eq!(std::mem::size_of::<Attr>(), 144);
-        assert_eq!(std::mem::align_of::<Attr>(), 8);
-        let p = redirect_program(7);
-        // ld_imm64 with the map fd in src_reg = BPF_PSEUDO_MAP_FD, dst r1
-        assert_eq!(p[1].regs, 0x11);
-        assert_eq!(p[1].imm, 7);
-        // ldx: dst r2, src r1
-        assert_eq!(p[0].regs, 0x12);
-    }
+pub(crate) fn test_token(addr: usize, len: u32, pool_id: u32) -> nethuns_core::Token {
+    // SAFETY: (test) the callers make each token once, for a frame they marked out and own.
+    unsafe { nethuns_core::Token::new(nethuns_core::BufferDesc::new(addr), len, pool_id) }
 }

@@ -10,7 +10,7 @@
 //! Anything else is left alone and described, with the command that would remove it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::sys;
 
@@ -53,39 +53,6 @@ fn mode_flag(attached: u8) -> u32 {
     }
 }
 
-/// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_GENERIC`) with a 2 s receive
-/// timeout.
-pub(crate) fn netlink_socket(protocol: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call, checked; made in the calling thread's namespace.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 2,
-        tv_usec: 0,
-    };
-    // SAFETY: valid socket; `tv` is a timeval and its size is passed.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    Ok(fd)
-}
-
 /// A netlink request of `kind` on interface `ifindex` with attributes `attrs`; returns the
 /// kernel's first answer.
 fn request(kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> io::Result<Vec<u8>> {
@@ -101,19 +68,11 @@ fn request(kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> io::Result<Vec<
     msg.extend_from_slice(&(ifindex as i32).to_ne_bytes());
     msg.extend_from_slice(&[0; 8]);
     msg.extend_from_slice(attrs);
-    let fd = netlink_socket(libc::NETLINK_ROUTE)?;
-    // SAFETY: valid socket; `msg` is readable for its length.
-    let rc = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = sys::netlink_socket(libc::NETLINK_ROUTE)?;
+    sys::send(&fd, &msg)?;
     let mut buf = vec![0u8; 32 * 1024];
-    // SAFETY: `buf` is writable for its length.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
+    let n = sys::recv(&fd, &mut buf, 0)?;
+    buf.truncate(n);
     if buf.len() < 16 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -290,6 +290,8 @@ fn drop_effective_caps() {
         pid: 0,
     };
     let mut d = [Data::default(); 2];
+    // The capget/capset pair, read as one.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
     // SAFETY: capget/capset with a v3 header and two data structs, as the ABI requires.
     unsafe {
         assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);

@@ -4,18 +4,18 @@
 //! The free list is core's [`FreeList`]: get and put are one compare-and-swap each, from any
 //! thread, so a payload may be released on another thread than the socket's.
 //!
-//! The buffers are one anonymous private mapping: nothing is written at create, so a page
+//! The buffers are one anonymous private mapping (a `SharedMap` of nethuns-sys-linux): nothing is written at create, so a page
 //! costs memory only once a packet was copied into it (the free list is LIFO, so a pool larger
 //! than the traffic needs touches only the buffers in actual use). The whole pool is capped at
 //! [`MAX_POOL_BYTES`].
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::context::{next_pool_id, BufferDesc, Context};
 use crate::error::{Error, Result};
 use crate::freelist::FreeList;
 use crate::token::{Payload, Token};
+use nethuns_sys_linux::SharedMap;
 
 const NIL: u32 = u32::MAX;
 
@@ -49,62 +49,15 @@ pub fn check_size(count: usize, buf_size: usize) -> Result<()> {
     Ok(())
 }
 
-#[cfg(target_os = "linux")]
-const MAP_NORESERVE: libc::c_int = libc::MAP_NORESERVE;
-// Elsewhere, untouched pages of a private anonymous mapping cost nothing either.
-#[cfg(not(target_os = "linux"))]
-const MAP_NORESERVE: libc::c_int = 0;
-
-/// Zero-filled memory of `len` bytes from an anonymous private mapping: the kernel supplies
-/// each page on first touch, so creating it commits nothing.
-struct LazyMem {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl LazyMem {
-    fn new(len: usize) -> Result<Self> {
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected. MAP_NORESERVE:
-        // no swap is reserved for pages never touched.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Error::NoMemory);
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::NoMemory)?;
-        Ok(LazyMem { ptr, len })
-    }
-}
-
-impl Drop for LazyMem {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, of this length, unmapped once.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
 /// `count` buffers of `buf_size` bytes each in one allocation, and the list of free ones.
 pub struct BufferPool {
-    mem: LazyMem,
+    /// Zero-filled memory from an anonymous private mapping: the kernel supplies each page on
+    /// first touch, so creating the pool commits nothing.
+    mem: SharedMap,
     buf_size: usize,
     count: u32,
     list: FreeList,
 }
-
-// SAFETY: the memory is owned by the pool and only reached through indices handed out by the
-// free list, each to one owner at a time; all shared state is atomic.
-unsafe impl Send for BufferPool {}
-// SAFETY: as above: concurrent `get`/`put` only touch atomics, and a buffer's bytes are touched
-// only by the single owner of its index.
-unsafe impl Sync for BufferPool {}
 
 impl BufferPool {
     /// A pool of `count` buffers of `buf_size` bytes, all free. Panics only on a size
@@ -122,7 +75,7 @@ impl BufferPool {
     /// page as packets are copied in.
     pub fn try_new(count: usize, buf_size: usize) -> Result<Self> {
         check_size(count, buf_size)?;
-        let mem = LazyMem::new(count * buf_size)?;
+        let mem = SharedMap::anonymous(count * buf_size, false).map_err(|_| Error::NoMemory)?;
         Ok(BufferPool {
             mem,
             buf_size,
@@ -188,8 +141,9 @@ impl BufferPool {
     pub unsafe fn buffer_ptr(&self, desc: BufferDesc, size: usize) -> *mut [u8] {
         debug_assert!(desc.get() < self.count as usize && size <= self.buf_size);
         let size = size.min(self.buf_size);
-        // SAFETY: desc < count, so the offset stays inside the allocation of count × buf_size.
-        let p = unsafe { self.mem.ptr.as_ptr().add(desc.get() * self.buf_size) };
+        // No check of its own on this hot path: the caller's contract keeps desc < count, so
+        // the range lies inside the mapping of count × buf_size bytes.
+        let p = self.mem.as_ptr().wrapping_add(desc.get() * self.buf_size);
         std::ptr::slice_from_raw_parts_mut(p, size)
     }
 }
@@ -351,8 +305,7 @@ mod tests {
     fn rss_bytes() -> u64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
         let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+        pages * nethuns_sys_linux::map::page_size() as u64
     }
 
     #[test]

@@ -29,14 +29,14 @@
 //! `sock.rs`: the socket (`rx.rs`, `tx.rs`: its receive and transmit paths; `port.rs`: its
 //! ethdev port; `eal.rs`: the EAL); `context.rs`: the mempool as the [`Context`];
 //! `flags.rs`: the flags and port options;
-//! `sys.rs`: every DPDK and libc call as a small safe wrapper, but the mbuf memory's:
-//! `mbuf.rs` owns the mempool, the mbufs and the RX/TX bursts (their calls with them); the
-//! declarations are the `nethuns-dpdk-sys` crate (bindgen, the C shim, the inlined bursts).
+//! `sys.rs`: every DPDK and libc call as a small safe wrapper, its submodule `sys/mbuf.rs` the
+//! mbuf memory: it owns the mempool, the mbufs and the RX/TX bursts (their calls with them);
+//! the declarations are the `nethuns-dpdk-sys` crate (bindgen, the C shim, the inlined bursts).
 //! Why it is built so, and what was measured: `docs/dpdk.md` in the nethuns repository.
 //!
 //! ## Where the unsafe code is
 //! Besides `sys.rs` and `nethuns-dpdk-sys`:
-//! - `mbuf.rs`: the owners of every raw DPDK pointer. `Mbuf` (one mbuf: its fields and data,
+//! - `sys/mbuf.rs` (part of `sys`): the owners of every raw DPDK pointer. `Mbuf` (one mbuf: its fields and data,
 //!   freed on drop, turned into and back from tokens), `RxBurst` / `TxBurst` / `Stash` (the
 //!   arrays `rte_eth_rx_burst`, `rte_eth_tx_burst` and `rte_pktmbuf_alloc_bulk` work on, with
 //!   `unsafe impl Send`), `ReleaseCache` (the cache the context's clones share, taken with an
@@ -44,7 +44,7 @@
 //!   back). Their mbuf and mempool calls are here, not in `sys.rs`: what makes them sound is
 //!   these types' invariants.
 //! - `context.rs`: the two `unsafe fn`s the [`Context`] trait demands (`unsafe_buffer`,
-//!   `release`), each one call into `mbuf.rs`.
+//!   `release`), each one call into `sys/mbuf.rs`.
 //! - `port.rs`: two calls whose soundness is the port's setup order: `sys::rx_queue_setup`
 //!   (the mempool outlives the queue: the port is closed before it) and `sys::EthQueue::new`
 //!   (the one handle of the started queue pair of a port reserved for one socket).
@@ -174,12 +174,12 @@ mod context;
 pub mod eal;
 mod error;
 mod flags;
-mod mbuf;
 mod port;
 mod portspec;
 mod rx;
 mod sock;
 mod sys;
+use sys::mbuf;
 mod tx;
 
 pub use context::DpdkContext;

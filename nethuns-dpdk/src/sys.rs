@@ -9,6 +9,9 @@
 //! itself. A DPDK failure is `Err(rc)` with DPDK's (negative) return code, which the caller
 //! turns into an [`Error::Engine`](nethuns_core::Error::Engine) naming what it was doing.
 
+/// The mbuf memory: the owners of every raw mbuf and mempool pointer, and their calls.
+pub(crate) mod mbuf;
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::marker::PhantomData;

@@ -7,8 +7,11 @@
 //!   atomics, reads, writes and copies at byte offsets. Who may touch which bytes when is the
 //!   engine's ring protocol; `SharedMap` makes sure no access leaves the mapping and no
 //!   Rust reference to kernel-written bytes is ever made, so the accessors are safe.
-//! - [`netdev`]: an interface's index, MTU, flags and RX queue count, and a socket's pending
-//!   error, each an `io::Error` for the caller to put its context (interface, queue) on.
+//! - [`IndexRing`]: a producer/consumer ring of `T` slots with its index words inside one
+//!   `SharedMap`, its geometry checked once so that a slot access is only a mask (AF_XDP's
+//!   rings).
+//! - [`netdev`]: an interface's index, MTU, flags, RX queue count and driver, and a socket's
+//!   pending error, each an `io::Error` for the caller to put its context (interface, queue) on.
 //!
 //! ```
 //! use nethuns_sys_linux::SharedMap;
@@ -32,10 +35,13 @@
 //!
 //! ## Where the unsafe code is
 //! All of this crate is the fence: `map.rs` (mmap/munmap, the raw accesses behind the bounds
-//! checks, `unsafe trait Pod` for the plain-data types a read may return) and `netdev.rs` (the
+//! checks, `unsafe trait Pod` for the plain-data types a read may return), `ring.rs` (the
+//! slot reads and writes behind `IndexRing`'s one-time geometry check) and `netdev.rs` (the
 //! ioctls and `getsockopt`/`poll` calls, each on a value this crate owns).
 
 pub mod map;
 pub mod netdev;
+pub mod ring;
 
 pub use map::{Pod, SharedMap};
+pub use ring::{IndexRing, RingOffsets};

@@ -36,6 +36,10 @@ pod!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 // SAFETY: an array of Pod elements has no padding between them and every bit pattern of each
 // element is valid.
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+#[cfg(target_os = "linux")]
+// SAFETY: `struct xdp_desc` (AF_XDP's RX/TX ring slot): a u64 and two u32s, no padding, any bits
+// valid.
+unsafe impl Pod for libc::xdp_desc {}
 
 /// A memory mapping this value owns (unmapped on drop): a mapping shared with the kernel
 /// (`mmap` of a descriptor) or an anonymous one.
@@ -320,6 +324,60 @@ impl SharedMap {
         unsafe { std::ptr::copy(src, dst, n) };
     }
 
+    /// The 32-bit atomic at `off`, with the bounds and alignment checked in debug builds only:
+    /// for a hot path whose offsets come from a layout checked against the mapping once.
+    ///
+    /// # Safety
+    /// `off + 4 <= self.len()` and `off` is a multiple of 4.
+    #[inline(always)]
+    pub unsafe fn atomic_u32_unchecked(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(self.aligned::<AtomicU32>(off).is_some());
+        let p = self.ptr.as_ptr().wrapping_add(off).cast::<AtomicU32>();
+        // SAFETY: the caller promises that `p` is inside the mapping and aligned; the mapping
+        // lives as long as `&self`, and an AtomicU32 may alias memory the kernel accesses
+        // atomically.
+        unsafe { &*p }
+    }
+
+    /// A copy of the `T` at `off`, the bounds checked in debug builds only.
+    ///
+    /// # Safety
+    /// `off + size_of::<T>() <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn read_unchecked<T: Pod>(&self, off: usize) -> T {
+        debug_assert!(self.fits(off, std::mem::size_of::<T>()));
+        let p = self.ptr.as_ptr().wrapping_add(off).cast::<T>();
+        // SAFETY: the caller promises size_of::<T>() bytes at `p` inside the live mapping; the
+        // read is unaligned and makes no reference; any bit pattern is a valid T (Pod).
+        unsafe { p.read_unaligned() }
+    }
+
+    /// Stores `v` at `off`, the bounds checked in debug builds only.
+    ///
+    /// # Safety
+    /// `off + size_of::<T>() <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn write_unchecked<T: Pod>(&self, off: usize, v: T) {
+        debug_assert!(self.fits(off, std::mem::size_of::<T>()));
+        let p = self.ptr.as_ptr().wrapping_add(off).cast::<T>();
+        // SAFETY: the caller promises size_of::<T>() writable bytes at `p` inside the live
+        // mapping; the write is unaligned and makes no reference.
+        unsafe { p.write_unaligned(v) }
+    }
+
+    /// Copies `src` into the mapping at `off`, the bounds checked in debug builds only.
+    ///
+    /// # Safety
+    /// `off + src.len() <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn copy_to_unchecked(&self, off: usize, src: &[u8]) {
+        debug_assert!(self.fits(off, src.len()));
+        let dst = self.ptr.as_ptr().wrapping_add(off);
+        // SAFETY: the caller promises src.len() writable bytes at `dst` inside the mapping;
+        // `ptr::copy` allows `src` to overlap them.
+        unsafe { std::ptr::copy(src.as_ptr(), dst, src.len()) }
+    }
+
     /// Sets `n` bytes at `off` to `byte`; panics if they leave the mapping.
     #[inline]
     pub fn fill(&self, off: usize, n: usize, byte: u8) {
@@ -398,6 +456,21 @@ mod tests {
         m.fill(100, 7, b'x');
         m.copy_from(100, &mut out);
         assert_eq!(&out, b"xxxxxxx");
+    }
+
+    #[test]
+    fn unchecked_accessors_reach_the_same_bytes() {
+        let m = SharedMap::anonymous(4096, false).unwrap();
+        // SAFETY: every offset below is inside the 4096 bytes, the atomic's 4-aligned.
+        unsafe { m.write_unchecked::<u32>(4092, 9) };
+        assert_eq!(m.read::<u32>(4092), 9);
+        // SAFETY: as above.
+        unsafe { m.atomic_u32_unchecked(4092) }.store(10, Ordering::Relaxed);
+        // SAFETY: as above.
+        assert_eq!(unsafe { m.read_unchecked::<u32>(4092) }, 10);
+        // SAFETY: as above.
+        unsafe { m.copy_to_unchecked(4090, &[1, 2]) };
+        assert_eq!(m.read::<[u8; 2]>(4090), [1, 2]);
     }
 
     #[test]

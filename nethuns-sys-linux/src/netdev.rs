@@ -152,15 +152,73 @@ pub fn rx_queues(ctl: impl AsFd, name: &str) -> io::Result<u32> {
         cmd: ETHTOOL_GCHANNELS,
         ..Default::default()
     };
+    // SAFETY: ETHTOOL_GCHANNELS reads and writes one struct ethtool_channels, `ch`'s layout.
+    unsafe { ethtool(ctl, name, &mut ch) }?;
+    Ok(ch.rx_count.max(ch.combined_count))
+}
+
+#[cfg(target_os = "linux")]
+/// One `SIOCETHTOOL` request on interface `name`: the kernel reads the command in the first
+/// word of `data` and writes its answer there.
+///
+/// # Safety
+/// `T` is the struct (`#[repr(C)]`, its first field the command) that the command in it
+/// reads and writes.
+unsafe fn ethtool<T>(ctl: impl AsFd, name: &str, data: &mut T) -> io::Result<()> {
     let mut req = Ifreq::new(name)?;
-    req.0.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes one struct ethtool_channels through
-    // ifru_data, which points to `ch`, alive and of that layout for the call.
+    req.0.ifr_ifru.ifru_data = (data as *mut T).cast();
+    // SAFETY: ifru_data points to `data`, alive for the call and of the layout the command
+    // writes (the caller's contract).
     let rc = unsafe { libc::ioctl(ctl.as_fd().as_raw_fd(), libc::SIOCETHTOOL, &mut req.0) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(ch.rx_count.max(ch.combined_count))
+    Ok(())
+}
+
+/// `struct ethtool_drvinfo` (196 bytes).
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct EthtoolDrvInfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+#[cfg(target_os = "linux")]
+const ETHTOOL_GDRVINFO: u32 = 3;
+
+#[cfg(target_os = "linux")]
+/// The driver of interface `name` of `ctl`'s namespace (`ETHTOOL_GDRVINFO`, what `ethtool -i`
+/// shows: `veth`, `virtio_net`, `ice`, ...); an empty string where the driver gives none.
+pub fn driver_name(ctl: impl AsFd, name: &str) -> io::Result<String> {
+    let mut info = EthtoolDrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    // SAFETY: ETHTOOL_GDRVINFO reads and writes one struct ethtool_drvinfo, `info`'s layout.
+    unsafe { ethtool(ctl, name, &mut info) }?;
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
 /// The pending error of socket `fd` (`SO_ERROR`, which the read clears), if any.
@@ -216,6 +274,8 @@ mod tests {
     fn ethtool_channels_layout() {
         assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
         assert_eq!(std::mem::offset_of!(EthtoolChannels, combined_count), 32);
+        assert_eq!(std::mem::size_of::<EthtoolDrvInfo>(), 196);
+        assert_eq!(std::mem::offset_of!(EthtoolDrvInfo, n_priv_flags), 176);
     }
 
     #[test]

@@ -87,6 +87,8 @@ impl RawSock {
     /// Opens it inside the calling thread's namespace.
     pub fn open(ifname: &str) -> RawSock {
         let name = std::ffi::CString::new(ifname).unwrap();
+        // A test peer's setup: one sequence of plain syscalls, read as one.
+        #[allow(clippy::multiple_unsafe_ops_per_block)]
         // SAFETY: plain libc calls with valid arguments; results checked.
         unsafe {
             let idx = libc::if_nametoindex(name.as_ptr());
@@ -146,9 +148,10 @@ impl RawSock {
     /// Receives one frame (waits at most 20 ms), incoming only.
     pub fn recv(&self) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 4096];
-        // SAFETY: buf is writable for its length.
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: buf is writable for its length, `sa` for `len` bytes.
         let rc = unsafe {
             libc::recvfrom(
                 self.0,

@@ -1,19 +1,26 @@
-//! [`Sock`]: creating an AF_XDP socket (UMEM registration, rings, bind, steering program).
+//! [`Sock`]: the AF_XDP socket, its creation (UMEM registration, rings, bind, steering
+//! program) and its [`Socket`] implementation (the receive and transmit halves are in
+//! `rx.rs` and `tx.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
+use nethuns_core::batch::BatchSink;
 use nethuns_core::frame::ETH_HLEN;
-use nethuns_core::{Error, Result};
+use nethuns_core::{Capabilities, Context, Error, Result, Socket, Stats, Token};
 
+use crate::abi::XdpDesc;
 use crate::attach::{self, XdpShare};
+use crate::context::Umem;
 use crate::flags::{mode_name, AfXdpFlags, Layout, XDP_ZEROCOPY};
-use crate::ring::{Ring, XdpDesc};
+use crate::ring::{Consumer, Producer};
 use crate::stack::FrameStack;
-use crate::umem::Umem;
-use crate::{netdev, xdpstate, AfXdpOptions};
+use crate::tx::Kick;
+use crate::{netdev, sys, xdpstate, AfXdpOptions, Meta};
+
+pub use crate::abi::XdpStatistics;
 
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 ///
@@ -22,10 +29,10 @@ use crate::{netdev, xdpstate, AfXdpOptions};
 /// thread drives its rings; payloads and tokens it hands out may be dropped anywhere.
 pub struct Sock {
     pub(crate) umem: Umem,
-    pub(crate) fill: Ring<u64>,
-    pub(crate) comp: Ring<u64>,
-    pub(crate) rx: Ring<XdpDesc>,
-    pub(crate) tx: Ring<XdpDesc>,
+    pub(crate) fill: Producer<u64>,
+    pub(crate) comp: Consumer<u64>,
+    pub(crate) rx: Consumer<XdpDesc>,
+    pub(crate) tx: Producer<XdpDesc>,
     /// TX frames not in use (UMEM addresses of frame starts).
     pub(crate) tx_free: FrameStack,
     /// Released RX frames that did not fit in the fill ring (never, with the sizes `Layout`
@@ -45,7 +52,7 @@ pub struct Sock {
     pub(crate) refused: Cell<u64>,
     /// Idle-path link check: the coarse-clock time (ms) at which the next check is due.
     pub(crate) next_check_ms: Cell<u64>,
-    /// Empty polls so far (the link clock is read every [`crate::io::CLOCK_EVERY`]-th).
+    /// Empty polls so far (the link clock is read every [`crate::rx::CLOCK_EVERY`]-th).
     pub(crate) idle_polls: Cell<u32>,
     /// The last link check found the interface down (admin down or no carrier).
     pub(crate) down: Cell<bool>,
@@ -107,81 +114,6 @@ impl std::fmt::Debug for Sock {
             .finish()
     }
 }
-
-fn setsockopt<T>(fd: &OwnedFd, opt: i32, val: &T) -> io::Result<()> {
-    // SAFETY: `val` points to a live T and its size is passed; the kernel copies it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            opt,
-            (val as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn getsockopt<T: Default>(fd: &OwnedFd, opt: i32) -> io::Result<T> {
-    let mut v = T::default();
-    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
-    // SAFETY: `v` is a live, writable T and `len` its size; the kernel writes at most `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            opt,
-            (&mut v as *mut T).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v)
-    }
-}
-
-/// `struct xdp_mmap_offsets` with a `Default` for `getsockopt`.
-#[repr(transparent)]
-struct Offsets(libc::xdp_mmap_offsets);
-
-impl Default for Offsets {
-    fn default() -> Self {
-        // SAFETY: plain integers; all-zero is valid.
-        Offsets(unsafe { std::mem::zeroed() })
-    }
-}
-
-/// The socket's counters from `XDP_STATISTICS`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct XdpStatistics {
-    /// Frames dropped for reasons other than an invalid descriptor or a full RX ring: in copy
-    /// mode (SKB mode, and native mode on drivers without zero-copy) a frame that found the
-    /// fill ring empty.
-    pub rx_dropped: u64,
-    /// Invalid descriptors found on the fill ring.
-    pub rx_invalid_descs: u64,
-    /// Invalid descriptors found on the TX ring.
-    pub tx_invalid_descs: u64,
-    /// Frames dropped because the RX ring was full.
-    pub rx_ring_full: u64,
-    /// Times the kernel found the fill ring empty when it wanted a frame. Not a frame count:
-    /// in copy mode each such frame is also counted in `rx_dropped`; zero-copy drivers ask in
-    /// batches and count once per failed batch, before any frame arrives.
-    pub rx_fill_ring_empty_descs: u64,
-    /// Times the TX ring was empty when the kernel looked.
-    pub tx_ring_empty_descs: u64,
-}
-
-#[derive(Default)]
-#[repr(transparent)]
-struct Options(u32);
 
 impl Sock {
     /// Opens queue `queue` (`None` = 0) of interface `portspec` with `flags` and the
@@ -253,10 +185,7 @@ impl Sock {
         )?;
         // The socket's handle: payloads of `recv` release through it without atomics.
         umem.make_local(layout.rx_frames);
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
+        let fd = sys::xsk_socket().map_err(|e| {
             let hint = match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => {
                     "creating the socket (needs CAP_NET_RAW, and CAP_NET_ADMIN + CAP_BPF to attach the program: run as root)"
@@ -264,10 +193,8 @@ impl Sock {
                 Some(libc::EAFNOSUPPORT) => "creating the socket (kernel without AF_XDP)",
                 _ => "creating the socket",
             };
-            return Err(Error::os(ctx(hint), e));
-        }
-        // SAFETY: raw is a new descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            Error::os(ctx(hint), e)
+        })?;
 
         let (area, len) = umem.area();
         let reg = libc::xdp_umem_reg {
@@ -278,7 +205,7 @@ impl Sock {
             flags: 0,
             tx_metadata_len: 0,
         };
-        setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(|e| {
+        sys::register_umem(&fd, &reg).map_err(|e| {
             Error::os(
                 ctx(&format!(
                     "registering a UMEM of {} bytes (locked memory limit? see `ulimit -l`)",
@@ -297,46 +224,47 @@ impl Sock {
             (libc::XDP_RX_RING, layout.rx_size, "RX"),
             (libc::XDP_TX_RING, layout.tx_size, "TX"),
         ] {
-            setsockopt(&fd, opt, &size)
+            sys::set_ring_size(&fd, opt, size)
                 .map_err(|e| Error::os(ctx(&format!("sizing the {name} ring to {size}")), e))?;
         }
-        let off: Offsets = getsockopt(&fd, libc::XDP_MMAP_OFFSETS)
-            .map_err(|e| Error::os(ctx("reading the ring offsets"), e))?;
-        let off = off.0;
+        let off =
+            sys::mmap_offsets(&fd).map_err(|e| Error::os(ctx("reading the ring offsets"), e))?;
         let map_err = |name: &str| {
             let c = ctx(&format!("mapping the {name} ring"));
             move |e| Error::os(c, e)
         };
-        let fill = Ring::<u64>::map(
+        let fill = Producer::<u64>::map(
             &fd,
             &off.fr,
             layout.fill_size,
-            libc::XDP_UMEM_PGOFF_FILL_RING as i64,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
         )
         .map_err(map_err("fill"))?;
-        let comp = Ring::<u64>::map(
+        let comp = Consumer::<u64>::map(
             &fd,
             &off.cr,
             layout.comp_size,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
         )
         .map_err(map_err("completion"))?;
-        let rx = Ring::<XdpDesc>::map(&fd, &off.rx, layout.rx_size, libc::XDP_PGOFF_RX_RING)
-            .map_err(map_err("RX"))?;
-        let tx = Ring::<XdpDesc>::map(&fd, &off.tx, layout.tx_size, libc::XDP_PGOFF_TX_RING)
-            .map_err(map_err("TX"))?;
+        let rx =
+            Consumer::<XdpDesc>::map(&fd, &off.rx, layout.rx_size, libc::XDP_PGOFF_RX_RING as u64)
+                .map_err(map_err("RX"))?;
+        let tx =
+            Producer::<XdpDesc>::map(&fd, &off.tx, layout.tx_size, libc::XDP_PGOFF_TX_RING as u64)
+                .map_err(map_err("TX"))?;
 
         // Every receive frame goes to the fill ring (it holds them all).
-        debug_assert!(fill.prod_free(layout.rx_frames) >= layout.rx_frames);
+        debug_assert!(fill.free_slots(layout.rx_frames) >= layout.rx_frames);
         for f in 0..layout.rx_frames {
             fill.push(umem.addr_of(f));
         }
         fill.submit();
 
         bind(&fd, &name, ifindex, queue, &layout, portspec)?;
-        let opts: Options = getsockopt(&fd, libc::XDP_OPTIONS)
-            .map_err(|e| Error::os(ctx("reading the socket options"), e))?;
-        let zero_copy = opts.0 & libc::XDP_OPTIONS_ZEROCOPY != 0;
+        let opts =
+            sys::xdp_options(&fd).map_err(|e| Error::os(ctx("reading the socket options"), e))?;
+        let zero_copy = opts & libc::XDP_OPTIONS_ZEROCOPY != 0;
 
         let wait_set = netdev::wait_set(&[&fd, &link_events])
             .map_err(|e| Error::os(ctx("creating the epoll set of the pollable fd"), e))?;
@@ -461,7 +389,7 @@ impl Sock {
     /// The kernel's own counters for this socket (`XDP_STATISTICS`); the counters every
     /// backend reports the same way are [`Socket::stats`](nethuns_core::Socket::stats).
     pub fn native_stats(&self) -> Result<XdpStatistics> {
-        getsockopt(&self.fd, libc::XDP_STATISTICS).map_err(|e| {
+        sys::xdp_statistics(&self.fd).map_err(|e| {
             Error::os(
                 format!(
                     "AF_XDP on {} queue {}: reading statistics",
@@ -513,18 +441,9 @@ fn bind(
     let mut holder = None;
     let mut checked = false;
     let e = loop {
-        // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_xdp).cast(),
-                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
+        let Err(e) = sys::bind_xsk(fd, &sa) else {
             return Ok(());
-        }
-        let e = io::Error::last_os_error();
+        };
         if e.raw_os_error() != Some(libc::EBUSY) {
             break e;
         }
@@ -612,19 +531,272 @@ fn zero_copy_hint(iface: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Socket for Sock {
+    type Context = Umem;
+    type Metadata = Meta;
+    type Flags = AfXdpFlags;
 
-    #[test]
-    fn layouts_match_uapi() {
-        // struct xdp_statistics: six __u64.
-        assert_eq!(std::mem::size_of::<XdpStatistics>(), 48);
-        assert_eq!(std::mem::offset_of!(XdpStatistics, tx_ring_empty_descs), 40);
-        // struct xdp_options: one __u32.
-        assert_eq!(std::mem::size_of::<Options>(), 4);
-        // struct xdp_umem_reg with flags and tx_metadata_len (the kernel takes 24 or more).
-        assert_eq!(std::mem::size_of::<libc::xdp_umem_reg>(), 32);
-        assert_eq!(std::mem::size_of::<libc::sockaddr_xdp>(), 16);
+    /// [`Socket::recv_token`] paired with the socket's context, inlined into the caller.
+    #[inline(always)]
+    fn recv(&self) -> Result<(nethuns_core::Payload<'_, Umem>, Meta)> {
+        if self.rx.window_done() && !self.next_window() {
+            // The plain case returns a constant: inlined, the caller's match on it needs no
+            // drop of an `Error`.
+            if self.idle_is_plain() {
+                return Err(Error::NoPacket);
+            }
+            return Err(self.why_nothing());
+        }
+        let d = self.rx.pop();
+        let (token, meta) = if d.options & libc::XDP_PKT_CONTD != 0 {
+            self.recv_multi(d)?
+        } else {
+            self.take_desc(d)
+        };
+        // SAFETY: the token was made by this socket from its own context.
+        Ok((
+            unsafe { nethuns_core::Payload::from_token_unchecked(token, &self.umem) },
+            meta,
+        ))
+    }
+
+    #[inline(always)]
+    fn recv_token(&self) -> Result<(Token, Meta)> {
+        if self.rx.window_done() && !self.next_window() {
+            return Err(self.nothing_received());
+        }
+        let d = self.rx.pop();
+        if d.options & libc::XDP_PKT_CONTD != 0 {
+            return self.recv_multi(d);
+        }
+        Ok(self.take_desc(d))
+    }
+
+    #[inline]
+    fn fill_batch(&self, sink: &mut BatchSink<'_, Meta>) -> Result<()> {
+        if self.multi_buffer {
+            // A multi-buffer frame takes several descriptors: packet by packet, as `recv`.
+            while sink.remaining() > 0 {
+                match self.recv_token() {
+                    Ok((t, m)) => {
+                        // Cannot fail: there is room.
+                        let _ = sink.push(t, m);
+                    }
+                    Err(Error::NoPacket) => return Ok(()),
+                    Err(e) if sink.is_empty() => return Err(e),
+                    Err(_) => return Ok(()),
+                }
+            }
+            return Ok(());
+        }
+        if self.rx.window_done() && !self.next_window() {
+            let e = self.nothing_received();
+            if matches!(e, Error::NoPacket) {
+                // Owns nothing: forgotten rather than passed to `Error`'s drop (a call).
+                std::mem::forget(e);
+                return Ok(());
+            }
+            return Err(e);
+        }
+        // The rest of the current window, as far as the sink has room: one window check and
+        // one release per burst, not per packet.
+        let n = self.rx.window_left().min(sink.remaining() as u32);
+        if self.rx_meta {
+            self.take_into::<true>(sink, n);
+        } else {
+            self.take_into::<false>(sink, n);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn send(&self, packet: &[u8]) -> Result<()> {
+        let len = packet.len();
+        // The fast path: a frame of untagged size in one UMEM frame, a free TX frame and a
+        // free TX slot; anything else (the size rule's errors, a tagged frame's extra 4
+        // bytes, multi-buffer frames, a full TX side, a gone interface) takes `send_slow`.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.free_slots(1) != 0 {
+                    self.umem.write(addr, packet);
+                    self.queue_frame(addr, len as u32);
+                    return Ok(());
+                }
+                self.tx_free.push(addr);
+            }
+        }
+        self.send_slow(packet)
+    }
+
+    /// Reserves TX frames and slots for the whole burst at once, copies each frame in, and
+    /// publishes them with one producer store and one kick. Frames off `send`'s fast path
+    /// (see [`Socket::send`]'s size rule, multi-buffer frames) go through `send`.
+    fn send_batch(&self, packets: &[&[u8]]) -> Result<usize> {
+        let want = packets.len().min(u32::MAX as usize) as u32;
+        let k = if self.gone.get() {
+            0
+        } else {
+            want.min(self.tx_free.len()).min(self.tx.free_slots(want))
+        };
+        let mut n = 0usize;
+        for p in &packets[..k as usize] {
+            let len = p.len();
+            if len < ETH_HLEN || len > self.fast_tx_len {
+                break;
+            }
+            let Some(addr) = self.tx_free.pop() else {
+                break;
+            };
+            self.umem.write(addr, p);
+            self.tx.push(XdpDesc {
+                addr,
+                len: len as u32,
+                options: 0,
+            });
+            n += 1;
+        }
+        self.tx_pending.set(self.tx_pending.get() + n as u32);
+        for p in &packets[n..] {
+            match self.send(p) {
+                Ok(()) => n += 1,
+                Err(e) if n == 0 => {
+                    self.submit_and_kick();
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        self.submit_and_kick();
+        Ok(n)
+    }
+
+    /// Writes the frame straight into a free TX frame of the UMEM (no copy); frames larger
+    /// than a UMEM frame (multi-buffer) are built aside and sent with `send`.
+    #[inline]
+    fn send_with<F: FnOnce(&mut [u8])>(&self, len: usize, fill: F) -> Result<()> {
+        // The fast path, as `send`'s: a length no frame can exceed the limit with (untagged
+        // size, in one UMEM frame), a free TX frame and slot.
+        if len >= ETH_HLEN && len <= self.fast_tx_len && !self.gone.get() {
+            if let Some(addr) = self.tx_free.pop() {
+                if self.tx.free_slots(1) != 0 {
+                    return self.fill_and_queue(addr, len, fill, false);
+                }
+                self.tx_free.push(addr);
+            }
+        }
+        self.send_with_slow(len, fill)
+    }
+
+    /// A received frame of this socket's UMEM is queued itself (its address on the TX ring,
+    /// no copy); it goes back to the fill ring once the kernel completes it. Any other
+    /// payload (another socket's, another backend's, a multi-buffer frame's jumbo buffer) is
+    /// copied by `send` and released.
+    fn send_payload<'p, C: Context>(
+        &self,
+        payload: nethuns_core::Payload<'p, C>,
+    ) -> std::result::Result<(), nethuns_core::Unsent<'p, C>> {
+        let ours = (payload.context() as &dyn std::any::Any)
+            .downcast_ref::<Umem>()
+            .is_some_and(|u| {
+                u.same_memory(&self.umem) && self.umem.in_frames(payload.buffer_desc().get() as u64)
+            });
+        let r = if ours {
+            self.send_own(payload.buffer_desc().get() as u64, &payload)
+        } else {
+            self.send(&payload).map(|()| false)
+        };
+        match r {
+            Ok(true) => {
+                // The frame is on the TX ring now: ownership passes to the ring (the ledger
+                // forgets it; the completion recycles it).
+                let _ = payload.into_token().into_raw();
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(nethuns_core::Unsent { error, payload }),
+        }
+    }
+
+    fn flush(&self) {
+        self.submit_and_kick();
+    }
+
+    /// Publishes what `send` queued and kicks the kernel, like `flush`, and reports a kick
+    /// that failed: [`Error::InterfaceDown`] when the interface is down or deleted (the
+    /// frames stay on the TX ring and leave once it is back up), [`Error::Os`] with the errno
+    /// for anything else. A busy device queue (`EAGAIN`, `ENOBUFS`) is not an error.
+    fn try_flush(&self) -> Result<()> {
+        match self.submit_and_kick() {
+            Kick::Ok => Ok(()),
+            Kick::Down(errno) => {
+                if errno.is_none() && self.link_is_up() {
+                    // Stalled, but the link is up: the device queue is busy; the frames
+                    // leave with a later flush.
+                    return Ok(());
+                }
+                Err(Error::InterfaceDown(self.ifname.clone()))
+            }
+            Kick::Failed(errno) => Err(Error::os(
+                format!(
+                    "AF_XDP TX wakeup (sendto) on {} queue {}",
+                    self.ifname, self.queue
+                ),
+                io::Error::from_raw_os_error(errno),
+            )),
+        }
+    }
+
+    /// Counted by nethuns: `received` (frames handed out by `recv`/`recv_token`), `sent`
+    /// (frames published on the TX ring: by a flush or every 64 sends; a frame queued by
+    /// `send` and not yet flushed is not counted). From `XDP_STATISTICS`: `dropped` =
+    /// `rx_dropped` (in copy mode, a frame that found the fill ring empty) + `rx_ring_full`
+    /// (the RX ring was full). `rx_fill_ring_empty_descs` is left out: it counts the kernel's
+    /// failed attempts to take a frame, not frames (in copy mode each such frame is already in
+    /// `rx_dropped`; zero-copy drivers count once per failed batch). Frames a zero-copy NIC
+    /// drops in hardware for want of a frame never reach the socket and are counted only by
+    /// the driver (`ethtool -S`). `filtered` is `None` (no filters). `send_errors` =
+    /// `tx_invalid_descs` + sends refused by the size rule or because the interface was down
+    /// or gone (`NoMemory`, a full TX side, is back-pressure and not counted).
+    fn stats(&self) -> Result<Stats> {
+        let n = self.native_stats()?;
+        Ok(Stats {
+            received: self.handed_out.get(),
+            dropped: Some(n.rx_dropped + n.rx_ring_full),
+            filtered: None,
+            sent: self.sent.get(),
+            send_errors: n.tx_invalid_descs + self.refused.get(),
+        })
+    }
+
+    /// `max_frame` = MTU + 14 (the MTU read at creation; a tagged frame may be 4 bytes
+    /// longer), `min_frame` = 14, no timestamps (AF_XDP descriptors carry none), no filters,
+    /// `pollable_fd` = [`Sock::wait_fd`] (the XSK socket and link events: it also wakes when
+    /// the interface is deleted, which the XSK socket alone does not). `zero_copy` is `true` in every mode: nethuns never
+    /// copies a received frame, the payload is the UMEM frame the kernel wrote (in copy mode
+    /// the *kernel* copied it there from its own buffer; [`Sock::is_zero_copy`] says whether
+    /// the driver DMAs straight into the UMEM).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_frame: self.max_tx_len,
+            min_frame: ETH_HLEN,
+            timestamps: false,
+            zero_copy: true,
+            pollable_fd: Some(self.wait_set.as_raw_fd()),
+            filters: false,
+        }
+    }
+
+    fn create(portspec: &str, queue: Option<usize>, flags: AfXdpFlags) -> Result<Self> {
+        Sock::open(
+            portspec,
+            queue,
+            flags,
+            crate::AfXdpOptions::process_default(),
+        )
+    }
+
+    #[inline]
+    fn context(&self) -> &Umem {
+        &self.umem
     }
 }

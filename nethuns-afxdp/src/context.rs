@@ -15,20 +15,19 @@
 //!   the socket moves to the fill ring once per receive window. A `Umem` is not `Sync`, so a
 //!   payload borrowing the socket's handle is dropped on the thread that holds the socket:
 //!   the socket and its payloads never touch that stack at the same time.
-//! - through a clone (a token consumed with a cloned context, on any thread): onto a
-//!   lock-free stack (one compare-and-swap, nothing else); the socket's thread takes the whole
-//!   stack with one swap when it refills the fill ring, in batches. Because frames leave the
-//!   stack only through that take-all, a push racing with it cannot see a stale `next` (no
-//!   ABA), and no tag is needed.
+//! - through a clone (a token consumed with a cloned context, on any thread): onto core's
+//!   lock-free [`FreeList`] (one compare-and-swap); the socket's thread takes the whole list
+//!   at once ([`FreeList::take_all`]) when it refills the fill ring, in batches.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use nethuns_core::freelist::FreeList;
 use nethuns_core::{next_pool_id, BufferDesc, Context, Error, Result};
+use nethuns_sys_linux::SharedMap;
 
 use crate::stack::FrameStack;
-
-const NIL: u32 = u32::MAX;
+use crate::sys;
 
 /// The UMEM of one socket: `num_frames` frames of `frame_size` bytes in one anonymous mapping.
 /// Cheap to clone (an `Arc`); clones share the memory and the pool id. The memory lives as
@@ -56,11 +55,10 @@ impl Clone for Umem {
 }
 
 struct Inner {
-    area: *mut u8,
+    /// The UMEM, then the jumbo buffers.
+    map: SharedMap,
     /// Bytes registered with the kernel (`num_frames × frame_size`).
     len: usize,
-    /// Bytes mapped: `len` + the jumbo buffers.
-    mapped: usize,
     frame_shift: u32,
     num_frames: u32,
     /// Jumbo buffers after the UMEM (0 without multi-buffer frames).
@@ -68,29 +66,14 @@ struct Inner {
     /// log2 of a jumbo buffer's size.
     jumbo_shift: u32,
     pool_id: u32,
-    /// Head of the stack of released frames (frame index, NIL when empty).
-    head: AtomicU32,
-    /// `next[frame]`: the frame below it on the stack.
-    next: Box<[AtomicU32]>,
+    /// Frames (and jumbo buffers, by index) released through clones, waiting for the socket.
+    released_list: FreeList,
     /// Frames released and taken back by the socket since creation (monotonic; added once
     /// per refill, not per release).
     released: AtomicU64,
     /// Debug builds: which frames are out with a payload or token (catches double release).
     #[cfg(debug_assertions)]
     out: Box<[std::sync::atomic::AtomicBool]>,
-}
-
-// SAFETY: the mapping is owned by Inner and only reached through frame addresses, each owned by
-// one party at a time (kernel ring, socket, or one payload/token); shared state is atomic.
-unsafe impl Send for Inner {}
-// SAFETY: as above; `release` and the stack use atomics only.
-unsafe impl Sync for Inner {}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // SAFETY: area/mapped are what mmap returned; no payload can outlive the last clone.
-        unsafe { libc::munmap(self.area.cast(), self.mapped) };
-    }
 }
 
 impl std::fmt::Debug for Umem {
@@ -120,37 +103,27 @@ impl Umem {
     ) -> Result<Self> {
         let len = num_frames as usize * frame_size as usize;
         let mapped = len + jumbo_count as usize * jumbo_size as usize;
-        // SAFETY: anonymous private mapping, no fd; result checked.
-        let area = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
+        let map = sys::map_umem(mapped).map_err(|e| {
+            Error::os(
+                format!(
+                    "AF_XDP: mapping a UMEM of {num_frames} frames of {frame_size} bytes \
+                     ({jumbo_count} jumbo buffers of {jumbo_size} bytes after it)"
+                ),
+                e,
             )
-        };
-        if area == libc::MAP_FAILED {
-            return Err(Error::last_os(format!(
-                "AF_XDP: mapping a UMEM of {num_frames} frames of {frame_size} bytes \
-                 ({jumbo_count} jumbo buffers of {jumbo_size} bytes after it)"
-            )));
-        }
+        })?;
         let all = num_frames + jumbo_count;
         Ok(Umem {
             local: None,
             inner: Arc::new(Inner {
-                area: area.cast(),
+                map,
                 len,
-                mapped,
                 frame_shift: frame_size.trailing_zeros(),
                 num_frames,
                 jumbo_count,
                 jumbo_shift: jumbo_size.max(1).trailing_zeros(),
                 pool_id: next_pool_id(),
-                head: AtomicU32::new(NIL),
-                next: (0..all).map(|_| AtomicU32::new(NIL)).collect(),
+                released_list: FreeList::empty(all),
                 released: AtomicU64::new(0),
                 #[cfg(debug_assertions)]
                 out: (0..all)
@@ -163,7 +136,7 @@ impl Umem {
     /// Base address and length of the UMEM (for `XDP_UMEM_REG`; the jumbo buffers after it
     /// are not registered).
     pub(crate) fn area(&self) -> (*mut u8, usize) {
-        (self.inner.area, self.inner.len)
+        (self.inner.map.as_ptr(), self.inner.len)
     }
 
     /// Makes this handle the socket's own: frames released through it (up to `cap` at a
@@ -254,22 +227,24 @@ impl Umem {
     }
 
     /// Copies `n` bytes from address `from` to address `to` of the mapping (a received frame
-    /// segment into a jumbo buffer, both owned by the socket's thread).
+    /// segment into a jumbo buffer, both owned by the socket's thread); panics if either range
+    /// leaves the mapping.
     #[inline]
     pub(crate) fn copy_within(&self, from: u64, to: u64, n: usize) {
-        assert!(
-            from as usize + n <= self.inner.mapped && to as usize + n <= self.inner.mapped,
-            "UMEM copy out of range"
+        self.inner.map.copy_within(from as usize, to as usize, n);
+    }
+
+    /// The raw slice pointer to the `len` bytes at `addr`, not bounds-checked (debug builds
+    /// assert): the payload's every access comes through here, and the ranges it asks for lie
+    /// in frames by construction. Making the pointer is safe; dereferencing it is the
+    /// caller's promise that the range is in the mapping and owned by it.
+    #[inline(always)]
+    pub(crate) fn frame_ptr(&self, addr: u64, len: usize) -> *mut [u8] {
+        debug_assert!(
+            addr as usize + len <= self.inner.map.len(),
+            "UMEM address out of range"
         );
-        // SAFETY: both ranges lie in the mapping (checked above) and do not overlap (a UMEM
-        // frame and a jumbo buffer); the caller owns both.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.inner.area.add(from as usize),
-                self.inner.area.add(to as usize),
-                n,
-            )
-        }
+        std::ptr::slice_from_raw_parts_mut(self.inner.map.as_ptr().wrapping_add(addr as usize), len)
     }
 
     /// Marks a frame as handed to a payload/token (debug builds check it was not already).
@@ -283,85 +258,82 @@ impl Umem {
         let _ = frame;
     }
 
-    /// Copies `data` into frame memory at `addr` (a TX frame the socket owns).
+    /// Copies `data` into frame memory at `addr` (a TX frame the socket owns, `data` no
+    /// longer than a frame: the callers check). Not bounds-checked (debug builds assert):
+    /// this is the per-packet copy of `send`.
     #[inline]
     pub(crate) fn write(&self, addr: u64, data: &[u8]) {
-        debug_assert!(addr as usize + data.len() <= self.inner.mapped);
-        // SAFETY: addr + len lies within the mapping (checked by the caller against frame
-        // size), and TX frames on the socket's free list are owned by the socket alone.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.inner.area.add(addr as usize),
-                data.len(),
-            )
-        }
+        let dst = self.frame_ptr(addr, data.len()).cast::<u8>();
+        // SAFETY: addr + len lies within the mapping (the callers check len against the frame
+        // size, and TX frame addresses are frame starts), and TX frames on the socket's free
+        // list are owned by the socket alone; `data` is not in the UMEM's TX frame.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) }
     }
 
-    /// Whether frames wait on the lock-free stack (one relaxed load).
+    /// Reads `N` bytes at `addr` (e.g. the XDP RX metadata in front of a frame the socket
+    /// owns); panics if they leave the mapping.
+    #[inline]
+    pub(crate) fn read<const N: usize>(&self, addr: u64) -> [u8; N] {
+        self.inner.map.read(addr as usize)
+    }
+
+    /// Stores `N` bytes at `addr` (a frame the socket owns); panics if they leave the mapping.
+    #[inline]
+    pub(crate) fn write_bytes<const N: usize>(&self, addr: u64, v: [u8; N]) {
+        self.inner.map.write(addr as usize, v)
+    }
+
+    /// Whether frames wait on the released list (one relaxed load of its count, on every
+    /// window of the RX ring: a push seen late is taken at the next window; a count seen
+    /// early, while `take_all` empties the list, makes one refill find nothing).
     #[inline]
     pub(crate) fn shared_pending(&self) -> bool {
-        self.inner.head.load(Ordering::Relaxed) != NIL
+        self.inner.released_list.free() != 0
     }
 
     /// The TCI of the outermost VLAN tag (TPID 0x8100, 0x88A8 or 0x9100) of the `len`-byte
     /// frame at `addr`, or `None` if it is untagged: [`frame::outer_vlan`] with one load.
     ///
-    /// # Safety
-    /// `len` bytes at `addr` lie in the mapping and are not being written.
-    ///
     /// [`frame::outer_vlan`]: nethuns_core::frame::outer_vlan
     #[inline(always)]
-    pub(crate) unsafe fn outer_vlan(&self, addr: u64, len: u32) -> Option<u16> {
+    pub(crate) fn outer_vlan(&self, addr: u64, len: u32) -> Option<u16> {
         if len < 18 {
             return None;
         }
-        let at = addr as usize + 12;
-        // SAFETY: bytes 12..16 of the frame lie within its `len` ≥ 18 bytes (caller's
-        // contract); unaligned reads of plain bytes.
-        let tpid = u16::from_le_bytes(unsafe { self.inner.area.add(at).cast::<[u8; 2]>().read() });
+        // Bytes 12..14 (the TPID) and, if tagged, 14..16 (the TCI), unchecked against the
+        // mapping (debug builds assert): this runs for every received frame. Both lie within
+        // the frame's `len` >= 18 bytes, and the frame within the mapping (the kernel validates
+        // RX descriptors against the registered UMEM; jumbo buffer addresses are ours).
+        let tpid = u16::from_le_bytes(self.read2(addr + 12));
         // Compared as read (bytes in wire order): 0x8100 and 0x9100 differ in one bit, so
         // two comparisons cover the three TPIDs.
         if tpid & 0xFFEF == u16::from_le_bytes([0x81, 0x00])
             || tpid == u16::from_le_bytes([0x88, 0xA8])
         {
-            // SAFETY: as above.
-            let tci = unsafe { self.inner.area.add(at + 2).cast::<[u8; 2]>().read() };
-            return Some(u16::from_be_bytes(tci));
+            return Some(u16::from_be_bytes(self.read2(addr + 14)));
         }
         None
     }
 
-    /// Takes every released frame at once; iterate the returned chain with
-    /// [`Umem::chain_next`]. Only the socket's thread calls this.
-    #[inline]
-    pub(crate) fn take_released(&self) -> u32 {
-        if self.inner.head.load(Ordering::Relaxed) == NIL {
-            return NIL;
-        }
-        self.inner.head.swap(NIL, Ordering::Acquire)
+    /// The two bytes at `addr`, which lie in a received frame (see `outer_vlan`).
+    #[inline(always)]
+    fn read2(&self, addr: u64) -> [u8; 2] {
+        let at = self.frame_ptr(addr, 2).cast::<[u8; 2]>();
+        // SAFETY: the two bytes lie within a frame of the mapping (the caller's frame, see
+        // `outer_vlan`); an unaligned read of plain bytes, no reference made.
+        unsafe { at.read_unaligned() }
     }
 
-    /// The frame after `frame` in a chain from [`Umem::take_released`], or `None`.
+    /// Takes every frame released through clones at once, handing each index to `f` (a
+    /// jumbo buffer's after the frames); returns how many. Only the socket's thread calls this.
     #[inline]
-    pub(crate) fn chain_next(&self, frame: u32) -> Option<u32> {
-        let n = self.inner.next[frame as usize].load(Ordering::Relaxed);
-        (n != NIL).then_some(n)
+    pub(crate) fn take_released(&self, f: impl FnMut(u32)) -> u32 {
+        self.inner.released_list.take_all(f)
     }
 
-    /// Frames on the released stack now (walks it; call from the socket's thread only).
+    /// Frames on the released list now (call from the socket's thread only).
     pub(crate) fn released_frames(&self) -> Vec<u32> {
-        let mut v = Vec::new();
-        let mut f = self.inner.head.load(Ordering::Acquire);
-        while f != NIL {
-            v.push(f);
-            f = self.inner.next[f as usize].load(Ordering::Relaxed);
-        }
-        v
-    }
-
-    pub(crate) fn is_nil(frame: u32) -> bool {
-        frame == NIL
+        self.inner.released_list.snapshot()
     }
 }
 
@@ -375,12 +347,11 @@ impl Context for Umem {
     unsafe fn unsafe_buffer(&self, buf_idx: BufferDesc, size: usize) -> *mut [u8] {
         let addr = buf_idx.get();
         debug_assert!(
-            addr + size <= self.inner.mapped,
+            addr + size <= self.inner.map.len(),
             "UMEM address out of range"
         );
-        // SAFETY: (caller's contract) the buffer is owned by the caller and addr + size lies
-        // within its frame, hence within the mapping.
-        std::ptr::slice_from_raw_parts_mut(unsafe { self.inner.area.add(addr) }, size)
+        // The caller's contract puts addr + size within its frame, hence within the mapping.
+        self.frame_ptr(addr as u64, size)
     }
 
     #[inline]
@@ -442,27 +413,15 @@ impl Umem {
             self.inner.out[frame as usize].swap(false, Ordering::Relaxed),
             "AF_XDP frame {frame} released twice"
         );
-        let inner = &*self.inner;
-        let mut head = inner.head.load(Ordering::Relaxed);
-        loop {
-            inner.next[frame as usize].store(head, Ordering::Relaxed);
-            match inner.head.compare_exchange_weak(
-                head,
-                frame,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `frame` is in range (checked above) and was handed out (debug builds checked
+        // it above): the payload that owned it gives it up here, and it is not on the list.
+        unsafe { self.inner.released_list.push(frame) };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nethuns_core::Token;
 
     #[test]
     fn outer_vlan_matches_the_frame_rule() {
@@ -475,8 +434,7 @@ mod tests {
             f[14..16].copy_from_slice(&[0x20, 0x07]);
             u.write(2048 + 100, &f);
             for len in [14u32, 17, 18, 64] {
-                // SAFETY (test): the frame was just written and nothing else uses it.
-                let got = unsafe { u.outer_vlan(2048 + 100, len) };
+                let got = u.outer_vlan(2048 + 100, len);
                 let want = nethuns_core::frame::outer_vlan(&f[..len as usize]);
                 assert_eq!(got, want, "tpid {tpid:#x} len {len}");
             }
@@ -494,28 +452,19 @@ mod tests {
                 let u = u.clone();
                 s.spawn(move || {
                     for f in (t..1024).step_by(4) {
-                        // SAFETY (test): frame f is out and owned by this thread.
-                        let tok = unsafe {
-                            Token::new(BufferDesc::new((f as usize) << 11 | 256), 60, u.pool_id())
-                        };
+                        // Frame f is out and owned by this thread.
+                        let tok = crate::sys::test_token((f as usize) << 11 | 256, 60, u.pool_id());
                         drop(tok.consume(&u));
                     }
                 });
             }
         });
         let mut seen = vec![false; 1024];
-        let mut f = u.take_released();
-        let mut n = 0;
-        while !Umem::is_nil(f) {
+        let n = u.take_released(|f| {
             assert!(!seen[f as usize], "frame {f} twice");
             seen[f as usize] = true;
-            n += 1;
-            match u.chain_next(f) {
-                Some(x) => f = x,
-                None => break,
-            }
-        }
+        });
         assert_eq!(n, 1024);
-        assert!(Umem::is_nil(u.take_released()));
+        assert_eq!(u.take_released(|_| {}), 0);
     }
 }

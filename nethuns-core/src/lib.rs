@@ -54,7 +54,7 @@
 //!   ([`wait`]): `recv_timeout` likewise (its `poll(2)` is `nethuns-sys-linux`'s, so no system
 //!   call is made here outside the pool); `channel.rs` ([`channel`]): `into_received` in a
 //!   test.
-//! - `pool.rs` ([`pool`]): the anonymous mapping, the buffer pointers, `unsafe fn put`; and
+//! - `pool.rs` ([`pool`]): the buffer pointers into its `SharedMap`, `unsafe fn put`; and
 //!   `freelist.rs` ([`freelist`]): `unsafe fn push`, `unsafe trait Links`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -16,6 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  # netmap's socket and its shared memory build for FreeBSD too (ci/lint.sh checks them).
+  rustup target add x86_64-unknown-freebsd >/dev/null
 fi
 # cargo-fuzz for `cargo xtask fuzz` (built from crates.io, bounded in time).
 if ! cargo fuzz --version >/dev/null 2>&1; then

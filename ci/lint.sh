@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo xtask lint
+# nethuns-netmap promises its Sock on FreeBSD, where netmap is part of the kernel: a check for
+# that target (no linker needed) keeps the Linux-only parts of nethuns-sys-linux and core gated.
+cargo check -p nethuns-netmap --target x86_64-unknown-freebsd
 # Every published crate packages and builds from its .crate alone (versions on path
 # dependencies, no files outside the package). cargo treats the packaged crates as registry
 # crates of one version, whose unpacked sources and build artifacts it never rebuilds when the

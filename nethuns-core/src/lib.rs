@@ -67,9 +67,6 @@ pub mod frame;
 pub mod freelist;
 pub mod ledger;
 pub mod metadata;
-// Two blocks of pool.rs still hold two unsafe operations each (`buffer_ptr` and the
-// dereference, in `alloc_with` and a test); remove once pool.rs splits them.
-#[allow(clippy::multiple_unsafe_ops_per_block)]
 pub mod pool;
 pub mod socket;
 pub mod token;

@@ -206,8 +206,11 @@ impl PoolContext {
         let Some(desc) = self.pool.get() else {
             return Err(Error::NoMemory);
         };
-        // SAFETY: `desc` was just taken from the free list, so we own it exclusively.
-        let buf = unsafe { &mut *self.pool.buffer_ptr(desc, self.pool.buffer_size()) };
+        // SAFETY: `desc` was just taken from the free list, so it is a buffer of this pool.
+        let ptr = unsafe { self.pool.buffer_ptr(desc, self.pool.buffer_size()) };
+        // SAFETY: we own `desc` exclusively (just taken), so nothing else reaches its bytes;
+        // the pointer spans the buffer inside the pool's mapping, zero-filled or written.
+        let buf = unsafe { &mut *ptr };
         let len = fill(buf).min(buf.len());
         // SAFETY: ownership of `desc` passes to the token; len ≤ capacity.
         Ok(unsafe { Token::new(desc, len as u32, self.id) })
@@ -325,8 +328,10 @@ mod tests {
             .map(|_| ctx.pool().get().unwrap())
             .collect();
         let last = *held.last().unwrap();
-        // SAFETY: `last` was taken from the pool above and is owned here.
-        let buf = unsafe { &mut *ctx.pool().buffer_ptr(last, 1024) };
+        // SAFETY: `last` was taken from the pool above.
+        let ptr = unsafe { ctx.pool().buffer_ptr(last, 1024) };
+        // SAFETY: `last` is owned here, so nothing else reaches these 1024 bytes.
+        let buf = unsafe { &mut *ptr };
         buf.fill(0xAB);
         assert_eq!(buf[1023], 0xAB);
         for d in held {

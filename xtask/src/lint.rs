@@ -1,5 +1,6 @@
 //! `cargo xtask lint`: `cargo fmt --check`, clippy with `-D warnings` over every target and
-//! feature, then the public-API check of [`crate::api`].
+//! feature (the workspace lints included), the unsafe fence of [`crate::fence`], then the
+//! public-API check of [`crate::api`].
 
 use crate::util::cargo;
 
@@ -18,5 +19,6 @@ pub fn run() -> Result<(), String> {
         ],
         &[],
     )?;
+    crate::fence::check()?;
     crate::api::check()
 }

@@ -36,8 +36,8 @@ enum Command {
     /// run, the root-only network tests included (fails if they cannot run, unless
     /// --allow-skip).
     Test(test::SuiteArgs),
-    /// `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`, then the
-    /// public-API check (`cargo xtask api`).
+    /// `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`, the unsafe
+    /// fence (`cargo xtask fence`), then the public-API check (`cargo xtask api`).
     Lint,
     /// The unsafe fence: counts `unsafe` outside sys.rs, abi.rs, nethuns-sys-linux, dpdk-sys
     /// and core's free list, and fails on a file its crate docs do not name.

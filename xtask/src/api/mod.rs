@@ -35,6 +35,7 @@ pub use render::render;
 /// The library crates whose public API is frozen.
 pub const CRATES: &[&str] = &[
     "nethuns-core",
+    "nethuns-sys-linux",
     "nethuns-pcap",
     "nethuns-afpacket",
     "nethuns-afxdp",

@@ -20,21 +20,9 @@ const FENCE_PATHS: &[&str] = &["nethuns-core/src/freelist.rs"];
 /// The heading of the crate-docs section that names the other places.
 const SECTION: &str = "## Where the unsafe code is";
 
-/// The crates the check reads: every library crate of the workspace but xtask.
-const CRATES: &[&str] = &[
-    "nethuns-core",
-    "nethuns-sys-linux",
-    "nethuns-pcap",
-    "nethuns-afpacket",
-    "nethuns-afxdp",
-    "nethuns-netmap",
-    "nethuns-dpdk",
-    "nethuns-dpdk/dpdk-sys",
-    "nethuns-tokio",
-    "nethuns",
-    "nethuns-tools",
-    "nethuns-testnet",
-];
+/// The crates the check reads besides the library crates of [`crate::api::CRATES`]: the
+/// bindings crate and the tools' library.
+const MORE_CRATES: &[&str] = &["nethuns-dpdk/dpdk-sys", "nethuns-tools"];
 
 /// Runs the check over the workspace: prints the counts, fails on an unnamed file.
 pub fn check() -> Result<(), String> {
@@ -43,7 +31,7 @@ pub fn check() -> Result<(), String> {
     println!(
         "unsafe outside the fence (sys.rs, abi.rs, nethuns-sys-linux, dpdk-sys, freelist.rs):"
     );
-    for krate in CRATES {
+    for krate in crate::api::CRATES.iter().chain(MORE_CRATES) {
         let dir = root.join(krate);
         let src = dir.join("src");
         let lib = std::fs::read_to_string(src.join("lib.rs"))

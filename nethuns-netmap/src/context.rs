@@ -88,10 +88,14 @@ impl NetmapContext {
     /// [`JUMBO_BASE`] plus a jumbo buffer's), which the caller just took for it: swapped out
     /// of its RX slot (so no slot, pool entry or other token names it), `len` checked against
     /// the buffer's size.
+    ///
+    /// # Safety
+    /// As said: the caller alone owns buffer `desc`, which holds at least `len` bytes, and
+    /// gives it up to the token.
     #[inline]
-    pub(crate) fn token(&self, desc: usize, len: u32) -> Token {
-        // SAFETY: the caller hands over a buffer it alone owns, holding `len` bytes (see
-        // above); the token names this context's pool.
+    pub(crate) unsafe fn token(&self, desc: usize, len: u32) -> Token {
+        // SAFETY: the caller hands over a buffer it alone owns, holding `len` bytes (this
+        // function's contract); the token names this context's pool.
         unsafe { Token::new(BufferDesc::new(desc), len, self.shared.pool_id) }
     }
 
@@ -115,7 +119,9 @@ impl NetmapContext {
         // SAFETY: `p` is the owned buffer's first `len` bytes, referred to by nothing else.
         let dst = unsafe { &mut *p };
         Some(match fill(dst) {
-            Ok((n, v)) => Ok((self.token(JUMBO_BASE + desc.get(), n as u32), v)),
+            // SAFETY: the jumbo buffer `desc` is this call's (taken above), `n` ≤ `len` bytes
+            // of it written; it passes to the token.
+            Ok((n, v)) => Ok((unsafe { self.token(JUMBO_BASE + desc.get(), n as u32) }, v)),
             Err(e) => {
                 // SAFETY: `desc` is ours and handed to nobody (`dst` is not used any more).
                 unsafe { jumbo.put(desc) };
@@ -127,8 +133,12 @@ impl NetmapContext {
     /// Lends the first `len` bytes of netmap buffer `buf` to `f`: only for the buffer of the
     /// free TX slot at `head` that `ring::tx_reserve` gave out, which belongs to the user side
     /// until `tx_commit` moves `head` past it (on this thread: the engine is not `Sync`).
+    ///
+    /// # Safety
+    /// `buf` is that buffer, `len` at most its size, and nothing else refers to its bytes
+    /// while `f` runs.
     #[inline]
-    pub(crate) fn lend_tx_buffer<R>(
+    pub(crate) unsafe fn lend_tx_buffer<R>(
         &self,
         buf: u32,
         len: usize,
@@ -140,7 +150,7 @@ impl NetmapContext {
         // SAFETY: `buf` is a buffer of the region (above) and `range` checks that its `len`
         // bytes are inside the mapping, which the context keeps mapped; the kernel does not
         // touch a TX slot's buffer before a sync after `head` passed it, and nothing else
-        // refers to it meanwhile (see above).
+        // refers to it meanwhile (this function's contract).
         f(unsafe { &mut *mem.range(buf, len) })
     }
 

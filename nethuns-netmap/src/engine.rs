@@ -186,9 +186,9 @@ impl<P: Port> Engine<P> {
                         ring: ring.index,
                         vlan: frame::outer_vlan(&start[..head]),
                     };
-                    // `buf` was just swapped out of the slot; `len` was checked against the
-                    // buffer size.
-                    let token = self.ctx.token(buf as usize, len);
+                    // SAFETY: `buf` was just swapped out of the slot, so nothing else names
+                    // it; `len` was checked against the buffer size.
+                    let token = unsafe { self.ctx.token(buf as usize, len) };
                     self.received.set(self.received.get() + 1);
                     Ok((token, meta))
                 }
@@ -348,12 +348,14 @@ impl<P: Port> Engine<P> {
                     continue;
                 };
                 self.tx_cur.set(i);
-                // The slot's buffer belongs to the user side until `head` passes it and holds
-                // `buf_size >= len` bytes.
-                self.ctx.lend_tx_buffer(buf, len, |frame| {
-                    fill(frame);
-                    check_frame_len(len, ETH_HLEN, frame::send_limit(frame, self.max_frame))
-                })?;
+                // SAFETY: the buffer of the free TX slot `tx_reserve` gave out: the user side's
+                // until `head` passes it, `buf_size >= len` bytes, referred to by nothing else.
+                unsafe {
+                    self.ctx.lend_tx_buffer(buf, len, |frame| {
+                        fill(frame);
+                        check_frame_len(len, ETH_HLEN, frame::send_limit(frame, self.max_frame))
+                    })
+                }?;
                 tx_commit(&self.tx[i], len);
                 return Ok(());
             }

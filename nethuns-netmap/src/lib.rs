@@ -86,7 +86,10 @@
 //!   which the trait demands (`release` pushes onto the extra-buffer list, an `unsafe fn` of
 //!   nethuns-core's `FreeList`), and the three places that hand buffer memory over: minting a
 //!   `Token` for a buffer swapped out of its slot, lending a jumbo buffer to the copy of a
-//!   multi-slot packet, and lending the free TX slot's buffer to `send_with`'s closure.
+//!   multi-slot packet, and lending the free TX slot's buffer to `send_with`'s closure (the
+//!   first and the last are `unsafe fn`s: their promise is the engine's ring protocol).
+//! - `engine.rs`: the two calls of those, where the engine keeps that promise: the buffer
+//!   just swapped out of its RX slot becomes a token, the free TX slot's buffer is lent.
 //! - `extra.rs`: `unsafe impl Links for BufMem`, which puts the free list's links in the first
 //!   word of each free buffer (netmap's `ni_bufs_head` format, which the kernel reads back).
 //!
